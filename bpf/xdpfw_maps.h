@@ -1,0 +1,93 @@
+/* xdpfw_maps.h: the maps of the XDP program. Sizes marked "set at load" are
+ * overridden by user space before load (plugin/datapath.cpp). */
+#ifndef XDPFW_MAPS_H
+#define XDPFW_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "xdpfw.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xdpfw_config);
+} xdpfw_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XDPFW_SLOTS);
+	__type(key, __u32);
+	__type(value, struct xdpfw_ruleset);
+} xdpfw_rulesets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XDPFW_SLOTS * 2 * XDPFW_PORT_SPACE);
+	__type(key, __u32);
+	__type(value, __u32);
+} xdpfw_port_class SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XDPFW_DEFAULT_MAX_ENTRIES); /* set at load */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct xdpfw_key4);
+	__type(value, struct xdpfw_match);
+} xdpfw_rules_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XDPFW_DEFAULT_MAX_ENTRIES); /* set at load */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct xdpfw_key6);
+	__type(value, struct xdpfw_match);
+} xdpfw_rules_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XDPFW_DEFAULT_MAX_RULES); /* set at load */
+	__type(key, __u32);
+	__type(value, struct xdpfw_rule_counters);
+} xdpfw_rule_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xdpfw_stats);
+} xdpfw_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xdpfw_event_bucket);
+} xdpfw_event_bucket SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} xdpfw_events SEC(".maps");
+
+/* Never read by the program. User space replaces its one element after each
+ * rule-set flip: an update of a map-of-maps waits for an RCU grace period,
+ * after which no packet still uses the previous slot. */
+struct xdpfw_sync_inner {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} xdpfw_sync_inner SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct xdpfw_sync_inner);
+} xdpfw_sync SEC(".maps") = {
+	.values = {&xdpfw_sync_inner},
+};
+
+#endif /* XDPFW_MAPS_H */

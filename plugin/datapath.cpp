@@ -1,0 +1,351 @@
+// datapath.cpp: loading, the double-buffered rule-set flip and counters.
+#include "datapath.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "xdpfw.skel.h"
+
+namespace xdpfw {
+namespace {
+
+std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
+
+void check(int rc, const std::string& what) {
+  if (rc < 0) throw DatapathError(what + ": " + errstr(errno ? errno : rc));
+}
+
+template <typename K>
+struct Diff {
+  std::vector<K> upsert_keys;
+  std::vector<xdpfw_match> upsert_vals;
+  std::vector<K> del_keys;
+};
+
+template <typename K>
+void set_slot(K& k, uint32_t slot) {
+  k.meta = static_cast<uint8_t>((k.meta & ~1u) | slot);
+}
+
+void update_batch(int fd, const void* keys, const void* vals, size_t n, const char* what) {
+  if (n == 0) return;
+  LIBBPF_OPTS(bpf_map_batch_opts, o);
+  __u32 count = static_cast<__u32>(n);
+  errno = 0;
+  check(bpf_map_update_batch(fd, keys, vals, &count, &o), std::string("update ") + what);
+}
+
+void delete_batch(int fd, const void* keys, size_t n, const char* what) {
+  if (n == 0) return;
+  LIBBPF_OPTS(bpf_map_batch_opts, o);
+  __u32 count = static_cast<__u32>(n);
+  errno = 0;
+  check(bpf_map_delete_batch(fd, keys, &count, &o), std::string("delete ") + what);
+}
+
+}  // namespace
+
+const char* stat_name(xdpfw_stat s) {
+  switch (s) {
+    case XDPFW_STAT_PACKETS: return "packets";
+    case XDPFW_STAT_BYTES: return "bytes";
+    case XDPFW_STAT_MATCH_DROP: return "match_drop";
+    case XDPFW_STAT_MATCH_PASS: return "match_pass";
+    case XDPFW_STAT_DEFAULT_DROP: return "default_drop";
+    case XDPFW_STAT_DEFAULT_PASS: return "default_pass";
+    case XDPFW_STAT_MALFORMED_DROP: return "malformed_drop";
+    case XDPFW_STAT_MALFORMED_PASS: return "malformed_pass";
+    case XDPFW_STAT_NON_IP: return "non_ip";
+    case XDPFW_STAT_FRAGMENTS: return "fragments";
+    case XDPFW_STAT_BAD_L2: return "bad_l2";
+    case XDPFW_STAT_VLAN_TOO_DEEP: return "vlan_too_deep";
+    case XDPFW_STAT_IPV4_TRUNCATED: return "ipv4_truncated";
+    case XDPFW_STAT_IPV4_BAD_HEADER: return "ipv4_bad_header";
+    case XDPFW_STAT_IPV6_TRUNCATED: return "ipv6_truncated";
+    case XDPFW_STAT_IPV6_BAD_HEADER: return "ipv6_bad_header";
+    case XDPFW_STAT_IPV6_EXT_TRUNCATED: return "ipv6_ext_truncated";
+    case XDPFW_STAT_IPV6_EXT_TOO_MANY: return "ipv6_ext_too_many";
+    case XDPFW_STAT_L4_TRUNCATED: return "l4_truncated";
+    case XDPFW_STAT_L4_BAD_HEADER: return "l4_bad_header";
+    case XDPFW_STAT_EVENTS_SENT: return "events_sent";
+    case XDPFW_STAT_EVENTS_SUPPRESSED: return "events_suppressed";
+    case XDPFW_STAT_EVENTS_FAILED: return "events_failed";
+    case XDPFW_STAT_MAX: break;
+  }
+  return "unknown";
+}
+
+Datapath::Datapath(const DatapathOptions& opts) : opts_(opts) {
+  ncpus_ = libbpf_num_possible_cpus();
+  if (ncpus_ <= 0) throw DatapathError("cannot count possible CPUs: " + errstr(ncpus_));
+  if (opts_.max_rules == 0 || opts_.max_entries < XDPFW_SLOTS)
+    throw DatapathError("max_rules and max_entries must be positive");
+  skel_ = xdpfw_bpf__open();
+  if (!skel_) throw DatapathError("cannot open the BPF object: " + errstr(errno));
+  try {
+    check(bpf_map__set_max_entries(skel_->maps.xdpfw_rules_v4, opts_.max_entries),
+          "size xdpfw_rules_v4");
+    check(bpf_map__set_max_entries(skel_->maps.xdpfw_rules_v6, opts_.max_entries),
+          "size xdpfw_rules_v6");
+    check(bpf_map__set_max_entries(skel_->maps.xdpfw_rule_counters, opts_.max_rules),
+          "size xdpfw_rule_counters");
+    errno = 0;
+    check(xdpfw_bpf__load(skel_), "load the XDP program (needs root or CAP_BPF+CAP_NET_ADMIN)");
+    // Both slots start as the empty rule set under the default policy.
+    CompiledRuleset empty = compile_rules({}, Policy{}, limits());
+    slots_[0].known = slots_[1].known = false;
+    rewrite_unknown_slot(0);
+    write_slot(0, empty);
+    rewrite_unknown_slot(1);
+    write_slot(1, empty);
+    write_config();
+  } catch (...) {
+    xdpfw_bpf__destroy(skel_);
+    throw;
+  }
+}
+
+Datapath::~Datapath() { xdpfw_bpf__destroy(skel_); }
+
+int Datapath::prog_fd() const { return bpf_program__fd(skel_->progs.xdpfw_main); }
+bpf_program* Datapath::program() const { return skel_->progs.xdpfw_main; }
+int Datapath::events_map_fd() const { return bpf_map__fd(skel_->maps.xdpfw_events); }
+
+CompileLimits Datapath::limits() const {
+  CompileLimits l;
+  l.max_rules = opts_.max_rules;
+  l.max_entries_per_family = opts_.max_entries / XDPFW_SLOTS;
+  return l;
+}
+
+void Datapath::write_config() {
+  __u32 zero = 0;
+  errno = 0;
+  check(bpf_map_update_elem(bpf_map__fd(skel_->maps.xdpfw_config), &zero, &config_, BPF_ANY),
+        "write xdpfw_config");
+}
+
+void Datapath::wait_for_readers() {
+  // Replacing an element of a map-of-maps returns only after an RCU grace
+  // period: every XDP run that could have read the old slot has finished.
+  __u32 zero = 0;
+  int inner = bpf_map__fd(skel_->maps.xdpfw_sync_inner);
+  errno = 0;
+  check(bpf_map_update_elem(bpf_map__fd(skel_->maps.xdpfw_sync), &zero, &inner, BPF_ANY),
+        "wait for XDP readers (xdpfw_sync)");
+}
+
+xdpfw_match Datapath::to_match(const Entry& e) const {
+  xdpfw_match m{};
+  m.order = e.order;
+  m.rule_slot = rule_slot_.at(e.rule_id());
+  m.action = static_cast<uint8_t>(e.action);
+  return m;
+}
+
+uint32_t Datapath::alloc_rule_slot() {
+  uint32_t s;
+  if (!free_rule_slots_.empty()) {
+    s = free_rule_slots_.back();
+    free_rule_slots_.pop_back();
+  } else {
+    if (next_rule_slot_ >= opts_.max_rules)
+      throw CompileError("no free rule counter slot (limit " + std::to_string(opts_.max_rules) +
+                         " rules)");
+    s = next_rule_slot_++;
+  }
+  // A slot is reused only once no slot's entries point at it: zero it.
+  std::vector<xdpfw_rule_counters> zeros(ncpus_);
+  errno = 0;
+  check(bpf_map_update_elem(bpf_map__fd(skel_->maps.xdpfw_rule_counters), &s, zeros.data(),
+                            BPF_ANY),
+        "reset rule counters");
+  return s;
+}
+
+// Brings one slot's maps from slots_[slot].compiled to next. The slot must
+// not be the active one.
+void Datapath::write_slot(uint32_t slot, const CompiledRuleset& next) {
+  SlotState& st = slots_[slot];
+  const CompiledRuleset& cur = st.compiled;
+  st.known = false;  // until every write below succeeded
+
+  auto diff = [&](const auto& now, const auto& want, auto& d) {
+    for (const auto& [k, e] : want) {
+      auto it = now.find(k);
+      if (it != now.end() && it->second == e) continue;
+      auto key = k;
+      set_slot(key, slot);
+      d.upsert_keys.push_back(key);
+      d.upsert_vals.push_back(to_match(e));
+    }
+    for (const auto& [k, e] : now)
+      if (!want.count(k)) {
+        auto key = k;
+        set_slot(key, slot);
+        d.del_keys.push_back(key);
+      }
+  };
+  Diff<xdpfw_key4> d4;
+  Diff<xdpfw_key6> d6;
+  diff(cur.v4, next.v4, d4);
+  diff(cur.v6, next.v6, d6);
+
+  // Port classes: only the ports whose class changed.
+  std::vector<__u32> idx, val;
+  for (int f = 0; f < 2; ++f)
+    for (uint32_t p = 0; p < XDPFW_PORT_SPACE; ++p)
+      if (cur.port_class[f].empty() || cur.port_class[f][p] != next.port_class[f][p]) {
+        idx.push_back((slot * 2 + f) * XDPFW_PORT_SPACE + p);
+        val.push_back(next.port_class[f][p]);
+      }
+
+  int fd4 = bpf_map__fd(skel_->maps.xdpfw_rules_v4);
+  int fd6 = bpf_map__fd(skel_->maps.xdpfw_rules_v6);
+  update_batch(fd4, d4.upsert_keys.data(), d4.upsert_vals.data(), d4.upsert_keys.size(),
+               "xdpfw_rules_v4");
+  update_batch(fd6, d6.upsert_keys.data(), d6.upsert_vals.data(), d6.upsert_keys.size(),
+               "xdpfw_rules_v6");
+  update_batch(bpf_map__fd(skel_->maps.xdpfw_port_class), idx.data(), val.data(), idx.size(),
+               "xdpfw_port_class");
+  delete_batch(fd4, d4.del_keys.data(), d4.del_keys.size(), "xdpfw_rules_v4");
+  delete_batch(fd6, d6.del_keys.data(), d6.del_keys.size(), "xdpfw_rules_v6");
+
+  xdpfw_ruleset hdr = next.header;
+  hdr.generation = generation_;
+  errno = 0;
+  check(bpf_map_update_elem(bpf_map__fd(skel_->maps.xdpfw_rulesets), &slot, &hdr, BPF_ANY),
+        "write xdpfw_rulesets");
+  st.compiled = next;
+  st.known = true;
+}
+
+// After a failed write nobody knows what the slot holds: delete every key of
+// the slot and forget the port classes, so write_slot rewrites it all.
+void Datapath::rewrite_unknown_slot(uint32_t slot) {
+  auto purge = [&](bpf_map* map, auto key_type) {
+    using K = decltype(key_type);
+    int fd = bpf_map__fd(map);
+    std::vector<K> dead;
+    K k{}, next{};
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+      if ((next.meta & 1u) == slot) dead.push_back(next);
+      k = next;
+      prev = &k;
+    }
+    delete_batch(fd, dead.data(), dead.size(), bpf_map__name(map));
+  };
+  purge(skel_->maps.xdpfw_rules_v4, xdpfw_key4{});
+  purge(skel_->maps.xdpfw_rules_v6, xdpfw_key6{});
+  slots_[slot].compiled = CompiledRuleset{};
+  slots_[slot].known = true;
+}
+
+void Datapath::apply(const std::vector<Rule>& rules, const Policy& policy) {
+  CompiledRuleset next = compile_rules(rules, policy, limits());
+
+  // Counter slots: new rules get one now; those of removed rules are freed
+  // only after both slots stopped pointing at them.
+  std::unordered_map<uint32_t, bool> wanted;
+  for (const Rule& r : rules) wanted[r.id] = true;
+  std::vector<uint32_t> added;
+  try {
+    for (const Rule& r : rules)
+      if (!rule_slot_.count(r.id)) {
+        rule_slot_[r.id] = alloc_rule_slot();
+        added.push_back(r.id);
+      }
+  } catch (...) {
+    for (uint32_t id : added) {
+      free_rule_slots_.push_back(rule_slot_[id]);
+      rule_slot_.erase(id);
+    }
+    throw;
+  }
+
+  ++generation_;
+  uint32_t standby = active_ ^ 1;
+  try {
+    if (!slots_[standby].known) rewrite_unknown_slot(standby);
+    write_slot(standby, next);
+  } catch (...) {
+    // The active slot is untouched: packets still see the old set.
+    for (uint32_t id : added) {
+      free_rule_slots_.push_back(rule_slot_[id]);
+      rule_slot_.erase(id);
+    }
+    throw;
+  }
+  config_.active_slot = standby;
+  write_config();
+  active_ = standby;
+  wait_for_readers();
+
+  // The old slot is idle now; bring it up to date for the next flip. A
+  // failure here leaves it unknown, to be rewritten by the next apply.
+  uint32_t old = standby ^ 1;
+  if (!slots_[old].known) rewrite_unknown_slot(old);
+  write_slot(old, next);
+
+  for (auto it = rule_slot_.begin(); it != rule_slot_.end();) {
+    if (!wanted.count(it->first)) {
+      free_rule_slots_.push_back(it->second);
+      it = rule_slot_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+std::optional<RuleCounters> Datapath::rule_counters(uint32_t rule_id) const {
+  auto it = rule_slot_.find(rule_id);
+  if (it == rule_slot_.end()) return std::nullopt;
+  std::vector<xdpfw_rule_counters> v(ncpus_);
+  errno = 0;
+  check(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.xdpfw_rule_counters), &it->second, v.data()),
+        "read rule counters");
+  RuleCounters rc;
+  for (const auto& c : v) {
+    rc.packets += c.packets;
+    rc.bytes += c.bytes;
+  }
+  return rc;
+}
+
+std::unordered_map<uint32_t, RuleCounters> Datapath::all_rule_counters() const {
+  std::unordered_map<uint32_t, RuleCounters> out;
+  for (const auto& [id, slot] : rule_slot_) out[id] = *rule_counters(id);
+  return out;
+}
+
+Stats Datapath::stats() const {
+  std::vector<xdpfw_stats> v(ncpus_);
+  __u32 zero = 0;
+  errno = 0;
+  check(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.xdpfw_stats), &zero, v.data()),
+        "read xdpfw_stats");
+  Stats s;
+  for (const auto& cpu : v)
+    for (int i = 0; i < XDPFW_STAT_MAX; ++i) s.c[i] += cpu.c[i];
+  return s;
+}
+
+void Datapath::set_event_limit(uint64_t events_per_sec, uint64_t burst) {
+  if (events_per_sec == 0) {
+    config_.event_cost_ns = 0;
+    config_.event_burst_ns = 0;
+  } else {
+    // Each CPU gets an equal share of the rate and of the burst.
+    uint64_t cost = (1'000'000'000ull * ncpus_ + events_per_sec - 1) / events_per_sec;
+    uint64_t per_cpu_burst = std::max<uint64_t>(1, burst / ncpus_);
+    config_.event_cost_ns = cost;
+    config_.event_burst_ns = cost * per_cpu_burst;
+  }
+  write_config();
+}
+
+}  // namespace xdpfw

@@ -1,0 +1,98 @@
+// datapath.hpp: the loaded XDP program and its maps, driven through the
+// libbpf skeleton. Owns the rule-set flip (two slots, diffs, RCU wait), the
+// rule-counter slots, and reading counters summed over CPUs.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "rule.hpp"
+#include "rule_compiler.hpp"
+#include "xdpfw.h"
+
+struct xdpfw_bpf;  // the skeleton (xdpfw.skel.h)
+struct bpf_program;
+
+namespace xdpfw {
+
+// A kernel operation failed; the message says which and why.
+class DatapathError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct DatapathOptions {
+  uint32_t max_rules = XDPFW_DEFAULT_MAX_RULES;      // rule counter slots
+  uint32_t max_entries = XDPFW_DEFAULT_MAX_ENTRIES;  // per family hash map, both slots
+};
+
+struct RuleCounters {
+  uint64_t packets = 0;
+  uint64_t bytes = 0;
+};
+
+struct Stats {
+  std::array<uint64_t, XDPFW_STAT_MAX> c{};
+  uint64_t operator[](xdpfw_stat s) const { return c[s]; }
+};
+
+// Name of a counter as shown to users (e.g. "ipv4_truncated").
+const char* stat_name(xdpfw_stat s);
+
+class Datapath {
+ public:
+  explicit Datapath(const DatapathOptions& opts = {});
+  ~Datapath();
+  Datapath(const Datapath&) = delete;
+  Datapath& operator=(const Datapath&) = delete;
+
+  int prog_fd() const;
+  bpf_program* program() const;
+  int events_map_fd() const;
+  const DatapathOptions& options() const { return opts_; }
+  CompileLimits limits() const;
+
+  // Replaces the rule set. Packets see the old set or the new one, never a
+  // mix. Throws CompileError (nothing changed) or DatapathError.
+  void apply(const std::vector<Rule>& rules, const Policy& policy);
+  uint64_t generation() const { return generation_; }
+
+  std::optional<RuleCounters> rule_counters(uint32_t rule_id) const;
+  std::unordered_map<uint32_t, RuleCounters> all_rule_counters() const;
+  Stats stats() const;
+
+  // Unmatched-packet events: at most events_per_sec on average with bursts
+  // of up to burst, split evenly across CPUs. 0 turns events off.
+  void set_event_limit(uint64_t events_per_sec, uint64_t burst);
+
+ private:
+  struct SlotState {
+    CompiledRuleset compiled;  // what the slot's maps hold
+    bool known = true;         // false after a failed write: rewrite fully
+  };
+
+  void write_slot(uint32_t slot, const CompiledRuleset& next);
+  void rewrite_unknown_slot(uint32_t slot);
+  void wait_for_readers();
+  xdpfw_match to_match(const Entry& e) const;
+  uint32_t alloc_rule_slot();
+  void write_config();
+
+  DatapathOptions opts_;
+  ::xdpfw_bpf* skel_ = nullptr;
+  int ncpus_ = 0;
+  uint64_t generation_ = 0;
+  uint32_t active_ = 0;
+  SlotState slots_[XDPFW_SLOTS];
+  std::unordered_map<uint32_t, uint32_t> rule_slot_;  // rule id -> counter slot
+  std::vector<uint32_t> free_rule_slots_;
+  uint32_t next_rule_slot_ = 0;
+  xdpfw_config config_{};
+};
+
+}  // namespace xdpfw

@@ -1,0 +1,86 @@
+// rule.hpp: a firewall rule, its text grammar, and its validation.
+// One grammar for the control socket, the rules file and the config
+// (docs/CONTROL.md): "key value" pairs, e.g.
+//   prio 10 src 198.18.0.0/15 proto tcp dport 1024-65535 action drop
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace xdpfw {
+
+enum class Family : uint8_t { v4 = 0, v6 = 1 };
+enum class Action : uint8_t { pass = 0, drop = 1 };
+
+// An address prefix; IPv4 lives in the first 4 bytes of addr. Host bits are
+// always zero (the parser masks them).
+struct Prefix {
+  Family family = Family::v4;
+  std::array<uint8_t, 16> addr{};
+  uint8_t len = 0;
+
+  bool contains(const std::array<uint8_t, 16>& a) const;
+  bool operator==(const Prefix&) const = default;
+};
+
+struct PortRange {
+  uint16_t lo = 0;
+  uint16_t hi = 0;
+  bool full() const { return lo == 0 && hi == 65535; }
+  bool operator==(const PortRange&) const = default;
+};
+
+inline constexpr uint8_t proto_icmp = 1;
+inline constexpr uint8_t proto_tcp = 6;
+inline constexpr uint8_t proto_udp = 17;
+inline constexpr uint8_t proto_icmpv6 = 58;
+
+// Order between rules: lower (priority, id) wins.
+inline uint64_t rule_order(uint32_t priority, uint32_t id) {
+  return (uint64_t{priority} << 32) | id;
+}
+
+struct Rule {
+  uint32_t id = 0;                      // 0: not yet assigned
+  std::optional<uint32_t> priority;     // absent: after the existing rules
+  std::optional<Prefix> src, dst;
+  std::optional<uint8_t> proto;
+  std::optional<PortRange> sport, dport;  // tcp/udp only
+  std::optional<uint8_t> icmp_type, icmp_code;  // icmp/icmpv6 only
+  std::optional<Action> action;
+
+  // The family the rule is limited to, if it names an address.
+  std::optional<Family> family() const;
+  uint64_t order() const { return rule_order(priority.value_or(0), id); }
+  bool operator==(const Rule&) const = default;
+};
+
+// A rule that cannot be used. The message names the field and says what was
+// expected, e.g. "dport: range 90-80 is reversed (expected lo-hi with lo <= hi)".
+class RuleError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Parses one rule line. Keys may carry a leading "--" (the original design's
+// flags). Throws RuleError. The result is validated.
+Rule parse_rule(std::string_view text);
+
+// Checks the combination of fields; throws RuleError.
+void validate_rule(const Rule& r);
+
+// Canonical text form, parseable by parse_rule.
+std::string format_rule(const Rule& r);
+
+std::string format_prefix(const Prefix& p);
+std::string format_address(Family f, const std::array<uint8_t, 16>& a);
+Prefix parse_prefix(std::string_view text, std::string_view field);
+std::string proto_name(uint8_t proto);
+std::string action_name(Action a);
+
+}  // namespace xdpfw

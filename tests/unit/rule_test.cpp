@@ -1,0 +1,112 @@
+// Rule grammar: parsing, canonical form, and an error naming the field for
+// every malformed input.
+#include <boost/test/unit_test.hpp>
+
+#include "rule.hpp"
+
+using namespace xdpfw;
+
+namespace {
+std::string error_of(const std::string& text) {
+  try {
+    parse_rule(text);
+  } catch (const RuleError& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(rule)
+
+BOOST_AUTO_TEST_CASE(parses_every_field) {
+  Rule r = parse_rule(
+      "id 7 prio 10 src 198.18.0.0/15 dst 198.19.1.2 proto tcp sport 1024-65535 dport 80 "
+      "action drop");
+  BOOST_TEST(r.id == 7u);
+  BOOST_TEST(*r.priority == 10u);
+  BOOST_TEST(format_prefix(*r.src) == "198.18.0.0/15");
+  BOOST_TEST(r.dst->len == 32);
+  BOOST_TEST(*r.proto == proto_tcp);
+  BOOST_TEST(r.sport->lo == 1024);
+  BOOST_TEST(r.sport->hi == 65535);
+  BOOST_TEST(r.dport->lo == 80);
+  BOOST_TEST(r.dport->hi == 80);
+  BOOST_TEST((*r.action == Action::drop));
+}
+
+BOOST_AUTO_TEST_CASE(absent_fields_stay_absent) {
+  // The seed's own example: everything it does not name is a wildcard.
+  Rule r = parse_rule("--src 127.0.0.1 --dport 8080 --proto tcp --action drop");
+  BOOST_TEST(!r.dst.has_value());
+  BOOST_TEST(!r.sport.has_value());
+  BOOST_TEST(!r.priority.has_value());
+  BOOST_TEST(r.id == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(canonical_form_round_trips) {
+  for (const char* text : {
+           "id 1 prio 5 src 2001:db8::/32 proto icmpv6 icmp-type 128 icmp-code 0 action pass",
+           "id 2 prio 0 dst 198.18.0.0/16 proto udp dport 53 action drop",
+           "id 3 prio 4294967295 proto 47 action drop",
+           "id 4 prio 1 src 2001:db8::1 dst 2001:db8::/64 proto tcp sport 1-2 action pass"}) {
+    Rule r = parse_rule(text);
+    BOOST_TEST(format_rule(r) == text);
+    BOOST_TEST((parse_rule(format_rule(r)) == r));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(host_bits_are_cleared) {
+  BOOST_TEST(format_prefix(*parse_rule("src 198.18.7.9/16 action drop").src) == "198.18.0.0/16");
+  BOOST_TEST(format_prefix(*parse_rule("dst 2001:db8::ffff/120 action drop").dst) ==
+             "2001:db8::ff00/120");
+}
+
+BOOST_AUTO_TEST_CASE(prefix_contains) {
+  Prefix p = parse_prefix("198.18.0.0/15", "src");
+  Prefix a = parse_prefix("198.19.255.255", "x");
+  Prefix b = parse_prefix("198.20.0.0", "x");
+  BOOST_TEST(p.contains(a.addr));
+  BOOST_TEST(!p.contains(b.addr));
+  Prefix any = parse_prefix("0.0.0.0/0", "src");
+  BOOST_TEST(any.contains(b.addr));
+}
+
+BOOST_AUTO_TEST_CASE(errors_name_the_field) {
+  struct Case {
+    const char* text;
+    const char* expect;
+  } cases[] = {
+      {"", "rule: empty"},
+      {"src 300.1.1.1 action drop", "src: '300.1.1.1' is not an IPv4 or IPv6 address"},
+      {"dst 198.18.0.0/33 action drop", "dst: prefix length '33' is out of range 0-32 for IPv4"},
+      {"src 2001:db8::/129 action drop", "src: prefix length '129' is out of range 0-128 for IPv6"},
+      {"src 198.18.0.0/x action drop", "src: prefix length 'x'"},
+      {"src 198.18.0.1 dst 2001:db8::1 action drop", "dst: IPv6 address with an IPv4 src"},
+      {"proto tcp dport 90-80 action drop", "dport: range 90-80 is reversed"},
+      {"proto tcp dport 65536 action drop", "dport: '65536' is not a port"},
+      {"proto tcp sport -1 action drop", "sport: '' is not a port"},
+      {"dport 80 action drop", "dport: ports need 'proto tcp' or 'proto udp'"},
+      {"proto icmp sport 80 action drop", "sport: ports need"},
+      {"proto gre action drop", "proto: 'gre' is not a protocol"},
+      {"proto 256 action drop", "proto: '256' is not a protocol"},
+      {"proto tcp dport 80", "action: missing"},
+      {"proto tcp action reject", "action: 'reject' is not an action"},
+      {"proto tcp action", "action: missing value"},
+      {"colour red action drop", "'colour' is not a rule field"},
+      {"src 198.18.0.1 src 198.18.0.2 action drop", "src: given twice"},
+      {"prio -3 action drop", "prio: '-3' is not a number"},
+      {"id 0 action drop", "id: '0' is not a number 1-"},
+      {"proto tcp icmp-type 8 action drop", "icmp-type: needs 'proto icmp'"},
+      {"proto icmp icmp-code 1 action drop", "icmp-code: needs an icmp-type"},
+      {"src 2001:db8::1 proto icmp action drop", "proto: icmp is IPv4's"},
+      {"dst 198.18.0.1 proto icmpv6 action drop", "proto: icmpv6 is IPv6's"},
+  };
+  for (const auto& c : cases) {
+    std::string err = error_of(c.text);
+    BOOST_TEST_INFO("rule: '" << c.text << "' gave: '" << err << "'");
+    BOOST_TEST(err.find(c.expect) == 0u);
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
