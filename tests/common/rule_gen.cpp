@@ -8,7 +8,13 @@ const uint16_t port_pool[] = {0, 1, 22, 53, 80, 443, 1023, 1024, 8080, 32768, 65
 
 std::array<uint8_t, 16> RuleGen::pool_addr(int family) {
   std::array<uint8_t, 16> a{};
-  if (family == 0) {  // 198.18.0.0/15 with a small, clashing host space
+  if (wide_ && family == 0) {
+    a = {198, static_cast<uint8_t>(18 + uniform(0, 1)), static_cast<uint8_t>(uniform(0, 255)),
+         static_cast<uint8_t>(uniform(0, 255))};
+  } else if (wide_) {
+    a = {0x20, 0x01, 0x0d, 0xb8};
+    for (int i = 4; i < 16; ++i) a[i] = static_cast<uint8_t>(uniform(0, 255));
+  } else if (family == 0) {  // 198.18.0.0/15 with a small, clashing host space
     a[0] = 198;
     a[1] = static_cast<uint8_t>(18 + uniform(0, 1));
     a[2] = static_cast<uint8_t>(uniform(0, 3));
@@ -27,7 +33,9 @@ PortRange RuleGen::port_range(int kind) {
   uint16_t a = port_pool[uniform(0, std::size(port_pool) - 1)];
   if (kind == 1) return {a, a};
   uint16_t b = port_pool[uniform(0, std::size(port_pool) - 1)];
-  if (uniform(0, 3) == 0) b = static_cast<uint16_t>(a + uniform(0, 100) > 65535 ? 65535 : a + uniform(0, 100));
+  // Near ranges from a few offsets: real rule sets reuse their boundaries.
+  const uint16_t offsets[] = {1, 7, 100};
+  if (uniform(0, 3) == 0) b = static_cast<uint16_t>(std::min(65535, a + offsets[uniform(0, 2)]));
   return {std::min(a, b), std::max(a, b)};
 }
 
@@ -89,6 +97,7 @@ Rule RuleGen::from_template(const Template& t, uint32_t id) {
 }
 
 std::vector<Rule> RuleGen::rules(const GenOptions& o) {
+  wide_ = o.wide;
   std::vector<Template> ts;
   for (size_t i = 0; i < o.templates; ++i) ts.push_back(make_template());
   std::vector<Rule> out;
@@ -124,6 +133,10 @@ PacketFields RuleGen::packet(const std::vector<Rule>& rules) {
     if (base->dst) p.dst = inside(*base->dst);
     if (base->proto) p.proto = *base->proto;
   }
+  // In IPv6 these numbers are extension headers, never the upper protocol.
+  if (fam == 1 && (p.proto == 0 || p.proto == 43 || p.proto == 44 || p.proto == 51 ||
+                   p.proto == 60))
+    p.proto = 59;
   bool l4_proto = p.proto == 6 || p.proto == 17 || p.proto == 1 || p.proto == 58;
   p.has_l4 = l4_proto && uniform(0, 9) != 0;  // some non-first fragments
   if (p.has_l4) {

@@ -15,6 +15,7 @@ namespace xdpfw::test {
 struct GenOptions {
   size_t rules = 100;
   size_t templates = 12;  // distinct shape templates in the set
+  bool wide = false;      // addresses from all of 198.18.0.0/15 and 2001:db8::/32
 };
 
 class RuleGen {
@@ -42,6 +43,7 @@ class RuleGen {
     return std::uniform_int_distribution<uint32_t>(lo, hi)(rng_);
   }
   std::mt19937_64 rng_;
+  bool wide_ = false;
 };
 
 }  // namespace xdpfw::test
