@@ -5,7 +5,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 pkgs=(
   build-essential cmake pkg-config
-  clang llvm libbpf-dev bpftool linux-libc-dev
+  clang libbpf-dev bpftool linux-libc-dev
   libboost-dev libboost-program-options-dev libboost-test-dev
   libnl-3-dev libnl-route-3-dev
   iproute2 socat ethtool
