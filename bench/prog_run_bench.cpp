@@ -53,8 +53,22 @@ std::array<uint8_t, 16> v4addr(uint32_t i) {
           static_cast<uint8_t>(i)};
 }
 std::array<uint8_t, 16> v6addr(uint32_t i) {
-  return {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, static_cast<uint8_t>(i >> 24),
-          static_cast<uint8_t>(i >> 16), static_cast<uint8_t>(i >> 8), static_cast<uint8_t>(i)};
+  return {0x20,
+          0x01,
+          0x0d,
+          0xb8,
+          0,
+          0,
+          0,
+          0,
+          0,
+          0,
+          0,
+          0,
+          static_cast<uint8_t>(i >> 24),
+          static_cast<uint8_t>(i >> 16),
+          static_cast<uint8_t>(i >> 8),
+          static_cast<uint8_t>(i)};
 }
 Prefix prefix(Family f, const std::array<uint8_t, 16>& a, uint8_t len) {
   Prefix p{f, a, len};
@@ -80,13 +94,15 @@ const Mix mixes[] = {
        r.src = prefix(Family::v4, v4addr(i), 32);
        r.dst = prefix(Family::v4, v4addr(~i), 32);
        r.proto = proto_udp;
-       r.sport = PortRange{static_cast<uint16_t>(1024 + i % 50000), static_cast<uint16_t>(1024 + i % 50000)};
+       r.sport = PortRange{static_cast<uint16_t>(1024 + i % 50000),
+                           static_cast<uint16_t>(1024 + i % 50000)};
        r.dport = PortRange{53, 53};
        return r;
      },
      [](uint32_t i) {
-       PacketFields p{Family::v4, v4addr(i), v4addr(~i), proto_udp, true,
-                      static_cast<uint16_t>(1024 + i % 50000), 53};
+       PacketFields p{Family::v4, v4addr(i), v4addr(~i),
+                      proto_udp,  true,      static_cast<uint16_t>(1024 + i % 50000),
+                      53};
        return p;
      }},
     {"/32 sources v4",
@@ -101,8 +117,8 @@ const Mix mixes[] = {
     {"mixed prefixes+ranges v4",
      [](uint32_t i) {
        const uint8_t lens[] = {8, 16, 24, 32};
-       const PortRange ranges[] = {{22, 22}, {80, 80}, {443, 443}, {1024, 65535}, {6000, 6010},
-                                   {53, 53}, {8000, 8999}, {123, 123}};
+       const PortRange ranges[] = {{22, 22},     {80, 80}, {443, 443},   {1024, 65535},
+                                   {6000, 6010}, {53, 53}, {8000, 8999}, {123, 123}};
        Rule r;
        r.src = prefix(Family::v4, v4addr(i * 2654435761u), lens[i % 4]);
        if (i % 3 == 0) r.dst = prefix(Family::v4, v4addr(i), 24);
@@ -111,10 +127,14 @@ const Mix mixes[] = {
        return r;
      },
      [](uint32_t i) {
-       const PortRange ranges[] = {{22, 22}, {80, 80}, {443, 443}, {1024, 65535}, {6000, 6010},
-                                   {53, 53}, {8000, 8999}, {123, 123}};
-       return PacketFields{Family::v4, v4addr(i * 2654435761u), v4addr(i),
-                           static_cast<uint8_t>(i % 2 ? proto_tcp : proto_udp), true, 40000,
+       const PortRange ranges[] = {{22, 22},     {80, 80}, {443, 443},   {1024, 65535},
+                                   {6000, 6010}, {53, 53}, {8000, 8999}, {123, 123}};
+       return PacketFields{Family::v4,
+                           v4addr(i * 2654435761u),
+                           v4addr(i),
+                           static_cast<uint8_t>(i % 2 ? proto_tcp : proto_udp),
+                           true,
+                           40000,
                            ranges[i % 8].lo};
      }},
     {"exact 5-tuple v6",
@@ -123,13 +143,15 @@ const Mix mixes[] = {
        r.src = prefix(Family::v6, v6addr(i), 128);
        r.dst = prefix(Family::v6, v6addr(~i), 128);
        r.proto = proto_udp;
-       r.sport = PortRange{static_cast<uint16_t>(1024 + i % 50000), static_cast<uint16_t>(1024 + i % 50000)};
+       r.sport = PortRange{static_cast<uint16_t>(1024 + i % 50000),
+                           static_cast<uint16_t>(1024 + i % 50000)};
        r.dport = PortRange{53, 53};
        return r;
      },
      [](uint32_t i) {
-       return PacketFields{Family::v6, v6addr(i), v6addr(~i), proto_udp, true,
-                           static_cast<uint16_t>(1024 + i % 50000), 53};
+       return PacketFields{Family::v6, v6addr(i), v6addr(~i),
+                           proto_udp,  true,      static_cast<uint16_t>(1024 + i % 50000),
+                           53};
      }},
 };
 
@@ -145,8 +167,10 @@ int main(int argc, char** argv) {
   bool quick = false;
   std::string csv;
   for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--quick")) quick = true;
-    else if (!std::strcmp(argv[i], "--csv") && i + 1 < argc) csv = argv[++i];
+    if (!std::strcmp(argv[i], "--quick"))
+      quick = true;
+    else if (!std::strcmp(argv[i], "--csv") && i + 1 < argc)
+      csv = argv[++i];
     else {
       std::fprintf(stderr, "usage: %s [--quick] [--csv FILE]\n", argv[0]);
       return 2;
@@ -204,7 +228,8 @@ int main(int argc, char** argv) {
   for (const Mix& mix : mixes) {
     Datapath dp;
     perf_buffer* pb = perf_buffer__new(dp.events_map_fd(), 8, nullptr, nullptr, nullptr, nullptr);
-    if (!std::getenv("XDPFW_BENCH_NOEVENTS")) dp.set_event_limit(1000, 100);  // events on, as deployed
+    if (!std::getenv("XDPFW_BENCH_NOEVENTS"))
+      dp.set_event_limit(1000, 100);  // events on, as deployed
     for (uint32_t n : counts) {
       std::vector<Rule> rules;
       rules.reserve(n);
@@ -221,8 +246,10 @@ int main(int argc, char** argv) {
       // No rule of any mix names GRE or these sources.
       miss.proto = 47;
       miss.has_l4 = false;
-      if (miss.family == Family::v4) miss.src = {198, 19, 255, 254};
-      else miss.src[8] = 0xff;
+      if (miss.family == Family::v4)
+        miss.src = {198, 19, 255, 254};
+      else
+        miss.src[8] = 0xff;
       int fd = dp.prog_fd();
       auto before = dp.stats();
       double hit_ns = ns_per_packet(fd, frame_of(hit));
@@ -247,10 +274,10 @@ int main(int argc, char** argv) {
   std::printf("\n| program | rule mix | packet | rules | ns/packet | x floor | x seed design |\n");
   std::printf("|---|---|---|---:|---:|---:|---:|\n");
   for (const Row& r : rows)
-    std::printf("| %s | %s | %s | %u | %.1f | %.2f | %.2f |\n", r.program.c_str(),
-                r.mix.c_str(), r.packet.c_str(), r.rules, r.ns, r.ns / floor_ns, r.ns / seed_ns);
-  std::printf("\nrepeat %d, median of %d rounds; kernel.bpf_stats_enabled should be 0\n",
-              g_repeat, g_rounds);
+    std::printf("| %s | %s | %s | %u | %.1f | %.2f | %.2f |\n", r.program.c_str(), r.mix.c_str(),
+                r.packet.c_str(), r.rules, r.ns, r.ns / floor_ns, r.ns / seed_ns);
+  std::printf("\nrepeat %d, median of %d rounds; kernel.bpf_stats_enabled should be 0\n", g_repeat,
+              g_rounds);
   if (!csv.empty()) {
     std::ofstream o(csv);
     o << "program,mix,packet,rules,ns_per_packet,x_floor,x_seed\n";

@@ -10,8 +10,8 @@
 
 #define ORDER_NONE (~0ULL)
 
-static __always_inline void port_classes(__u32 slot, const struct xdpfw_pkt *pkt,
-					 __u16 *sclass, __u16 *dclass)
+static __always_inline void port_classes(__u32 slot, const struct xdpfw_pkt *pkt, __u16 *sclass,
+					 __u16 *dclass)
 {
 	__u32 base = slot * 2 * XDPFW_PORT_SPACE;
 	__u32 idx;
@@ -54,14 +54,14 @@ static __always_inline const struct xdpfw_shape *next_shape(struct classify_ctx 
 	return s;
 }
 
-#define FILL_KEY_HEAD(key, s, c)                                                          \
-	do {                                                                              \
-		(key).meta = (c)->slot | ((s)->flags << 1);                               \
-		(key).proto = ((s)->flags & XDPFW_SHAPE_PROTO) ? (c)->pkt->proto : 0;      \
-		(key).src_plen = (s)->src_plen;                                           \
-		(key).dst_plen = (s)->dst_plen;                                           \
-		(key).sport_class = ((s)->flags & XDPFW_SHAPE_SPORT) ? (c)->sclass : 0;    \
-		(key).dport_class = ((s)->flags & XDPFW_SHAPE_DPORT) ? (c)->dclass : 0;    \
+#define FILL_KEY_HEAD(key, s, c)                                                                   \
+	do {                                                                                       \
+		(key).meta = (c)->slot | ((s)->flags << 1);                                        \
+		(key).proto = ((s)->flags & XDPFW_SHAPE_PROTO) ? (c)->pkt->proto : 0;              \
+		(key).src_plen = (s)->src_plen;                                                    \
+		(key).dst_plen = (s)->dst_plen;                                                    \
+		(key).sport_class = ((s)->flags & XDPFW_SHAPE_SPORT) ? (c)->sclass : 0;            \
+		(key).dport_class = ((s)->flags & XDPFW_SHAPE_DPORT) ? (c)->dclass : 0;            \
 	} while (0)
 
 static __always_inline void take(struct classify_ctx *c, const struct xdpfw_match *m)
@@ -237,7 +237,10 @@ int xdpfw_main(struct xdp_md *ctx)
 		st->c[XDPFW_STAT_FRAGMENTS]++;
 
 	struct classify_ctx c = {
-		.rs = rs, .pkt = &pkt, .best_order = ORDER_NONE, .slot = slot,
+	    .rs = rs,
+	    .pkt = &pkt,
+	    .best_order = ORDER_NONE,
+	    .slot = slot,
 	};
 	classify(&c);
 	if (c.best_order != ORDER_NONE) {

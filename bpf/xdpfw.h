@@ -8,14 +8,14 @@
 #include <linux/types.h>
 
 /* ---- limits (enforced by the user-space compiler, see docs/DATAPATH.md) ---- */
-#define XDPFW_MAX_SHAPES 64          /* distinct mask shapes per address family */
-#define XDPFW_MAX_VLAN_TAGS 2        /* 802.1Q / 802.1ad tags walked */
-#define XDPFW_MAX_IPV6_EXT 8         /* IPv6 extension headers walked */
-#define XDPFW_PORT_SPACE 65536       /* entries per port-class table */
-#define XDPFW_SLOTS 2                /* double-buffered rule sets */
-#define XDPFW_DEFAULT_MAX_RULES 131072
-#define XDPFW_DEFAULT_MAX_ENTRIES 1048576 /* per family hash map, both slots */
-#define XDPFW_MAX_EXPANSION_PER_RULE 65536 /* sport classes x dport classes */
+#define XDPFW_MAX_SHAPES	     64	   /* distinct mask shapes per address family */
+#define XDPFW_MAX_VLAN_TAGS	     2	   /* 802.1Q / 802.1ad tags walked */
+#define XDPFW_MAX_IPV6_EXT	     8	   /* IPv6 extension headers walked */
+#define XDPFW_PORT_SPACE	     65536 /* entries per port-class table */
+#define XDPFW_SLOTS		     2	   /* double-buffered rule sets */
+#define XDPFW_DEFAULT_MAX_RULES	     131072
+#define XDPFW_DEFAULT_MAX_ENTRIES    1048576 /* per family hash map, both slots */
+#define XDPFW_MAX_EXPANSION_PER_RULE 65536   /* sport classes x dport classes */
 
 enum xdpfw_family {
 	XDPFW_FAMILY_V4 = 0,
@@ -48,7 +48,7 @@ struct xdpfw_shape {
 	__u32 src_mask[4];
 	__u32 dst_mask[4];
 	__u64 min_order; /* best (priority << 32 | id) of the rules in it */
-	__u8 flags;      /* enum xdpfw_shape_flags */
+	__u8 flags;	 /* enum xdpfw_shape_flags */
 	__u8 src_plen;
 	__u8 dst_plen;
 	__u8 pad[5];
@@ -91,9 +91,9 @@ struct xdpfw_key6 {
 
 /* Value of a key: the best rule among those that produce the key. */
 struct xdpfw_match {
-	__u64 order;     /* priority << 32 | rule id: lower wins */
+	__u64 order;	 /* priority << 32 | rule id: lower wins */
 	__u32 rule_slot; /* index into rule_counters */
-	__u8 action;     /* enum xdpfw_action */
+	__u8 action;	 /* enum xdpfw_action */
 	__u8 pad[3];
 };
 
@@ -124,16 +124,16 @@ enum xdpfw_stat {
 	XDPFW_STAT_NON_IP,    /* not IPv4/IPv6: always passed */
 	XDPFW_STAT_FRAGMENTS, /* non-first fragments seen (no L4) */
 	/* malformed reasons: exactly one per malformed packet */
-	XDPFW_STAT_BAD_L2,           /* Ethernet or VLAN header truncated */
-	XDPFW_STAT_VLAN_TOO_DEEP,    /* more than XDPFW_MAX_VLAN_TAGS tags */
-	XDPFW_STAT_IPV4_TRUNCATED,   /* header or total length beyond the frame */
-	XDPFW_STAT_IPV4_BAD_HEADER,  /* version != 4, IHL < 5, total length < IHL */
-	XDPFW_STAT_IPV6_TRUNCATED,   /* fixed header or payload length beyond frame */
-	XDPFW_STAT_IPV6_BAD_HEADER,  /* version != 6 */
+	XDPFW_STAT_BAD_L2,	       /* Ethernet or VLAN header truncated */
+	XDPFW_STAT_VLAN_TOO_DEEP,      /* more than XDPFW_MAX_VLAN_TAGS tags */
+	XDPFW_STAT_IPV4_TRUNCATED,     /* header or total length beyond the frame */
+	XDPFW_STAT_IPV4_BAD_HEADER,    /* version != 4, IHL < 5, total length < IHL */
+	XDPFW_STAT_IPV6_TRUNCATED,     /* fixed header or payload length beyond frame */
+	XDPFW_STAT_IPV6_BAD_HEADER,    /* version != 6 */
 	XDPFW_STAT_IPV6_EXT_TRUNCATED, /* an extension header runs past the payload */
 	XDPFW_STAT_IPV6_EXT_TOO_MANY,  /* more than XDPFW_MAX_IPV6_EXT headers */
-	XDPFW_STAT_L4_TRUNCATED,     /* TCP/UDP/ICMP header runs past the IP payload */
-	XDPFW_STAT_L4_BAD_HEADER,    /* TCP data offset < 5 */
+	XDPFW_STAT_L4_TRUNCATED,       /* TCP/UDP/ICMP header runs past the IP payload */
+	XDPFW_STAT_L4_BAD_HEADER,      /* TCP data offset < 5 */
 	XDPFW_STAT_EVENTS_SENT,
 	XDPFW_STAT_EVENTS_SUPPRESSED, /* over the rate limit */
 	XDPFW_STAT_EVENTS_FAILED,     /* perf buffer full or not open */
@@ -141,7 +141,7 @@ enum xdpfw_stat {
 };
 
 #define XDPFW_STAT_FIRST_MALFORMED XDPFW_STAT_BAD_L2
-#define XDPFW_STAT_LAST_MALFORMED XDPFW_STAT_L4_BAD_HEADER
+#define XDPFW_STAT_LAST_MALFORMED  XDPFW_STAT_L4_BAD_HEADER
 
 struct xdpfw_stats {
 	__u64 c[XDPFW_STAT_MAX];
@@ -155,7 +155,7 @@ struct xdpfw_rule_counters {
 /* Event flags */
 enum xdpfw_event_flags {
 	XDPFW_EVENT_HAS_PORTS = 1 << 0, /* sport/dport valid (icmp: type/code) */
-	XDPFW_EVENT_FRAGMENT = 1 << 1,  /* non-first fragment */
+	XDPFW_EVENT_FRAGMENT = 1 << 1,	/* non-first fragment */
 };
 
 /* Unmatched-packet event sent through the perf buffer. */
@@ -166,7 +166,7 @@ struct xdpfw_event {
 	__u8 family; /* enum xdpfw_family */
 	__u8 proto;
 	__u8 tcp_flags;
-	__u8 flags; /* enum xdpfw_event_flags */
+	__u8 flags;  /* enum xdpfw_event_flags */
 	__u16 sport; /* host byte order */
 	__u16 dport;
 	__u32 src[4]; /* network byte order; IPv4 in src[0] */

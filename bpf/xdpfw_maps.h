@@ -87,7 +87,7 @@ struct {
 	__type(key, __u32);
 	__array(values, struct xdpfw_sync_inner);
 } xdpfw_sync SEC(".maps") = {
-	.values = {&xdpfw_sync_inner},
+    .values = {&xdpfw_sync_inner},
 };
 
 #endif /* XDPFW_MAPS_H */

@@ -16,17 +16,17 @@
 #include <bpf/bpf_endian.h>
 #include "xdpfw.h"
 
-#define PARSE_OK 0
+#define PARSE_OK     0
 #define PARSE_NOT_IP 1 /* reasons below are enum xdpfw_stat values >= BAD_L2 */
 
 #ifndef IPPROTO_ICMPV6
 #define IPPROTO_ICMPV6 58
 #endif
-#define IPV6_NEXTHDR_HOP 0
-#define IPV6_NEXTHDR_ROUTING 43
+#define IPV6_NEXTHDR_HOP      0
+#define IPV6_NEXTHDR_ROUTING  43
 #define IPV6_NEXTHDR_FRAGMENT 44
-#define IPV6_NEXTHDR_AH 51
-#define IPV6_NEXTHDR_DEST 60
+#define IPV6_NEXTHDR_AH	      51
+#define IPV6_NEXTHDR_DEST     60
 #define IPV4_FRAG_OFFSET_MASK 0x1fff
 
 struct vlan_hdr {
@@ -55,7 +55,7 @@ struct xdpfw_pkt {
 	__u8 proto;
 	__u8 tcp_flags;
 	__u8 has_ports; /* L4 header read: sport/dport valid */
-	__u8 fragment;  /* non-first fragment */
+	__u8 fragment;	/* non-first fragment */
 };
 
 /* Reads the L4 header at data + off, which must end within data + l3_end. */
@@ -96,8 +96,7 @@ static __always_inline int parse_l4(void *data, void *data_end, __u32 off, __u32
 	return PARSE_OK;
 }
 
-static __always_inline int parse_ipv4(void *data, void *data_end, __u32 off,
-				      struct xdpfw_pkt *pkt)
+static __always_inline int parse_ipv4(void *data, void *data_end, __u32 off, struct xdpfw_pkt *pkt)
 {
 	struct iphdr *iph = data + off;
 	__u32 ihl, tot_len;
@@ -124,8 +123,7 @@ static __always_inline int parse_ipv4(void *data, void *data_end, __u32 off,
 	return parse_l4(data, data_end, off + ihl, off + tot_len, pkt);
 }
 
-static __always_inline int parse_ipv6(void *data, void *data_end, __u32 off,
-				      struct xdpfw_pkt *pkt)
+static __always_inline int parse_ipv6(void *data, void *data_end, __u32 off, struct xdpfw_pkt *pkt)
 {
 	struct ipv6hdr *ip6h = data + off;
 	__u32 l3_end;

@@ -12,7 +12,9 @@
 namespace xdpfw {
 namespace {
 
-std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
+std::string errstr(int err) {
+  return std::strerror(err < 0 ? -err : err);
+}
 
 void check(int rc, const std::string& what) {
   if (rc < 0) throw DatapathError(what + ": " + errstr(errno ? errno : rc));
@@ -108,11 +110,19 @@ Datapath::Datapath(const DatapathOptions& opts) : opts_(opts) {
   }
 }
 
-Datapath::~Datapath() { xdpfw_bpf__destroy(skel_); }
+Datapath::~Datapath() {
+  xdpfw_bpf__destroy(skel_);
+}
 
-int Datapath::prog_fd() const { return bpf_program__fd(skel_->progs.xdpfw_main); }
-bpf_program* Datapath::program() const { return skel_->progs.xdpfw_main; }
-int Datapath::events_map_fd() const { return bpf_map__fd(skel_->maps.xdpfw_events); }
+int Datapath::prog_fd() const {
+  return bpf_program__fd(skel_->progs.xdpfw_main);
+}
+bpf_program* Datapath::program() const {
+  return skel_->progs.xdpfw_main;
+}
+int Datapath::events_map_fd() const {
+  return bpf_map__fd(skel_->maps.xdpfw_events);
+}
 
 CompileLimits Datapath::limits() const {
   CompileLimits l;
@@ -160,9 +170,9 @@ uint32_t Datapath::alloc_rule_slot() {
   // A slot is reused only once no slot's entries point at it: zero it.
   std::vector<xdpfw_rule_counters> zeros(ncpus_);
   errno = 0;
-  check(bpf_map_update_elem(bpf_map__fd(skel_->maps.xdpfw_rule_counters), &s, zeros.data(),
-                            BPF_ANY),
-        "reset rule counters");
+  check(
+      bpf_map_update_elem(bpf_map__fd(skel_->maps.xdpfw_rule_counters), &s, zeros.data(), BPF_ANY),
+      "reset rule counters");
   return s;
 }
 

@@ -17,7 +17,7 @@ struct PacketFields {
   Family family = Family::v4;
   std::array<uint8_t, 16> src{}, dst{};  // IPv4 in the first 4 bytes
   uint8_t proto = 0;
-  bool has_l4 = false;      // sport/dport (icmp: type/code) were read
+  bool has_l4 = false;  // sport/dport (icmp: type/code) were read
   uint16_t sport = 0, dport = 0;
 };
 

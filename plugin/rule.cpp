@@ -22,7 +22,9 @@ std::vector<std::string_view> split_words(std::string_view s) {
   return out;
 }
 
-std::string quote(std::string_view v) { return "'" + std::string(v) + "'"; }
+std::string quote(std::string_view v) {
+  return "'" + std::string(v) + "'";
+}
 
 template <typename T>
 std::optional<T> parse_uint(std::string_view s, T max) {
@@ -84,8 +86,12 @@ std::string format_range(const PortRange& r) {
   return std::to_string(r.lo) + "-" + std::to_string(r.hi);
 }
 
-bool is_port_proto(uint8_t p) { return p == proto_tcp || p == proto_udp; }
-bool is_icmp_proto(uint8_t p) { return p == proto_icmp || p == proto_icmpv6; }
+bool is_port_proto(uint8_t p) {
+  return p == proto_tcp || p == proto_udp;
+}
+bool is_icmp_proto(uint8_t p) {
+  return p == proto_icmp || p == proto_icmpv6;
+}
 
 }  // namespace
 
@@ -117,9 +123,8 @@ Prefix parse_prefix(std::string_view text, std::string_view field) {
   if (slash != std::string_view::npos) {
     auto len = parse_uint<unsigned>(text.substr(slash + 1), 255);
     if (!len || *len > max)
-      throw RuleError(std::string(field) + ": prefix length " +
-                      quote(text.substr(slash + 1)) + " is out of range 0-" +
-                      std::to_string(max) + " for " +
+      throw RuleError(std::string(field) + ": prefix length " + quote(text.substr(slash + 1)) +
+                      " is out of range 0-" + std::to_string(max) + " for " +
                       (p.family == Family::v4 ? "IPv4" : "IPv6"));
     p.len = static_cast<uint8_t>(*len);
   }
@@ -154,7 +159,9 @@ std::string proto_name(uint8_t proto) {
   }
 }
 
-std::string action_name(Action a) { return a == Action::drop ? "drop" : "pass"; }
+std::string action_name(Action a) {
+  return a == Action::drop ? "drop" : "pass";
+}
 
 std::optional<Family> Rule::family() const {
   if (src) return src->family;
@@ -174,8 +181,7 @@ void validate_rule(const Rule& r) {
   if ((r.icmp_type || r.icmp_code) && !(r.proto && is_icmp_proto(*r.proto)))
     throw RuleError(std::string(r.icmp_type ? "icmp-type" : "icmp-code") +
                     ": needs 'proto icmp' or 'proto icmpv6'");
-  if (r.icmp_code && !r.icmp_type)
-    throw RuleError("icmp-code: needs an icmp-type as well");
+  if (r.icmp_code && !r.icmp_type) throw RuleError("icmp-code: needs an icmp-type as well");
   auto fam = r.family();
   if (fam && r.proto == proto_icmp && *fam == Family::v6)
     throw RuleError("proto: icmp is IPv4's; with IPv6 addresses use 'proto icmpv6'");
@@ -186,12 +192,12 @@ void validate_rule(const Rule& r) {
 Rule parse_rule(std::string_view text) {
   Rule r;
   auto words = split_words(text);
-  if (words.empty()) throw RuleError("rule: empty (expected fields such as 'dport 22 proto tcp action drop')");
+  if (words.empty())
+    throw RuleError("rule: empty (expected fields such as 'dport 22 proto tcp action drop')");
   for (size_t i = 0; i < words.size(); i += 2) {
     std::string_view key = words[i];
     if (key.starts_with("--")) key.remove_prefix(2);
-    if (i + 1 >= words.size())
-      throw RuleError(std::string(key) + ": missing value");
+    if (i + 1 >= words.size()) throw RuleError(std::string(key) + ": missing value");
     std::string_view val = words[i + 1];
     auto once = [&](bool present) {
       if (present) throw RuleError(std::string(key) + ": given twice");
@@ -219,9 +225,12 @@ Rule parse_rule(std::string_view text) {
       r.icmp_code = parse_byte(val, "icmp-code");
     } else if (key == "action") {
       once(r.action.has_value());
-      if (val == "drop") r.action = Action::drop;
-      else if (val == "pass" || val == "accept") r.action = Action::pass;
-      else throw RuleError("action: " + quote(val) + " is not an action (expected drop or pass)");
+      if (val == "drop")
+        r.action = Action::drop;
+      else if (val == "pass" || val == "accept")
+        r.action = Action::pass;
+      else
+        throw RuleError("action: " + quote(val) + " is not an action (expected drop or pass)");
     } else if (key == "prio" || key == "priority") {
       once(r.priority.has_value());
       r.priority = parse_u32(val, "prio", 0);

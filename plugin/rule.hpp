@@ -46,11 +46,11 @@ inline uint64_t rule_order(uint32_t priority, uint32_t id) {
 }
 
 struct Rule {
-  uint32_t id = 0;                      // 0: not yet assigned
-  std::optional<uint32_t> priority;     // absent: after the existing rules
+  uint32_t id = 0;                   // 0: not yet assigned
+  std::optional<uint32_t> priority;  // absent: after the existing rules
   std::optional<Prefix> src, dst;
   std::optional<uint8_t> proto;
-  std::optional<PortRange> sport, dport;  // tcp/udp only
+  std::optional<PortRange> sport, dport;        // tcp/udp only
   std::optional<uint8_t> icmp_type, icmp_code;  // icmp/icmpv6 only
   std::optional<Action> action;
 

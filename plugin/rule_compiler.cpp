@@ -1,8 +1,8 @@
 // rule_compiler.cpp: rules -> shapes, port classes and hash entries.
 #include "rule_compiler.hpp"
 
-#include <algorithm>
 #include <arpa/inet.h>
+#include <algorithm>
 
 #include "reference_classifier.hpp"
 
@@ -64,9 +64,13 @@ void make_mask(uint8_t plen, uint32_t mask[4]) {
   }
 }
 
-std::string rule_name(const Rule& r) { return "rule " + std::to_string(r.id); }
+std::string rule_name(const Rule& r) {
+  return "rule " + std::to_string(r.id);
+}
 
-const char* family_name(int fam) { return fam == XDPFW_FAMILY_V4 ? "IPv4" : "IPv6"; }
+const char* family_name(int fam) {
+  return fam == XDPFW_FAMILY_V4 ? "IPv4" : "IPv6";
+}
 
 template <typename K>
 void fill_key_head(K& k, const xdpfw_shape& s, uint8_t proto, uint16_t sc, uint16_t dc) {
@@ -105,8 +109,7 @@ CompiledRuleset compile_rules(const std::vector<Rule>& input, const Policy& poli
       } catch (const RuleError& e) {
         throw CompileError(rule_name(r) + ": " + e.what());
       }
-      if (!ids.emplace(r.id, true).second)
-        throw CompileError(rule_name(r) + ": id used twice");
+      if (!ids.emplace(r.id, true).second) throw CompileError(rule_name(r) + ": id used twice");
       rules.push_back(&r);
     }
   }
@@ -135,10 +138,14 @@ CompiledRuleset compile_rules(const std::vector<Rule>& input, const Policy& poli
 
     sclasses.clear();
     dclasses.clear();
-    if (fr[0].constrained) classes[0].classes(fr[0].lo, fr[0].hi, sclasses);
-    else sclasses.push_back(0);
-    if (fr[1].constrained) classes[1].classes(fr[1].lo, fr[1].hi, dclasses);
-    else dclasses.push_back(0);
+    if (fr[0].constrained)
+      classes[0].classes(fr[0].lo, fr[0].hi, sclasses);
+    else
+      sclasses.push_back(0);
+    if (fr[1].constrained)
+      classes[1].classes(fr[1].lo, fr[1].hi, dclasses);
+    else
+      dclasses.push_back(0);
     uint64_t expansion = uint64_t{sclasses.size()} * dclasses.size();
     if (expansion > limits.max_expansion_per_rule)
       throw CompileError(rule_name(*r) + ": its port ranges expand to " +
@@ -203,10 +210,9 @@ CompiledRuleset compile_rules(const std::vector<Rule>& input, const Policy& poli
   }
   for (int fam = 0; fam < 2; ++fam) {
     // stable: equal min_order cannot happen (ids are unique), but keep it deterministic
-    std::stable_sort(shapes[fam].begin(), shapes[fam].end(),
-                     [](const xdpfw_shape& a, const xdpfw_shape& b) {
-                       return a.min_order < b.min_order;
-                     });
+    std::stable_sort(
+        shapes[fam].begin(), shapes[fam].end(),
+        [](const xdpfw_shape& a, const xdpfw_shape& b) { return a.min_order < b.min_order; });
     out.header.nshapes[fam] = static_cast<uint32_t>(shapes[fam].size());
     std::copy(shapes[fam].begin(), shapes[fam].end(), out.header.shapes[fam]);
   }

@@ -62,7 +62,7 @@ template <typename K>
 using EntryMap = std::unordered_map<K, Entry, KeyHash<K>, KeyEq<K>>;
 
 struct CompiledRuleset {
-  xdpfw_ruleset header{};  // generation 0; keys carry slot 0
+  xdpfw_ruleset header{};               // generation 0; keys carry slot 0
   std::vector<uint32_t> port_class[2];  // per enum xdpfw_port_field: port -> class id
   EntryMap<xdpfw_key4> v4;
   EntryMap<xdpfw_key6> v6;

@@ -20,7 +20,10 @@ std::array<uint8_t, 16> RuleGen::pool_addr(int family) {
     a[2] = static_cast<uint8_t>(uniform(0, 3));
     a[3] = static_cast<uint8_t>(uniform(0, 7) * 32 + uniform(0, 1));
   } else {  // 2001:db8::/32
-    a[0] = 0x20; a[1] = 0x01; a[2] = 0x0d; a[3] = 0xb8;
+    a[0] = 0x20;
+    a[1] = 0x01;
+    a[2] = 0x0d;
+    a[3] = 0xb8;
     a[5] = static_cast<uint8_t>(uniform(0, 3));
     a[7] = static_cast<uint8_t>(uniform(0, 3));
     a[15] = static_cast<uint8_t>(uniform(0, 3));
@@ -54,7 +57,8 @@ RuleGen::Template RuleGen::make_template() {
   if (t.family != 2 && t.src_len < 0 && t.dst_len < 0) t.family = 2;
   switch (uniform(0, 5)) {
     case 0: t.proto = -1; break;
-    case 1: case 2: t.proto = 6; break;
+    case 1:
+    case 2: t.proto = 6; break;
     case 3: t.proto = 17; break;
     case 4: t.proto = t.family == 1 ? 58 : 1; break;
     default: t.proto = static_cast<int>(uniform(0, 3) == 0 ? 0 : 47); break;
@@ -109,10 +113,10 @@ std::vector<Rule> RuleGen::rules(const GenOptions& o) {
 
 PacketFields RuleGen::packet(const std::vector<Rule>& rules) {
   PacketFields p;
-  const Rule* base = rules.empty() || uniform(0, 4) == 0 ? nullptr
-                                                          : &rules[uniform(0, rules.size() - 1)];
-  int fam = base && base->family() ? static_cast<int>(*base->family())
-                                    : static_cast<int>(uniform(0, 1));
+  const Rule* base =
+      rules.empty() || uniform(0, 4) == 0 ? nullptr : &rules[uniform(0, rules.size() - 1)];
+  int fam =
+      base && base->family() ? static_cast<int>(*base->family()) : static_cast<int>(uniform(0, 1));
   p.family = static_cast<Family>(fam);
   p.src = pool_addr(fam);
   p.dst = pool_addr(fam);
@@ -134,8 +138,8 @@ PacketFields RuleGen::packet(const std::vector<Rule>& rules) {
     if (base->proto) p.proto = *base->proto;
   }
   // In IPv6 these numbers are extension headers, never the upper protocol.
-  if (fam == 1 && (p.proto == 0 || p.proto == 43 || p.proto == 44 || p.proto == 51 ||
-                   p.proto == 60))
+  if (fam == 1 &&
+      (p.proto == 0 || p.proto == 43 || p.proto == 44 || p.proto == 51 || p.proto == 60))
     p.proto = 59;
   bool l4_proto = p.proto == 6 || p.proto == 17 || p.proto == 1 || p.proto == 58;
   p.has_l4 = l4_proto && uniform(0, 9) != 0;  // some non-first fragments
@@ -152,9 +156,9 @@ PacketFields RuleGen::packet(const std::vector<Rule>& rules) {
     };
     if (icmp) {
       p.sport = base && base->icmp_type && uniform(0, 3) ? *base->icmp_type
-                                                          : static_cast<uint16_t>(uniform(0, 10));
+                                                         : static_cast<uint16_t>(uniform(0, 10));
       p.dport = base && base->icmp_code && uniform(0, 3) ? *base->icmp_code
-                                                          : static_cast<uint16_t>(uniform(0, 3));
+                                                         : static_cast<uint16_t>(uniform(0, 3));
     } else {
       p.sport = pick(base ? base->sport : std::nullopt);
       p.dport = pick(base ? base->dport : std::nullopt);

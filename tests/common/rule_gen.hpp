@@ -29,10 +29,10 @@ class RuleGen {
 
  private:
   struct Template {
-    int family;  // 0 v4, 1 v6, 2 none
+    int family;            // 0 v4, 1 v6, 2 none
     int src_len, dst_len;  // -1: absent
-    int proto;   // -1 absent, else number
-    int sport, dport;  // 0 absent, 1 single, 2 range, 3 full
+    int proto;             // -1 absent, else number
+    int sport, dport;      // 0 absent, 1 single, 2 range, 3 full
     bool icmp_type, icmp_code;
   };
   Template make_template();

@@ -18,10 +18,8 @@ BOOST_FIXTURE_TEST_CASE(seed_example_with_wildcards, DatapathFixture) {
 }
 
 BOOST_FIXTURE_TEST_CASE(every_field_v4, DatapathFixture) {
-  install({"prio 1 src 198.18.1.0/24 action drop",
-           "prio 2 dst 198.19.0.7 action drop",
-           "prio 3 proto 47 action drop",
-           "prio 4 proto tcp sport 1000-1999 action drop",
+  install({"prio 1 src 198.18.1.0/24 action drop", "prio 2 dst 198.19.0.7 action drop",
+           "prio 3 proto 47 action drop", "prio 4 proto tcp sport 1000-1999 action drop",
            "prio 5 proto udp dport 53 action drop",
            "prio 6 proto icmp icmp-type 8 icmp-code 0 action drop"});
   auto pkt = [](const char* s, const char* d, uint8_t proto, uint16_t sp, uint16_t dp) {
@@ -48,19 +46,17 @@ BOOST_FIXTURE_TEST_CASE(every_field_v4, DatapathFixture) {
   };
   for (auto& c : cases) {
     uint64_t before = c.rule ? hits(c.rule) : 0;
-    BOOST_TEST_INFO(format_address(Family::v4, c.p.f.src) << " -> "
-                    << format_address(Family::v4, c.p.f.dst) << " proto " << int(c.p.f.proto)
-                    << " " << c.p.f.sport << "/" << c.p.f.dport);
+    BOOST_TEST_INFO(format_address(Family::v4, c.p.f.src)
+                    << " -> " << format_address(Family::v4, c.p.f.dst) << " proto "
+                    << int(c.p.f.proto) << " " << c.p.f.sport << "/" << c.p.f.dport);
     BOOST_TEST(run(c.p) == (c.rule ? XDP_DROP : XDP_PASS));
     if (c.rule) BOOST_TEST(hits(c.rule) == before + 1);
   }
 }
 
 BOOST_FIXTURE_TEST_CASE(every_field_v6, DatapathFixture) {
-  install({"prio 1 src 2001:db8:1::/48 action drop",
-           "prio 2 dst 2001:db8::7 action drop",
-           "prio 3 proto 47 action drop",
-           "prio 4 proto tcp sport 1000-1999 action drop",
+  install({"prio 1 src 2001:db8:1::/48 action drop", "prio 2 dst 2001:db8::7 action drop",
+           "prio 3 proto 47 action drop", "prio 4 proto tcp sport 1000-1999 action drop",
            "prio 5 proto udp dport 53 action drop",
            "prio 6 proto icmpv6 icmp-type 128 action drop"});
   auto pkt = [](const char* s, const char* d, uint8_t proto, uint16_t sp, uint16_t dp) {
@@ -84,8 +80,9 @@ BOOST_FIXTURE_TEST_CASE(every_field_v6, DatapathFixture) {
   };
   for (auto& c : cases) {
     uint64_t before = c.rule ? hits(c.rule) : 0;
-    BOOST_TEST_INFO(format_address(Family::v6, c.p.f.src) << " -> "
-                    << format_address(Family::v6, c.p.f.dst) << " proto " << int(c.p.f.proto));
+    BOOST_TEST_INFO(format_address(Family::v6, c.p.f.src)
+                    << " -> " << format_address(Family::v6, c.p.f.dst) << " proto "
+                    << int(c.p.f.proto));
     BOOST_TEST(run(c.p) == (c.rule ? XDP_DROP : XDP_PASS));
     if (c.rule) BOOST_TEST(hits(c.rule) == before + 1);
   }
@@ -101,16 +98,13 @@ BOOST_FIXTURE_TEST_CASE(families_do_not_mix, DatapathFixture) {
 }
 
 BOOST_FIXTURE_TEST_CASE(priority_then_id_decides, DatapathFixture) {
-  install({"id 10 prio 50 proto udp action drop",
-           "id 11 prio 20 proto udp dport 53 action pass",
-           "id 12 prio 20 src 198.18.0.1 action drop",
-           "id 5 prio 20 dst 198.18.0.2 action drop"},
+  install({"id 10 prio 50 proto udp action drop", "id 11 prio 20 proto udp dport 53 action pass",
+           "id 12 prio 20 src 198.18.0.1 action drop", "id 5 prio 20 dst 198.18.0.2 action drop"},
           Policy{Action::drop, Action::drop});
   // 53: rules 11 (20,11), 12 (20,12), 5 (20,5) and 10 (50,10) match; 5 wins.
   BOOST_TEST(run(udp4(53)) == XDP_DROP);
   BOOST_TEST(hits(5) == 1u);
-  install({"id 10 prio 50 proto udp action drop",
-           "id 11 prio 20 proto udp dport 53 action pass",
+  install({"id 10 prio 50 proto udp action drop", "id 11 prio 20 proto udp dport 53 action pass",
            "id 12 prio 20 src 198.18.0.1 action drop"},
           Policy{Action::drop, Action::drop});
   BOOST_TEST(run(udp4(53)) == XDP_PASS);  // now 11 (20,11) beats 12 (20,12)

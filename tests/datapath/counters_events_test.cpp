@@ -22,8 +22,8 @@ uint64_t monotonic_ns() {
 // Collects events from the program's perf buffer.
 struct EventReader {
   explicit EventReader(int map_fd) {
-    pb = perf_buffer__new(map_fd, 64, &EventReader::on_sample, &EventReader::on_lost, this,
-                          nullptr);
+    pb =
+        perf_buffer__new(map_fd, 64, &EventReader::on_sample, &EventReader::on_lost, this, nullptr);
     BOOST_TEST_REQUIRE(pb != nullptr, "perf_buffer__new failed");
   }
   ~EventReader() { perf_buffer__free(pb); }

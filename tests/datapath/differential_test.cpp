@@ -65,13 +65,12 @@ void check_against_reference(uint64_t seed, size_t nrules, size_t templates, int
       ok = ok && matched == 0;
     if (!ok) {
       ++bad;
-      BOOST_ERROR("seed " << seed << " packet " << i << ": "
-                          << format_address(f.family, f.src) << " -> "
-                          << format_address(f.family, f.dst) << " proto " << int(f.proto)
+      BOOST_ERROR("seed " << seed << " packet " << i << ": " << format_address(f.family, f.src)
+                          << " -> " << format_address(f.family, f.dst) << " proto " << int(f.proto)
                           << (f.has_l4 ? " l4 " : " no-l4 ") << f.sport << "/" << f.dport
                           << ": want rule " << (want.rule_id ? int(*want.rule_id) : -1)
-                          << " action " << action_name(want.action) << ", XDP returned "
-                          << r.retval << " with " << matched << " match(es)");
+                          << " action " << action_name(want.action) << ", XDP returned " << r.retval
+                          << " with " << matched << " match(es)");
     }
   }
 }

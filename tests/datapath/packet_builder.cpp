@@ -11,7 +11,9 @@ void put16(std::vector<uint8_t>& b, uint16_t v) {
   b.push_back(static_cast<uint8_t>(v));
 }
 
-bool l4_has_header(uint8_t proto) { return proto == 6 || proto == 17 || proto == 1 || proto == 58; }
+bool l4_has_header(uint8_t proto) {
+  return proto == 6 || proto == 17 || proto == 1 || proto == 58;
+}
 
 std::vector<uint8_t> l4_header(const PacketSpec& s) {
   std::vector<uint8_t> h;
@@ -39,7 +41,9 @@ std::vector<uint8_t> l4_header(const PacketSpec& s) {
 
 }  // namespace
 
-size_t l3_offset(const PacketSpec& s) { return 14 + 4 * s.vlan_tpids.size(); }
+size_t l3_offset(const PacketSpec& s) {
+  return 14 + 4 * s.vlan_tpids.size();
+}
 
 std::vector<uint8_t> build_packet(const PacketSpec& s) {
   std::vector<uint8_t> b = {0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1};

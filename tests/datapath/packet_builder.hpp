@@ -12,14 +12,14 @@ namespace xdpfw::test {
 enum class Frag { none, first, non_first };
 
 struct PacketSpec {
-  PacketFields f;                   // addresses, proto, ports (icmp: type/code)
+  PacketFields f;                         // addresses, proto, ports (icmp: type/code)
   std::vector<uint16_t> vlan_tpids = {};  // outer first, e.g. {0x88a8, 0x8100}
-  unsigned ip_options = 0;          // IPv4 option bytes, multiple of 4, <= 40
-  std::vector<uint8_t> ext = {};    // IPv6 extension headers in order (0, 43, 60, 51)
-  Frag frag = Frag::none;           // IPv4 flags/offset, IPv6 fragment header last
-  uint8_t tcp_flags = 0x02;         // SYN
+  unsigned ip_options = 0;                // IPv4 option bytes, multiple of 4, <= 40
+  std::vector<uint8_t> ext = {};          // IPv6 extension headers in order (0, 43, 60, 51)
+  Frag frag = Frag::none;                 // IPv4 flags/offset, IPv6 fragment header last
+  uint8_t tcp_flags = 0x02;               // SYN
   unsigned payload = 16;
-  uint16_t ethertype = 0;           // 0: from the family
+  uint16_t ethertype = 0;  // 0: from the family
 };
 
 // A frame as described. For Frag::non_first no L4 header is written

@@ -12,8 +12,8 @@ BOOST_AUTO_TEST_SUITE(parse)
 
 BOOST_FIXTURE_TEST_CASE(vlan_tags_zero_one_two, DatapathFixture) {
   install({"proto udp dport 53 action drop"});
-  const std::vector<std::vector<uint16_t>> stacks = {{}, {0x8100}, {0x88a8}, {0x88a8, 0x8100},
-                                                     {0x8100, 0x8100}};
+  const std::vector<std::vector<uint16_t>> stacks = {
+      {}, {0x8100}, {0x88a8}, {0x88a8, 0x8100}, {0x8100, 0x8100}};
   for (const auto& tags : stacks) {
     for (bool v6 : {false, true}) {
       PacketSpec hit = v6 ? udp6(53) : udp4(53);
@@ -130,8 +130,8 @@ BOOST_FIXTURE_TEST_CASE(malformed_headers_each_reason, DatapathFixture) {
   };
   PacketSpec ext = udp6(53);
   ext.ext = {60};
-  cases.push_back({"IPv6 option header past the payload", ext, 5, 8,
-                   XDPFW_STAT_IPV6_EXT_TRUNCATED});
+  cases.push_back(
+      {"IPv6 option header past the payload", ext, 5, 8, XDPFW_STAT_IPV6_EXT_TRUNCATED});
   uint64_t malformed = 0;
   for (auto& c : cases) {
     auto frame = build_packet(c.spec);
@@ -159,7 +159,8 @@ BOOST_FIXTURE_TEST_CASE(malformed_action_pass_is_honoured, DatapathFixture) {
 // every cut frame is malformed with one reason, and the full frame matches.
 BOOST_FIXTURE_TEST_CASE(every_truncation_length, DatapathFixture) {
   install({"prio 1 proto tcp dport 80 action drop", "prio 2 proto udp dport 53 action drop",
-           "prio 3 proto icmp icmp-type 8 action drop", "prio 4 proto icmpv6 icmp-type 128 action drop"},
+           "prio 3 proto icmp icmp-type 8 action drop",
+           "prio 4 proto icmpv6 icmp-type 128 action drop"},
           Policy{Action::pass, Action::pass});
   std::vector<PacketSpec> specs = {tcp4(80), udp4(53), tcp6(80), udp6(53)};
   specs.push_back(PacketSpec{.f = fields4("198.18.0.1", "198.18.0.2", 1, 8, 0)});

@@ -12,7 +12,7 @@
 namespace xdpfw::test {
 
 struct RunResult {
-  int err = 0;        // 0, or -errno of the syscall
+  int err = 0;          // 0, or -errno of the syscall
   uint32_t retval = 0;  // XDP_DROP, XDP_PASS, ...
   uint32_t duration_ns = 0;
 };

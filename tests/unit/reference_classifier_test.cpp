@@ -25,7 +25,9 @@ PacketFields pkt6(const char* src, const char* dst, uint8_t proto, int sport, in
   p.dst = parse_prefix(dst, "dst").addr;
   return p;
 }
-Rule rule(const std::string& text) { return parse_rule(text); }
+Rule rule(const std::string& text) {
+  return parse_rule(text);
+}
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(reference_classifier)
@@ -42,10 +44,10 @@ BOOST_AUTO_TEST_CASE(seed_example_matches_with_wildcards) {
 }
 
 BOOST_AUTO_TEST_CASE(first_match_by_priority_then_id) {
-  ReferenceClassifier c({rule("id 5 prio 10 proto udp action pass"),
-                         rule("id 3 prio 10 proto udp action drop"),
-                         rule("id 1 prio 20 action pass")},
-                        Action::pass);
+  ReferenceClassifier c(
+      {rule("id 5 prio 10 proto udp action pass"), rule("id 3 prio 10 proto udp action drop"),
+       rule("id 1 prio 20 action pass")},
+      Action::pass);
   auto v = c.classify(pkt4("198.18.0.1", "198.18.0.2", proto_udp, 1, 2));
   BOOST_TEST(*v.rule_id == 3u);
   v = c.classify(pkt4("198.18.0.1", "198.18.0.2", proto_tcp, 1, 2));
@@ -65,12 +67,12 @@ BOOST_AUTO_TEST_CASE(families_do_not_mix) {
 }
 
 BOOST_AUTO_TEST_CASE(range_edges) {
-  ReferenceClassifier c({rule("id 1 prio 0 proto tcp dport 1000-2000 action drop")},
-                        Action::pass);
-  for (auto [port, hit] : {std::pair{999, false}, {1000, true}, {1500, true}, {2000, true},
-                           {2001, false}}) {
-    BOOST_TEST(c.classify(pkt4("198.18.0.1", "198.18.0.2", proto_tcp, 5, port)).rule_id
-                   .has_value() == hit);
+  ReferenceClassifier c({rule("id 1 prio 0 proto tcp dport 1000-2000 action drop")}, Action::pass);
+  for (auto [port, hit] :
+       {std::pair{999, false}, {1000, true}, {1500, true}, {2000, true}, {2001, false}}) {
+    BOOST_TEST(
+        c.classify(pkt4("198.18.0.1", "198.18.0.2", proto_tcp, 5, port)).rule_id.has_value() ==
+        hit);
   }
 }
 

@@ -45,10 +45,10 @@ BOOST_AUTO_TEST_CASE(one_shape_per_mask_signature) {
 }
 
 BOOST_AUTO_TEST_CASE(shapes_sorted_by_best_rule) {
-  auto c = compile_rules(rules({"prio 50 src 198.18.0.1 action drop",
-                                "prio 10 src 198.18.0.0/24 action pass",
-                                "prio 30 src 198.18.0.2 action pass"}),
-                         Policy{});
+  auto c = compile_rules(
+      rules({"prio 50 src 198.18.0.1 action drop", "prio 10 src 198.18.0.0/24 action pass",
+             "prio 30 src 198.18.0.2 action pass"}),
+      Policy{});
   BOOST_TEST(c.header.nshapes[0] == 2u);
   BOOST_TEST(c.header.shapes[0][0].src_plen == 24);
   BOOST_TEST(c.header.shapes[0][1].src_plen == 32);
@@ -56,9 +56,9 @@ BOOST_AUTO_TEST_CASE(shapes_sorted_by_best_rule) {
 }
 
 BOOST_AUTO_TEST_CASE(port_classes_are_named_by_their_first_port) {
-  auto c = compile_rules(rules({"proto tcp dport 1000-2000 action drop",
-                                "proto udp dport 1500 action pass"}),
-                         Policy{});
+  auto c = compile_rules(
+      rules({"proto tcp dport 1000-2000 action drop", "proto udp dport 1500 action pass"}),
+      Policy{});
   const auto& t = c.port_class[XDPFW_FIELD_DPORT];
   BOOST_TEST(t[0] == 0u);
   BOOST_TEST(t[999] == 0u);
@@ -74,9 +74,9 @@ BOOST_AUTO_TEST_CASE(port_classes_are_named_by_their_first_port) {
 }
 
 BOOST_AUTO_TEST_CASE(best_rule_kept_per_key) {
-  auto c = compile_rules(rules({"id 9 prio 5 src 198.18.0.1 action pass",
-                                "id 4 prio 5 src 198.18.0.1 action drop"}),
-                         Policy{});
+  auto c = compile_rules(
+      rules({"id 9 prio 5 src 198.18.0.1 action pass", "id 4 prio 5 src 198.18.0.1 action drop"}),
+      Policy{});
   BOOST_TEST(c.v4.size() == 1u);
   BOOST_TEST(c.v4.begin()->second.rule_id() == 4u);
 }
@@ -116,7 +116,8 @@ BOOST_AUTO_TEST_CASE(limits_are_enforced_with_the_rule_named) {
 
   std::vector<Rule> ports;
   for (int p = 1; p <= 300; ++p)
-    ports.push_back(rules({("proto tcp dport " + std::to_string(p * 2) + " action pass").c_str()})[0]);
+    ports.push_back(
+        rules({("proto tcp dport " + std::to_string(p * 2) + " action pass").c_str()})[0]);
   for (size_t i = 0; i < ports.size(); ++i) ports[i].id = static_cast<uint32_t>(i + 1);
   Rule wide = parse_rule("id 999 prio 1 proto tcp sport 1-600 dport 1-600 action drop");
   ports.push_back(wide);

@@ -45,11 +45,11 @@ BOOST_AUTO_TEST_CASE(absent_fields_stay_absent) {
 }
 
 BOOST_AUTO_TEST_CASE(canonical_form_round_trips) {
-  for (const char* text : {
-           "id 1 prio 5 src 2001:db8::/32 proto icmpv6 icmp-type 128 icmp-code 0 action pass",
-           "id 2 prio 0 dst 198.18.0.0/16 proto udp dport 53 action drop",
-           "id 3 prio 4294967295 proto 47 action drop",
-           "id 4 prio 1 src 2001:db8::1 dst 2001:db8::/64 proto tcp sport 1-2 action pass"}) {
+  for (const char* text :
+       {"id 1 prio 5 src 2001:db8::/32 proto icmpv6 icmp-type 128 icmp-code 0 action pass",
+        "id 2 prio 0 dst 198.18.0.0/16 proto udp dport 53 action drop",
+        "id 3 prio 4294967295 proto 47 action drop",
+        "id 4 prio 1 src 2001:db8::1 dst 2001:db8::/64 proto tcp sport 1-2 action pass"}) {
     Rule r = parse_rule(text);
     BOOST_TEST(format_rule(r) == text);
     BOOST_TEST((parse_rule(format_rule(r)) == r));
