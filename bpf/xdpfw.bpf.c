@@ -10,6 +10,19 @@
 
 #define ORDER_NONE (~0ULL)
 
+/* Resolved by libbpf from the running kernel's config; 0 if unknown. */
+extern unsigned int CONFIG_HZ __kconfig __weak;
+
+/* A clock for the token bucket. jiffies are read inline (no helper call,
+ * which matters on the unmatched path under a flood); their 1/HZ steps are
+ * far below the bucket's time scale. */
+static __always_inline __u64 bucket_clock_ns(void)
+{
+	if (CONFIG_HZ)
+		return bpf_jiffies64() * (1000000000ULL / CONFIG_HZ);
+	return bpf_ktime_get_coarse_ns();
+}
+
 static __always_inline void port_classes(__u32 slot, const struct xdpfw_pkt *pkt, __u16 *sclass,
 					 __u16 *dclass)
 {
@@ -154,7 +167,7 @@ static __always_inline int event_allowed(const struct xdpfw_config *cfg)
 	b = bpf_map_lookup_elem(&xdpfw_event_bucket, &zero);
 	if (!b)
 		return 0;
-	now = bpf_ktime_get_coarse_ns();
+	now = bucket_clock_ns();
 	credit = b->credit_ns + (now - b->last_ns);
 	if (credit > cfg->event_burst_ns)
 		credit = cfg->event_burst_ns;
