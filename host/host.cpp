@@ -1,0 +1,492 @@
+// host.cpp: the host process and the plugin services behind xdpfw_host_api.
+#include "host.hpp"
+
+#include <cstring>
+#include <sstream>
+
+#include "log.hpp"
+#include "sd_notify.hpp"
+
+namespace asio = boost::asio;
+
+// The C ABI's opaque handle: which host, which plugin.
+struct xdpfw_host {
+  xdpfw::host::Host* host;
+  xdpfw::host::Host::Plugin* plugin;
+};
+
+struct xdpfw_reply {
+  std::string text;
+};
+
+namespace xdpfw::host {
+
+struct Host::Plugin {
+  uint64_t id = 0;
+  std::unique_ptr<PluginLibrary> lib;
+  xdpfw_host handle{};
+  xdpfw_host_api api{};
+  void* state = nullptr;
+  std::string name() const { return lib->plugin().name; }
+};
+
+struct Host::FdWatch {
+  uint64_t id, owner;
+  asio::posix::stream_descriptor sd;
+  xdpfw_fd_fn fn;
+  void* ctx;
+  bool active = true;
+};
+
+struct Host::Timer {
+  uint64_t id, owner;
+  asio::steady_timer timer;
+  std::chrono::milliseconds period;
+  bool periodic;
+  xdpfw_timer_fn fn;
+  void* ctx;
+  bool active = true;
+};
+
+namespace {
+
+// One config section in the ABI's terms; owns nothing.
+struct SectionView {
+  std::vector<xdpfw_config_entry> entries;
+  xdpfw_config_section section{};
+  SectionView(const HostConfig& cfg, const std::string& plugin) {
+    auto it = cfg.plugin_sections.find(plugin);
+    if (it != cfg.plugin_sections.end())
+      for (const IniEntry& e : it->second.entries)
+        entries.push_back({e.key.c_str(), e.value.c_str(), e.line});
+    section.file = cfg.config_file.c_str();
+    section.count = entries.size();
+    section.entries = entries.data();
+  }
+};
+
+// The C trampolines of xdpfw_host_api: no exception crosses into a plugin.
+template <typename F>
+auto guarded(const char* what, F f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    log_error(std::string("plugin service ") + what + ": " + e.what());
+  }
+  return decltype(f())();
+}
+
+void api_log(xdpfw_host* h, xdpfw_log_level level, const char* msg) {
+  guarded("log", [&] { h->host->log_from(*h->plugin, level, msg ? msg : ""); });
+}
+uint64_t api_watch_fd(xdpfw_host* h, int fd, xdpfw_fd_fn fn, void* ctx) {
+  return guarded("watch_fd", [&] { return h->host->watch_fd(*h->plugin, fd, fn, ctx); });
+}
+void api_unwatch_fd(xdpfw_host* h, uint64_t id) {
+  guarded("unwatch_fd", [&] { h->host->unwatch_fd(id); });
+}
+uint64_t api_add_timer(xdpfw_host* h, uint64_t ms, int periodic, xdpfw_timer_fn fn, void* ctx) {
+  return guarded("add_timer",
+                 [&] { return h->host->add_timer(*h->plugin, ms, periodic != 0, fn, ctx); });
+}
+void api_cancel_timer(xdpfw_host* h, uint64_t id) {
+  guarded("cancel_timer", [&] { h->host->cancel_timer(id); });
+}
+uint64_t api_add_command(xdpfw_host* h, const char* name, const char* usage, uint32_t flags,
+                         xdpfw_command_fn fn, void* ctx) {
+  return guarded("add_command",
+                 [&] { return h->host->add_command(*h->plugin, name, usage, flags, fn, ctx); });
+}
+void api_reply_write(xdpfw_reply* r, const char* data, size_t len) {
+  guarded("reply_write", [&] {
+    if (r && data) r->text.append(data, len);
+  });
+}
+uint64_t api_subscribe_links(xdpfw_host* h, xdpfw_link_fn fn, void* ctx) {
+  return guarded("subscribe_links", [&] { return h->host->subscribe_links(*h->plugin, fn, ctx); });
+}
+
+// Replies end with one empty line, so a reply's own text never holds one.
+std::string frame(std::string text) {
+  std::string out;
+  out.reserve(text.size() + 2);
+  for (char c : text) {
+    if (c == '\n' && (out.empty() || out.back() == '\n')) continue;
+    out.push_back(c);
+  }
+  if (!out.empty() && out.back() != '\n') out.push_back('\n');
+  out.push_back('\n');
+  return out;
+}
+
+Reply error_reply(const std::string& msg) {
+  return Reply{frame("ERR: " + msg), false};
+}
+
+std::string json_escape(std::string_view s) {
+  std::string o;
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\')
+      o += '\\', o += static_cast<char>(c);
+    else if (c < 0x20) {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\u%04x", c);
+      o += b;
+    } else
+      o += static_cast<char>(c);
+  }
+  return o;
+}
+
+}  // namespace
+
+Host::Host(CommandLine cli, HostConfig cfg)
+    : cli_(std::move(cli)),
+      cfg_(std::move(cfg)),
+      signals_(io_, SIGTERM, SIGINT, SIGHUP),
+      server_(io_, [this](const Request& r, const ClientInfo& c) { return dispatch(r, c); }) {
+  signals_.add(SIGUSR1);
+  add_builtin_commands();
+}
+
+Host::~Host() {
+  unload_plugins();
+  server_.stop();
+}
+
+void Host::log_from(Plugin& p, xdpfw_log_level level, const char* msg) {
+  int l = std::clamp(static_cast<int>(level), 0, 3);
+  log(static_cast<LogLevel>(l), p.name() + ": " + msg);
+}
+
+void Host::arm(const std::shared_ptr<FdWatch>& w) {
+  w->sd.async_wait(asio::posix::stream_descriptor::wait_read,
+                   [this, w](boost::system::error_code ec) {
+                     if (ec || !w->active) return;
+                     w->fn(w->ctx, w->sd.native_handle());
+                     if (w->active) arm(w);
+                   });
+}
+
+uint64_t Host::watch_fd(Plugin& p, int fd, xdpfw_fd_fn fn, void* ctx) {
+  if (fd < 0 || !fn) return 0;
+  auto w = std::make_shared<FdWatch>(
+      FdWatch{next_id_++, p.id, asio::posix::stream_descriptor(io_, fd), fn, ctx});
+  watches_[w->id] = w;
+  arm(w);
+  return w->id;
+}
+
+void Host::unwatch_fd(uint64_t id) {
+  auto it = watches_.find(id);
+  if (it == watches_.end()) return;
+  auto w = it->second;
+  watches_.erase(it);
+  w->active = false;
+  boost::system::error_code ec;
+  w->sd.cancel(ec);
+  w->sd.release();  // the fd stays the plugin's
+}
+
+void Host::arm(const std::shared_ptr<Timer>& t) {
+  t->timer.expires_after(t->period);
+  t->timer.async_wait([this, t](boost::system::error_code ec) {
+    if (ec || !t->active) return;
+    if (!t->periodic) {
+      t->active = false;
+      timers_.erase(t->id);
+    }
+    t->fn(t->ctx);
+    if (t->periodic && t->active) arm(t);
+  });
+}
+
+uint64_t Host::add_timer(Plugin& p, uint64_t ms, bool periodic, xdpfw_timer_fn fn, void* ctx) {
+  if (!fn || (periodic && ms == 0)) return 0;
+  auto t = std::make_shared<Timer>(Timer{next_id_++, p.id, asio::steady_timer(io_),
+                                         std::chrono::milliseconds(ms), periodic, fn, ctx});
+  timers_[t->id] = t;
+  arm(t);
+  return t->id;
+}
+
+void Host::cancel_timer(uint64_t id) {
+  auto it = timers_.find(id);
+  if (it == timers_.end()) return;
+  it->second->active = false;
+  it->second->timer.cancel();
+  timers_.erase(it);
+}
+
+uint64_t Host::add_command(Plugin& p, const char* name, const char* usage, uint32_t flags,
+                           xdpfw_command_fn fn, void* ctx) {
+  if (!name || !fn) return 0;
+  try {
+    return commands_.add(p.id, name, usage ? usage : "", (flags & XDPFW_CMD_MUTATES) != 0,
+                         [fn, ctx](std::string_view args, const std::string* payload) {
+                           xdpfw_reply reply;
+                           std::string a(args);
+                           int rc = fn(ctx, a.c_str(), payload ? payload->c_str() : nullptr,
+                                       payload ? payload->size() : 0, &reply);
+                           return CommandResult{rc == 0, std::move(reply.text)};
+                         });
+  } catch (const std::invalid_argument& e) {
+    log_error(p.name() + ": add_command: " + e.what());
+    return 0;
+  }
+}
+
+uint64_t Host::subscribe_links(Plugin& p, xdpfw_link_fn fn, void* ctx) {
+  if (!fn) return 0;
+  link_subs_[next_id_] = LinkSub{p.id, fn, ctx};
+  return next_id_++;
+}
+
+void Host::publish_link_event(const xdpfw_link_event& ev) {
+  auto subs = link_subs_;  // a handler may unsubscribe
+  for (const auto& [id, s] : subs) s.fn(s.ctx, &ev);
+}
+
+void Host::load_plugins() {
+  for (const std::string& path : cfg_.plugins) {
+    auto p = std::make_unique<Plugin>();
+    p->id = next_id_++;
+    p->lib = std::make_unique<PluginLibrary>(path);
+    for (const auto& other : plugins_)
+      if (other->name() == p->name())
+        throw PluginError("plugin " + path + ": a plugin named '" + p->name() +
+                          "' is already loaded from " + other->lib->path());
+    p->handle = xdpfw_host{this, p.get()};
+    p->api = xdpfw_host_api{sizeof(xdpfw_host_api),
+                            XDPFW_PLUGIN_ABI_MAJOR,
+                            XDPFW_PLUGIN_ABI_MINOR,
+                            &p->handle,
+                            api_log,
+                            api_watch_fd,
+                            api_unwatch_fd,
+                            api_add_timer,
+                            api_cancel_timer,
+                            api_add_command,
+                            api_reply_write,
+                            api_subscribe_links};
+    SectionView section(cfg_, p->name());
+    char err[512] = "";
+    Plugin* raw = p.get();
+    plugins_.push_back(std::move(p));  // registrations made by init find it
+    if (raw->lib->plugin().init(&raw->api, &section.section, &raw->state, err, sizeof err) != 0) {
+      std::string msg = "plugin " + path + ": init failed: " + (*err ? err : "no reason given");
+      uint64_t id = raw->id;
+      plugins_.pop_back();
+      commands_.remove_owner(id);
+      throw PluginError(msg);
+    }
+    log_info("loaded plugin " + raw->name() + " " + raw->lib->plugin().version + " from " + path);
+  }
+  for (const auto& [name, s] : cfg_.plugin_sections) {
+    bool used = false;
+    for (const auto& p : plugins_) used |= p->name() == name;
+    if (!used)
+      log_warn(cfg_.config_file + ":" + std::to_string(s.line) + ": section [plugin." + name +
+               "] belongs to no loaded plugin");
+  }
+}
+
+void Host::unload_plugins() {
+  while (!plugins_.empty()) {
+    Plugin& p = *plugins_.back();
+    p.lib->plugin().fini(p.state);
+    // Everything it registered goes with it, before its code is unmapped.
+    commands_.remove_owner(p.id);
+    for (auto it = watches_.begin(); it != watches_.end();) {
+      auto next = std::next(it);
+      if (it->second->owner == p.id) unwatch_fd(it->first);
+      it = next;
+    }
+    for (auto it = timers_.begin(); it != timers_.end();) {
+      auto next = std::next(it);
+      if (it->second->owner == p.id) cancel_timer(it->first);
+      it = next;
+    }
+    std::erase_if(link_subs_, [&](const auto& kv) { return kv.second.owner == p.id; });
+    log_info("unloaded plugin " + p.name());
+    plugins_.pop_back();  // dlclose
+  }
+}
+
+void Host::add_builtin_commands() {
+  commands_.add(0, "help", "list the commands", false,
+                [this](std::string_view, const std::string*) {
+                  std::ostringstream o;
+                  for (const Command& c : commands_.all()) {
+                    std::string n = c.name();
+                    o << n << std::string(n.size() < 24 ? 24 - n.size() : 1, ' ') << c.usage
+                      << (c.mutates ? " [changes state]" : "") << "\n";
+                  }
+                  return CommandResult{true, o.str()};
+                });
+  commands_.add(0, "version", "the host's version and plugin ABI", false,
+                [](std::string_view, const std::string*) {
+                  return CommandResult{true, std::string("xdpfw-host ") + version +
+                                                 " (plugin ABI " +
+                                                 std::to_string(XDPFW_PLUGIN_ABI_MAJOR) + "." +
+                                                 std::to_string(XDPFW_PLUGIN_ABI_MINOR) + ")"};
+                });
+  commands_.add(0, "show plugins", "[json]: the loaded plugins", false,
+                [this](std::string_view args, const std::string*) {
+                  bool json = args == "json";
+                  if (!json && !args.empty())
+                    return CommandResult{false, "show plugins: unexpected '" + std::string(args) +
+                                                    "' (expected nothing or 'json')"};
+                  std::ostringstream o;
+                  if (json) o << "[";
+                  for (size_t i = 0; i < plugins_.size(); ++i) {
+                    const auto& p = *plugins_[i];
+                    const auto& d = p.lib->plugin();
+                    if (json)
+                      o << (i ? "," : "") << "{\"name\":\"" << json_escape(d.name)
+                        << "\",\"version\":\"" << json_escape(d.version ? d.version : "")
+                        << "\",\"abi\":\"" << d.abi_major << "." << d.abi_minor << "\",\"path\":\""
+                        << json_escape(p.lib->path()) << "\"}";
+                    else
+                      o << d.name << " " << (d.version ? d.version : "") << " abi " << d.abi_major
+                        << "." << d.abi_minor << " " << p.lib->path() << "\n";
+                  }
+                  if (json) o << "]";
+                  return CommandResult{true, o.str()};
+                });
+  commands_.add(0, "quit", "close this connection", false,
+                [](std::string_view, const std::string*) {
+                  return CommandResult{true, ""};
+                });
+}
+
+Reply Host::dispatch(const Request& r, const ClientInfo& c) {
+  auto found = commands_.find(r.line);
+  if (!found) {
+    std::string first = split_words(r.line).empty() ? r.line : split_words(r.line)[0];
+    for (char& ch : first)
+      if (static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) >= 0x7f) ch = '?';
+    if (first.size() > 64) first = first.substr(0, 64) + "...";
+    return error_reply("unknown command '" + first + "'; 'help' lists the commands");
+  }
+  auto [cmd, args] = *found;
+  if (cmd->name() == "quit") return Reply{"\n", true};
+  if (cmd->mutates && !c.admin)
+    return error_reply("permission denied: '" + cmd->name() +
+                       "' changes state; it needs root or the control socket's group");
+  log_debug("control: pid " + std::to_string(c.pid) + ": " + cmd->name());
+  CommandResult res;
+  try {
+    res = cmd->fn(args, r.payload ? &*r.payload : nullptr);
+  } catch (const std::exception& e) {
+    res = CommandResult{false, std::string("internal error: ") + e.what()};
+  }
+  if (!res.ok) return error_reply(res.text.empty() ? "command failed" : res.text);
+  return Reply{frame(std::move(res.text)), false};
+}
+
+void Host::wait_signals() {
+  signals_.async_wait([this](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    if (sig == SIGTERM || sig == SIGINT) {
+      log_info(std::string("stopping on ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT"));
+      stop();
+      return;
+    }
+    if (sig == SIGHUP) reload();
+    if (sig == SIGUSR1) {
+      log_info("SIGUSR1: plugins reopen their log files");
+      for (auto& p : plugins_)
+        if (p->lib->plugin().reopen_logs) p->lib->plugin().reopen_logs(p->state);
+    }
+    wait_signals();
+  });
+}
+
+// Validates the whole new config before anything changes.
+void Host::reload() {
+  sd_notify("RELOADING=1");
+  log_info("SIGHUP: reloading " +
+           (cfg_.config_file.empty() ? "(no config file)" : cfg_.config_file));
+  try {
+    HostConfig next = load_config(cli_);
+    if (next.plugins != cfg_.plugins)
+      log_warn("reload: the plugin list changed; that takes a restart (kept the loaded plugins)");
+    if (next.socket_path != cfg_.socket_path)
+      log_warn("reload: the socket path changed; that takes a restart (kept " + cfg_.socket_path +
+               ")");
+    next.plugins = cfg_.plugins;
+    next.socket_path = cfg_.socket_path;
+    for (auto& p : plugins_) {
+      if (!p->lib->plugin().check_config) continue;
+      SectionView section(next, p->name());
+      char err[512] = "";
+      if (p->lib->plugin().check_config(p->state, &section.section, err, sizeof err) != 0)
+        throw ConfigError(std::string(*err ? err : "rejected") + " (plugin " + p->name() + ")");
+    }
+    server_.reconfigure(next);
+    set_log_level(next.log_level);
+    cfg_ = std::move(next);
+    for (auto& p : plugins_)
+      if (p->lib->plugin().reload) {
+        SectionView section(cfg_, p->name());
+        p->lib->plugin().reload(p->state, &section.section);
+      }
+    log_info("reload: new config in effect");
+  } catch (const std::exception& e) {
+    log_error(std::string("reload refused, the running config stays: ") + e.what());
+  }
+  sd_notify("READY=1");
+}
+
+void Host::stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  sd_notify("STOPPING=1");
+  server_.stop();
+  unload_plugins();
+  signals_.cancel();
+  io_.stop();
+}
+
+int Host::run() {
+  try {
+    server_.start(cfg_);
+    load_plugins();
+  } catch (const std::exception& e) {
+    log_error(e.what());
+    unload_plugins();
+    server_.stop();
+    return 1;
+  }
+  wait_signals();
+  sd_notify("READY=1");
+  log_info(std::string("xdpfw-host ") + version + " ready, " + std::to_string(plugins_.size()) +
+           " plugin(s)");
+  io_.run();
+  stop();
+  return 0;
+}
+
+int Host::check_config(const HostConfig& cfg) {
+  int bad = 0;
+  for (const std::string& path : cfg.plugins) {
+    try {
+      PluginLibrary lib(path);
+      if (lib.plugin().check_config) {
+        SectionView section(cfg, lib.plugin().name);
+        char err[512] = "";
+        if (lib.plugin().check_config(nullptr, &section.section, err, sizeof err) != 0)
+          throw PluginError("plugin " + path + ": " + (*err ? err : "section rejected"));
+      }
+      std::printf("plugin %s (%s): ok\n", lib.plugin().name, path.c_str());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s\n", e.what());
+      ++bad;
+    }
+  }
+  if (!bad) std::printf("config ok\n");
+  return bad ? 1 : 0;
+}
+
+}  // namespace xdpfw::host

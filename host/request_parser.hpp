@@ -1,0 +1,39 @@
+// request_parser.hpp: framing of the control protocol. A request is one
+// line; a line ending in "<<" carries a payload: the lines after it, up to an
+// empty line (HAProxy's runtime API convention). Pure, so it is unit-tested.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace xdpfw::host {
+
+struct Request {
+  std::string line;                    // without "<<", trimmed
+  std::optional<std::string> payload;  // lines joined with '\n', each ending in '\n'
+};
+
+class RequestParser {
+ public:
+  RequestParser(size_t max_line, size_t max_payload)
+      : max_line_(max_line), max_payload_(max_payload) {}
+
+  // Appends the requests completed by data to out. Returns a message when a
+  // limit is broken; the connection must then be closed.
+  std::optional<std::string> feed(std::string_view data, std::vector<Request>& out);
+  // At end of input: a last line without its newline, or an open payload,
+  // completed as if the input had ended properly.
+  std::optional<Request> finish();
+  // True while a payload is open or a line is incomplete.
+  bool partial() const { return !buf_.empty() || in_payload_; }
+
+ private:
+  size_t max_line_, max_payload_;
+  std::string buf_;
+  bool in_payload_ = false;
+  Request pending_;
+};
+
+}  // namespace xdpfw::host
