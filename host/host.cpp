@@ -4,6 +4,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "libnl_link_monitor.hpp"
 #include "log.hpp"
 #include "sd_notify.hpp"
 
@@ -236,15 +237,55 @@ uint64_t Host::add_command(Plugin& p, const char* name, const char* usage, uint3
   }
 }
 
+namespace {
+xdpfw_link_event to_abi(const netlink::LinkEvent& ev) {
+  xdpfw_link_event e{};
+  e.size = sizeof e;
+  e.type = ev.type == netlink::LinkEvent::Type::added     ? XDPFW_LINK_ADDED
+           : ev.type == netlink::LinkEvent::Type::removed ? XDPFW_LINK_REMOVED
+                                                          : XDPFW_LINK_CHANGED;
+  e.ifindex = ev.link.ifindex;
+  e.name = ev.link.name.c_str();
+  e.old_name = ev.old_name ? ev.old_name->c_str() : nullptr;
+  e.kind = ev.link.kind.c_str();
+  e.up = ev.link.up;
+  e.running = ev.link.running;
+  return e;
+}
+}  // namespace
+
 uint64_t Host::subscribe_links(Plugin& p, xdpfw_link_fn fn, void* ctx) {
   if (!fn) return 0;
-  link_subs_[next_id_] = LinkSub{p.id, fn, ctx};
-  return next_id_++;
+  uint64_t id = next_id_++;
+  link_subs_[id] = LinkSub{p.id, fn, ctx};
+  // From the loop, not inside init: the links known then, as "added"; live
+  // events only after that, so the subscriber's view is never out of order.
+  asio::post(io_, [this, id] {
+    auto it = link_subs_.find(id);
+    if (it == link_subs_.end()) return;
+    it->second.live = true;
+    LinkSub s = it->second;
+    if (!links_) return;
+    auto snapshot = links_->links();
+    for (const auto& [idx, l] : snapshot) {
+      if (!link_subs_.count(id)) return;
+      netlink::LinkEvent ev{netlink::LinkEvent::Type::added, l, std::nullopt};
+      xdpfw_link_event e = to_abi(ev);
+      s.fn(s.ctx, &e);
+    }
+  });
+  return id;
 }
 
-void Host::publish_link_event(const xdpfw_link_event& ev) {
+void Host::publish_link_event(const netlink::LinkEvent& ev) {
+  log_debug("link " + std::to_string(ev.link.ifindex) + " " + ev.link.name +
+            (ev.type == netlink::LinkEvent::Type::added     ? " added"
+             : ev.type == netlink::LinkEvent::Type::removed ? " removed"
+                                                            : " changed"));
+  xdpfw_link_event e = to_abi(ev);
   auto subs = link_subs_;  // a handler may unsubscribe
-  for (const auto& [id, s] : subs) s.fn(s.ctx, &ev);
+  for (const auto& [id, s] : subs)
+    if (s.live && link_subs_.count(id)) s.fn(s.ctx, &e);
 }
 
 void Host::load_plugins() {
@@ -452,6 +493,9 @@ void Host::stop() {
 int Host::run() {
   try {
     server_.start(cfg_);
+    auto monitor = std::make_unique<netlink::LibnlLinkMonitor>(io_, cfg_.netlink_rcvbuf);
+    links_ = std::move(monitor);
+    links_->start([this](const netlink::LinkEvent& ev) { publish_link_event(ev); });
     load_plugins();
   } catch (const std::exception& e) {
     log_error(e.what());

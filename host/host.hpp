@@ -14,6 +14,7 @@
 #include "command_registry.hpp"
 #include "control_server.hpp"
 #include "host_config.hpp"
+#include "link_monitor.hpp"
 #include "plugin_loader.hpp"
 #include "xdpfw_plugin.h"
 
@@ -35,7 +36,7 @@ class Host {
   static int check_config(const HostConfig& cfg);
 
   // Link events from the netlink monitor, to every subscribed plugin.
-  void publish_link_event(const xdpfw_link_event& ev);
+  void publish_link_event(const netlink::LinkEvent& ev);
 
   // Services of xdpfw_host_api (called through the C trampolines).
   struct Plugin;
@@ -55,6 +56,7 @@ class Host {
     uint64_t owner;
     xdpfw_link_fn fn;
     void* ctx;
+    bool live = false;  // false until the current links were replayed to it
   };
 
   void load_plugins();
@@ -73,6 +75,7 @@ class Host {
   boost::asio::signal_set signals_;
   ControlServer server_;
   CommandRegistry commands_;
+  std::unique_ptr<netlink::LinkMonitor> links_;
   std::vector<std::unique_ptr<Plugin>> plugins_;
   std::map<uint64_t, std::shared_ptr<FdWatch>> watches_;
   std::map<uint64_t, std::shared_ptr<Timer>> timers_;

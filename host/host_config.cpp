@@ -116,12 +116,15 @@ void apply_host_section(HostConfig& cfg, const std::string& file, const IniSecti
       cfg.limits.max_payload = parse_number(file, e, 0, 1ull << 30);
     } else if (e.key == "idle-timeout") {
       cfg.limits.idle_timeout_s = static_cast<unsigned>(parse_number(file, e, 1, 86400));
+    } else if (e.key == "netlink-rcvbuf") {
+      cfg.netlink_rcvbuf = parse_number(file, e, 1, 1ull << 30);
     } else if (e.key == "max-output") {
       cfg.limits.max_output = parse_number(file, e, 4096, 1ull << 32);
     } else {
       throw ConfigError(where(file, e.line) + "unknown key '" + e.key +
                         "' in [host] (expected plugin, socket, socket-group, socket-mode, "
-                        "log-level, max-clients, max-line, max-payload, max-output, idle-timeout)");
+                        "log-level, max-clients, max-line, max-payload, max-output, idle-timeout, "
+                        "netlink-rcvbuf)");
     }
   }
 }

@@ -53,6 +53,7 @@ struct HostConfig {
   mode_t socket_mode = 0660;
   LogLevel log_level = LogLevel::info;
   ControlLimits limits;
+  size_t netlink_rcvbuf = 8 << 20;  // link monitor socket; tiny values force overflows (tests)
   std::map<std::string, IniSection> plugin_sections;  // [plugin.NAME] by NAME
 };
 
