@@ -14,8 +14,7 @@
 
 namespace xdpfw::netlink {
 
-LibnlLinkMonitor::LibnlLinkMonitor(boost::asio::io_context& io, size_t rcvbuf)
-    : io_(io), fd_(io) {
+LibnlLinkMonitor::LibnlLinkMonitor(boost::asio::io_context& io, size_t rcvbuf) : io_(io), fd_(io) {
   sock_ = nl_socket_alloc();
   if (!sock_) throw std::runtime_error("netlink: cannot allocate a socket");
   nl_socket_disable_seq_check(sock_);  // multicast events carry no sequence

@@ -7,7 +7,7 @@ pkgs=(
   build-essential cmake pkg-config
   clang libbpf-dev bpftool linux-libc-dev
   libboost-dev libboost-program-options-dev libboost-test-dev
-  libnl-3-dev libnl-route-3-dev
+  libnl-3-dev libnl-route-3-dev nlohmann-json3-dev
   iproute2 socat ethtool
 )
 missing=()

@@ -1,0 +1,94 @@
+// attach_manager.cpp: see attach_manager.hpp.
+#include "attach_manager.hpp"
+
+namespace xdpfw {
+
+AttachManager::AttachManager(Attacher& attacher, FirewallConfig cfg, Log log)
+    : attacher_(attacher), cfg_(std::move(cfg)), log_(std::move(log)) {}
+
+void AttachManager::evaluate(Interface& i) {
+  auto st = sticky_.find(i.name);
+  i.sticky = st == sticky_.end() ? Interface::Sticky::none : st->second;
+  i.selected = cfg_.selects(i.name);
+  bool want =
+      i.sticky == Interface::Sticky::attach || (i.sticky == Interface::Sticky::none && i.selected);
+  if (want && !i.attached) {
+    AttachOutcome o = attacher_.attach(i.ifindex, i.name, cfg_.mode, cfg_.takeover);
+    if (o.ok) {
+      i.attached = true;
+      i.mode = o.mode;
+      i.prog_id = o.prog_id;
+      i.since = std::time(nullptr);
+      i.last_error.clear();
+      log_(2, "attached to " + i.name + " (ifindex " + std::to_string(i.ifindex) + ", " + o.mode +
+                  ")");
+    } else if (o.error != i.last_error) {
+      i.last_error = o.error;
+      log_(o.foreign_id ? 1 : 0, "cannot attach to " + i.name + ": " + o.error);
+    }
+  } else if (!want && i.attached) {
+    attacher_.detach(i.ifindex);
+    i.attached = false;
+    i.mode.clear();
+    i.prog_id = 0;
+    i.since = std::time(nullptr);
+    log_(2, "detached from " + i.name);
+  } else if (!want) {
+    i.last_error.clear();
+  }
+}
+
+void AttachManager::on_link(Change change, int ifindex, const std::string& name,
+                            const std::string& kind, bool up) {
+  if (change == Change::removed) {
+    auto it = ifaces_.find(ifindex);
+    if (it == ifaces_.end()) return;
+    // The kernel took the program off with the device; release our link.
+    if (it->second.attached) attacher_.detach(ifindex);
+    log_(3, "interface " + it->second.name + " is gone");
+    ifaces_.erase(it);
+    return;
+  }
+  Interface& i = ifaces_[ifindex];
+  bool fresh = i.ifindex == 0;
+  if (fresh) {
+    i.ifindex = ifindex;
+    i.since = std::time(nullptr);
+  } else if (i.name != name) {
+    log_(2, "interface " + i.name + " renamed to " + name);
+  }
+  i.name = name;
+  i.kind = kind;
+  i.up = up;
+  evaluate(i);
+}
+
+void AttachManager::reconfigure(const FirewallConfig& cfg) {
+  cfg_ = cfg;
+  for (auto& [idx, i] : ifaces_) evaluate(i);
+}
+
+std::optional<std::string> AttachManager::force(const std::string& name, Interface::Sticky how) {
+  if (how == Interface::Sticky::none)
+    sticky_.erase(name);
+  else
+    sticky_[name] = how;
+  for (auto& [idx, i] : ifaces_)
+    if (i.name == name) {
+      evaluate(i);
+      if (how == Interface::Sticky::attach && !i.attached) return i.last_error;
+      return std::nullopt;
+    }
+  if (how == Interface::Sticky::none) return std::nullopt;
+  return std::optional<std::string>();  // remembered for when it appears
+}
+
+void AttachManager::detach_all() {
+  for (auto& [idx, i] : ifaces_)
+    if (i.attached) {
+      attacher_.detach(idx);
+      i.attached = false;
+    }
+}
+
+}  // namespace xdpfw

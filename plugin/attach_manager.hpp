@@ -1,0 +1,74 @@
+// attach_manager.hpp: which interfaces carry the firewall. Follows link
+// events, the configured patterns and the operator's manual overrides, and
+// asks an Attacher (the kernel, or a fake in unit tests) to act.
+#pragma once
+
+#include <cstdint>
+#include <ctime>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "firewall_config.hpp"
+
+namespace xdpfw {
+
+struct AttachOutcome {
+  bool ok = false;
+  std::string mode;  // "native" or "generic" when ok
+  uint32_t prog_id = 0;
+  uint32_t foreign_id = 0;  // another program sits there (not ok)
+  std::string error;
+};
+
+class Attacher {
+ public:
+  virtual ~Attacher() = default;
+  virtual AttachOutcome attach(int ifindex, const std::string& name, AttachMode mode,
+                               bool takeover) = 0;
+  virtual void detach(int ifindex) = 0;
+};
+
+struct Interface {
+  int ifindex = 0;
+  std::string name, kind;
+  bool up = false;
+  bool selected = false;  // by the patterns
+  enum class Sticky { none, attach, detach } sticky = Sticky::none;
+  bool attached = false;
+  std::string mode;
+  uint32_t prog_id = 0;
+  std::time_t since = 0;  // of the current attached/detached state
+  std::string last_error;
+};
+
+class AttachManager {
+ public:
+  using Log = std::function<void(int level, const std::string&)>;  // 0 error .. 3 debug
+  AttachManager(Attacher& attacher, FirewallConfig cfg, Log log);
+
+  enum class Change { added, removed, changed };
+  void on_link(Change change, int ifindex, const std::string& name, const std::string& kind,
+               bool up);
+  void reconfigure(const FirewallConfig& cfg);
+
+  // Manual control by name. Sticky for the agent's lifetime (also across
+  // the interface being re-created) until "auto NAME". Returns an error
+  // message, or nothing on success.
+  std::optional<std::string> force(const std::string& name, Interface::Sticky how);
+
+  const std::map<int, Interface>& interfaces() const { return ifaces_; }
+  void detach_all();
+
+ private:
+  void evaluate(Interface& i);
+
+  Attacher& attacher_;
+  FirewallConfig cfg_;
+  Log log_;
+  std::map<int, Interface> ifaces_;
+  std::map<std::string, Interface::Sticky> sticky_;
+};
+
+}  // namespace xdpfw

@@ -1,0 +1,42 @@
+// firewall_config.hpp: the [plugin.xdpfw] section: which interfaces, how to
+// attach, the rules file and the policies. Errors name file and line.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "rule_compiler.hpp"
+
+namespace xdpfw {
+
+class FirewallConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class AttachMode { automatic, native, generic };
+const char* attach_mode_name(AttachMode m);
+
+struct ConfigLine {
+  std::string key, value;
+  unsigned line = 0;
+};
+
+struct FirewallConfig {
+  std::vector<std::string> include;  // glob patterns; none: attach nothing by itself
+  std::vector<std::string> exclude = {"lo"};
+  AttachMode mode = AttachMode::automatic;  // native, falling back to generic
+  bool takeover = false;                    // replace another XDP program
+  std::string rules_file;                   // "" : start with no rules
+  Policy policy;
+  uint32_t max_rules = XDPFW_DEFAULT_MAX_RULES;
+
+  // Whether the patterns select this interface name.
+  bool selects(const std::string& ifname) const;
+};
+
+FirewallConfig parse_firewall_config(const std::string& file, const std::vector<ConfigLine>& lines);
+
+}  // namespace xdpfw

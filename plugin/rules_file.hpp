@@ -1,0 +1,20 @@
+// rules_file.hpp: reads a rules file: one rule per line in the rule grammar
+// (rule.hpp), "#" comments. Ids and priorities absent from a line are
+// assigned as the rule store does: ids count up, a rule without a priority
+// goes after the rules before it.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "rule.hpp"
+
+namespace xdpfw {
+
+inline constexpr uint32_t default_priority = 1000;
+
+// Throws RuleError "FILE:LINE: field: what was wrong".
+std::vector<Rule> read_rules_file(const std::string& path);
+std::vector<Rule> parse_rules_text(const std::string& name, const std::string& text);
+
+}  // namespace xdpfw

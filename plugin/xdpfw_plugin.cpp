@@ -1,0 +1,166 @@
+// xdpfw_plugin.cpp: libxdpfw.so, the firewall as an xdpfw-host plugin: the
+// C ABI of host/xdpfw_plugin.h on one side, the Firewall on the other. No
+// exception crosses into the host.
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "firewall.hpp"
+#include "rule.hpp"
+#include "xdpfw_plugin.h"
+
+namespace {
+
+using xdpfw::CommandOutput;
+using xdpfw::Firewall;
+using xdpfw::FirewallConfig;
+
+struct Command {
+  std::function<CommandOutput(const std::string& args)> fn;
+  struct State* state;
+};
+
+struct State {
+  const xdpfw_host_api* api = nullptr;
+  std::unique_ptr<Firewall> fw;
+  std::vector<std::unique_ptr<Command>> commands;
+};
+
+void copy_error(char* err, size_t len, const std::string& msg) {
+  if (!err || !len) return;
+  std::strncpy(err, msg.c_str(), len - 1);
+  err[len - 1] = '\0';
+}
+
+FirewallConfig read_config(const xdpfw_config_section* cfg) {
+  std::vector<xdpfw::ConfigLine> lines;
+  for (size_t i = 0; i < cfg->count; ++i)
+    lines.push_back({cfg->entries[i].key, cfg->entries[i].value, cfg->entries[i].line});
+  return xdpfw::parse_firewall_config(cfg->file ? cfg->file : "", lines);
+}
+
+int run_command(void* ctx, const char* args, const char*, size_t, xdpfw_reply* reply) {
+  auto* c = static_cast<Command*>(ctx);
+  CommandOutput out;
+  try {
+    out = c->fn(args ? args : "");
+  } catch (const std::exception& e) {
+    out = {false, e.what()};
+  }
+  c->state->api->reply_write(reply, out.text.data(), out.text.size());
+  return out.ok ? 0 : 1;
+}
+
+void add(State* s, const char* name, const char* usage, uint32_t flags,
+         std::function<CommandOutput(const std::string&)> fn) {
+  s->commands.push_back(std::make_unique<Command>(Command{std::move(fn), s}));
+  s->api->add_command(s->api->host, name, usage, flags, run_command, s->commands.back().get());
+}
+
+// "json" or nothing.
+std::optional<bool> json_arg(const std::string& args) {
+  if (args.empty()) return false;
+  if (args == "json") return true;
+  return std::nullopt;
+}
+
+std::function<CommandOutput(const std::string&)> show(const char* name,
+                                                      std::function<CommandOutput(bool)> fn) {
+  return [name, fn](const std::string& args) {
+    auto json = json_arg(args);
+    if (!json)
+      return CommandOutput{
+          false, std::string(name) + ": unexpected '" + args + "' (expected nothing or 'json')"};
+    return fn(*json);
+  };
+}
+
+void on_link(void* ctx, const xdpfw_link_event* ev) {
+  auto* s = static_cast<State*>(ctx);
+  auto change = ev->type == XDPFW_LINK_REMOVED ? xdpfw::AttachManager::Change::removed
+                : ev->type == XDPFW_LINK_ADDED ? xdpfw::AttachManager::Change::added
+                                               : xdpfw::AttachManager::Change::changed;
+  try {
+    s->fw->on_link(change, ev->ifindex, ev->name ? ev->name : "", ev->kind ? ev->kind : "",
+                   ev->up != 0);
+  } catch (const std::exception& e) {
+    s->api->log(s->api->host, XDPFW_LOG_ERROR, e.what());
+  }
+}
+
+int xdpfw_init(const xdpfw_host_api* api, const xdpfw_config_section* cfg, void** state, char* err,
+               size_t err_len) {
+  auto s = std::make_unique<State>();
+  s->api = api;
+  try {
+    FirewallConfig fc = read_config(cfg);
+    State* raw = s.get();
+    s->fw = std::make_unique<Firewall>(fc, [raw](int level, const std::string& msg) {
+      raw->api->log(raw->api->host, static_cast<xdpfw_log_level>(level), msg.c_str());
+    });
+  } catch (const std::exception& e) {
+    copy_error(err, err_len, e.what());
+    return 1;
+  }
+  State* st = s.get();
+  Firewall& fw = *st->fw;
+  add(st, "show interfaces", "[json]: links, whether they match, attached, mode, since, errors", 0,
+      show("show interfaces", [&fw](bool j) { return fw.show_interfaces(j); }));
+  add(st, "show stats", "[json]: packets by verdict and reason, events", 0,
+      show("show stats", [&fw](bool j) { return fw.show_stats(j); }));
+  add(st, "rule list", "[json]: the rules in order, with packets and bytes", 0,
+      show("rule list", [&fw](bool j) { return fw.rule_list(j); }));
+  add(st, "attach", "IF: attach to IF and keep it so (sticky)", XDPFW_CMD_MUTATES,
+      [&fw](const std::string& a) { return fw.force(a, xdpfw::Interface::Sticky::attach); });
+  add(st, "detach", "IF: detach from IF and keep it so (sticky)", XDPFW_CMD_MUTATES,
+      [&fw](const std::string& a) { return fw.force(a, xdpfw::Interface::Sticky::detach); });
+  add(st, "auto", "IF: let the interface patterns decide for IF again", XDPFW_CMD_MUTATES,
+      [&fw](const std::string& a) { return fw.force(a, xdpfw::Interface::Sticky::none); });
+  api->subscribe_links(api->host, on_link, st);
+  *state = s.release();
+  return 0;
+}
+
+void xdpfw_fini(void* state) {
+  delete static_cast<State*>(state);
+}
+
+int xdpfw_check(void*, const xdpfw_config_section* cfg, char* err, size_t err_len) {
+  try {
+    Firewall::check(read_config(cfg));
+  } catch (const std::exception& e) {
+    copy_error(err, err_len, e.what());
+    return 1;
+  }
+  return 0;
+}
+
+void xdpfw_reload(void* state, const xdpfw_config_section* cfg) {
+  auto* s = static_cast<State*>(state);
+  try {
+    s->fw->reload(read_config(cfg));
+  } catch (const std::exception& e) {
+    s->api->log(s->api->host, XDPFW_LOG_ERROR, (std::string("reload: ") + e.what()).c_str());
+  }
+}
+
+const xdpfw_plugin descriptor = {
+    XDPFW_PLUGIN_ABI_MAJOR,
+    XDPFW_PLUGIN_ABI_MINOR,
+    sizeof(xdpfw_plugin),
+    "xdpfw",
+    "0.1.0",
+    xdpfw_init,
+    xdpfw_fini,
+    xdpfw_check,
+    xdpfw_reload,
+    nullptr,
+};
+
+}  // namespace
+
+extern "C" XDPFW_PLUGIN_EXPORT const xdpfw_plugin* xdpfw_plugin_entry(void) {
+  return &descriptor;
+}
