@@ -493,7 +493,8 @@ void Host::stop() {
 int Host::run() {
   try {
     server_.start(cfg_);
-    auto monitor = std::make_unique<netlink::LibnlLinkMonitor>(io_, cfg_.netlink_rcvbuf);
+    auto monitor = std::make_unique<netlink::LibnlLinkMonitor>(
+        io_, cfg_.netlink_rcvbuf, [](const std::string& m) { log_warn(m); });
     links_ = std::move(monitor);
     links_->start([this](const netlink::LinkEvent& ev) { publish_link_event(ev); });
     load_plugins();

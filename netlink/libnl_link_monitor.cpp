@@ -14,7 +14,9 @@
 
 namespace xdpfw::netlink {
 
-LibnlLinkMonitor::LibnlLinkMonitor(boost::asio::io_context& io, size_t rcvbuf) : io_(io), fd_(io) {
+LibnlLinkMonitor::LibnlLinkMonitor(boost::asio::io_context& io, size_t rcvbuf,
+                                   std::function<void(const std::string&)> warn)
+    : io_(io), fd_(io), warn_(std::move(warn)) {
   sock_ = nl_socket_alloc();
   if (!sock_) throw std::runtime_error("netlink: cannot allocate a socket");
   nl_socket_disable_seq_check(sock_);  // multicast events carry no sequence
@@ -92,6 +94,9 @@ void LibnlLinkMonitor::drain() {
     // Anything else (ENOBUFS above all) means events may be lost: dump the
     // current links again and compare them with what we know.
     ++resyncs_;
+    if (warn_)
+      warn_(std::string("netlink: link events lost (") + nl_geterror(err) +
+            "); resynchronising with a full dump");
     dump_valid_ = false;
     dump_wanted_ = true;
   }

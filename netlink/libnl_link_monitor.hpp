@@ -19,8 +19,10 @@ namespace xdpfw::netlink {
 
 class LibnlLinkMonitor : public LinkMonitor {
  public:
-  // rcvbuf: the socket's receive buffer in bytes (SO_RCVBUFFORCE when allowed).
-  LibnlLinkMonitor(boost::asio::io_context& io, size_t rcvbuf);
+  // rcvbuf: the socket's receive buffer in bytes (SO_RCVBUFFORCE when
+  // allowed). warn: told when events were lost and a resync starts.
+  LibnlLinkMonitor(boost::asio::io_context& io, size_t rcvbuf,
+                   std::function<void(const std::string&)> warn = {});
   ~LibnlLinkMonitor() override;
 
   void start(LinkHandler handler) override;
@@ -43,6 +45,7 @@ class LibnlLinkMonitor : public LinkMonitor {
   nl_sock* sock_ = nullptr;
   boost::asio::posix::stream_descriptor fd_;
   LinkHandler handler_;
+  std::function<void(const std::string&)> warn_;
   std::map<int, LinkInfo> links_;
   int msg_type_ = 0;
   uint32_t msg_seq_ = 0;

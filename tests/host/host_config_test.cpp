@@ -8,133 +8,116 @@
 
 using namespace xdpfw::host;
 
-namespace
-{
-std::string ini_error(const std::string &text)
-{
-	try {
-		HostConfig cfg;
-		for (const auto &s : parse_ini("x.conf", text))
-			if (s.name == "host")
-				apply_host_section(cfg, "x.conf", s);
-	} catch (const ConfigError &e) {
-		return e.what();
-	}
-	return "";
+namespace {
+std::string ini_error(const std::string& text) {
+  try {
+    HostConfig cfg;
+    for (const auto& s : parse_ini("x.conf", text))
+      if (s.name == "host") apply_host_section(cfg, "x.conf", s);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
 }
-CommandLine cli(std::vector<const char *> args)
-{
-	args.insert(args.begin(), "xdpfw-host");
-	return parse_command_line(static_cast<int>(args.size()), args.data());
+CommandLine cli(std::vector<const char*> args) {
+  args.insert(args.begin(), "xdpfw-host");
+  return parse_command_line(static_cast<int>(args.size()), args.data());
 }
-std::string cli_error(std::vector<const char *> args)
-{
-	try {
-		cli(args);
-	} catch (const ConfigError &e) {
-		return e.what();
-	}
-	return "";
+std::string cli_error(std::vector<const char*> args) {
+  try {
+    cli(args);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
 }
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(host_config)
 
-BOOST_AUTO_TEST_CASE(ini_sections_and_lines)
-{
-	auto s = parse_ini("x.conf",
-			   "# comment\nsocket = /run/a.sock\n\n[plugin.echo]\nprefix = a b \n; c\n"
-			   "[host]\nlog-level = debug\n");
-	BOOST_TEST_REQUIRE(s.size() == 2u);
-	BOOST_TEST(s[0].name == "host");
-	BOOST_TEST(s[0].entries.size() == 2u);
-	BOOST_TEST(s[0].entries[1].line == 8u);
-	BOOST_TEST(s[1].name == "plugin.echo");
-	BOOST_TEST(s[1].entries[0].value == "a b");
-	BOOST_TEST(s[1].entries[0].line == 5u);
+BOOST_AUTO_TEST_CASE(ini_sections_and_lines) {
+  auto s = parse_ini("x.conf",
+                     "# comment\nsocket = /run/a.sock\n\n[plugin.echo]\nprefix = a b \n; c\n"
+                     "[host]\nlog-level = debug\n");
+  BOOST_TEST_REQUIRE(s.size() == 2u);
+  BOOST_TEST(s[0].name == "host");
+  BOOST_TEST(s[0].entries.size() == 2u);
+  BOOST_TEST(s[0].entries[1].line == 8u);
+  BOOST_TEST(s[1].name == "plugin.echo");
+  BOOST_TEST(s[1].entries[0].value == "a b");
+  BOOST_TEST(s[1].entries[0].line == 5u);
 }
 
-BOOST_AUTO_TEST_CASE(errors_name_file_and_line)
-{
-	struct {
-		const char *text;
-		const char *expect;
-	} cases[] = {
-	    {"[host]\ncolour = red\n", "x.conf:2: unknown key 'colour' in [host]"},
-	    {"max-clients = lots\n", "x.conf:1: max-clients: 'lots' is not a number 1-100000"},
-	    {"\n\nmax-clients = 0\n", "x.conf:3: max-clients: '0' is not a number"},
-	    {"socket-mode = 0999\n",
-	     "x.conf:1: socket-mode: '0999' is not a number 0-511 in octal"},
-	    {"socket = relative.sock\n",
-	     "x.conf:1: socket: 'relative.sock' is not an absolute path"},
-	    {"log-level = loud\n", "x.conf:1: log-level: 'loud' is not a log level"},
-	    {"idle-timeout = -1\n", "x.conf:1: idle-timeout: '-1' is not a number"},
-	    {"[hosts]\n", "x.conf:1: unknown section [hosts]"},
-	    {"[plugin.]\n", "x.conf:1: unknown section [plugin.]"},
-	    {"[host\n", "x.conf:1: section header '[host' lacks its closing ']'"},
-	    {"just words\n", "x.conf:1: 'just words' is not 'key = value'"},
-	    {"[plugin.a]\n[plugin.a]\n",
-	     "x.conf:2: section [plugin.a] appears twice (first at line 1)"},
-	    {"= 3\n", "x.conf:1: a value without a key"},
-	};
-	for (const auto &c : cases) {
-		std::string err = ini_error(c.text);
-		BOOST_TEST_INFO("config: " << c.text << " gave: " << err);
-		BOOST_TEST(err.find(c.expect) == 0u);
-	}
+BOOST_AUTO_TEST_CASE(errors_name_file_and_line) {
+  struct {
+    const char* text;
+    const char* expect;
+  } cases[] = {
+      {"[host]\ncolour = red\n", "x.conf:2: unknown key 'colour' in [host]"},
+      {"max-clients = lots\n", "x.conf:1: max-clients: 'lots' is not a number 1-100000"},
+      {"\n\nmax-clients = 0\n", "x.conf:3: max-clients: '0' is not a number"},
+      {"socket-mode = 0999\n", "x.conf:1: socket-mode: '0999' is not a number 0-511 in octal"},
+      {"socket = relative.sock\n", "x.conf:1: socket: 'relative.sock' is not an absolute path"},
+      {"log-level = loud\n", "x.conf:1: log-level: 'loud' is not a log level"},
+      {"idle-timeout = -1\n", "x.conf:1: idle-timeout: '-1' is not a number"},
+      {"[hosts]\n", "x.conf:1: unknown section [hosts]"},
+      {"[plugin.]\n", "x.conf:1: unknown section [plugin.]"},
+      {"[host\n", "x.conf:1: section header '[host' lacks its closing ']'"},
+      {"just words\n", "x.conf:1: 'just words' is not 'key = value'"},
+      {"[plugin.a]\n[plugin.a]\n", "x.conf:2: section [plugin.a] appears twice (first at line 1)"},
+      {"= 3\n", "x.conf:1: a value without a key"},
+  };
+  for (const auto& c : cases) {
+    std::string err = ini_error(c.text);
+    BOOST_TEST_INFO("config: " << c.text << " gave: " << err);
+    BOOST_TEST(err.find(c.expect) == 0u);
+  }
 }
 
-BOOST_AUTO_TEST_CASE(values_are_applied)
-{
-	HostConfig cfg;
-	for (const auto &s :
-	     parse_ini("x.conf", "plugin = /a.so\nplugin = /b.so\nsocket-mode = 0600\n"
-				 "socket-group = adm\nmax-line = 1024\nidle-timeout = 9\n"))
-		apply_host_section(cfg, "x.conf", s);
-	BOOST_TEST(cfg.plugins == (std::vector<std::string>{"/a.so", "/b.so"}));
-	BOOST_TEST(cfg.socket_mode == 0600u);
-	BOOST_TEST(cfg.socket_group == "adm");
-	BOOST_TEST(cfg.limits.max_line == 1024u);
-	BOOST_TEST(cfg.limits.idle_timeout_s == 9u);
+BOOST_AUTO_TEST_CASE(values_are_applied) {
+  HostConfig cfg;
+  for (const auto& s : parse_ini("x.conf",
+                                 "plugin = /a.so\nplugin = /b.so\nsocket-mode = 0600\n"
+                                 "socket-group = adm\nmax-line = 1024\nidle-timeout = 9\n"))
+    apply_host_section(cfg, "x.conf", s);
+  BOOST_TEST(cfg.plugins == (std::vector<std::string>{"/a.so", "/b.so"}));
+  BOOST_TEST(cfg.socket_mode == 0600u);
+  BOOST_TEST(cfg.socket_group == "adm");
+  BOOST_TEST(cfg.limits.max_line == 1024u);
+  BOOST_TEST(cfg.limits.idle_timeout_s == 9u);
 }
 
-BOOST_AUTO_TEST_CASE(command_line_wins)
-{
-	char path[] = "/tmp/xdpfw-host-config-XXXXXX";
-	int fd = mkstemp(path);
-	BOOST_TEST_REQUIRE(fd >= 0);
-	close(fd);
-	std::ofstream(path)
-	    << "plugin = /from/config.so\nsocket = /run/cfg.sock\nlog-level = warn\n"
-	       "[plugin.echo]\nprefix = p\n";
-	CommandLine c =
-	    cli({"--config", path, "--plugin", "/a.so", "-p", "/b.so", "--log-level", "debug"});
-	HostConfig cfg = load_config(c);
-	std::remove(path);
-	BOOST_TEST(cfg.plugins == (std::vector<std::string>{"/a.so", "/b.so"}));
-	BOOST_TEST(cfg.socket_path == "/run/cfg.sock"); // not on the command line
-	BOOST_TEST((cfg.log_level == LogLevel::debug));
-	BOOST_TEST(cfg.plugin_sections.at("echo").entries.at(0).value == "p");
+BOOST_AUTO_TEST_CASE(command_line_wins) {
+  char path[] = "/tmp/xdpfw-host-config-XXXXXX";
+  int fd = mkstemp(path);
+  BOOST_TEST_REQUIRE(fd >= 0);
+  close(fd);
+  std::ofstream(path) << "plugin = /from/config.so\nsocket = /run/cfg.sock\nlog-level = warn\n"
+                         "[plugin.echo]\nprefix = p\n";
+  CommandLine c =
+      cli({"--config", path, "--plugin", "/a.so", "-p", "/b.so", "--log-level", "debug"});
+  HostConfig cfg = load_config(c);
+  std::remove(path);
+  BOOST_TEST(cfg.plugins == (std::vector<std::string>{"/a.so", "/b.so"}));
+  BOOST_TEST(cfg.socket_path == "/run/cfg.sock");  // not on the command line
+  BOOST_TEST((cfg.log_level == LogLevel::debug));
+  BOOST_TEST(cfg.plugin_sections.at("echo").entries.at(0).value == "p");
 }
 
-BOOST_AUTO_TEST_CASE(command_line_errors)
-{
-	BOOST_TEST(cli_error({"--colour"}).find("command line: unrecognised option '--colour'") ==
-		   0u);
-	BOOST_TEST(cli_error({"--plugin"}).find("command line:") == 0u);
-	BOOST_TEST(cli_error({"--log-level", "loud"}).find("command line: --log-level: 'loud'") ==
-		   0u);
-	BOOST_TEST(cli_error({"--socket", "x.sock"}).find("command line: --socket 'x.sock'") == 0u);
-	BOOST_TEST((cli({"--check-config"}).action == CommandLine::Action::check_config));
-	BOOST_TEST((cli({"--help"}).action == CommandLine::Action::help));
-	BOOST_TEST(cli({"--help"}).help_text.find("--plugin") != std::string::npos);
-	try {
-		load_config(cli({"--config", "/nonexistent/xdpfw.conf"}));
-		BOOST_FAIL("a missing config file was accepted");
-	} catch (const ConfigError &e) {
-		BOOST_TEST(std::string(e.what()) ==
-			   "/nonexistent/xdpfw.conf: cannot read the config file");
-	}
+BOOST_AUTO_TEST_CASE(command_line_errors) {
+  BOOST_TEST(cli_error({"--colour"}).find("command line: unrecognised option '--colour'") == 0u);
+  BOOST_TEST(cli_error({"--plugin"}).find("command line:") == 0u);
+  BOOST_TEST(cli_error({"--log-level", "loud"}).find("command line: --log-level: 'loud'") == 0u);
+  BOOST_TEST(cli_error({"--socket", "x.sock"}).find("command line: --socket 'x.sock'") == 0u);
+  BOOST_TEST((cli({"--check-config"}).action == CommandLine::Action::check_config));
+  BOOST_TEST((cli({"--help"}).action == CommandLine::Action::help));
+  BOOST_TEST(cli({"--help"}).help_text.find("--plugin") != std::string::npos);
+  try {
+    load_config(cli({"--config", "/nonexistent/xdpfw.conf"}));
+    BOOST_FAIL("a missing config file was accepted");
+  } catch (const ConfigError& e) {
+    BOOST_TEST(std::string(e.what()) == "/nonexistent/xdpfw.conf: cannot read the config file");
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -22,210 +22,171 @@
 #include <thread>
 #include <vector>
 
-namespace xdpfw::test
-{
+namespace xdpfw::test {
 
 namespace fs = std::filesystem;
 
-inline std::string read_file(const fs::path &p)
-{
-	std::ifstream in(p);
-	std::stringstream ss;
-	ss << in.rdbuf();
-	return ss.str();
+inline std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
-inline void write_file(const fs::path &p, const std::string &text)
-{
-	std::ofstream(p) << text;
+inline void write_file(const fs::path& p, const std::string& text) {
+  std::ofstream(p) << text;
 }
 
 // A folder of its own (unique name), readable by all so that tests can
 // connect as another user, removed at the end.
 struct TempDir {
-	TempDir()
-	{
-		char tmpl[] = "/tmp/xdpfw-test-XXXXXX";
-		BOOST_TEST_REQUIRE(mkdtemp(tmpl) != nullptr);
-		path = tmpl;
-		chmod(tmpl, 0755);
-	}
-	~TempDir()
-	{
-		std::error_code ec;
-		fs::remove_all(path, ec);
-	}
-	fs::path operator/(const std::string &s) const
-	{
-		return path / s;
-	}
-	fs::path path;
+  TempDir() {
+    char tmpl[] = "/tmp/xdpfw-test-XXXXXX";
+    BOOST_TEST_REQUIRE(mkdtemp(tmpl) != nullptr);
+    path = tmpl;
+    chmod(tmpl, 0755);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  fs::path operator/(const std::string& s) const { return path / s; }
+  fs::path path;
 };
 
 // Output of a shell command (stdout; stderr too with 2>&1 in cmd).
-inline std::string shell(const std::string &cmd, int *status = nullptr)
-{
-	std::string out;
-	FILE *f = popen(cmd.c_str(), "r");
-	BOOST_TEST_REQUIRE(f != nullptr);
-	char buf[4096];
-	size_t n;
-	while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-		out.append(buf, n);
-	int st = pclose(f);
-	if (status)
-		*status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-	return out;
+inline std::string shell(const std::string& cmd, int* status = nullptr) {
+  std::string out;
+  FILE* f = popen(cmd.c_str(), "r");
+  BOOST_TEST_REQUIRE(f != nullptr);
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  int st = pclose(f);
+  if (status) *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
 }
 
-inline std::string quote(const std::string &s)
-{
-	std::string q = "'";
-	for (char c : s)
-		q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-	return q + "'";
+inline std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
 }
 
 // One-shot socat session: input written, everything read until the agent closes.
-inline std::string socat(const fs::path &sock, const std::string &input,
-			 const std::string &as_user_prefix = "", int *status = nullptr)
-{
-	static int n = 0;
-	fs::path in = fs::path("/tmp") /
-		      ("xdpfw-socat-in-" + std::to_string(getpid()) + "-" + std::to_string(n++));
-	write_file(in, input);
-	chmod(in.c_str(), 0644);
-	std::string out = shell(as_user_prefix + "timeout 20 socat - UNIX-CONNECT:" + quote(sock) +
-				    " < " + quote(in) + " 2>&1",
-				status);
-	fs::remove(in);
-	return out;
+inline std::string socat(const fs::path& sock, const std::string& input,
+                         const std::string& as_user_prefix = "", int* status = nullptr) {
+  static int n = 0;
+  fs::path in =
+      fs::path("/tmp") / ("xdpfw-socat-in-" + std::to_string(getpid()) + "-" + std::to_string(n++));
+  write_file(in, input);
+  chmod(in.c_str(), 0644);
+  std::string out = shell(as_user_prefix + "timeout 20 socat - UNIX-CONNECT:" + quote(sock) +
+                              " < " + quote(in) + " 2>&1",
+                          status);
+  fs::remove(in);
+  return out;
 }
 
-inline bool wait_until(const std::function<bool()> &cond, int seconds = 20)
-{
-	auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-	while (std::chrono::steady_clock::now() < end) {
-		if (cond())
-			return true;
-		std::this_thread::sleep_for(std::chrono::milliseconds(20));
-	}
-	return cond();
+inline bool wait_until(const std::function<bool()>& cond, int seconds = 20) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < end) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return cond();
 }
 
 // A raw client that connects and then does whatever the test says.
 struct RawClient {
-	explicit RawClient(const fs::path &sock)
-	{
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		sockaddr_un a{};
-		a.sun_family = AF_UNIX;
-		std::strncpy(a.sun_path, sock.c_str(), sizeof a.sun_path - 1);
-		connected = connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0;
-	}
-	~RawClient()
-	{
-		close(fd);
-	}
-	// Reads until EOF or the deadline; true when the agent closed the connection.
-	bool read_until_closed(std::string &out, int seconds)
-	{
-		auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-		fcntl(fd, F_SETFL, O_NONBLOCK);
-		char buf[4096];
-		while (std::chrono::steady_clock::now() < end) {
-			ssize_t n = read(fd, buf, sizeof buf);
-			if (n == 0)
-				return true;
-			if (n > 0)
-				out.append(buf, static_cast<size_t>(n));
-			else if (errno != EAGAIN)
-				return true;
-			else
-				std::this_thread::sleep_for(std::chrono::milliseconds(20));
-		}
-		return false;
-	}
-	int fd = -1;
-	bool connected = false;
+  explicit RawClient(const fs::path& sock) {
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, sock.c_str(), sizeof a.sun_path - 1);
+    connected = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  }
+  ~RawClient() { close(fd); }
+  // Reads until EOF or the deadline; true when the agent closed the connection.
+  bool read_until_closed(std::string& out, int seconds) {
+    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    char buf[4096];
+    while (std::chrono::steady_clock::now() < end) {
+      ssize_t n = read(fd, buf, sizeof buf);
+      if (n == 0) return true;
+      if (n > 0)
+        out.append(buf, static_cast<size_t>(n));
+      else if (errno != EAGAIN)
+        return true;
+      else
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
+  int fd = -1;
+  bool connected = false;
 };
 
 // The real xdpfw-host, started with args; stderr goes to a log file.
-class HostProcess
-{
-      public:
-	HostProcess(const TempDir &dir, std::vector<std::string> args, bool wait_ready = true)
-	    : log_(dir / ("host-" + std::to_string(counter()++) + ".log"))
-	{
-		args.insert(args.begin(), XDPFW_HOST_BIN);
-		pid_ = fork();
-		BOOST_TEST_REQUIRE(pid_ >= 0);
-		if (pid_ == 0) {
-			int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-			dup2(fd, 2);
-			dup2(fd, 1);
-			std::vector<char *> argv;
-			for (auto &a : args)
-				argv.push_back(a.data());
-			argv.push_back(nullptr);
-			execv(argv[0], argv.data());
-			_exit(127);
-		}
-		if (wait_ready)
-			BOOST_TEST_REQUIRE(
-			    wait_until([&] {
-				    return log().find(" ready, ") != std::string::npos || exited();
-			    }),
-			    "xdpfw-host did not become ready:\n"
-				<< log());
-	}
-	~HostProcess()
-	{
-		if (pid_ > 0 && !exited()) {
-			kill(pid_, SIGTERM);
-			if (!wait_until([&] { return exited(); }, 10)) {
-				kill(pid_, SIGKILL);
-				waitpid(pid_, &status_, 0);
-			}
-		}
-	}
-	bool exited()
-	{
-		if (done_)
-			return true;
-		if (waitpid(pid_, &status_, WNOHANG) == pid_)
-			done_ = true;
-		return done_;
-	}
-	// Exit code, waiting up to 20 s; -1 if still running or killed by a signal.
-	int exit_code()
-	{
-		wait_until([&] { return exited(); });
-		return done_ && WIFEXITED(status_) ? WEXITSTATUS(status_) : -1;
-	}
-	void signal(int sig)
-	{
-		kill(pid_, sig);
-	}
-	std::string log() const
-	{
-		return read_file(log_);
-	}
-	pid_t pid() const
-	{
-		return pid_;
-	}
+class HostProcess {
+ public:
+  // prefix: e.g. {"ip", "netns", "exec", NAME} to run it in a namespace.
+  HostProcess(const TempDir& dir, std::vector<std::string> args, bool wait_ready = true,
+              const std::vector<std::string>& prefix = {})
+      : log_(dir / ("host-" + std::to_string(counter()++) + ".log")) {
+    args.insert(args.begin(), XDPFW_HOST_BIN);
+    args.insert(args.begin(), prefix.begin(), prefix.end());
+    pid_ = fork();
+    BOOST_TEST_REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(fd, 2);
+      dup2(fd, 1);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execvp(argv[0], argv.data());
+      _exit(127);
+    }
+    if (wait_ready)
+      BOOST_TEST_REQUIRE(
+          wait_until([&] { return log().find(" ready, ") != std::string::npos || exited(); }),
+          "xdpfw-host did not become ready:\n"
+              << log());
+  }
+  ~HostProcess() {
+    if (pid_ > 0 && !exited()) {
+      kill(pid_, SIGTERM);
+      if (!wait_until([&] { return exited(); }, 10)) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, &status_, 0);
+      }
+    }
+  }
+  bool exited() {
+    if (done_) return true;
+    if (waitpid(pid_, &status_, WNOHANG) == pid_) done_ = true;
+    return done_;
+  }
+  // Exit code, waiting up to 20 s; -1 if still running or killed by a signal.
+  int exit_code() {
+    wait_until([&] { return exited(); });
+    return done_ && WIFEXITED(status_) ? WEXITSTATUS(status_) : -1;
+  }
+  void signal(int sig) { kill(pid_, sig); }
+  std::string log() const { return read_file(log_); }
+  pid_t pid() const { return pid_; }
 
-      private:
-	static int &counter()
-	{
-		static int n = 0;
-		return n;
-	}
-	fs::path log_;
-	pid_t pid_ = -1;
-	int status_ = 0;
-	bool done_ = false;
+ private:
+  static int& counter() {
+    static int n = 0;
+    return n;
+  }
+  fs::path log_;
+  pid_t pid_ = -1;
+  int status_ = 0;
+  bool done_ = false;
 };
 
-} // namespace xdpfw::test
+}  // namespace xdpfw::test

@@ -1,0 +1,180 @@
+// The plugin's pure parts: its config section, the rules file, and the
+// attach manager driven by link events against a fake attacher.
+#include <boost/test/unit_test.hpp>
+#include <set>
+
+#include "attach_manager.hpp"
+#include "firewall_config.hpp"
+#include "rules_file.hpp"
+
+using namespace xdpfw;
+
+namespace {
+
+struct FakeAttacher : Attacher {
+  AttachOutcome attach(int ifindex, const std::string&, AttachMode mode, bool takeover) override {
+    AttachOutcome o;
+    if (foreign.count(ifindex) && !takeover) {
+      o.foreign_id = 99;
+      o.error = "it carries another XDP program (id 99)";
+      return o;
+    }
+    if (mode == AttachMode::native && no_native.count(ifindex)) {
+      o.error = "attach failed: Operation not supported";
+      return o;
+    }
+    attached.insert(ifindex);
+    o.ok = true;
+    o.mode = no_native.count(ifindex) ? "generic" : "native";
+    o.prog_id = 7;
+    return o;
+  }
+  void detach(int ifindex) override { attached.erase(ifindex); }
+  std::set<int> attached, foreign, no_native;
+};
+
+FirewallConfig config(const std::string& include, const std::string& exclude = "lo") {
+  return parse_firewall_config("x.conf", {{"interfaces", include, 1}, {"exclude", exclude, 2}});
+}
+
+std::string config_error(std::vector<ConfigLine> lines) {
+  try {
+    parse_firewall_config("x.conf", lines);
+  } catch (const FirewallConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::string rules_error(const std::string& text) {
+  try {
+    parse_rules_text("rules.conf", text);
+  } catch (const RuleError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+using Change = AttachManager::Change;
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(firewall_plugin)
+
+BOOST_AUTO_TEST_CASE(config_section) {
+  auto c = parse_firewall_config("x.conf", {{"interfaces", "eth* veth*, ens1", 1},
+                                            {"exclude", "veth-skip*", 2},
+                                            {"mode", "generic", 3},
+                                            {"takeover", "yes", 4},
+                                            {"default-action", "drop", 5},
+                                            {"max-rules", "1000", 6}});
+  BOOST_TEST(c.include.size() == 3u);
+  BOOST_TEST(c.selects("eth0"));
+  BOOST_TEST(c.selects("ens1"));
+  BOOST_TEST(!c.selects("ens2"));
+  BOOST_TEST(!c.selects("veth-skip3"));
+  BOOST_TEST((c.mode == AttachMode::generic));
+  BOOST_TEST(c.takeover);
+  BOOST_TEST((c.policy.default_action == Action::drop));
+  BOOST_TEST(c.max_rules == 1000u);
+  BOOST_TEST(!FirewallConfig{}.selects("eth0"));  // no patterns: nothing by itself
+  BOOST_TEST(config_error({{"mode", "turbo", 4}}) ==
+             "x.conf:4: mode: 'turbo' is not a mode (expected auto, native or generic)");
+  BOOST_TEST(config_error({{"takeover", "maybe", 2}}) ==
+             "x.conf:2: takeover: 'maybe' is not yes or no");
+  BOOST_TEST(config_error({{"max-rules", "0", 3}}) ==
+             "x.conf:3: max-rules: '0' is not a number 1-16777216");
+  BOOST_TEST(config_error({{"colour", "red", 9}})
+                 .find("x.conf:9: unknown key 'colour' in [plugin.xdpfw]") == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(rules_file_assigns_ids_and_priorities) {
+  auto rs = parse_rules_text(
+      "rules.conf",
+      "# blocklist\nsrc 198.18.0.1 action drop\n\nprio 10 proto udp dport 53 "
+      "action pass  # dns\nid 9 dst 198.18.0.0/15 action drop\nproto tcp action pass\n");
+  BOOST_TEST_REQUIRE(rs.size() == 4u);
+  BOOST_TEST(rs[0].id == 1u);
+  BOOST_TEST(*rs[0].priority == default_priority);
+  BOOST_TEST(rs[1].id == 2u);
+  BOOST_TEST(*rs[1].priority == 10u);
+  BOOST_TEST(rs[2].id == 9u);
+  BOOST_TEST(rs[3].id == 10u);
+  BOOST_TEST(*rs[3].priority == default_priority);  // after the ones before it
+  BOOST_TEST(rules_error("action drop\nproto tcp dport 90-80 action drop\n") ==
+             "rules.conf:2: dport: range 90-80 is reversed (expected lo-hi with lo <= hi)");
+  BOOST_TEST(rules_error("id 3 action drop\nid 3 action pass\n") ==
+             "rules.conf:2: id: 3 is used twice");
+}
+
+BOOST_AUTO_TEST_CASE(attach_follows_links_patterns_and_renames) {
+  FakeAttacher fake;
+  std::vector<std::string> logs;
+  AttachManager m(fake, config("veth*"), [&](int, const std::string& s) { logs.push_back(s); });
+  m.on_link(Change::added, 1, "lo", "", true);
+  m.on_link(Change::added, 2, "veth0", "veth", true);
+  m.on_link(Change::added, 3, "eth0", "", true);
+  BOOST_TEST((fake.attached == std::set<int>{2}));
+  m.on_link(Change::changed, 3, "veth9", "", true);  // renamed into the pattern
+  BOOST_TEST((fake.attached == std::set<int>{2, 3}));
+  m.on_link(Change::changed, 2, "other0", "veth", true);  // renamed out
+  BOOST_TEST((fake.attached == std::set<int>{3}));
+  m.on_link(Change::removed, 3, "veth9", "", true);
+  BOOST_TEST(fake.attached.empty());
+  BOOST_TEST(m.interfaces().count(3) == 0u);
+  m.reconfigure(config("other*"));
+  BOOST_TEST((fake.attached == std::set<int>{2}));
+  BOOST_TEST(m.interfaces().at(2).mode == "native");
+}
+
+BOOST_AUTO_TEST_CASE(foreign_programs_are_left_alone) {
+  FakeAttacher fake;
+  fake.foreign = {5};
+  std::vector<std::string> logs;
+  AttachManager m(fake, config("*"), [&](int, const std::string& s) { logs.push_back(s); });
+  m.on_link(Change::added, 5, "veth5", "veth", true);
+  BOOST_TEST(fake.attached.empty());
+  BOOST_TEST(m.interfaces().at(5).last_error.find("another XDP program") != std::string::npos);
+  BOOST_TEST(logs.size() == 1u);
+  m.on_link(Change::changed, 5, "veth5", "veth", false);  // no repeated log for the same error
+  BOOST_TEST(logs.size() == 1u);
+  auto cfg = config("*");
+  cfg.takeover = true;
+  m.reconfigure(cfg);
+  BOOST_TEST((fake.attached == std::set<int>{5}));
+}
+
+BOOST_AUTO_TEST_CASE(manual_control_is_sticky_by_name) {
+  FakeAttacher fake;
+  AttachManager m(fake, config("veth*"), [](int, const std::string&) {});
+  m.on_link(Change::added, 2, "veth0", "veth", true);
+  m.on_link(Change::added, 3, "eth0", "", true);
+  BOOST_TEST(!m.force("veth0", Interface::Sticky::detach));
+  BOOST_TEST(!m.force("eth0", Interface::Sticky::attach));
+  BOOST_TEST((fake.attached == std::set<int>{3}));
+  m.on_link(Change::changed, 2, "veth0", "veth", false);  // events do not undo it
+  BOOST_TEST((fake.attached == std::set<int>{3}));
+  m.on_link(Change::removed, 2, "veth0", "veth", false);  // re-created: still detached
+  m.on_link(Change::added, 4, "veth0", "veth", true);
+  BOOST_TEST((fake.attached == std::set<int>{3}));
+  BOOST_TEST((m.interfaces().at(4).sticky == Interface::Sticky::detach));
+  BOOST_TEST(!m.force("veth0", Interface::Sticky::none));  // back to the patterns
+  BOOST_TEST((fake.attached == std::set<int>{3, 4}));
+  BOOST_TEST(!m.force("ghost0", Interface::Sticky::attach));  // remembered for later
+  m.on_link(Change::added, 8, "ghost0", "dummy", true);
+  BOOST_TEST((fake.attached == std::set<int>{3, 4, 8}));
+}
+
+BOOST_AUTO_TEST_CASE(native_only_mode_reports_refusal) {
+  FakeAttacher fake;
+  fake.no_native = {6};
+  auto cfg = config("*");
+  cfg.mode = AttachMode::native;
+  AttachManager m(fake, cfg, [](int, const std::string&) {});
+  m.on_link(Change::added, 6, "bond0", "bond", true);
+  BOOST_TEST(fake.attached.empty());
+  BOOST_TEST(m.force("bond0", Interface::Sticky::attach).value_or("") ==
+             "attach failed: Operation not supported");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
