@@ -103,6 +103,18 @@ BOOST_AUTO_TEST_CASE(help_version_and_bad_options) {
   BOOST_TEST(out.find("unrecognised option '--frobnicate'") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(example_rules_file_is_valid) {
+  int st = 0;
+  std::string conf = std::string("/tmp/xdpfw-example-") + std::to_string(getpid()) + ".conf";
+  write_file(conf, std::string("[plugin.xdpfw]\nrules = ") + XDPFW_SOURCE_DIR +
+                       "/conf/rules.example\n");
+  std::string out = shell(std::string(XDPFW_HOST_BIN) + " --check-config --config " + conf +
+                              " --plugin " + XDPFW_FIREWALL_PLUGIN + " 2>&1", &st);
+  fs::remove(conf);
+  BOOST_TEST(st == 0);
+  BOOST_TEST(out.find("plugin xdpfw") != std::string::npos, out);
+}
+
 BOOST_AUTO_TEST_CASE(config_errors_name_file_and_line) {
   Agent a("max-clients = lots");
   auto h = a.start({}, false);
