@@ -20,8 +20,10 @@ void AttachManager::evaluate(Interface& i) {
       i.prog_id = o.prog_id;
       i.since = std::time(nullptr);
       i.last_error.clear();
-      log_(2, "attached to " + i.name + " (ifindex " + std::to_string(i.ifindex) + ", " + o.mode +
-                  ")");
+      // o.error on success: why auto mode fell back to generic.
+      log_(o.error.empty() ? 2 : 1, "attached to " + i.name + " (ifindex " +
+                                        std::to_string(i.ifindex) + ", " + o.mode +
+                                        (o.error.empty() ? "" : "; " + o.error) + ")");
     } else if (o.error != i.last_error) {
       i.last_error = o.error;
       log_(o.foreign_id ? 1 : 0, "cannot attach to " + i.name + ": " + o.error);

@@ -102,6 +102,45 @@ BOOST_AUTO_TEST_CASE(burst_of_200_links_also_after_overflow) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(modes_native_generic_and_auto_fallback) {
+  // A bridge has no driver XDP: native refuses it, auto falls back to generic.
+  NetNs ns;
+  ns.run("ip link add fwbr0 type bridge");
+  ns.run("ip link add fwv0 type veth peer name pv0");
+  {
+    FirewallAgent fw(ns, "interfaces = fw*\nmode = native");
+    fw.start();
+    BOOST_TEST(wait_until([&] { return ns.xdp_prog("fwv0") != 0; }));
+    BOOST_TEST(wait_until(
+        [&] { return fw.ask("show interfaces").find("fwbr0 ifindex") != std::string::npos; }));
+    BOOST_TEST(ns.xdp_prog("fwbr0") == 0u);
+    BOOST_TEST(fw.ask("show interfaces").find("attached no mode - prog 0 since") !=
+               std::string::npos);
+    BOOST_TEST(fw.host->log().find("cannot attach to fwbr0: attach failed:") != std::string::npos,
+               fw.host->log());
+  }
+  BOOST_TEST(wait_until([&] { return ns.xdp_links() == 0; }));
+  {
+    FirewallAgent fw(ns, "interfaces = fw*\nmode = auto");
+    fw.start();
+    std::string mode;
+    BOOST_TEST(wait_until([&] { return ns.xdp_prog("fwbr0", &mode) != 0; }));
+    BOOST_TEST(mode == "xdpgeneric");
+    ns.xdp_prog("fwv0", &mode);
+    BOOST_TEST(mode == "xdp");
+    BOOST_TEST(fw.host->log().find("attached to fwbr0") != std::string::npos);
+    BOOST_TEST(fw.host->log().find("native XDP refused") != std::string::npos, fw.host->log());
+  }
+  BOOST_TEST(wait_until([&] { return ns.xdp_links() == 0; }));
+  {
+    FirewallAgent fw(ns, "interfaces = fw*\nmode = generic");
+    fw.start();
+    std::string mode;
+    BOOST_TEST(wait_until([&] { return ns.xdp_prog("fwv0", &mode) != 0; }));
+    BOOST_TEST(mode == "xdpgeneric");
+  }
+}
+
 BOOST_AUTO_TEST_CASE(foreign_program_is_not_clobbered) {
   NetNs ns;
   ns.run("ip link add fwf0 type veth peer name pf0");
@@ -119,6 +158,15 @@ BOOST_AUTO_TEST_CASE(foreign_program_is_not_clobbered) {
   fw.host->signal(SIGTERM);
   BOOST_TEST(fw.host->exit_code() == 0);
   BOOST_TEST(ns.xdp_prog("fwf0") == foreign);  // still theirs after we left
+
+  FirewallAgent taker(ns, "interfaces = fw*\ntakeover = yes");
+  taker.start();
+  BOOST_TEST(wait_until([&] {
+               uint32_t id = ns.xdp_prog("fwf0");
+               return id != 0 && id != foreign;
+             }),
+             taker.host->log());
+  BOOST_TEST(taker.ask("show interfaces").find("fwf0 ifindex") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

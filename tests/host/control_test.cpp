@@ -226,6 +226,7 @@ BOOST_AUTO_TEST_CASE(services_timers_fd_watch_log_reopen) {
     return p == std::string::npos ? -1L : std::stol(out.substr(p + name.size() + 1));
   };
   BOOST_TEST(wait_until([&] { return counter("ticks") >= 3; }));  // a periodic timer
+  BOOST_TEST(wait_until([&] { return counter("link_events") >= 1; }));  // at least lo, replayed
   BOOST_TEST(a.ask("poke\n") == "poked\n\n");
   BOOST_TEST(wait_until([&] { return counter("pokes") == 1; }));  // the watched pipe
   h->signal(SIGUSR1);
