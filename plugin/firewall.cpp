@@ -1,8 +1,11 @@
 // firewall.cpp: see firewall.hpp.
 #include "firewall.hpp"
 
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+
+#include <charconv>
 
 #include "rules_file.hpp"
 
@@ -15,8 +18,21 @@ DatapathOptions options(const FirewallConfig& cfg) {
   return o;
 }
 
+std::string read_text(const std::string& path) {
+  if (path.empty()) return "";
+  std::ifstream in(path);
+  if (!in) throw RuleError(path + ": cannot read the rules file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 std::vector<Rule> load_rules(const FirewallConfig& cfg) {
-  return cfg.rules_file.empty() ? std::vector<Rule>{} : read_rules_file(cfg.rules_file);
+  return parse_rules_text(cfg.rules_file, read_text(cfg.rules_file));
+}
+
+CommandOutput fail(const std::string& what, const std::exception& e) {
+  return {false, what + ": " + e.what()};
 }
 
 std::string iso_time(std::time_t t) {
@@ -48,9 +64,9 @@ Firewall::Firewall(const FirewallConfig& cfg, Log log)
       dp_(options(cfg)),
       attacher_(dp_.prog_fd()),
       attach_(attacher_, cfg, log_) {
-  rules_ = load_rules(cfg_);
-  dp_.apply(rules_, cfg_.policy);
-  log_(2, std::to_string(rules_.size()) + " rule(s) installed" +
+  rules_file_text_ = read_text(cfg_.rules_file);
+  install(parse_rules_text(cfg_.rules_file, rules_file_text_));
+  log_(2, std::to_string(store_.rules().size()) + " rule(s) installed" +
               (cfg_.rules_file.empty() ? "" : " from " + cfg_.rules_file));
 }
 
@@ -74,11 +90,143 @@ void Firewall::reload(const FirewallConfig& cfg) {
          "max-rules changed: that takes a restart (kept " + std::to_string(cfg_.max_rules) + ")");
   FirewallConfig next = cfg;
   next.max_rules = cfg_.max_rules;
-  auto rules = load_rules(next);
-  dp_.apply(rules, next.policy);
-  rules_ = std::move(rules);
+  // The rules file replaces the run-time rules only when it changed since
+  // it was last applied; otherwise run-time changes are kept.
+  std::string text = read_text(next.rules_file);
+  bool file_changed = text != rules_file_text_ || next.rules_file != cfg_.rules_file;
+  std::vector<Rule> list = file_changed ? parse_rules_text(next.rules_file, text) : store_.rules();
+  dp_.apply(list, next.policy);
+  store_.commit(std::move(list));
+  if (file_changed) {
+    rules_file_text_ = text;
+    log_(2, "rules file changed: " + std::to_string(store_.rules().size()) +
+                " rule(s) applied from " + next.rules_file + ", run-time changes replaced");
+  }
   cfg_ = next;
   attach_.reconfigure(cfg_);
+}
+
+void Firewall::install(std::vector<Rule> list) {
+  dp_.apply(list, cfg_.policy);
+  store_.commit(std::move(list));
+}
+
+CommandOutput Firewall::rule_add(const std::string& spec) {
+  try {
+    uint32_t id = 0;
+    install(store_.with_added(parse_rule(spec), &id));
+    return {true, "id " + std::to_string(id)};
+  } catch (const std::exception& e) {
+    return fail("rule add", e);
+  }
+}
+
+CommandOutput Firewall::rule_del(const std::string& arg) {
+  uint32_t id = 0;
+  auto [p, ec] = std::from_chars(arg.data(), arg.data() + arg.size(), id);
+  if (arg.empty() || ec != std::errc() || p != arg.data() + arg.size() || id == 0)
+    return {false, "rule del: '" + arg + "' is not a rule id (expected a number, see 'rule list')"};
+  try {
+    install(store_.without(id));
+    return {true, "deleted " + arg};
+  } catch (const std::exception& e) {
+    return fail("rule del", e);
+  }
+}
+
+CommandOutput Firewall::rule_flush() {
+  size_t n = store_.rules().size();
+  install({});
+  return {true, "flushed " + std::to_string(n) + " rule(s)"};
+}
+
+CommandOutput Firewall::rule_replace(const std::string* payload) {
+  if (!payload)
+    return {false,
+            "rule replace: expects the new rules as a payload: 'rule replace <<', one "
+            "rule per line, then an empty line"};
+  try {
+    auto list = store_.parsed("payload", *payload);
+    install(list);
+    return {true, "replaced: " + std::to_string(list.size()) + " rule(s)"};
+  } catch (const std::exception& e) {
+    return fail("rule replace", e);
+  }
+}
+
+CommandOutput Firewall::save(const std::string& arg) {
+  std::string path = arg.empty() ? cfg_.rules_file : arg;
+  if (path.empty()) return {false, "save: no rules file configured; give a path: save PATH"};
+  try {
+    store_.save(path);
+  } catch (const std::exception& e) {
+    return {false, e.what()};
+  }
+  if (path == cfg_.rules_file) rules_file_text_ = read_text(path);  // no longer "changed"
+  return {true, "saved " + std::to_string(store_.rules().size()) + " rule(s) to " + path};
+}
+
+CommandOutput Firewall::show_config(bool json) const {
+  nlohmann::json j = {{"interfaces", cfg_.include},
+                      {"exclude", cfg_.exclude},
+                      {"mode", attach_mode_name(cfg_.mode)},
+                      {"takeover", cfg_.takeover},
+                      {"rules", cfg_.rules_file},
+                      {"default-action", action_name(cfg_.policy.default_action)},
+                      {"malformed-action", action_name(cfg_.policy.malformed_action)},
+                      {"max-rules", cfg_.max_rules},
+                      {"rule-count", store_.rules().size()}};
+  if (json) return {true, j.dump()};
+  std::ostringstream o;
+  for (const auto& [k, v] : j.items()) {
+    o << k << " =";
+    if (v.is_array()) {
+      for (const auto& x : v) o << " " << x.get<std::string>();
+    } else {
+      o << " " << (v.is_string() ? v.get<std::string>() : v.dump());
+    }
+    o << "\n";
+  }
+  return {true, o.str()};
+}
+
+CommandOutput Firewall::show_metrics() const {
+  Stats s = dp_.stats();
+  std::ostringstream o;
+  auto family = [&](const char* name, const char* type, const char* help) {
+    o << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
+  };
+  family("xdpfw_packets_total", "counter", "Packets seen by the XDP program.");
+  o << "xdpfw_packets_total " << s[XDPFW_STAT_PACKETS] << "\n";
+  family("xdpfw_bytes_total", "counter", "Bytes seen by the XDP program.");
+  o << "xdpfw_bytes_total " << s[XDPFW_STAT_BYTES] << "\n";
+  family("xdpfw_verdicts_total", "counter", "Packets by verdict and its cause.");
+  for (auto st : {XDPFW_STAT_MATCH_DROP, XDPFW_STAT_MATCH_PASS, XDPFW_STAT_DEFAULT_DROP,
+                  XDPFW_STAT_DEFAULT_PASS, XDPFW_STAT_MALFORMED_DROP, XDPFW_STAT_MALFORMED_PASS,
+                  XDPFW_STAT_NON_IP})
+    o << "xdpfw_verdicts_total{verdict=\"" << stat_name(st) << "\"} " << s[st] << "\n";
+  family("xdpfw_malformed_total", "counter", "Malformed packets by reason.");
+  for (int i = XDPFW_STAT_FIRST_MALFORMED; i <= XDPFW_STAT_LAST_MALFORMED; ++i)
+    o << "xdpfw_malformed_total{reason=\"" << stat_name(static_cast<xdpfw_stat>(i)) << "\"} "
+      << s.c[i] << "\n";
+  family("xdpfw_events_total", "counter", "Unmatched-packet events by outcome.");
+  o << "xdpfw_events_total{outcome=\"sent\"} " << s[XDPFW_STAT_EVENTS_SENT] << "\n";
+  o << "xdpfw_events_total{outcome=\"suppressed\"} " << s[XDPFW_STAT_EVENTS_SUPPRESSED] << "\n";
+  o << "xdpfw_events_total{outcome=\"failed\"} " << s[XDPFW_STAT_EVENTS_FAILED] << "\n";
+  auto counters = dp_.all_rule_counters();
+  family("xdpfw_rule_packets_total", "counter", "Packets matched per rule.");
+  for (const Rule& r : store_.rules())
+    o << "xdpfw_rule_packets_total{id=\"" << r.id << "\"} " << counters[r.id].packets << "\n";
+  family("xdpfw_rule_bytes_total", "counter", "Bytes matched per rule.");
+  for (const Rule& r : store_.rules())
+    o << "xdpfw_rule_bytes_total{id=\"" << r.id << "\"} " << counters[r.id].bytes << "\n";
+  size_t attached = 0;
+  for (const auto& [idx, i] : attach_.interfaces()) attached += i.attached;
+  family("xdpfw_interfaces_attached", "gauge", "Interfaces carrying the program.");
+  o << "xdpfw_interfaces_attached " << attached << "\n";
+  family("xdpfw_rules", "gauge", "Rules installed.");
+  o << "xdpfw_rules " << store_.rules().size() << "\n";
+  return {true, o.str()};
 }
 
 void Firewall::on_link(AttachManager::Change change, int ifindex, const std::string& name,
@@ -130,9 +278,7 @@ CommandOutput Firewall::show_stats(bool json) const {
 CommandOutput Firewall::rule_list(bool json) const {
   auto counters = dp_.all_rule_counters();
   std::vector<const Rule*> sorted;
-  for (const Rule& r : rules_) sorted.push_back(&r);
-  std::sort(sorted.begin(), sorted.end(),
-            [](const Rule* a, const Rule* b) { return a->order() < b->order(); });
+  for (const Rule& r : store_.rules()) sorted.push_back(&r);
   nlohmann::json arr = nlohmann::json::array();
   std::ostringstream o;
   for (const Rule* r : sorted) {

@@ -10,6 +10,7 @@
 #include "attach_manager.hpp"
 #include "datapath.hpp"
 #include "firewall_config.hpp"
+#include "rule_store.hpp"
 #include "xdp_attacher.hpp"
 
 namespace xdpfw {
@@ -39,13 +40,26 @@ class Firewall {
   CommandOutput rule_list(bool json) const;
   CommandOutput force(const std::string& name, Interface::Sticky how);
 
+  // Run-time rule changes: each is installed whole or not at all.
+  CommandOutput rule_add(const std::string& spec);
+  CommandOutput rule_del(const std::string& id);
+  CommandOutput rule_flush();
+  CommandOutput rule_replace(const std::string* payload);
+  CommandOutput save(const std::string& path);
+  CommandOutput show_config(bool json) const;
+  CommandOutput show_metrics() const;
+
  private:
+  // Installs list, then makes it the store's; errors leave both unchanged.
+  void install(std::vector<Rule> list);
+
   FirewallConfig cfg_;
   Log log_;
   Datapath dp_;
   XdpAttacher attacher_;
   AttachManager attach_;
-  std::vector<Rule> rules_;
+  RuleStore store_;
+  std::string rules_file_text_;  // the rules file as last applied
 };
 
 }  // namespace xdpfw

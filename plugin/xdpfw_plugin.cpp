@@ -18,7 +18,7 @@ using xdpfw::Firewall;
 using xdpfw::FirewallConfig;
 
 struct Command {
-  std::function<CommandOutput(const std::string& args)> fn;
+  std::function<CommandOutput(const std::string& args, const std::string* payload)> fn;
   struct State* state;
 };
 
@@ -41,11 +41,12 @@ FirewallConfig read_config(const xdpfw_config_section* cfg) {
   return xdpfw::parse_firewall_config(cfg->file ? cfg->file : "", lines);
 }
 
-int run_command(void* ctx, const char* args, const char*, size_t, xdpfw_reply* reply) {
+int run_command(void* ctx, const char* args, const char* payload, size_t len, xdpfw_reply* reply) {
   auto* c = static_cast<Command*>(ctx);
   CommandOutput out;
   try {
-    out = c->fn(args ? args : "");
+    std::string p = payload ? std::string(payload, len) : std::string();
+    out = c->fn(args ? args : "", payload ? &p : nullptr);
   } catch (const std::exception& e) {
     out = {false, e.what()};
   }
@@ -53,8 +54,9 @@ int run_command(void* ctx, const char* args, const char*, size_t, xdpfw_reply* r
   return out.ok ? 0 : 1;
 }
 
-void add(State* s, const char* name, const char* usage, uint32_t flags,
-         std::function<CommandOutput(const std::string&)> fn) {
+using Handler = std::function<CommandOutput(const std::string&, const std::string*)>;
+
+void add(State* s, const char* name, const char* usage, uint32_t flags, Handler fn) {
   s->commands.push_back(std::make_unique<Command>(Command{std::move(fn), s}));
   s->api->add_command(s->api->host, name, usage, flags, run_command, s->commands.back().get());
 }
@@ -66,9 +68,8 @@ std::optional<bool> json_arg(const std::string& args) {
   return std::nullopt;
 }
 
-std::function<CommandOutput(const std::string&)> show(const char* name,
-                                                      std::function<CommandOutput(bool)> fn) {
-  return [name, fn](const std::string& args) {
+Handler show(const char* name, std::function<CommandOutput(bool)> fn) {
+  return [name, fn](const std::string& args, const std::string*) {
     auto json = json_arg(args);
     if (!json)
       return CommandOutput{
@@ -112,12 +113,37 @@ int xdpfw_init(const xdpfw_host_api* api, const xdpfw_config_section* cfg, void*
       show("show stats", [&fw](bool j) { return fw.show_stats(j); }));
   add(st, "rule list", "[json]: the rules in order, with packets and bytes", 0,
       show("rule list", [&fw](bool j) { return fw.rule_list(j); }));
+  add(st, "show config", "[json]: the firewall's settings in effect", 0,
+      show("show config", [&fw](bool j) { return fw.show_config(j); }));
+  add(st, "show metrics", "counters in the Prometheus text exposition format", 0,
+      [&fw](const std::string&, const std::string*) { return fw.show_metrics(); });
   add(st, "attach", "IF: attach to IF and keep it so (sticky)", XDPFW_CMD_MUTATES,
-      [&fw](const std::string& a) { return fw.force(a, xdpfw::Interface::Sticky::attach); });
+      [&fw](const std::string& a, const std::string*) {
+        return fw.force(a, xdpfw::Interface::Sticky::attach);
+      });
   add(st, "detach", "IF: detach from IF and keep it so (sticky)", XDPFW_CMD_MUTATES,
-      [&fw](const std::string& a) { return fw.force(a, xdpfw::Interface::Sticky::detach); });
+      [&fw](const std::string& a, const std::string*) {
+        return fw.force(a, xdpfw::Interface::Sticky::detach);
+      });
   add(st, "auto", "IF: let the interface patterns decide for IF again", XDPFW_CMD_MUTATES,
-      [&fw](const std::string& a) { return fw.force(a, xdpfw::Interface::Sticky::none); });
+      [&fw](const std::string& a, const std::string*) {
+        return fw.force(a, xdpfw::Interface::Sticky::none);
+      });
+  add(st, "rule add", "SPEC: add a rule (e.g. 'proto tcp dport 22 action drop'); answers its id",
+      XDPFW_CMD_MUTATES,
+      [&fw](const std::string& a, const std::string*) { return fw.rule_add(a); });
+  add(st, "rule del", "ID: delete a rule", XDPFW_CMD_MUTATES,
+      [&fw](const std::string& a, const std::string*) { return fw.rule_del(a); });
+  add(st, "rule flush", "delete every rule", XDPFW_CMD_MUTATES,
+      [&fw](const std::string& a, const std::string*) {
+        if (!a.empty()) return CommandOutput{false, "rule flush: takes no argument"};
+        return fw.rule_flush();
+      });
+  add(st, "rule replace", "<< RULES: replace the whole set at once, all or nothing",
+      XDPFW_CMD_MUTATES,
+      [&fw](const std::string&, const std::string* p) { return fw.rule_replace(p); });
+  add(st, "save", "[PATH]: write the rules to the rules file (or PATH) atomically",
+      XDPFW_CMD_MUTATES, [&fw](const std::string& a, const std::string*) { return fw.save(a); });
   api->subscribe_links(api->host, on_link, st);
   *state = s.release();
   return 0;

@@ -131,4 +131,33 @@ BOOST_AUTO_TEST_CASE(udp_drop_rule_v4_and_v6) {
   BOOST_TEST(stats.at("default_pass").get<uint64_t>() >= uint64_t(2 * n));
 }
 
+BOOST_AUTO_TEST_CASE(runtime_rule_changes_reach_traffic) {
+  Pair p;
+  FirewallAgent fw(p.fw_ns, "interfaces = fwt*", "id 1 proto udp dport 5000 action drop\n");
+  fw.start();
+  BOOST_TEST_REQUIRE(wait_until([&] { return p.fw_ns.xdp_prog("fwt0") != 0; }));
+  int a = bound(p.fw_ns, AF_INET, 5000), b = bound(p.fw_ns, AF_INET, 5001);
+  int tx = p.peer_ns.socket_in(AF_INET, SOCK_DGRAM);
+  int warm = 0;
+  BOOST_TEST_REQUIRE(wait_until([&] {
+    send_to(tx, AF_INET, "198.18.0.1", 5001, 1);
+    usleep(20000);
+    return (warm += drain(b)) > 0;
+  }));
+  // Swap which port is blocked, through the control socket.
+  BOOST_TEST(fw.ask("rule del 1") == "deleted 1\n\n");
+  BOOST_TEST(fw.ask("rule add proto udp dport 5001 action drop") == "id 2\n\n");
+  send_to(tx, AF_INET, "198.18.0.1", 5001, 50);
+  send_to(tx, AF_INET, "198.18.0.1", 5000, 50);
+  int got = 0;
+  BOOST_TEST(wait_until([&] { return (got += drain(a)) >= 50; }));
+  BOOST_TEST(got == 50);
+  BOOST_TEST(drain(b) == 0);
+  auto rules = nlohmann::json::parse(fw.ask("rule list json"));
+  BOOST_TEST(rules.at(0).at("packets").get<uint64_t>() == 50u);
+  close(a);
+  close(b);
+  close(tx);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,42 @@
+// rule_store.hpp: the rule set as the operator changes it: stable ids that
+// are never reused, priorities assigned "after the existing ones", and
+// every change computed as a whole new list first, so that a caller can
+// install it all or nothing.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "rule.hpp"
+
+namespace xdpfw {
+
+class RuleStore {
+ public:
+  // The list a change would produce, without changing the store.
+  // Throw RuleError with what was wrong.
+  std::vector<Rule> with_added(Rule r, uint32_t* id_out) const;
+  std::vector<Rule> without(uint32_t id) const;
+  // A whole new set from rule lines ("line N: ..." errors); ids and
+  // priorities absent from a line are assigned.
+  std::vector<Rule> parsed(const std::string& name, const std::string& text) const;
+
+  // Makes a list installed by the caller the store's content.
+  void commit(std::vector<Rule> rules);
+  const std::vector<Rule>& rules() const { return rules_; }
+
+  // The set as rule lines, in order; parse_rules_text reads it back.
+  std::string text() const;
+  // Writes text() to path atomically (temporary file, fsync, rename).
+  void save(const std::string& path) const;
+
+ private:
+  uint32_t next_id() const;
+  uint32_t last_priority() const;
+
+  std::vector<Rule> rules_;     // sorted by (priority, id)
+  uint32_t high_water_id_ = 0;  // ids are never reused
+};
+
+}  // namespace xdpfw

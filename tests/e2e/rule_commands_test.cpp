@@ -1,0 +1,170 @@
+// The firewall's rule commands over the real control socket: every command
+// with good and bad input; after every bad one the rule set is unchanged.
+#include <nlohmann/json.hpp>
+
+#include "e2e/firewall_agent.hpp"
+
+using namespace xdpfw::test;
+using nlohmann::json;
+
+namespace {
+
+struct Operated {
+  NetNs ns;
+  FirewallAgent fw{ns, "max-rules = 4\ndefault-action = pass",
+                   "id 1 proto udp dport 53 action pass\n"};
+  Operated() { fw.start(); }
+  json rules() { return json::parse(fw.ask("rule list json")); }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(rule_commands)
+
+BOOST_AUTO_TEST_CASE(add_list_del_flush) {
+  Operated o;
+  BOOST_TEST(o.fw.ask("rule add src 198.18.0.0/15 proto tcp dport 1024-65535 action drop") ==
+             "id 2\n\n");
+  BOOST_TEST(o.fw.ask("rule add --src 198.18.0.1 --dport 8080 --proto tcp --action drop") ==
+             "id 3\n\n");
+  BOOST_TEST(o.fw.ask("rule add prio 5 dst 2001:db8::/32 action drop") == "id 4\n\n");
+  json r = o.rules();
+  BOOST_TEST_REQUIRE(r.size() == 4u);
+  BOOST_TEST(r[0]["id"] == 4);  // prio 5 first
+  BOOST_TEST(r[1]["rule"] == "id 1 prio 1000 proto udp dport 53 action pass");
+  BOOST_TEST(r[3]["rule"] == "id 3 prio 1000 src 198.18.0.1 proto tcp dport 8080 action drop");
+  std::string text = o.fw.ask("rule list");
+  BOOST_TEST(text.find("id 4 prio 5 dst 2001:db8::/32 action drop packets 0 bytes 0\n") == 0u,
+             text);
+  BOOST_TEST(o.fw.ask("rule del 2") == "deleted 2\n\n");
+  BOOST_TEST(o.rules().size() == 3u);
+  // ids are never reused
+  BOOST_TEST(o.fw.ask("rule add proto icmp action pass") == "id 5\n\n");
+  BOOST_TEST(o.fw.ask("rule flush") == "flushed 4 rule(s)\n\n");
+  BOOST_TEST(o.rules().empty());
+}
+
+BOOST_AUTO_TEST_CASE(bad_input_changes_nothing) {
+  Operated o;
+  o.fw.ask("rule add proto tcp dport 22 action drop");
+  json before = o.rules();
+  struct {
+    const char* cmd;
+    const char* expect;
+  } cases[] = {
+      {"rule add src 300.1.1.1 action drop",
+       "ERR: rule add: src: '300.1.1.1' is not an IPv4 or IPv6 address"},
+      {"rule add src 198.18.0.0/33 action drop",
+       "ERR: rule add: src: prefix length '33' is out of range 0-32 for IPv4"},
+      {"rule add src 198.18.0.1 dst 2001:db8::1 action drop",
+       "ERR: rule add: dst: IPv6 address with an IPv4 src"},
+      {"rule add proto tcp dport 90-80 action drop",
+       "ERR: rule add: dport: range 90-80 is reversed"},
+      {"rule add dport 80 action drop",
+       "ERR: rule add: dport: ports need 'proto tcp' or 'proto udp'"},
+      {"rule add proto icmp sport 1 action drop", "ERR: rule add: sport: ports need"},
+      {"rule add proto gre action drop", "ERR: rule add: proto: 'gre' is not a protocol"},
+      {"rule add proto tcp dport 22", "ERR: rule add: action: missing"},
+      {"rule add proto tcp action reject", "ERR: rule add: action: 'reject' is not an action"},
+      {"rule add colour red action drop", "ERR: rule add: 'colour' is not a rule field"},
+      {"rule add", "ERR: rule add: rule: empty"},
+      {"rule add id 2 action drop", "ERR: rule add: id: 2 is taken"},
+      {"rule del 99", "ERR: rule del: id: no rule 99"},
+      {"rule del x", "ERR: rule del: 'x' is not a rule id"},
+      {"rule flush now", "ERR: rule flush: takes no argument"},
+      {"rule replace", "ERR: rule replace: expects the new rules as a payload"},
+  };
+  for (const auto& c : cases) {
+    std::string out = o.fw.ask(c.cmd);
+    BOOST_TEST_INFO(c.cmd << " -> " << out);
+    BOOST_TEST(out.find(c.expect) == 0u);
+    BOOST_TEST(out.ends_with("\n\n"));
+    BOOST_TEST(o.rules() == before);
+  }
+  // Over the limit (max-rules = 4): the fifth is refused, the four stay.
+  o.fw.ask("rule add proto udp dport 1 action drop");
+  o.fw.ask("rule add proto udp dport 2 action drop");
+  before = o.rules();
+  BOOST_TEST_REQUIRE(before.size() == 4u);
+  BOOST_TEST(o.fw.ask("rule add proto udp dport 3 action drop") ==
+             "ERR: rule add: 5 rules exceed the limit of 4 rules\n\n");
+  BOOST_TEST(o.rules() == before);
+}
+
+BOOST_AUTO_TEST_CASE(replace_is_all_or_nothing) {
+  Operated o;
+  BOOST_TEST(o.fw.ask("rule replace <<\nsrc 198.18.0.1 action drop\n# comment\nprio 1 proto tcp "
+                      "action pass\nid 7 dst 198.19.0.0/16 action drop\n\n") ==
+             "replaced: 3 rule(s)\n\n");
+  json before = o.rules();
+  BOOST_TEST(before[0]["rule"] == "id 2 prio 1 proto tcp action pass");
+  BOOST_TEST(o.fw.ask("rule replace <<\naction drop\nproto tcp dport 9-1 action drop\n\n") ==
+             "ERR: rule replace: payload:2: dport: range 9-1 is reversed (expected lo-hi with lo "
+             "<= hi)\n\n");
+  BOOST_TEST(o.rules() == before);
+  BOOST_TEST(o.fw.ask("rule replace <<\n1\n2\n3\n4\n5\n\n").find("ERR: rule replace:") == 0u);
+  BOOST_TEST(o.rules() == before);
+}
+
+BOOST_AUTO_TEST_CASE(save_writes_the_rules_file_atomically) {
+  Operated o;
+  o.fw.ask("rule add prio 7 src 2001:db8::/48 proto tcp dport 443 action drop");
+  fs::path rules = o.fw.dir / "rules.conf";
+  BOOST_TEST(o.fw.ask("save") == "saved 2 rule(s) to " + rules.string() + "\n\n");
+  std::string text = read_file(rules);
+  BOOST_TEST(text.find("id 2 prio 7 src 2001:db8::/48 proto tcp dport 443 action drop\n") !=
+                 std::string::npos,
+             text);
+  BOOST_TEST(text.find("id 1 prio 1000 proto udp dport 53 action pass\n") != std::string::npos);
+  fs::path other = o.fw.dir / "other.rules";
+  BOOST_TEST(o.fw.ask("save " + other.string()) == "saved 2 rule(s) to " + other.string() + "\n\n");
+  BOOST_TEST(read_file(other) == text);
+  BOOST_TEST(o.fw.ask("save /nonexistent/dir/rules")
+                 .find("ERR: save: cannot write /nonexistent/dir/rules.tmp.") == 0u);
+  int leftovers = 0;
+  for (const auto& e : fs::directory_iterator(o.fw.dir.path))
+    leftovers += e.path().string().find(".tmp.") != std::string::npos;
+  BOOST_TEST(leftovers == 0);
+}
+
+BOOST_AUTO_TEST_CASE(show_config_metrics_stats) {
+  Operated o;
+  json c = json::parse(o.fw.ask("show config json"));
+  BOOST_TEST(c["max-rules"] == 4);
+  BOOST_TEST(c["default-action"] == "pass");
+  BOOST_TEST(c["rule-count"] == 1);
+  BOOST_TEST(o.fw.ask("show config").find("max-rules = 4\n") != std::string::npos);
+  std::string m = o.fw.ask("show metrics");
+  BOOST_TEST(
+      m.find("# TYPE xdpfw_packets_total counter\nxdpfw_packets_total 0\n") != std::string::npos,
+      m);
+  BOOST_TEST(m.find("xdpfw_rule_packets_total{id=\"1\"} 0\n") != std::string::npos);
+  BOOST_TEST(m.find("xdpfw_malformed_total{reason=\"l4_truncated\"} 0\n") != std::string::npos);
+  BOOST_TEST(m.find("xdpfw_rules 1\n") != std::string::npos);
+  json s = json::parse(o.fw.ask("show stats json"));
+  BOOST_TEST(s.contains("events_suppressed"));
+  BOOST_TEST(o.fw.ask("show config yaml").find("ERR: show config: unexpected 'yaml'") == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(rules_file_and_runtime_changes_on_reload) {
+  Operated o;
+  o.fw.ask("rule add proto tcp dport 22 action drop");
+  o.fw.host->signal(SIGHUP);  // rules file unchanged: run-time rule kept
+  BOOST_TEST(wait_until(
+      [&] { return o.fw.host->log().find("reload: new config in effect") != std::string::npos; }));
+  BOOST_TEST(o.rules().size() == 2u);
+  write_file(o.fw.dir / "rules.conf", "proto udp dport 123 action drop\n");
+  o.fw.host->signal(SIGHUP);  // changed: it replaces the run-time set
+  BOOST_TEST(
+      wait_until([&] { return o.fw.host->log().find("rules file changed") != std::string::npos; }));
+  json r = o.rules();
+  BOOST_TEST_REQUIRE(r.size() == 1u);
+  BOOST_TEST(r[0]["rule"] == "id 1 prio 1000 proto udp dport 123 action drop");
+  write_file(o.fw.dir / "rules.conf", "proto udp dport 1-0 action drop\n");  // bad: refused whole
+  o.fw.host->signal(SIGHUP);
+  BOOST_TEST(
+      wait_until([&] { return o.fw.host->log().find("reload refused") != std::string::npos; }));
+  BOOST_TEST(o.rules() == r);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
