@@ -1,11 +1,16 @@
 // firewall.cpp: see firewall.hpp.
 #include "firewall.hpp"
 
+#include <bpf/libbpf.h>
+#include <sys/stat.h>
+
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include <charconv>
+#include <cstring>
 
 #include "rules_file.hpp"
 
@@ -56,6 +61,13 @@ std::string reply(const nlohmann::json& j) {
   return j.dump();
 }
 
+int64_t realtime_minus_monotonic() {
+  timespec rt{}, mono{};
+  clock_gettime(CLOCK_REALTIME, &rt);
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  return (int64_t(rt.tv_sec) - mono.tv_sec) * 1000000000 + (rt.tv_nsec - mono.tv_nsec);
+}
+
 }  // namespace
 
 Firewall::Firewall(const FirewallConfig& cfg, Log log)
@@ -66,12 +78,63 @@ Firewall::Firewall(const FirewallConfig& cfg, Log log)
       attach_(attacher_, cfg, log_) {
   rules_file_text_ = read_text(cfg_.rules_file);
   install(parse_rules_text(cfg_.rules_file, rules_file_text_));
+  open_log();
+  perf_buffer_opts opts{};
+  opts.sz = sizeof opts;
+  events_ = perf_buffer__new(dp_.events_map_fd(), 64, &Firewall::on_sample, &Firewall::on_lost,
+                             this, &opts);
+  if (!events_) throw std::runtime_error("cannot open the events perf buffer");
+  dp_.set_event_limit(cfg_.event_rate, cfg_.event_burst);
   log_(2, std::to_string(store_.rules().size()) + " rule(s) installed" +
               (cfg_.rules_file.empty() ? "" : " from " + cfg_.rules_file));
 }
 
 Firewall::~Firewall() {
   attach_.detach_all();
+  if (events_) perf_buffer__free(events_);
+}
+
+void Firewall::open_log() {
+  std::error_code ec;
+  std::filesystem::create_directories(cfg_.log_dir, ec);
+  if (ec)
+    log_(1, "log-dir " + cfg_.log_dir + ": " + ec.message() + " (events are counted, not written)");
+  if (log_file_) log_file_->flush();
+  log_file_ = std::make_unique<EventLog>(cfg_.log_path());
+  if (!log_file_->last_error().empty()) log_(1, log_file_->last_error());
+}
+
+int Firewall::events_fd() const {
+  return perf_buffer__epoll_fd(events_);
+}
+
+void Firewall::on_events() {
+  realtime_offset_ns_ = realtime_minus_monotonic();
+  perf_buffer__consume(events_);
+  log_file_->flush();  // one write per batch
+}
+
+void Firewall::on_sample(void* self, int, void* data, unsigned size) {
+  auto* fw = static_cast<Firewall*>(self);
+  if (size < sizeof(xdpfw_event)) return;
+  xdpfw_event ev;
+  std::memcpy(&ev, data, sizeof ev);
+  std::string ifname;
+  auto it = fw->attach_.interfaces().find(static_cast<int>(ev.ifindex));
+  if (it != fw->attach_.interfaces().end()) ifname = it->second.name;
+  fw->log_file_->append(format_event(ev, ifname, fw->realtime_offset_ns_));
+}
+
+void Firewall::on_lost(void* self, int, unsigned long long n) {
+  static_cast<Firewall*>(self)->events_lost_ += n;
+}
+
+CommandOutput Firewall::log_reopen() {
+  log_file_->reopen();
+  if (!log_file_->last_error().empty() && log_file_->stats().write_errors)
+    return {true,
+            "reopened " + log_file_->path() + " (last error: " + log_file_->last_error() + ")"};
+  return {true, "reopened " + log_file_->path()};
 }
 
 void Firewall::check(const FirewallConfig& cfg) {
@@ -102,7 +165,10 @@ void Firewall::reload(const FirewallConfig& cfg) {
     log_(2, "rules file changed: " + std::to_string(store_.rules().size()) +
                 " rule(s) applied from " + next.rules_file + ", run-time changes replaced");
   }
+  bool new_log = next.log_path() != cfg_.log_path();
   cfg_ = next;
+  if (new_log) open_log();
+  dp_.set_event_limit(cfg_.event_rate, cfg_.event_burst);
   attach_.reconfigure(cfg_);
 }
 
@@ -175,6 +241,9 @@ CommandOutput Firewall::show_config(bool json) const {
                       {"default-action", action_name(cfg_.policy.default_action)},
                       {"malformed-action", action_name(cfg_.policy.malformed_action)},
                       {"max-rules", cfg_.max_rules},
+                      {"log", cfg_.log_path()},
+                      {"event-rate", cfg_.event_rate},
+                      {"event-burst", cfg_.event_burst},
                       {"rule-count", store_.rules().size()}};
   if (json) return {true, j.dump()};
   std::ostringstream o;
@@ -213,6 +282,11 @@ CommandOutput Firewall::show_metrics() const {
   o << "xdpfw_events_total{outcome=\"sent\"} " << s[XDPFW_STAT_EVENTS_SENT] << "\n";
   o << "xdpfw_events_total{outcome=\"suppressed\"} " << s[XDPFW_STAT_EVENTS_SUPPRESSED] << "\n";
   o << "xdpfw_events_total{outcome=\"failed\"} " << s[XDPFW_STAT_EVENTS_FAILED] << "\n";
+  o << "xdpfw_events_total{outcome=\"lost\"} " << events_lost_ << "\n";
+  family("xdpfw_log_lines_total", "counter", "Event lines written to the log file.");
+  o << "xdpfw_log_lines_total " << log_file_->stats().lines << "\n";
+  family("xdpfw_log_errors_total", "counter", "Failed opens and writes of the log file.");
+  o << "xdpfw_log_errors_total " << log_file_->stats().write_errors << "\n";
   auto counters = dp_.all_rule_counters();
   family("xdpfw_rule_packets_total", "counter", "Packets matched per rule.");
   for (const Rule& r : store_.rules())
@@ -263,14 +337,22 @@ CommandOutput Firewall::show_interfaces(bool json) const {
 
 CommandOutput Firewall::show_stats(bool json) const {
   Stats s = dp_.stats();
+  std::vector<std::pair<std::string, uint64_t>> all;
+  for (int i = 0; i < XDPFW_STAT_MAX; ++i)
+    all.emplace_back(stat_name(static_cast<xdpfw_stat>(i)), s.c[i]);
+  const EventLogStats& l = log_file_->stats();
+  all.insert(all.end(), {{"events_lost", events_lost_},
+                         {"log_lines", l.lines},
+                         {"log_dropped", l.dropped},
+                         {"log_write_errors", l.write_errors},
+                         {"log_reopens", l.reopens}});
   nlohmann::json j = nlohmann::json::object();
   std::ostringstream o;
-  for (int i = 0; i < XDPFW_STAT_MAX; ++i) {
-    const char* name = stat_name(static_cast<xdpfw_stat>(i));
+  for (const auto& [name, v] : all) {
     if (json)
-      j[name] = s.c[i];
+      j[name] = v;
     else
-      o << name << " " << s.c[i] << "\n";
+      o << name << " " << v << "\n";
   }
   return {true, json ? reply(j) : o.str()};
 }

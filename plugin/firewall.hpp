@@ -9,9 +9,12 @@
 
 #include "attach_manager.hpp"
 #include "datapath.hpp"
+#include "event_log.hpp"
 #include "firewall_config.hpp"
 #include "rule_store.hpp"
 #include "xdp_attacher.hpp"
+
+struct perf_buffer;  // libbpf
 
 namespace xdpfw {
 
@@ -48,10 +51,19 @@ class Firewall {
   CommandOutput save(const std::string& path);
   CommandOutput show_config(bool json) const;
   CommandOutput show_metrics() const;
+  CommandOutput log_reopen();
+
+  // The perf buffer of unmatched-packet events: watch this fd on the loop
+  // and call on_events when it is readable.
+  int events_fd() const;
+  void on_events();
 
  private:
   // Installs list, then makes it the store's; errors leave both unchanged.
   void install(std::vector<Rule> list);
+  void open_log();
+  static void on_sample(void* self, int cpu, void* data, unsigned size);
+  static void on_lost(void* self, int cpu, unsigned long long n);
 
   FirewallConfig cfg_;
   Log log_;
@@ -60,6 +72,10 @@ class Firewall {
   AttachManager attach_;
   RuleStore store_;
   std::string rules_file_text_;  // the rules file as last applied
+  std::unique_ptr<EventLog> log_file_;
+  ::perf_buffer* events_ = nullptr;
+  uint64_t events_lost_ = 0;  // overwritten in the perf ring before we read them
+  int64_t realtime_offset_ns_ = 0;
 };
 
 }  // namespace xdpfw

@@ -85,6 +85,22 @@ FirewallConfig parse_firewall_config(const std::string& file,
       c.policy.default_action = parse_action(file, l);
     } else if (l.key == "malformed-action") {
       c.policy.malformed_action = parse_action(file, l);
+    } else if (l.key == "log-dir") {
+      if (l.value.empty() || l.value[0] != '/')
+        throw FirewallConfigError(where(file, l) + "'" + l.value + "' is not an absolute path");
+      c.log_dir = l.value;
+    } else if (l.key == "log-file") {
+      if (l.value.empty() || l.value.find('/') != std::string::npos)
+        throw FirewallConfigError(where(file, l) + "'" + l.value +
+                                  "' is not a file name (no '/'; the folder is log-dir)");
+      c.log_file = l.value;
+    } else if (l.key == "event-rate" || l.key == "event-burst") {
+      uint64_t v = 0;
+      auto [p, ec] = std::from_chars(l.value.data(), l.value.data() + l.value.size(), v);
+      if (l.value.empty() || ec != std::errc() || p != l.value.data() + l.value.size() ||
+          v > 100000000)
+        throw FirewallConfigError(where(file, l) + "'" + l.value + "' is not a number 0-100000000");
+      (l.key == "event-rate" ? c.event_rate : c.event_burst) = v;
     } else if (l.key == "max-rules") {
       uint32_t v = 0;
       auto [p, ec] = std::from_chars(l.value.data(), l.value.data() + l.value.size(), v);
@@ -97,7 +113,8 @@ FirewallConfig parse_firewall_config(const std::string& file,
           (file.empty() ? "<config>" : file) + ":" + std::to_string(l.line) + ": unknown key '" +
           l.key +
           "' in [plugin.xdpfw] (expected interfaces, exclude, mode, takeover, rules, "
-          "default-action, malformed-action, max-rules)");
+          "default-action, malformed-action, max-rules, log-dir, log-file, event-rate, "
+          "event-burst)");
     }
   }
   return c;

@@ -32,6 +32,11 @@ struct FirewallConfig {
   std::string rules_file;                   // "" : start with no rules
   Policy policy;
   uint32_t max_rules = XDPFW_DEFAULT_MAX_RULES;
+  std::string log_dir = "/var/log/xdpfw";
+  std::string log_file = "firewall_log.json";
+  uint64_t event_rate = 1000;  // unmatched-packet events per second, all CPUs; 0: off
+  uint64_t event_burst = 1000;
+  std::string log_path() const { return log_dir + "/" + log_file; }
 
   // Whether the patterns select this interface name.
   bool selects(const std::string& ifname) const;

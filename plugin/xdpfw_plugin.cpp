@@ -91,6 +91,20 @@ void on_link(void* ctx, const xdpfw_link_event* ev) {
   }
 }
 
+void on_events(void* ctx, int) {
+  auto* s = static_cast<State*>(ctx);
+  try {
+    s->fw->on_events();
+  } catch (const std::exception& e) {
+    s->api->log(s->api->host, XDPFW_LOG_ERROR, e.what());
+  }
+}
+
+void xdpfw_reopen(void* state) {
+  auto* s = static_cast<State*>(state);
+  s->fw->log_reopen();
+}
+
 int xdpfw_init(const xdpfw_host_api* api, const xdpfw_config_section* cfg, void** state, char* err,
                size_t err_len) {
   auto s = std::make_unique<State>();
@@ -144,6 +158,9 @@ int xdpfw_init(const xdpfw_host_api* api, const xdpfw_config_section* cfg, void*
       [&fw](const std::string&, const std::string* p) { return fw.rule_replace(p); });
   add(st, "save", "[PATH]: write the rules to the rules file (or PATH) atomically",
       XDPFW_CMD_MUTATES, [&fw](const std::string& a, const std::string*) { return fw.save(a); });
+  add(st, "log reopen", "reopen the event log file (after logrotate moved it)", XDPFW_CMD_MUTATES,
+      [&fw](const std::string&, const std::string*) { return fw.log_reopen(); });
+  api->watch_fd(api->host, fw.events_fd(), on_events, st);
   api->subscribe_links(api->host, on_link, st);
   *state = s.release();
   return 0;
@@ -173,16 +190,16 @@ void xdpfw_reload(void* state, const xdpfw_config_section* cfg) {
 }
 
 const xdpfw_plugin descriptor = {
-    XDPFW_PLUGIN_ABI_MAJOR,
-    XDPFW_PLUGIN_ABI_MINOR,
-    sizeof(xdpfw_plugin),
-    "xdpfw",
-    "0.1.0",
-    xdpfw_init,
-    xdpfw_fini,
-    xdpfw_check,
-    xdpfw_reload,
-    nullptr,
+    .abi_major = XDPFW_PLUGIN_ABI_MAJOR,
+    .abi_minor = XDPFW_PLUGIN_ABI_MINOR,
+    .size = sizeof(xdpfw_plugin),
+    .name = "xdpfw",
+    .version = "0.1.0",
+    .init = xdpfw_init,
+    .fini = xdpfw_fini,
+    .check_config = xdpfw_check,
+    .reload = xdpfw_reload,
+    .reopen_logs = xdpfw_reopen,
 };
 
 }  // namespace

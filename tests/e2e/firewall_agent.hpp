@@ -11,9 +11,10 @@ struct FirewallAgent {
                 const std::string& host_extra = "")
       : ns(ns), sock(dir / "xdpfw.sock") {
     write_file(dir / "rules.conf", rules);
-    write_file(dir / "xdpfw.conf", "[host]\nsocket = " + sock.string() + "\n" + host_extra +
-                                       "\n[plugin.xdpfw]\nrules = " +
-                                       (dir / "rules.conf").string() + "\n" + section + "\n");
+    write_file(dir / "xdpfw.conf",
+               "[host]\nsocket = " + sock.string() + "\n" + host_extra +
+                   "\n[plugin.xdpfw]\nrules = " + (dir / "rules.conf").string() +
+                   "\nlog-dir = " + log_dir().string() + "\n" + section + "\n");
   }
   void start() {
     host = std::make_unique<HostProcess>(
@@ -24,6 +25,8 @@ struct FirewallAgent {
     BOOST_TEST_REQUIRE(!host->exited(), host->log());
   }
   std::string ask(const std::string& cmd) { return socat(sock, cmd + "\n"); }
+  fs::path log_dir() const { return dir / "log"; }
+  fs::path log_file() const { return log_dir() / "firewall_log.json"; }
 
   const NetNs& ns;
   TempDir dir;

@@ -1,0 +1,84 @@
+// traffic.hpp: two namespaces joined by a veth, UDP sockets opened in them,
+// datagrams sent and counted: real traffic for the end-to-end tests.
+#pragma once
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <nlohmann/json.hpp>
+
+#include "e2e/firewall_agent.hpp"
+
+namespace xdpfw::test {
+
+// Two namespaces joined by a veth: fwt0 (the firewall side) and peer0.
+
+struct Pair {
+  NetNs fw_ns, peer_ns;
+  Pair() {
+    fw_ns.run("ip link add fwt0 type veth peer name peer0 netns " + peer_ns.name());
+    fw_ns.run("ip addr add 198.18.0.1/24 dev fwt0");
+    fw_ns.run("ip addr add 2001:db8::1/64 dev fwt0 nodad");
+    fw_ns.run("ip link set fwt0 up");
+    peer_ns.run("ip addr add 198.18.0.2/24 dev peer0");
+    peer_ns.run("ip addr add 2001:db8::2/64 dev peer0 nodad");
+    peer_ns.run("ip link set peer0 up");
+  }
+};
+
+inline int bound(const NetNs& ns, int family, uint16_t port) {
+  int fd = ns.socket_in(family, SOCK_DGRAM | SOCK_NONBLOCK);
+  int one = 1;
+  if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  // Room for every datagram of the test before it drains the socket.
+  int rcvbuf = 8 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf);
+  sockaddr_storage ss{};
+  socklen_t len;
+  if (family == AF_INET) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    len = sizeof *a;
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(port);
+    len = sizeof *a;
+  }
+  BOOST_TEST_REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0);
+  return fd;
+}
+
+inline void send_to(int fd, int family, const char* addr, uint16_t port, int n) {
+  sockaddr_storage ss{};
+  socklen_t len;
+  if (family == AF_INET) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    inet_pton(AF_INET, addr, &a->sin_addr);
+    len = sizeof *a;
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(port);
+    inet_pton(AF_INET6, addr, &a->sin6_addr);
+    len = sizeof *a;
+  }
+  for (int i = 0; i < n; ++i) {
+    char msg[32];
+    int l = std::snprintf(msg, sizeof msg, "packet %d", i);
+    BOOST_TEST_REQUIRE(sendto(fd, msg, size_t(l), 0, reinterpret_cast<sockaddr*>(&ss), len) == l);
+    if (i % 20 == 19) usleep(2000);  // below the veth XDP ring (256 frames)
+  }
+}
+
+inline int drain(int fd) {
+  int n = 0;
+  char buf[2048];
+  while (recv(fd, buf, sizeof buf, 0) >= 0) ++n;
+  return n;
+}
+
+}  // namespace xdpfw::test
