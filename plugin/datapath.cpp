@@ -4,8 +4,11 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
+#include <set>
 
 #include "xdpfw.skel.h"
 
@@ -94,16 +97,28 @@ Datapath::Datapath(const DatapathOptions& opts) : opts_(opts) {
           "size xdpfw_rules_v6");
     check(bpf_map__set_max_entries(skel_->maps.xdpfw_rule_counters, opts_.max_rules),
           "size xdpfw_rule_counters");
+    if (!opts_.pin_dir.empty()) pin_maps();
     errno = 0;
-    check(xdpfw_bpf__load(skel_), "load the XDP program (needs root or CAP_BPF+CAP_NET_ADMIN)");
-    // Both slots start as the empty rule set under the default policy.
-    CompiledRuleset empty = compile_rules({}, Policy{}, limits());
-    slots_[0].known = slots_[1].known = false;
-    rewrite_unknown_slot(0);
-    write_slot(0, empty);
-    rewrite_unknown_slot(1);
-    write_slot(1, empty);
-    write_config();
+    int rc = xdpfw_bpf__load(skel_);
+    if (rc < 0 && resumed_)
+      throw DatapathError("cannot reuse the maps pinned in " + opts_.pin_dir + " (" +
+                          errstr(errno ? errno : rc) +
+                          "); were they made with other sizes (max-rules)? Remove them "
+                          "(rm -r " +
+                          opts_.pin_dir + ") or restore the old settings");
+    check(rc, "load the XDP program (needs root or CAP_BPF+CAP_NET_ADMIN)");
+    if (resumed_) {
+      resume();
+    } else {
+      // Both slots start as the empty rule set under the default policy.
+      CompiledRuleset empty = compile_rules({}, Policy{}, limits());
+      slots_[0].known = slots_[1].known = false;
+      rewrite_unknown_slot(0);
+      write_slot(0, empty);
+      rewrite_unknown_slot(1);
+      write_slot(1, empty);
+      write_config();
+    }
   } catch (...) {
     xdpfw_bpf__destroy(skel_);
     throw;
@@ -112,6 +127,57 @@ Datapath::Datapath(const DatapathOptions& opts) : opts_(opts) {
 
 Datapath::~Datapath() {
   xdpfw_bpf__destroy(skel_);
+}
+
+// The maps that carry state across restarts: rules, counters, the active
+// slot. (The sync maps and the perf array are the process's own.)
+void Datapath::pin_maps() {
+  bpf_map* maps[] = {skel_->maps.xdpfw_config,     skel_->maps.xdpfw_rulesets,
+                     skel_->maps.xdpfw_port_class, skel_->maps.xdpfw_rules_v4,
+                     skel_->maps.xdpfw_rules_v6,   skel_->maps.xdpfw_rule_counters,
+                     skel_->maps.xdpfw_stats,      skel_->maps.xdpfw_event_bucket};
+  for (bpf_map* m : maps) {
+    std::string path = opts_.pin_dir + "/" + bpf_map__name(m);
+    if (access(path.c_str(), F_OK) == 0) resumed_ = true;
+    check(bpf_map__set_pin_path(m, path.c_str()), "pin " + path);
+  }
+}
+
+// Rebuilds what user space knows from the reused maps: the active slot and
+// generation, and which counter slot each rule id has (from the active
+// slot's entries). Both slots are then treated as unknown: the next apply
+// rewrites the standby one fully, flips, and rewrites the other.
+void Datapath::resume() {
+  __u32 zero = 0;
+  errno = 0;
+  check(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.xdpfw_config), &zero, &config_),
+        "read xdpfw_config");
+  active_ = config_.active_slot & 1;
+  xdpfw_ruleset hdr{};
+  check(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.xdpfw_rulesets), &active_, &hdr),
+        "read xdpfw_rulesets");
+  generation_ = hdr.generation;
+  auto collect = [&](bpf_map* map, auto key_type) {
+    using K = decltype(key_type);
+    int fd = bpf_map__fd(map);
+    K k{}, next{};
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+      xdpfw_match m{};
+      if ((next.meta & 1u) == active_ && bpf_map_lookup_elem(fd, &next, &m) == 0)
+        rule_slot_[static_cast<uint32_t>(m.order)] = m.rule_slot;
+      k = next;
+      prev = &k;
+    }
+  };
+  collect(skel_->maps.xdpfw_rules_v4, xdpfw_key4{});
+  collect(skel_->maps.xdpfw_rules_v6, xdpfw_key6{});
+  std::set<uint32_t> used;
+  for (const auto& [id, slot] : rule_slot_) used.insert(slot);
+  next_rule_slot_ = used.empty() ? 0 : *used.rbegin() + 1;
+  for (uint32_t s = 0; s < next_rule_slot_; ++s)
+    if (!used.count(s)) free_rule_slots_.push_back(s);
+  slots_[0].known = slots_[1].known = false;
 }
 
 int Datapath::prog_fd() const {

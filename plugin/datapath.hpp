@@ -29,6 +29,9 @@ class DatapathError : public std::runtime_error {
 struct DatapathOptions {
   uint32_t max_rules = XDPFW_DEFAULT_MAX_RULES;      // rule counter slots
   uint32_t max_entries = XDPFW_DEFAULT_MAX_ENTRIES;  // per family hash map, both slots
+  // A folder on a bpf filesystem: the maps are pinned there, and maps found
+  // there from an earlier run are reused (rules, counters, active slot).
+  std::string pin_dir;
 };
 
 struct RuleCounters {
@@ -55,6 +58,8 @@ class Datapath {
   bpf_program* program() const;
   int events_map_fd() const;
   const DatapathOptions& options() const { return opts_; }
+  // True when pinned maps of an earlier run were found and reused.
+  bool resumed() const { return resumed_; }
   CompileLimits limits() const;
 
   // Replaces the rule set. Packets see the old set or the new one, never a
@@ -82,6 +87,8 @@ class Datapath {
   xdpfw_match to_match(const Entry& e) const;
   uint32_t alloc_rule_slot();
   void write_config();
+  void pin_maps();
+  void resume();
 
   DatapathOptions opts_;
   ::xdpfw_bpf* skel_ = nullptr;
@@ -93,6 +100,7 @@ class Datapath {
   std::vector<uint32_t> free_rule_slots_;
   uint32_t next_rule_slot_ = 0;
   xdpfw_config config_{};
+  bool resumed_ = false;
 };
 
 }  // namespace xdpfw

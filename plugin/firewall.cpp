@@ -2,7 +2,10 @@
 #include "firewall.hpp"
 
 #include <bpf/libbpf.h>
+#include <linux/magic.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 
 #include <filesystem>
 #include <fstream>
@@ -17,9 +20,34 @@
 namespace xdpfw {
 namespace {
 
+// A folder on a bpf filesystem for the pins; bpffs is mounted on
+// /sys/fs/bpf where it is missing (it is not mounted at boot everywhere).
+std::string prepare_pin_dir(const std::string& root, const char* sub) {
+  if (root == "none") return "";
+  std::error_code ec;
+  auto on_bpffs = [](const std::string& p) {
+    struct statfs st {};
+    return statfs(p.c_str(), &st) == 0 && st.f_type == BPF_FS_MAGIC;
+  };
+  if (root.rfind("/sys/fs/bpf", 0) == 0 && !on_bpffs("/sys/fs/bpf")) {
+    std::filesystem::create_directories("/sys/fs/bpf", ec);
+    if (mount("bpf", "/sys/fs/bpf", "bpf", 0, nullptr) != 0)
+      throw std::runtime_error(std::string("cannot mount bpffs on /sys/fs/bpf: ") +
+                               std::strerror(errno));
+  }
+  std::string dir = root + "/" + sub;
+  std::filesystem::create_directories(dir, ec);
+  if (ec || !on_bpffs(dir))
+    throw std::runtime_error("pin-root " + root +
+                             " is not on a bpf filesystem (mount -t bpf bpf DIR, or set "
+                             "pin-root = none)");
+  return dir;
+}
+
 DatapathOptions options(const FirewallConfig& cfg) {
   DatapathOptions o;
   o.max_rules = cfg.max_rules;
+  o.pin_dir = prepare_pin_dir(cfg.pin_root, "maps");
   return o;
 }
 
@@ -74,10 +102,22 @@ Firewall::Firewall(const FirewallConfig& cfg, Log log)
     : cfg_(cfg),
       log_(std::move(log)),
       dp_(options(cfg)),
-      attacher_(dp_.prog_fd()),
+      attacher_(dp_.prog_fd(), prepare_pin_dir(cfg.pin_root, "links"), cfg.persistent),
       attach_(attacher_, cfg, log_) {
-  rules_file_text_ = read_text(cfg_.rules_file);
-  install(parse_rules_text(cfg_.rules_file, rules_file_text_));
+  // Precedence: the rule set of the previous run (pinned maps and the state
+  // folder both found) wins; else the rules file.
+  std::string state = state_file("rules.state");
+  if (dp_.resumed() && !state.empty() && std::filesystem::exists(state)) {
+    rules_file_text_ = std::filesystem::exists(state_file("rules-file.applied"))
+                           ? read_text(state_file("rules-file.applied"))
+                           : std::string();
+    install(parse_rules_text(state, read_text(state)));
+    log_(2, "resumed the previous run's " + std::to_string(store_.rules().size()) +
+                " rule(s) and counters");
+  } else {
+    rules_file_text_ = read_text(cfg_.rules_file);
+    install(parse_rules_text(cfg_.rules_file, rules_file_text_));
+  }
   open_log();
   perf_buffer_opts opts{};
   opts.sz = sizeof opts;
@@ -90,7 +130,8 @@ Firewall::Firewall(const FirewallConfig& cfg, Log log)
 }
 
 Firewall::~Firewall() {
-  attach_.detach_all();
+  // Persistent: the pinned links keep filtering while the agent is away.
+  if (!cfg_.persistent) attach_.detach_all();
   if (events_) perf_buffer__free(events_);
 }
 
@@ -151,8 +192,12 @@ void Firewall::reload(const FirewallConfig& cfg) {
   if (cfg.max_rules != cfg_.max_rules)
     log_(1,
          "max-rules changed: that takes a restart (kept " + std::to_string(cfg_.max_rules) + ")");
+  if (cfg.pin_root != cfg_.pin_root || cfg.persistent != cfg_.persistent)
+    log_(1, "pin-root and persistent changes take a restart (kept the running ones)");
   FirewallConfig next = cfg;
   next.max_rules = cfg_.max_rules;
+  next.pin_root = cfg_.pin_root;
+  next.persistent = cfg_.persistent;
   // The rules file replaces the run-time rules only when it changed since
   // it was last applied; otherwise run-time changes are kept.
   std::string text = read_text(next.rules_file);
@@ -167,6 +212,7 @@ void Firewall::reload(const FirewallConfig& cfg) {
   }
   bool new_log = next.log_path() != cfg_.log_path();
   cfg_ = next;
+  save_state();
   if (new_log) open_log();
   dp_.set_event_limit(cfg_.event_rate, cfg_.event_burst);
   attach_.reconfigure(cfg_);
@@ -175,6 +221,25 @@ void Firewall::reload(const FirewallConfig& cfg) {
 void Firewall::install(std::vector<Rule> list) {
   dp_.apply(list, cfg_.policy);
   store_.commit(std::move(list));
+  save_state();
+}
+
+std::string Firewall::state_file(const char* name) const {
+  return cfg_.state_dir == "none" ? "" : cfg_.state_dir + "/" + name;
+}
+
+void Firewall::save_state() {
+  if (cfg_.state_dir == "none") return;
+  try {
+    std::filesystem::create_directories(cfg_.state_dir);
+    store_.save(state_file("rules.state"));
+    std::string applied = state_file("rules-file.applied");
+    std::ofstream(applied + ".tmp") << rules_file_text_;
+    std::filesystem::rename(applied + ".tmp", applied);
+  } catch (const std::exception& e) {
+    log_(0,
+         std::string("state-dir: ") + e.what() + " (a restart would fall back to the rules file)");
+  }
 }
 
 CommandOutput Firewall::rule_add(const std::string& spec) {
@@ -228,7 +293,10 @@ CommandOutput Firewall::save(const std::string& arg) {
   } catch (const std::exception& e) {
     return {false, e.what()};
   }
-  if (path == cfg_.rules_file) rules_file_text_ = read_text(path);  // no longer "changed"
+  if (path == cfg_.rules_file) {
+    rules_file_text_ = read_text(path);  // no longer "changed"
+    save_state();
+  }
   return {true, "saved " + std::to_string(store_.rules().size()) + " rule(s) to " + path};
 }
 

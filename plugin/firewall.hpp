@@ -62,6 +62,8 @@ class Firewall {
   // Installs list, then makes it the store's; errors leave both unchanged.
   void install(std::vector<Rule> list);
   void open_log();
+  void save_state();  // the rule list, for a restart (also after kill -9)
+  std::string state_file(const char* name) const;
   static void on_sample(void* self, int cpu, void* data, unsigned size);
   static void on_lost(void* self, int cpu, unsigned long long n);
 

@@ -89,6 +89,13 @@ FirewallConfig parse_firewall_config(const std::string& file,
       if (l.value.empty() || l.value[0] != '/')
         throw FirewallConfigError(where(file, l) + "'" + l.value + "' is not an absolute path");
       c.log_dir = l.value;
+    } else if (l.key == "pin-root" || l.key == "state-dir") {
+      if (l.value != "none" && (l.value.empty() || l.value[0] != '/'))
+        throw FirewallConfigError(where(file, l) + "'" + l.value +
+                                  "' is not an absolute path or none");
+      (l.key == "pin-root" ? c.pin_root : c.state_dir) = l.value;
+    } else if (l.key == "persistent") {
+      c.persistent = parse_bool(file, l);
     } else if (l.key == "log-file") {
       if (l.value.empty() || l.value.find('/') != std::string::npos)
         throw FirewallConfigError(where(file, l) + "'" + l.value +

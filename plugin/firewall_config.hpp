@@ -37,6 +37,11 @@ struct FirewallConfig {
   uint64_t event_rate = 1000;  // unmatched-packet events per second, all CPUs; 0: off
   uint64_t event_burst = 1000;
   std::string log_path() const { return log_dir + "/" + log_file; }
+  // Maps (and, with persistent, links) are pinned under pin_root; "none"
+  // turns pinning off. The rule list is kept in state_dir ("none": off).
+  std::string pin_root = "/sys/fs/bpf/xdpfw";
+  std::string state_dir = "/var/lib/xdpfw";
+  bool persistent = false;  // XDP stays attached while the agent is down
 
   // Whether the patterns select this interface name.
   bool selects(const std::string& ifname) const;

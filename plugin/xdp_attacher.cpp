@@ -11,7 +11,8 @@
 
 namespace xdpfw {
 
-XdpAttacher::XdpAttacher(int prog_fd) : prog_fd_(prog_fd) {
+XdpAttacher::XdpAttacher(int prog_fd, std::string links_dir, bool persistent)
+    : prog_fd_(prog_fd), links_dir_(std::move(links_dir)), persistent_(persistent) {
   bpf_prog_info info{};
   __u32 len = sizeof info;
   if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) == 0) prog_id_ = info.id;
@@ -21,10 +22,40 @@ XdpAttacher::~XdpAttacher() {
   for (auto& [idx, fd] : links_) close(fd);
 }
 
+std::string XdpAttacher::pin_path(int ifindex) const {
+  return links_dir_ + "/if" + std::to_string(ifindex);
+}
+
+// A link pinned by an earlier run on this interface: take it over and point
+// it at this program. Returns its fd, or -1.
+int XdpAttacher::adopt(int ifindex, AttachOutcome& o) {
+  if (links_dir_.empty()) return -1;
+  std::string path = pin_path(ifindex);
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) return -1;
+  if (bpf_link_update(fd, prog_fd_, nullptr) != 0) {
+    // A link of a device that is gone (the ifindex was reused): drop it.
+    close(fd);
+    unlink(path.c_str());
+    return -1;
+  }
+  LIBBPF_OPTS(bpf_xdp_query_opts, q);
+  bpf_xdp_query(ifindex, 0, &q);
+  o.mode = q.attach_mode == XDP_ATTACHED_SKB ? "generic" : "native";
+  if (!persistent_) unlink(path.c_str());  // from now on the process owns it
+  return fd;
+}
+
 AttachOutcome XdpAttacher::attach(int ifindex, const std::string& name, AttachMode mode,
                                   bool takeover) {
   AttachOutcome o;
   if (links_.count(ifindex)) {
+    o.ok = true;
+    o.prog_id = prog_id_;
+    return o;
+  }
+  if (int fd = adopt(ifindex, o); fd >= 0) {
+    links_[ifindex] = fd;
     o.ok = true;
     o.prog_id = prog_id_;
     return o;
@@ -70,6 +101,9 @@ AttachOutcome XdpAttacher::attach(int ifindex, const std::string& name, AttachMo
     return o;
   }
   links_[ifindex] = fd;
+  if (persistent_ && bpf_obj_pin(fd, pin_path(ifindex).c_str()) != 0)
+    o.error = "attached, but cannot pin the link at " + pin_path(ifindex) + ": " +
+              std::strerror(errno) + " (it will not outlive the agent)";
   o.ok = true;
   o.prog_id = prog_id_;
   return o;
@@ -78,6 +112,7 @@ AttachOutcome XdpAttacher::attach(int ifindex, const std::string& name, AttachMo
 void XdpAttacher::detach(int ifindex) {
   auto it = links_.find(ifindex);
   if (it == links_.end()) return;
+  if (!links_dir_.empty()) unlink(pin_path(ifindex).c_str());
   close(it->second);  // the last reference: the kernel detaches the program
   links_.erase(it);
 }

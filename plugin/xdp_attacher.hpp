@@ -11,14 +11,22 @@ namespace xdpfw {
 
 class XdpAttacher : public Attacher {
  public:
-  explicit XdpAttacher(int prog_fd);
-  ~XdpAttacher() override;
+  // links_dir: where links are pinned ("" : nowhere). A link pinned there by
+  // an earlier run is adopted and switched to this program (no gap). With
+  // persistent, new links are pinned too and outlive the process.
+  XdpAttacher(int prog_fd, std::string links_dir = "", bool persistent = false);
+  ~XdpAttacher() override;  // closes its links; pinned ones stay attached
   AttachOutcome attach(int ifindex, const std::string& name, AttachMode mode,
                        bool takeover) override;
   void detach(int ifindex) override;
 
  private:
+  std::string pin_path(int ifindex) const;
+  int adopt(int ifindex, AttachOutcome& o);
+
   int prog_fd_;
+  std::string links_dir_;
+  bool persistent_;
   uint32_t prog_id_ = 0;
   std::map<int, int> links_;  // ifindex -> bpf_link fd
 };

@@ -2,19 +2,34 @@
 // namespace the test created, with a config and rules file of the test's.
 #pragma once
 
+#include <sys/mount.h>
+
 #include "e2e/netns.hpp"
 
 namespace xdpfw::test {
 
+// A private bpf filesystem for the agent's pins, unmounted (and so every pin
+// released) at the end. Mounted before the agent starts: ip netns exec gives
+// the agent a mount namespace copied at that moment.
+struct BpfMount {
+  explicit BpfMount(const fs::path& p) : path(p) {
+    fs::create_directories(path);
+    BOOST_TEST_REQUIRE(mount("bpf", path.c_str(), "bpf", 0, nullptr) == 0);
+  }
+  ~BpfMount() { umount2(path.c_str(), MNT_DETACH); }
+  fs::path path;
+};
+
 struct FirewallAgent {
   FirewallAgent(const NetNs& ns, const std::string& section, const std::string& rules = "",
                 const std::string& host_extra = "")
-      : ns(ns), sock(dir / "xdpfw.sock") {
+      : ns(ns), sock(dir / "xdpfw.sock"), bpf(dir / "bpf") {
     write_file(dir / "rules.conf", rules);
     write_file(dir / "xdpfw.conf",
                "[host]\nsocket = " + sock.string() + "\n" + host_extra +
-                   "\n[plugin.xdpfw]\nrules = " + (dir / "rules.conf").string() +
-                   "\nlog-dir = " + log_dir().string() + "\n" + section + "\n");
+                   "\n[plugin.xdpfw]\nrules = " + (dir / "rules.conf").string() + "\nlog-dir = " +
+                   log_dir().string() + "\npin-root = " + (dir / "bpf/xdpfw").string() +
+                   "\nstate-dir = " + (dir / "state").string() + "\n" + section + "\n");
   }
   void start() {
     host = std::make_unique<HostProcess>(
@@ -28,9 +43,16 @@ struct FirewallAgent {
   fs::path log_dir() const { return dir / "log"; }
   fs::path log_file() const { return log_dir() / "firewall_log.json"; }
 
+  // kill -9, as a crash would, and wait for the process to go.
+  void crash() {
+    host->signal(SIGKILL);
+    host->exit_code();
+  }
+
   const NetNs& ns;
   TempDir dir;
   fs::path sock;
+  BpfMount bpf;
   std::unique_ptr<HostProcess> host;
 };
 

@@ -1,0 +1,79 @@
+// test_util.hpp: small helpers of the tests: a private temporary folder,
+// files, shell commands, waiting for a condition without timing assertions.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <thread>
+
+namespace xdpfw::test {
+
+namespace fs = std::filesystem;
+
+inline std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline void write_file(const fs::path& p, const std::string& text) {
+  std::ofstream(p) << text;
+}
+
+// A folder of its own (unique name), readable by all so that tests can
+// connect as another user, removed at the end.
+struct TempDir {
+  TempDir() {
+    char tmpl[] = "/tmp/xdpfw-test-XXXXXX";
+    BOOST_TEST_REQUIRE(mkdtemp(tmpl) != nullptr);
+    path = tmpl;
+    chmod(tmpl, 0755);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  fs::path operator/(const std::string& s) const { return path / s; }
+  fs::path path;
+};
+
+// Output of a shell command (stdout; stderr too with 2>&1 in cmd).
+inline std::string shell(const std::string& cmd, int* status = nullptr) {
+  std::string out;
+  FILE* f = popen(cmd.c_str(), "r");
+  BOOST_TEST_REQUIRE(f != nullptr);
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  int st = pclose(f);
+  if (status) *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
+}
+
+inline std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+inline bool wait_until(const std::function<bool()>& cond, int seconds = 20) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < end) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return cond();
+}
+
+}  // namespace xdpfw::test
