@@ -99,27 +99,27 @@ std::string format_event(const xdpfw_event& ev, const std::string& ifname,
   std::array<uint8_t, 16> src{}, dst{};
   std::memcpy(src.data(), ev.src, 16);
   std::memcpy(dst.data(), ev.dst, 16);
-  nlohmann::json j = {{"timestamp", ts},
-                      {"interface", ifname},
-                      {"ifindex", ev.ifindex},
-                      {"family", fam == Family::v6 ? "ipv6" : "ipv4"},
-                      {"src_ip", format_address(fam, src)},
-                      {"dst_ip", format_address(fam, dst)},
-                      {"proto", proto_name(ev.proto)}};
+  nlohmann::ordered_json j = {{"timestamp", ts},
+                              {"interface", ifname},
+                              {"ifindex", ev.ifindex},
+                              {"family", fam == Family::v6 ? "ipv6" : "ipv4"},
+                              {"src_ip", format_address(fam, src)},
+                              {"dst_ip", format_address(fam, dst)},
+                              {"proto", proto_name(ev.proto)}};
   bool ports = ev.flags & XDPFW_EVENT_HAS_PORTS;
   bool icmp = ev.proto == proto_icmp || ev.proto == proto_icmpv6;
   if (ports && icmp) {
     j["icmp_type"] = ev.sport;
     j["icmp_code"] = ev.dport;
   } else {
-    j["src_port"] = ports ? nlohmann::json(ev.sport) : nlohmann::json(nullptr);
-    j["dst_port"] = ports ? nlohmann::json(ev.dport) : nlohmann::json(nullptr);
+    j["src_port"] = ports ? nlohmann::ordered_json(ev.sport) : nlohmann::ordered_json(nullptr);
+    j["dst_port"] = ports ? nlohmann::ordered_json(ev.dport) : nlohmann::ordered_json(nullptr);
   }
   j["tcp_flags"] = ev.tcp_flags;
   j["length"] = ev.pkt_len;
   j["fragment"] = (ev.flags & XDPFW_EVENT_FRAGMENT) != 0;
   // Names may hold any byte Linux allows; never fail on them.
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 }  // namespace xdpfw
