@@ -1,6 +1,8 @@
 // host_config.cpp: INI parsing, option parsing, validation.
 #include "host_config.hpp"
 
+#include "text.hpp"
+
 #include <boost/program_options.hpp>
 #include <charconv>
 #include <fstream>
@@ -10,13 +12,6 @@ namespace po = boost::program_options;
 
 namespace xdpfw::host {
 namespace {
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
-    s.remove_suffix(1);
-  return s;
-}
 
 std::string where(const std::string& file, unsigned line) {
   return (file.empty() ? std::string("<config>") : file) + ":" + std::to_string(line) + ": ";

@@ -1,16 +1,9 @@
 // request_parser.cpp: see request_parser.hpp.
 #include "request_parser.hpp"
 
-namespace xdpfw::host {
-namespace {
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
-    s.remove_suffix(1);
-  return s;
-}
-}  // namespace
+#include "text.hpp"
 
+namespace xdpfw::host {
 std::optional<std::string> RequestParser::feed(std::string_view data, std::vector<Request>& out) {
   while (!data.empty()) {
     size_t nl = data.find('\n');

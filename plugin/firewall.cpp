@@ -151,6 +151,10 @@ int Firewall::events_fd() const {
 
 void Firewall::on_events() {
   realtime_offset_ns_ = realtime_minus_monotonic();
+  // poll(0) empties libbpf's inner epoll ready list; without it a later
+  // wakeup may raise no new edge on the fd the host loop watches, and
+  // events would wait in the ring. consume then reads every ring.
+  perf_buffer__poll(events_, 0);
   perf_buffer__consume(events_);
   log_file_->flush();  // one write per batch
 }

@@ -161,6 +161,9 @@ int xdpfw_init(const xdpfw_host_api* api, const xdpfw_config_section* cfg, void*
   add(st, "log reopen", "reopen the event log file (after logrotate moved it)", XDPFW_CMD_MUTATES,
       [&fw](const std::string&, const std::string*) { return fw.log_reopen(); });
   api->watch_fd(api->host, fw.events_fd(), on_events, st);
+  // A safety net: whatever readiness was missed is read within a second.
+  api->add_timer(
+      api->host, 1000, 1, [](void* ctx) { on_events(ctx, -1); }, st);
   api->subscribe_links(api->host, on_link, st);
   *state = s.release();
   return 0;

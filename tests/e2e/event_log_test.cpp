@@ -29,19 +29,8 @@ uint64_t stat_of(FirewallAgent& fw, const char* name) {
 
 int sender(const NetNs& ns, int family, uint16_t sport) {
   int fd = ns.socket_in(family, SOCK_DGRAM);
-  sockaddr_storage ss{};
-  socklen_t len;
-  if (family == AF_INET) {
-    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-    a->sin_family = AF_INET;
-    a->sin_port = htons(sport);
-    len = sizeof *a;
-  } else {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons(sport);
-    len = sizeof *a;
-  }
+  sockaddr_storage ss;
+  socklen_t len = sockaddr_of(family, "", sport, ss);
   BOOST_TEST_REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0);
   return fd;
 }

@@ -26,6 +26,23 @@ struct Pair {
   }
 };
 
+// An IPv4 or IPv6 socket address; addr "" is the wildcard.
+inline socklen_t sockaddr_of(int family, const char* addr, uint16_t port, sockaddr_storage& ss) {
+  ss = {};
+  if (family == AF_INET) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    if (*addr) inet_pton(AF_INET, addr, &a->sin_addr);
+    return sizeof *a;
+  }
+  auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+  a->sin6_family = AF_INET6;
+  a->sin6_port = htons(port);
+  if (*addr) inet_pton(AF_INET6, addr, &a->sin6_addr);
+  return sizeof *a;
+}
+
 inline int bound(const NetNs& ns, int family, uint16_t port) {
   int fd = ns.socket_in(family, SOCK_DGRAM | SOCK_NONBLOCK);
   int one = 1;
@@ -33,39 +50,15 @@ inline int bound(const NetNs& ns, int family, uint16_t port) {
   // Room for every datagram of the test before it drains the socket.
   int rcvbuf = 8 << 20;
   setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf);
-  sockaddr_storage ss{};
-  socklen_t len;
-  if (family == AF_INET) {
-    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-    a->sin_family = AF_INET;
-    a->sin_port = htons(port);
-    len = sizeof *a;
-  } else {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons(port);
-    len = sizeof *a;
-  }
+  sockaddr_storage ss;
+  socklen_t len = sockaddr_of(family, "", port, ss);
   BOOST_TEST_REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0);
   return fd;
 }
 
 inline void send_to(int fd, int family, const char* addr, uint16_t port, int n) {
-  sockaddr_storage ss{};
-  socklen_t len;
-  if (family == AF_INET) {
-    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-    a->sin_family = AF_INET;
-    a->sin_port = htons(port);
-    inet_pton(AF_INET, addr, &a->sin_addr);
-    len = sizeof *a;
-  } else {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons(port);
-    inet_pton(AF_INET6, addr, &a->sin6_addr);
-    len = sizeof *a;
-  }
+  sockaddr_storage ss;
+  socklen_t len = sockaddr_of(family, addr, port, ss);
   for (int i = 0; i < n; ++i) {
     char msg[32];
     int l = std::snprintf(msg, sizeof msg, "packet %d", i);
