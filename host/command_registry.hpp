@@ -15,6 +15,7 @@ namespace xdpfw::host {
 struct CommandResult {
   bool ok = true;
   std::string text;
+  uint64_t stream = 0;  // the connection becomes this live stream
 };
 
 using CommandFn = std::function<CommandResult(std::string_view args, const std::string* payload)>;

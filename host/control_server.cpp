@@ -42,9 +42,19 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
     read();
   }
 
+  // A stream: queued while the client keeps up, dropped (1) beyond a
+  // bounded backlog so that a slow watcher costs nobody else anything.
+  int stream_write(std::string data) {
+    if (closed_) return -1;
+    if (queued_ + data.size() > stream_backlog) return 1;
+    send(std::move(data));
+    return closed_ ? -1 : 0;
+  }
+
   void close() {
     if (closed_) return;
     closed_ = true;
+    if (stream_) server_.streams_.erase(stream_);
     boost::system::error_code ec;
     idle_.cancel();
     sock_.shutdown(stream::socket::shutdown_both, ec);
@@ -74,6 +84,7 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
   }
 
   void arm_idle() {
+    if (stream_) return;
     idle_.expires_after(std::chrono::seconds(server_.limits_.idle_timeout_s));
     idle_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
       if (ec || self->closed_) return;
@@ -98,10 +109,21 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
             return;
           }
           if (ec) {
+            if (self->stream_) {
+              // A watcher that only closed its sending side keeps watching;
+              // a reset or full close ends the stream.
+              if (ec == asio::error::eof) return;
+              self->close();
+              return;
+            }
             if (!self->draining_)
               if (auto last = self->parser_.finish()) self->handle(*last);
             self->eof_ = true;
             self->maybe_close();
+            return;
+          }
+          if (self->stream_) {  // anything a watcher sends ends its stream
+            self->close();
             return;
           }
           self->arm_idle();
@@ -126,9 +148,15 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
   }
 
   void handle(const Request& r) {
+    if (stream_) return;
     Reply reply = server_.dispatch_(r, info_);
     send(std::move(reply.text));
     if (reply.close) closing_ = true;
+    if (reply.stream && !closed_) {
+      stream_ = reply.stream;
+      server_.streams_[stream_] = shared_from_this();
+      idle_.cancel();  // watchers may be quiet for as long as they like
+    }
   }
 
   void send(std::string text) {
@@ -179,6 +207,8 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
   std::deque<std::string> out_;
   size_t queued_ = 0;
   bool eof_ = false, closing_ = false, closed_ = false, draining_ = false;
+  uint64_t stream_ = 0;
+  static constexpr size_t stream_backlog = 1 << 20;
   size_t drained_ = 0;
   static constexpr size_t drain_limit = 16 << 20;
 };
@@ -265,6 +295,24 @@ void ControlServer::accept() {
     }
     accept();
   });
+}
+
+int ControlServer::stream_write(uint64_t id, std::string data) {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return -1;
+  auto s = it->second.lock();
+  if (!s) {
+    streams_.erase(it);
+    return -1;
+  }
+  return s->stream_write(std::move(data));
+}
+
+void ControlServer::stream_close(uint64_t id) {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return;
+  if (auto s = it->second.lock()) s->close();
+  streams_.erase(id);
 }
 
 void ControlServer::stop() {

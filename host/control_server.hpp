@@ -8,6 +8,7 @@
 
 #include <boost/asio.hpp>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -27,6 +28,7 @@ struct ClientInfo {
 struct Reply {
   std::string text;    // complete, ending with the empty line
   bool close = false;  // "quit"
+  uint64_t stream = 0;  // the connection becomes this stream (ABI 1.1)
 };
 
 using Dispatch = std::function<Reply(const Request&, const ClientInfo&)>;
@@ -46,6 +48,9 @@ class ControlServer {
   // Applies new limits (new sessions and existing ones) and socket mode/group.
   void reconfigure(const HostConfig& cfg);
   size_t sessions() const { return sessions_.size(); }
+  // 0 queued, 1 dropped (slow reader), -1 no such stream.
+  int stream_write(uint64_t id, std::string data);
+  void stream_close(uint64_t id);
 
  private:
   friend class ControlSession;
@@ -61,6 +66,7 @@ class ControlServer {
   std::string group_;
   gid_t gid_ = 0;
   std::set<std::shared_ptr<ControlSession>> sessions_;
+  std::map<uint64_t, std::weak_ptr<ControlSession>> streams_;
 };
 
 }  // namespace xdpfw::host

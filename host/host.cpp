@@ -17,7 +17,9 @@ struct xdpfw_host {
 };
 
 struct xdpfw_reply {
+  xdpfw::host::Host* host = nullptr;
   std::string text;
+  uint64_t stream = 0;
 };
 
 namespace xdpfw::host {
@@ -102,6 +104,19 @@ void api_reply_write(xdpfw_reply* r, const char* data, size_t len) {
   guarded("reply_write", [&] {
     if (r && data) r->text.append(data, len);
   });
+}
+uint64_t api_reply_stream(xdpfw_reply* r) {
+  return guarded("reply_stream", [&]() -> uint64_t {
+    if (!r || !r->host) return 0;
+    if (!r->stream) r->stream = r->host->new_stream();
+    return r->stream;
+  });
+}
+int api_stream_write(xdpfw_host* h, uint64_t id, const char* data, size_t len) {
+  return guarded("stream_write", [&] { return h->host->stream_write(id, data, len); });
+}
+void api_stream_close(xdpfw_host* h, uint64_t id) {
+  guarded("stream_close", [&] { h->host->stream_close(id); });
 }
 uint64_t api_subscribe_links(xdpfw_host* h, xdpfw_link_fn fn, void* ctx) {
   return guarded("subscribe_links", [&] { return h->host->subscribe_links(*h->plugin, fn, ctx); });
@@ -223,14 +238,16 @@ uint64_t Host::add_command(Plugin& p, const char* name, const char* usage, uint3
                            xdpfw_command_fn fn, void* ctx) {
   if (!name || !fn) return 0;
   try {
-    return commands_.add(p.id, name, usage ? usage : "", (flags & XDPFW_CMD_MUTATES) != 0,
-                         [fn, ctx](std::string_view args, const std::string* payload) {
-                           xdpfw_reply reply;
-                           std::string a(args);
-                           int rc = fn(ctx, a.c_str(), payload ? payload->c_str() : nullptr,
-                                       payload ? payload->size() : 0, &reply);
-                           return CommandResult{rc == 0, std::move(reply.text)};
-                         });
+    return commands_.add(
+        p.id, name, usage ? usage : "", (flags & XDPFW_CMD_MUTATES) != 0,
+        [this, fn, ctx](std::string_view args, const std::string* payload) {
+          xdpfw_reply reply;
+          reply.host = this;
+          std::string a(args);
+          int rc = fn(ctx, a.c_str(), payload ? payload->c_str() : nullptr,
+                      payload ? payload->size() : 0, &reply);
+          return CommandResult{rc == 0, std::move(reply.text), rc == 0 ? reply.stream : 0};
+        });
   } catch (const std::invalid_argument& e) {
     log_error(p.name() + ": add_command: " + e.what());
     return 0;
@@ -277,6 +294,15 @@ uint64_t Host::subscribe_links(Plugin& p, xdpfw_link_fn fn, void* ctx) {
   return id;
 }
 
+int Host::stream_write(uint64_t id, const char* data, size_t len) {
+  if (!data) return -1;
+  return server_.stream_write(id, std::string(data, len));
+}
+
+void Host::stream_close(uint64_t id) {
+  server_.stream_close(id);
+}
+
 void Host::publish_link_event(const netlink::LinkEvent& ev) {
   log_debug("link " + std::to_string(ev.link.ifindex) + " " + ev.link.name +
             (ev.type == netlink::LinkEvent::Type::added     ? " added"
@@ -309,7 +335,10 @@ void Host::load_plugins() {
                             api_cancel_timer,
                             api_add_command,
                             api_reply_write,
-                            api_subscribe_links};
+                            api_subscribe_links,
+                            api_reply_stream,
+                            api_stream_write,
+                            api_stream_close};
     SectionView section(cfg_, p->name());
     char err[512] = "";
     Plugin* raw = p.get();
@@ -423,6 +452,7 @@ Reply Host::dispatch(const Request& r, const ClientInfo& c) {
     res = CommandResult{false, std::string("internal error: ") + e.what()};
   }
   if (!res.ok) return error_reply(res.text.empty() ? "command failed" : res.text);
+  if (res.stream) return Reply{std::move(res.text), false, res.stream};  // lines follow, unframed
   return Reply{frame(std::move(res.text)), false};
 }
 

@@ -48,6 +48,9 @@ class Host {
   uint64_t add_command(Plugin& p, const char* name, const char* usage, uint32_t flags,
                        xdpfw_command_fn fn, void* ctx);
   uint64_t subscribe_links(Plugin& p, xdpfw_link_fn fn, void* ctx);
+  uint64_t new_stream() { return next_id_++; }
+  int stream_write(uint64_t id, const char* data, size_t len);
+  void stream_close(uint64_t id);
 
  private:
   struct FdWatch;

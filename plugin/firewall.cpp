@@ -167,7 +167,9 @@ void Firewall::on_sample(void* self, int, void* data, unsigned size) {
   std::string ifname;
   auto it = fw->attach_.interfaces().find(static_cast<int>(ev.ifindex));
   if (it != fw->attach_.interfaces().end()) ifname = it->second.name;
-  fw->log_file_->append(format_event(ev, ifname, fw->realtime_offset_ns_));
+  std::string line = format_event(ev, ifname, fw->realtime_offset_ns_);
+  if (fw->sink_) fw->sink_(line);
+  fw->log_file_->append(std::move(line));
 }
 
 void Firewall::on_lost(void* self, int, unsigned long long n) {

@@ -21,6 +21,7 @@ namespace xdpfw {
 struct CommandOutput {
   bool ok = true;
   std::string text;
+  bool stream = false;  // the connection becomes a live stream
 };
 
 class Firewall {
@@ -57,6 +58,8 @@ class Firewall {
   // and call on_events when it is readable.
   int events_fd() const;
   void on_events();
+  // Also hands every event line to sink (the live watchers), if set.
+  void set_event_sink(std::function<void(const std::string&)> sink) { sink_ = std::move(sink); }
 
  private:
   // Installs list, then makes it the store's; errors leave both unchanged.
@@ -78,6 +81,7 @@ class Firewall {
   ::perf_buffer* events_ = nullptr;
   uint64_t events_lost_ = 0;  // overwritten in the perf ring before we read them
   int64_t realtime_offset_ns_ = 0;
+  std::function<void(const std::string&)> sink_;
 };
 
 }  // namespace xdpfw

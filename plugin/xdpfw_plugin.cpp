@@ -1,6 +1,7 @@
 // xdpfw_plugin.cpp: libxdpfw.so, the firewall as an xdpfw-host plugin: the
 // C ABI of host/xdpfw_plugin.h on one side, the Firewall on the other. No
 // exception crosses into the host.
+#include <cstddef>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -22,11 +23,37 @@ struct Command {
   struct State* state;
 };
 
+struct Watcher {
+  uint64_t stream;
+  uint64_t dropped = 0;  // not yet reported to it
+};
+
 struct State {
   const xdpfw_host_api* api = nullptr;
   std::unique_ptr<Firewall> fw;
   std::vector<std::unique_ptr<Command>> commands;
+  std::vector<Watcher> watchers;  // "show events": live streams of event lines
 };
+
+// One event line to every watcher. A slow one loses lines, and is told how
+// many before the next line it gets.
+void fan_out(State* s, const std::string& line) {
+  for (auto it = s->watchers.begin(); it != s->watchers.end();) {
+    std::string out;
+    if (it->dropped) out = "{\"dropped\":" + std::to_string(it->dropped) + "}\n";
+    out += line + "\n";
+    int rc = s->api->stream_write(s->api->host, it->stream, out.data(), out.size());
+    if (rc < 0) {
+      it = s->watchers.erase(it);
+      continue;
+    }
+    if (rc == 1)
+      ++it->dropped;
+    else
+      it->dropped = 0;
+    ++it;
+  }
+}
 
 void copy_error(char* err, size_t len, const std::string& msg) {
   if (!err || !len) return;
@@ -51,6 +78,10 @@ int run_command(void* ctx, const char* args, const char* payload, size_t len, xd
     out = {false, e.what()};
   }
   c->state->api->reply_write(reply, out.text.data(), out.text.size());
+  if (out.ok && out.stream) {
+    uint64_t id = c->state->api->reply_stream(reply);
+    if (id) c->state->watchers.push_back({id});
+  }
   return out.ok ? 0 : 1;
 }
 
@@ -158,6 +189,15 @@ int xdpfw_init(const xdpfw_host_api* api, const xdpfw_config_section* cfg, void*
       [&fw](const std::string&, const std::string* p) { return fw.rule_replace(p); });
   add(st, "save", "[PATH]: write the rules to the rules file (or PATH) atomically",
       XDPFW_CMD_MUTATES, [&fw](const std::string& a, const std::string*) { return fw.save(a); });
+  if (api->size >= offsetof(xdpfw_host_api, stream_close) + sizeof(api->stream_close) &&
+      api->reply_stream) {
+    add(st, "show events", "a live stream of unmatched-packet events (JSON lines) until you close",
+        0, [st](const std::string& a, const std::string*) {
+          if (!a.empty()) return CommandOutput{false, "show events: takes no argument"};
+          return CommandOutput{true, "", true};
+        });
+    st->fw->set_event_sink([st](const std::string& line) { fan_out(st, line); });
+  }
   add(st, "log reopen", "reopen the event log file (after logrotate moved it)", XDPFW_CMD_MUTATES,
       [&fw](const std::string&, const std::string*) { return fw.log_reopen(); });
   api->watch_fd(api->host, fw.events_fd(), on_events, st);

@@ -97,7 +97,7 @@ BOOST_AUTO_TEST_CASE(help_version_and_bad_options) {
   BOOST_TEST(out.find("--plugin") != std::string::npos);
   out = shell(std::string(XDPFW_HOST_BIN) + " --version", &st);
   BOOST_TEST(st == 0);
-  BOOST_TEST(out.find("xdpfw-host 0.1.0 (plugin ABI 1.0)") == 0u);
+  BOOST_TEST(out.find("xdpfw-host 0.1.0 (plugin ABI 1.1)") == 0u);
   out = shell(std::string(XDPFW_HOST_BIN) + " --frobnicate 2>&1", &st);
   BOOST_TEST(st == 2);
   BOOST_TEST(out.find("unrecognised option '--frobnicate'") != std::string::npos);
@@ -193,7 +193,7 @@ BOOST_AUTO_TEST_CASE(broken_plugins_are_refused_with_the_file_named) {
     std::string path;
     std::string expect;
   } cases[] = {
-      {XDPFW_ABI99_PLUGIN, "refused: it was built for plugin ABI 99.0, this host speaks 1.0"},
+      {XDPFW_ABI99_PLUGIN, "refused: it was built for plugin ABI 99.1, this host speaks 1.1"},
       {(d / "missing.so").string(), "cannot load it"},
       {(d / "text.so").string(), "cannot load it"},
       {XDPFW_NO_ENTRY_PLUGIN, "not an xdpfw plugin (no 'xdpfw_plugin_entry' symbol)"},
@@ -205,6 +205,13 @@ BOOST_AUTO_TEST_CASE(broken_plugins_are_refused_with_the_file_named) {
     BOOST_TEST(h.log().find("plugin " + c.path + ": " + c.expect) != std::string::npos, h.log());
     BOOST_TEST(!fs::exists(d / "s.sock"));
   }
+}
+
+BOOST_AUTO_TEST_CASE(older_minor_abi_loads) {
+  TempDir d;
+  HostProcess h(d, {"--socket", (d / "s.sock").string(), "--plugin", XDPFW_ABI10_PLUGIN});
+  BOOST_TEST(!h.exited());
+  BOOST_TEST(socat(d / "s.sock", "show plugins\n").find(" abi 1.0 ") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(failing_init_is_refused) {
@@ -232,9 +239,9 @@ BOOST_AUTO_TEST_CASE(services_timers_fd_watch_log_reopen) {
   h->signal(SIGUSR1);
   BOOST_TEST(wait_until([&] { return counter("reopens") == 1; }));
   BOOST_TEST(h->log().find("echo: echo plugin ready") != std::string::npos);  // plugin log
-  BOOST_TEST(a.ask("show plugins\n").find("echo 1.0 abi 1.0 " + echo_plugin) == 0u);
+  BOOST_TEST(a.ask("show plugins\n").find("echo 1.0 abi 1.1 " + echo_plugin) == 0u);
   BOOST_TEST(a.ask("show plugins json\n") ==
-             "[{\"name\":\"echo\",\"version\":\"1.0\",\"abi\":\"1.0\",\"path\":\"" + echo_plugin +
+             "[{\"name\":\"echo\",\"version\":\"1.0\",\"abi\":\"1.1\",\"path\":\"" + echo_plugin +
                  "\"}]\n\n");
 }
 
@@ -268,7 +275,7 @@ BOOST_AUTO_TEST_CASE(interactive_session_answers_each_command) {
   Agent a;
   auto h = a.start();
   Session s(a.sock);
-  BOOST_TEST(s.command("version") == "xdpfw-host 0.1.0 (plugin ABI 1.0)\n\n");
+  BOOST_TEST(s.command("version") == "xdpfw-host 0.1.0 (plugin ABI 1.1)\n\n");
   BOOST_TEST(s.command("set prefix >") == "ok\n\n");
   BOOST_TEST(s.command("echo one") == ">one\n\n");
   BOOST_TEST(s.command("bogus") == "ERR: unknown command 'bogus'; 'help' lists the commands\n\n");

@@ -17,6 +17,9 @@
 #ifndef ECHO_ABI_MAJOR
 #define ECHO_ABI_MAJOR XDPFW_PLUGIN_ABI_MAJOR
 #endif
+#ifndef ECHO_ABI_MINOR
+#define ECHO_ABI_MINOR XDPFW_PLUGIN_ABI_MINOR
+#endif
 
 struct echo {
 	const struct xdpfw_host_api *api;
@@ -250,7 +253,7 @@ static void echo_reopen(void *state)
 
 static const struct xdpfw_plugin echo_plugin = {
     .abi_major = ECHO_ABI_MAJOR,
-    .abi_minor = XDPFW_PLUGIN_ABI_MINOR,
+    .abi_minor = ECHO_ABI_MINOR,
     .size = sizeof(struct xdpfw_plugin),
     .name = "echo",
     .version = "1.0",

@@ -1,0 +1,174 @@
+// xdpfw-ctl, the original design's manager, against the real agent: every
+// subcommand, bad flags, an absent agent, the live monitor with real
+// traffic, and a watcher that stops reading while an honest client is served.
+#include "e2e/traffic.hpp"
+
+using namespace xdpfw::test;
+using nlohmann::json;
+
+namespace {
+
+struct Ctl {
+  explicit Ctl(const fs::path& sock) : sock(sock) {}
+  // Runs xdpfw-ctl ARGS; stdout and stderr apart.
+  int run(const std::string& args, std::string* out = nullptr, std::string* err = nullptr) {
+    static int n = 0;
+    fs::path e = fs::path("/tmp") /
+                 ("xdpfw-ctl-err-" + std::to_string(getpid()) + "-" + std::to_string(n++));
+    int st = 0;
+    std::string o = shell("XDPFW_SOCKET=" + quote(sock.string()) + " timeout 20 " + XDPFW_CTL_BIN +
+                              " " + args + " 2>" + e.string(),
+                          &st);
+    if (out) *out = o;
+    if (err) *err = read_file(e);
+    fs::remove(e);
+    return st;
+  }
+  fs::path sock;
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(ctl)
+
+BOOST_AUTO_TEST_CASE(subcommands_flags_and_errors) {
+  NetNs ns;
+  FirewallAgent fw(ns, "");
+  fw.start();
+  Ctl ctl(fw.sock);
+  std::string out, err;
+  // The original design's own example.
+  BOOST_TEST(ctl.run("add --src 127.0.0.1 --dport 8080 --proto tcp --action drop", &out) == 0);
+  BOOST_TEST(out == "id 1\n");
+  BOOST_TEST(
+      ctl.run("add --src 198.18.0.0/15 --proto udp --sport 1024-65535 --action pass --prio 5",
+              &out) == 0);
+  BOOST_TEST(out == "id 2\n");
+  BOOST_TEST(ctl.run("list", &out) == 0);
+  BOOST_TEST(
+      out.find("id 2 prio 5 src 198.18.0.0/15 proto udp sport 1024-65535 action pass packets 0") ==
+          0u,
+      out);
+  BOOST_TEST(ctl.run("list --json", &out) == 0);
+  BOOST_TEST(json::parse(out).size() == 2u);
+  BOOST_TEST(ctl.run("stats", &out) == 0);
+  BOOST_TEST(out.find("packets 0\n") == 0u, out);
+  BOOST_TEST(ctl.run("stats --json", &out) == 0);
+  BOOST_TEST(json::parse(out).contains("match_drop"));
+  BOOST_TEST(ctl.run("raw 'show interfaces'", &out) == 0);
+  BOOST_TEST(out.find("lo ifindex 1") == 0u, out);
+  BOOST_TEST(ctl.run("del 1", &out) == 0);
+  BOOST_TEST(out == "deleted 1\n");
+
+  // The agent says no: exit 1, its message on stderr, nothing on stdout.
+  BOOST_TEST(ctl.run("add --proto tcp --dport 90-80 --action drop", &out, &err) == 1);
+  BOOST_TEST(out.empty());
+  BOOST_TEST(
+      err ==
+      "xdpfw-ctl: rule add: dport: range 90-80 is reversed (expected lo-hi with lo <= hi)\n");
+  BOOST_TEST(ctl.run("del 42", &out, &err) == 1);
+  BOOST_TEST(err.find("xdpfw-ctl: rule del: id: no rule 42") == 0u);
+  // Bad usage: exit 2 with what was wrong.
+  BOOST_TEST(ctl.run("add --colour red --action drop", &out, &err) == 2);
+  BOOST_TEST(err.find("unrecognised option '--colour'") != std::string::npos, err);
+  BOOST_TEST(ctl.run("add --dport 22", &out, &err) == 2);
+  BOOST_TEST(err.find("add: --action drop|pass is required") != std::string::npos);
+  BOOST_TEST(ctl.run("list --yaml", &out, &err) == 2);
+  BOOST_TEST(ctl.run("frobnicate", &out, &err) == 2);
+  BOOST_TEST(err.find("'frobnicate' is not a command") != std::string::npos);
+  BOOST_TEST(ctl.run("", &out, &err) == 2);
+  BOOST_TEST(json::parse((ctl.run("list --json", &out), out)).size() == 1u);  // nothing half-done
+
+  // No agent: exit 3 and a message that says so.
+  Ctl nowhere(fw.dir / "nobody-here.sock");
+  BOOST_TEST(nowhere.run("list", &out, &err) == 3);
+  BOOST_TEST(
+      err.find("xdpfw-ctl: no agent listening on " + (fw.dir / "nobody-here.sock").string()) == 0u,
+      err);
+  BOOST_TEST(ctl.run("--socket " + (fw.dir / "nobody-here.sock").string() + " list", &out, &err) ==
+             3);
+}
+
+BOOST_AUTO_TEST_CASE(monitor_sees_real_traffic) {
+  Pair p;
+  FirewallAgent fw(p.fw_ns, "interfaces = fwt*\nevent-rate = 100000\nevent-burst = 100000");
+  fw.start();
+  BOOST_TEST_REQUIRE(wait_until([&] { return p.fw_ns.xdp_prog("fwt0") != 0; }));
+  fs::path appended = fw.dir / "monitor.json";
+  write_file(appended, "{\"earlier\":true}\n");
+  pid_t mon = fork();
+  if (mon == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    setenv("XDPFW_SOCKET", fw.sock.c_str(), 1);
+    execl(XDPFW_CTL_BIN, "xdpfw-ctl", "monitor", "--append", appended.c_str(), nullptr);
+    _exit(127);
+  }
+  int tx = p.peer_ns.socket_in(AF_INET, SOCK_DGRAM);
+  BOOST_TEST(wait_until([&] {
+    send_to(tx, AF_INET, "198.18.0.1", 7321, 1);
+    usleep(50000);
+    return read_file(appended).find("\"dst_port\":7321") != std::string::npos;
+  }));
+  kill(mon, SIGINT);  // Ctrl-C ends it cleanly
+  int status = 0;
+  BOOST_TEST(wait_until([&] { return waitpid(mon, &status, WNOHANG) == mon; }));
+  BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  std::istringstream lines(read_file(appended));
+  std::string first, line;
+  std::getline(lines, first);
+  BOOST_TEST(first == "{\"earlier\":true}");  // appended, as the original monitor did
+  int events = 0;
+  while (std::getline(lines, line)) {
+    json j = json::parse(line);
+    if (j["dst_port"] == 7321) {
+      ++events;
+      BOOST_TEST(j["src_ip"] == "198.18.0.2");
+      BOOST_TEST(j["interface"] == "fwt0");
+    }
+  }
+  BOOST_TEST(events >= 1);
+  close(tx);
+}
+
+BOOST_AUTO_TEST_CASE(a_stalled_watcher_delays_nobody) {
+  Pair p;
+  p.peer_ns.run("sysctl -qw net.ipv6.conf.peer0.disable_ipv6=1");
+  FirewallAgent fw(p.fw_ns, "interfaces = fwt*\nevent-rate = 1000000\nevent-burst = 1000000");
+  fw.start();
+  BOOST_TEST_REQUIRE(wait_until([&] { return p.fw_ns.xdp_prog("fwt0") != 0; }));
+  RawClient stalled(fw.sock);
+  BOOST_TEST_REQUIRE(stalled.connected);
+  std::string cmd = "show events\n";
+  BOOST_TEST_REQUIRE(write(stalled.fd, cmd.data(), cmd.size()) == ssize_t(cmd.size()));
+  int tx = p.peer_ns.socket_in(AF_INET, SOCK_DGRAM);
+  send_to(tx, AF_INET, "198.18.0.1", 7400, 20000);  // ~5 MB of event lines it never reads
+  Ctl ctl(fw.sock);
+  std::string out;
+  BOOST_TEST(ctl.run("stats --json", &out) == 0);  // answered while the watcher is stuck
+  BOOST_TEST(wait_until([&] {
+    ctl.run("stats --json", &out);
+    return json::parse(out)["default_pass"].get<uint64_t>() >= 20000;
+  }));
+  // The log lost nothing to the stalled watcher.
+  BOOST_TEST(wait_until([&] {
+    ctl.run("stats --json", &out);
+    json j = json::parse(out);
+    return j["log_lines"].get<uint64_t>() + j["events_lost"].get<uint64_t>() ==
+           j["events_sent"].get<uint64_t>();
+  }));
+  BOOST_TEST(json::parse(out)["events_sent"].get<uint64_t>() >= 20000u);
+  // The watcher reads again: it is told how much it missed.
+  std::string got;
+  fcntl(stalled.fd, F_SETFL, O_NONBLOCK);
+  BOOST_TEST(wait_until([&] {
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(stalled.fd, buf, sizeof buf)) > 0) got.append(buf, size_t(n));
+    send_to(tx, AF_INET, "198.18.0.1", 7401, 1);
+    usleep(20000);
+    return got.find("{\"dropped\":") != std::string::npos;
+  }));
+  close(tx);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
