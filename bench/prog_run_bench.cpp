@@ -87,24 +87,31 @@ struct Mix {
   std::function<PacketFields(uint32_t)> hit;
 };
 
+// A rule naming a whole 5-tuple, and the packet that hits it.
+using AddrFn = std::array<uint8_t, 16> (*)(uint32_t);
+uint16_t exact_sport(uint32_t i) {
+  return static_cast<uint16_t>(1024 + i % 50000);
+}
+Rule exact_rule(Family f, AddrFn addr, uint32_t i) {
+  Rule r;
+  uint8_t len = f == Family::v4 ? 32 : 128;
+  r.src = prefix(f, addr(i), len);
+  r.dst = prefix(f, addr(~i), len);
+  r.proto = proto_udp;
+  r.sport = PortRange{exact_sport(i), exact_sport(i)};
+  r.dport = PortRange{53, 53};
+  return r;
+}
+PacketFields exact_packet(Family f, AddrFn addr, uint32_t i) {
+  return PacketFields{f, addr(i), addr(~i), proto_udp, true, exact_sport(i), 53};
+}
+
+const PortRange mixed_ranges[] = {{22, 22},     {80, 80}, {443, 443},   {1024, 65535},
+                                  {6000, 6010}, {53, 53}, {8000, 8999}, {123, 123}};
+
 const Mix mixes[] = {
-    {"exact 5-tuple v4",
-     [](uint32_t i) {
-       Rule r;
-       r.src = prefix(Family::v4, v4addr(i), 32);
-       r.dst = prefix(Family::v4, v4addr(~i), 32);
-       r.proto = proto_udp;
-       r.sport = PortRange{static_cast<uint16_t>(1024 + i % 50000),
-                           static_cast<uint16_t>(1024 + i % 50000)};
-       r.dport = PortRange{53, 53};
-       return r;
-     },
-     [](uint32_t i) {
-       PacketFields p{Family::v4, v4addr(i), v4addr(~i),
-                      proto_udp,  true,      static_cast<uint16_t>(1024 + i % 50000),
-                      53};
-       return p;
-     }},
+    {"exact 5-tuple v4", [](uint32_t i) { return exact_rule(Family::v4, v4addr, i); },
+     [](uint32_t i) { return exact_packet(Family::v4, v4addr, i); }},
     {"/32 sources v4",
      [](uint32_t i) {
        Rule r;
@@ -117,42 +124,24 @@ const Mix mixes[] = {
     {"mixed prefixes+ranges v4",
      [](uint32_t i) {
        const uint8_t lens[] = {8, 16, 24, 32};
-       const PortRange ranges[] = {{22, 22},     {80, 80}, {443, 443},   {1024, 65535},
-                                   {6000, 6010}, {53, 53}, {8000, 8999}, {123, 123}};
        Rule r;
        r.src = prefix(Family::v4, v4addr(i * 2654435761u), lens[i % 4]);
        if (i % 3 == 0) r.dst = prefix(Family::v4, v4addr(i), 24);
        r.proto = i % 2 ? proto_tcp : proto_udp;
-       if (i % 5 != 0) r.dport = ranges[i % 8];
+       if (i % 5 != 0) r.dport = mixed_ranges[i % 8];
        return r;
      },
      [](uint32_t i) {
-       const PortRange ranges[] = {{22, 22},     {80, 80}, {443, 443},   {1024, 65535},
-                                   {6000, 6010}, {53, 53}, {8000, 8999}, {123, 123}};
        return PacketFields{Family::v4,
                            v4addr(i * 2654435761u),
                            v4addr(i),
                            static_cast<uint8_t>(i % 2 ? proto_tcp : proto_udp),
                            true,
                            40000,
-                           ranges[i % 8].lo};
+                           mixed_ranges[i % 8].lo};
      }},
-    {"exact 5-tuple v6",
-     [](uint32_t i) {
-       Rule r;
-       r.src = prefix(Family::v6, v6addr(i), 128);
-       r.dst = prefix(Family::v6, v6addr(~i), 128);
-       r.proto = proto_udp;
-       r.sport = PortRange{static_cast<uint16_t>(1024 + i % 50000),
-                           static_cast<uint16_t>(1024 + i % 50000)};
-       r.dport = PortRange{53, 53};
-       return r;
-     },
-     [](uint32_t i) {
-       return PacketFields{Family::v6, v6addr(i), v6addr(~i),
-                           proto_udp,  true,      static_cast<uint16_t>(1024 + i % 50000),
-                           53};
-     }},
+    {"exact 5-tuple v6", [](uint32_t i) { return exact_rule(Family::v6, v6addr, i); },
+     [](uint32_t i) { return exact_packet(Family::v6, v6addr, i); }},
 };
 
 struct Row {

@@ -26,8 +26,8 @@ struct ClientInfo {
 };
 
 struct Reply {
-  std::string text;    // complete, ending with the empty line
-  bool close = false;  // "quit"
+  std::string text;     // complete, ending with the empty line
+  bool close = false;   // "quit"
   uint64_t stream = 0;  // the connection becomes this stream (ABI 1.1)
 };
 
@@ -47,7 +47,6 @@ class ControlServer {
   void stop();
   // Applies new limits (new sessions and existing ones) and socket mode/group.
   void reconfigure(const HostConfig& cfg);
-  size_t sessions() const { return sessions_.size(); }
   // 0 queued, 1 dropped (slow reader), -1 no such stream.
   int stream_write(uint64_t id, std::string data);
   void stream_close(uint64_t id);

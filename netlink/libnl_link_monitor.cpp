@@ -93,7 +93,6 @@ void LibnlLinkMonitor::drain() {
     if (err == -NLE_AGAIN || err == -NLE_INTR) break;
     // Anything else (ENOBUFS above all) means events may be lost: dump the
     // current links again and compare them with what we know.
-    ++resyncs_;
     if (warn_)
       warn_(std::string("netlink: link events lost (") + nl_geterror(err) +
             "); resynchronising with a full dump");

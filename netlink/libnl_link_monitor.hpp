@@ -27,8 +27,6 @@ class LibnlLinkMonitor : public LinkMonitor {
 
   void start(LinkHandler handler) override;
   const std::map<int, LinkInfo>& links() const override { return links_; }
-  // How many times the monitor had to resynchronise after an overflow.
-  uint64_t resyncs() const { return resyncs_; }
 
  private:
   static int on_valid(nl_msg* msg, void* self);
@@ -53,7 +51,6 @@ class LibnlLinkMonitor : public LinkMonitor {
   bool dump_valid_ = false;   // no overflow since it started: it may reconcile
   bool dump_wanted_ = false;  // another dump after the one in flight
   std::set<int> seen_in_dump_;
-  uint64_t resyncs_ = 0;
 };
 
 }  // namespace xdpfw::netlink

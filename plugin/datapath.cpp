@@ -183,9 +183,6 @@ void Datapath::resume() {
 int Datapath::prog_fd() const {
   return bpf_program__fd(skel_->progs.xdpfw_main);
 }
-bpf_program* Datapath::program() const {
-  return skel_->progs.xdpfw_main;
-}
 int Datapath::events_map_fd() const {
   return bpf_map__fd(skel_->maps.xdpfw_events);
 }

@@ -16,7 +16,6 @@
 #include "xdpfw.h"
 
 struct xdpfw_bpf;  // the skeleton (xdpfw.skel.h)
-struct bpf_program;
 
 namespace xdpfw {
 
@@ -55,7 +54,6 @@ class Datapath {
   Datapath& operator=(const Datapath&) = delete;
 
   int prog_fd() const;
-  bpf_program* program() const;
   int events_map_fd() const;
   const DatapathOptions& options() const { return opts_; }
   // True when pinned maps of an earlier run were found and reused.

@@ -2,7 +2,6 @@
 #include "rules_file.hpp"
 
 #include <algorithm>
-#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -35,14 +34,6 @@ std::vector<Rule> parse_rules_text(const std::string& name, const std::string& t
     }
   }
   return rules;
-}
-
-std::vector<Rule> read_rules_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw RuleError(path + ": cannot read the rules file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_rules_text(path, ss.str());
 }
 
 }  // namespace xdpfw

@@ -13,8 +13,7 @@ namespace xdpfw {
 
 inline constexpr uint32_t default_priority = 1000;
 
-// Throws RuleError "FILE:LINE: field: what was wrong".
-std::vector<Rule> read_rules_file(const std::string& path);
+// Throws RuleError "NAME:LINE: field: what was wrong".
 std::vector<Rule> parse_rules_text(const std::string& name, const std::string& text);
 
 }  // namespace xdpfw

@@ -5,8 +5,8 @@
 
 #include <boost/test/unit_test.hpp>
 
-#include "datapath/fixture.hpp"
 #include "common/test_util.hpp"
+#include "datapath/fixture.hpp"
 
 using namespace xdpfw;
 using namespace xdpfw::test;

@@ -106,10 +106,11 @@ BOOST_AUTO_TEST_CASE(help_version_and_bad_options) {
 BOOST_AUTO_TEST_CASE(example_rules_file_is_valid) {
   int st = 0;
   std::string conf = std::string("/tmp/xdpfw-example-") + std::to_string(getpid()) + ".conf";
-  write_file(conf, std::string("[plugin.xdpfw]\nrules = ") + XDPFW_SOURCE_DIR +
-                       "/conf/rules.example\n");
+  write_file(conf,
+             std::string("[plugin.xdpfw]\nrules = ") + XDPFW_SOURCE_DIR + "/conf/rules.example\n");
   std::string out = shell(std::string(XDPFW_HOST_BIN) + " --check-config --config " + conf +
-                              " --plugin " + XDPFW_FIREWALL_PLUGIN + " 2>&1", &st);
+                              " --plugin " + XDPFW_FIREWALL_PLUGIN + " 2>&1",
+                          &st);
   fs::remove(conf);
   BOOST_TEST(st == 0);
   BOOST_TEST(out.find("plugin xdpfw") != std::string::npos, out);
@@ -232,7 +233,7 @@ BOOST_AUTO_TEST_CASE(services_timers_fd_watch_log_reopen) {
     auto p = out.find(name + " ");
     return p == std::string::npos ? -1L : std::stol(out.substr(p + name.size() + 1));
   };
-  BOOST_TEST(wait_until([&] { return counter("ticks") >= 3; }));  // a periodic timer
+  BOOST_TEST(wait_until([&] { return counter("ticks") >= 3; }));        // a periodic timer
   BOOST_TEST(wait_until([&] { return counter("link_events") >= 1; }));  // at least lo, replayed
   BOOST_TEST(a.ask("poke\n") == "poked\n\n");
   BOOST_TEST(wait_until([&] { return counter("pokes") == 1; }));  // the watched pipe
