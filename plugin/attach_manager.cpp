@@ -81,8 +81,7 @@ std::optional<std::string> AttachManager::force(const std::string& name, Interfa
       if (how == Interface::Sticky::attach && !i.attached) return i.last_error;
       return std::nullopt;
     }
-  if (how == Interface::Sticky::none) return std::nullopt;
-  return std::optional<std::string>();  // remembered for when it appears
+  return std::nullopt;  // no such link now: the override waits for it
 }
 
 void AttachManager::detach_all() {

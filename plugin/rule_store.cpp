@@ -59,9 +59,7 @@ std::vector<Rule> RuleStore::without(uint32_t id) const {
 }
 
 std::vector<Rule> RuleStore::parsed(const std::string& name, const std::string& text) const {
-  std::vector<Rule> out = parse_rules_text(name, text);
-  sort_rules(out);
-  return out;
+  return parse_rules_text(name, text);  // commit() sorts
 }
 
 void RuleStore::commit(std::vector<Rule> rules) {

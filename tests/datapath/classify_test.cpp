@@ -7,6 +7,25 @@
 using namespace xdpfw;
 using namespace xdpfw::test;
 
+namespace {
+// A packet and the rule that must match it (0: none, the default passes).
+struct Case {
+  PacketSpec p;
+  uint32_t rule;
+};
+
+void check_cases(DatapathFixture& fx, const std::vector<Case>& cases) {
+  for (const auto& c : cases) {
+    uint64_t before = c.rule ? fx.hits(c.rule) : 0;
+    BOOST_TEST_INFO(format_address(c.p.f.family, c.p.f.src)
+                    << " -> " << format_address(c.p.f.family, c.p.f.dst) << " proto "
+                    << int(c.p.f.proto) << " " << c.p.f.sport << "/" << c.p.f.dport);
+    BOOST_TEST(fx.run(c.p) == (c.rule ? XDP_DROP : XDP_PASS));
+    if (c.rule) BOOST_TEST(fx.hits(c.rule) == before + 1);
+  }
+}
+}  // namespace
+
 BOOST_AUTO_TEST_SUITE(classify)
 
 BOOST_FIXTURE_TEST_CASE(seed_example_with_wildcards, DatapathFixture) {
@@ -25,33 +44,22 @@ BOOST_FIXTURE_TEST_CASE(every_field_v4, DatapathFixture) {
   auto pkt = [](const char* s, const char* d, uint8_t proto, uint16_t sp, uint16_t dp) {
     return PacketSpec{.f = fields4(s, d, proto, sp, dp)};
   };
-  struct {
-    PacketSpec p;
-    uint32_t rule;  // 0: none
-  } cases[] = {
-      {pkt("198.18.1.77", "198.18.0.2", 6, 1, 2), 1},
-      {pkt("198.18.2.77", "198.18.0.2", 6, 1, 2), 0},
-      {pkt("198.18.0.1", "198.19.0.7", 17, 1, 2), 2},
-      {pkt("198.18.0.1", "198.19.0.8", 17, 1, 2), 0},
-      {pkt("198.18.0.1", "198.18.0.2", 47, 0, 0), 3},
-      {pkt("198.18.0.1", "198.18.0.2", 6, 999, 2), 0},
-      {pkt("198.18.0.1", "198.18.0.2", 6, 1000, 2), 4},
-      {pkt("198.18.0.1", "198.18.0.2", 6, 1999, 2), 4},
-      {pkt("198.18.0.1", "198.18.0.2", 6, 2000, 2), 0},
-      {pkt("198.18.0.1", "198.18.0.2", 17, 1000, 53), 5},
-      {pkt("198.18.0.1", "198.18.0.2", 6, 1, 53), 0},
-      {pkt("198.18.0.1", "198.18.0.2", 1, 8, 0), 6},
-      {pkt("198.18.0.1", "198.18.0.2", 1, 8, 1), 0},
-      {pkt("198.18.0.1", "198.18.0.2", 1, 0, 0), 0},
-  };
-  for (auto& c : cases) {
-    uint64_t before = c.rule ? hits(c.rule) : 0;
-    BOOST_TEST_INFO(format_address(Family::v4, c.p.f.src)
-                    << " -> " << format_address(Family::v4, c.p.f.dst) << " proto "
-                    << int(c.p.f.proto) << " " << c.p.f.sport << "/" << c.p.f.dport);
-    BOOST_TEST(run(c.p) == (c.rule ? XDP_DROP : XDP_PASS));
-    if (c.rule) BOOST_TEST(hits(c.rule) == before + 1);
-  }
+  check_cases(*this, {
+                         {pkt("198.18.1.77", "198.18.0.2", 6, 1, 2), 1},
+                         {pkt("198.18.2.77", "198.18.0.2", 6, 1, 2), 0},
+                         {pkt("198.18.0.1", "198.19.0.7", 17, 1, 2), 2},
+                         {pkt("198.18.0.1", "198.19.0.8", 17, 1, 2), 0},
+                         {pkt("198.18.0.1", "198.18.0.2", 47, 0, 0), 3},
+                         {pkt("198.18.0.1", "198.18.0.2", 6, 999, 2), 0},
+                         {pkt("198.18.0.1", "198.18.0.2", 6, 1000, 2), 4},
+                         {pkt("198.18.0.1", "198.18.0.2", 6, 1999, 2), 4},
+                         {pkt("198.18.0.1", "198.18.0.2", 6, 2000, 2), 0},
+                         {pkt("198.18.0.1", "198.18.0.2", 17, 1000, 53), 5},
+                         {pkt("198.18.0.1", "198.18.0.2", 6, 1, 53), 0},
+                         {pkt("198.18.0.1", "198.18.0.2", 1, 8, 0), 6},
+                         {pkt("198.18.0.1", "198.18.0.2", 1, 8, 1), 0},
+                         {pkt("198.18.0.1", "198.18.0.2", 1, 0, 0), 0},
+                     });
 }
 
 BOOST_FIXTURE_TEST_CASE(every_field_v6, DatapathFixture) {
@@ -62,30 +70,19 @@ BOOST_FIXTURE_TEST_CASE(every_field_v6, DatapathFixture) {
   auto pkt = [](const char* s, const char* d, uint8_t proto, uint16_t sp, uint16_t dp) {
     return PacketSpec{.f = fields6(s, d, proto, sp, dp)};
   };
-  struct {
-    PacketSpec p;
-    uint32_t rule;
-  } cases[] = {
-      {pkt("2001:db8:1:ffff::1", "2001:db8::2", 6, 1, 2), 1},
-      {pkt("2001:db8:2::1", "2001:db8::2", 6, 1, 2), 0},
-      {pkt("2001:db8::1", "2001:db8::7", 17, 1, 2), 2},
-      {pkt("2001:db8::1", "2001:db8::8", 17, 1, 2), 0},
-      {pkt("2001:db8::1", "2001:db8::2", 47, 0, 0), 3},
-      {pkt("2001:db8::1", "2001:db8::2", 6, 1000, 2), 4},
-      {pkt("2001:db8::1", "2001:db8::2", 6, 1999, 2), 4},
-      {pkt("2001:db8::1", "2001:db8::2", 6, 2000, 2), 0},
-      {pkt("2001:db8::1", "2001:db8::2", 17, 1, 53), 5},
-      {pkt("2001:db8::1", "2001:db8::2", 58, 128, 0), 6},
-      {pkt("2001:db8::1", "2001:db8::2", 58, 129, 0), 0},
-  };
-  for (auto& c : cases) {
-    uint64_t before = c.rule ? hits(c.rule) : 0;
-    BOOST_TEST_INFO(format_address(Family::v6, c.p.f.src)
-                    << " -> " << format_address(Family::v6, c.p.f.dst) << " proto "
-                    << int(c.p.f.proto));
-    BOOST_TEST(run(c.p) == (c.rule ? XDP_DROP : XDP_PASS));
-    if (c.rule) BOOST_TEST(hits(c.rule) == before + 1);
-  }
+  check_cases(*this, {
+                         {pkt("2001:db8:1:ffff::1", "2001:db8::2", 6, 1, 2), 1},
+                         {pkt("2001:db8:2::1", "2001:db8::2", 6, 1, 2), 0},
+                         {pkt("2001:db8::1", "2001:db8::7", 17, 1, 2), 2},
+                         {pkt("2001:db8::1", "2001:db8::8", 17, 1, 2), 0},
+                         {pkt("2001:db8::1", "2001:db8::2", 47, 0, 0), 3},
+                         {pkt("2001:db8::1", "2001:db8::2", 6, 1000, 2), 4},
+                         {pkt("2001:db8::1", "2001:db8::2", 6, 1999, 2), 4},
+                         {pkt("2001:db8::1", "2001:db8::2", 6, 2000, 2), 0},
+                         {pkt("2001:db8::1", "2001:db8::2", 17, 1, 53), 5},
+                         {pkt("2001:db8::1", "2001:db8::2", 58, 128, 0), 6},
+                         {pkt("2001:db8::1", "2001:db8::2", 58, 129, 0), 0},
+                     });
 }
 
 BOOST_FIXTURE_TEST_CASE(families_do_not_mix, DatapathFixture) {
