@@ -85,41 +85,76 @@ void EventLog::flush() {
   buffered_lines_ = 0;
 }
 
+// One line per unmatched packet, at up to hundreds of thousands a second:
+// built by hand into one string. The timestamp's seconds part and the
+// escaped interface name are kept from the previous event (they rarely
+// change); the name goes through nlohmann's escaping once, as names may hold
+// any byte Linux allows (invalid UTF-8 becomes U+FFFD, never an error).
 std::string format_event(const xdpfw_event& ev, const std::string& ifname,
                          int64_t realtime_offset_ns) {
+  thread_local std::time_t cached_secs = -1;
+  thread_local char cached_ts[32];
+  thread_local std::string cached_name = "\x01", cached_name_json;
+
   int64_t ns = static_cast<int64_t>(ev.timestamp_ns) + realtime_offset_ns;
   std::time_t secs = static_cast<std::time_t>(ns / 1000000000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char ts[64];
-  size_t len = std::strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(ts + len, sizeof ts - len, ".%09lldZ", static_cast<long long>(ns % 1000000000));
+  if (secs != cached_secs) {
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    std::strftime(cached_ts, sizeof cached_ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    cached_secs = secs;
+  }
+  if (ifname != cached_name) {
+    cached_name = ifname;
+    cached_name_json =
+        nlohmann::json(ifname).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  char frac[16];
+  std::snprintf(frac, sizeof frac, ".%09lldZ", static_cast<long long>(ns % 1000000000));
 
-  Family fam = ev.family == XDPFW_FAMILY_V6 ? Family::v6 : Family::v4;
-  std::array<uint8_t, 16> src{}, dst{};
-  std::memcpy(src.data(), ev.src, 16);
-  std::memcpy(dst.data(), ev.dst, 16);
-  nlohmann::ordered_json j = {{"timestamp", ts},
-                              {"interface", ifname},
-                              {"ifindex", ev.ifindex},
-                              {"family", fam == Family::v6 ? "ipv6" : "ipv4"},
-                              {"src_ip", format_address(fam, src)},
-                              {"dst_ip", format_address(fam, dst)},
-                              {"proto", proto_name(ev.proto)}};
+  bool v6 = ev.family == XDPFW_FAMILY_V6;
+  char src[INET6_ADDRSTRLEN], dst[INET6_ADDRSTRLEN];
+  inet_ntop(v6 ? AF_INET6 : AF_INET, ev.src, src, sizeof src);
+  inet_ntop(v6 ? AF_INET6 : AF_INET, ev.dst, dst, sizeof dst);
+
+  std::string o;
+  o.reserve(320);
+  auto num = [&o](uint64_t v) { o += std::to_string(v); };
+  o += "{\"timestamp\":\"";
+  o += cached_ts;
+  o += frac;
+  o += "\",\"interface\":";
+  o += cached_name_json;
+  o += ",\"ifindex\":";
+  num(ev.ifindex);
+  o += v6 ? ",\"family\":\"ipv6\",\"src_ip\":\"" : ",\"family\":\"ipv4\",\"src_ip\":\"";
+  o += src;
+  o += "\",\"dst_ip\":\"";
+  o += dst;
+  o += "\",\"proto\":\"";
+  o += proto_name(ev.proto);
+  o += '"';
   bool ports = ev.flags & XDPFW_EVENT_HAS_PORTS;
   bool icmp = ev.proto == proto_icmp || ev.proto == proto_icmpv6;
   if (ports && icmp) {
-    j["icmp_type"] = ev.sport;
-    j["icmp_code"] = ev.dport;
+    o += ",\"icmp_type\":";
+    num(ev.sport);
+    o += ",\"icmp_code\":";
+    num(ev.dport);
+  } else if (ports) {
+    o += ",\"src_port\":";
+    num(ev.sport);
+    o += ",\"dst_port\":";
+    num(ev.dport);
   } else {
-    j["src_port"] = ports ? nlohmann::ordered_json(ev.sport) : nlohmann::ordered_json(nullptr);
-    j["dst_port"] = ports ? nlohmann::ordered_json(ev.dport) : nlohmann::ordered_json(nullptr);
+    o += ",\"src_port\":null,\"dst_port\":null";
   }
-  j["tcp_flags"] = ev.tcp_flags;
-  j["length"] = ev.pkt_len;
-  j["fragment"] = (ev.flags & XDPFW_EVENT_FRAGMENT) != 0;
-  // Names may hold any byte Linux allows; never fail on them.
-  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  o += ",\"tcp_flags\":";
+  num(ev.tcp_flags);
+  o += ",\"length\":";
+  num(ev.pkt_len);
+  o += (ev.flags & XDPFW_EVENT_FRAGMENT) ? ",\"fragment\":true}" : ",\"fragment\":false}";
+  return o;
 }
 
 }  // namespace xdpfw

@@ -121,7 +121,9 @@ Firewall::Firewall(const FirewallConfig& cfg, Log log)
   open_log();
   perf_buffer_opts opts{};
   opts.sz = sizeof opts;
-  events_ = perf_buffer__new(dp_.events_map_fd(), 64, &Firewall::on_sample, &Firewall::on_lost,
+  // 256 pages (1 MiB) per CPU: about 16,000 events, so that a burst at the
+  // event cap waits in the ring rather than failing while the loop is busy.
+  events_ = perf_buffer__new(dp_.events_map_fd(), 256, &Firewall::on_sample, &Firewall::on_lost,
                              this, &opts);
   if (!events_) throw std::runtime_error("cannot open the events perf buffer");
   dp_.set_event_limit(cfg_.event_rate, cfg_.event_burst);

@@ -1,0 +1,501 @@
+// agent_bench: the real xdpfw-host with libxdpfw.so in a namespace of the
+// benchmark's own, measured from outside the way an operator sees it:
+//   flood    unmatched frames with logging on: datapath rate beside the
+//            matched path, events written per second, suppressed, lost, CPU;
+//   control  100,000 rules through one batch replace (beside nftables
+//            loading a 100,000-element set), `rule add` round trips while the
+//            datapath drops traffic (beside a no-op command on the same socket);
+//   hotplug  link created to XDP attached, one link at a time and a burst of
+//            200 (beside the time the link creation itself took);
+//   memory   agent RSS and kernel map memory with 100,000 rules (beside the
+//            idle agent).
+//   xdpfw_agent_bench [--quick] [--csv FILE] [flood|control|hotplug|memory ...]
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "bench_common.hpp"
+#include "datapath/packet_builder.hpp"
+#include "veth_pair.hpp"
+
+using namespace xdpfw;
+using namespace xdpfw::bench;
+namespace fs = std::filesystem;
+
+namespace {
+
+bool g_quick = false;
+
+std::vector<uint8_t> frame_of(const PacketFields& f) {
+  return test::build_packet(test::PacketSpec{.f = f, .payload = 18});  // 64-byte frame
+}
+
+// One control connection, kept open: a request, then its reply up to the
+// empty line that ends every reply.
+class Control {
+ public:
+  explicit Control(const fs::path& sock) {
+    fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, sock.c_str(), sizeof a.sun_path - 1);
+    if (connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+      die("connect " + sock.string() + ": " + std::strerror(errno));
+  }
+  ~Control() { close(fd_); }
+  std::string ask(const std::string& request) {
+    for (size_t off = 0; off < request.size();) {
+      ssize_t n = write(fd_, request.data() + off, request.size() - off);
+      if (n <= 0) die("control write: " + std::string(std::strerror(errno)));
+      off += static_cast<size_t>(n);
+    }
+    for (;;) {
+      size_t end = buf_.find("\n\n");
+      if (end == std::string::npos && buf_ == "\n") end = 0;
+      if (end != std::string::npos) {
+        std::string reply = buf_.substr(0, end + 1);
+        buf_.erase(0, end + 2);
+        return reply;
+      }
+      char b[65536];
+      ssize_t n = read(fd_, b, sizeof b);
+      if (n <= 0) die("control read: the agent closed the connection");
+      buf_.append(b, static_cast<size_t>(n));
+    }
+  }
+  nlohmann::json ask_json(const std::string& request) {
+    std::string r = ask(request);
+    if (r.rfind("ERR", 0) == 0) die(request + " -> " + r);
+    return nlohmann::json::parse(r);
+  }
+
+ private:
+  int fd_;
+  std::string buf_;
+};
+
+// The agent in the receiving namespace, with a private folder, log, state
+// and bpf filesystem (mounted before the agent starts so that its mount
+// namespace has it), stopped and cleaned up at the end.
+class Agent {
+ public:
+  Agent(const Ns& ns, const std::string& plugin_section) {
+    char tmpl[] = "/tmp/xdpfw-bench-XXXXXX";
+    if (!mkdtemp(tmpl)) die("mkdtemp");
+    dir_ = tmpl;
+    fs::create_directories(dir_ / "bpf");
+    if (mount("bpf", (dir_ / "bpf").c_str(), "bpf", 0, nullptr) != 0) die("mount bpffs");
+    std::ofstream(dir_ / "xdpfw.conf")
+        << "[host]\nsocket = " << sock().string() << "\nlog-level = warning\n"
+        << "[plugin.xdpfw]\nlog-dir = " << (dir_ / "log").string()
+        << "\npin-root = " << (dir_ / "bpf/xdpfw").string()
+        << "\nstate-dir = " << (dir_ / "state").string() << "\nmode = native\n"
+        << plugin_section << "\n";
+    pid_ = fork();
+    if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      int out = open((dir_ / "agent.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(out, 1);
+      dup2(out, 2);
+      std::string conf = (dir_ / "xdpfw.conf").string();
+      execlp("ip", "ip", "netns", "exec", ns.name().c_str(), XDPFW_HOST_BIN, "--config",
+             conf.c_str(), "--plugin", XDPFW_PLUGIN, nullptr);
+      _exit(127);
+    }
+    for (int i = 0; i < 1000 && !fs::exists(sock()); ++i) {
+      int st;
+      if (waitpid(pid_, &st, WNOHANG) == pid_) die("the agent exited: " + log());
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!fs::exists(sock())) die("the agent did not open its socket: " + log());
+  }
+  ~Agent() {
+    kill(pid_, SIGTERM);
+    waitpid(pid_, nullptr, 0);
+    umount2((dir_ / "bpf").c_str(), MNT_DETACH);
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+  fs::path sock() const { return dir_ / "xdpfw.sock"; }
+  fs::path log_file() const { return dir_ / "log/firewall_log.json"; }
+  std::string log() const {
+    std::ifstream in(dir_ / "agent.log");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  // ip netns exec execs the agent: the child's pid is the agent's.
+  pid_t pid() const { return pid_; }
+  // User plus system CPU seconds so far.
+  double cpu_s() const {
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
+    std::string s(std::istreambuf_iterator<char>(in), {});
+    std::istringstream rest(s.substr(s.rfind(')') + 2));
+    std::string f;
+    unsigned long long utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && rest >> f; ++i) {
+      if (i == 14) utime = std::stoull(f);
+      if (i == 15) stime = std::stoull(f);
+    }
+    return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  }
+  // A line of /proc/PID/status in MiB (VmRSS, VmHWM).
+  double status_mib(const std::string& key) const {
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind(key + ":", 0) == 0) return std::stod(line.substr(key.size() + 1)) / 1024.0;
+    return 0;
+  }
+  // Kernel memory of the BPF maps the agent holds open (memlock of each).
+  double map_mib() const {
+    double total = 0;
+    std::set<std::string> seen;
+    fs::path fdinfo = "/proc/" + std::to_string(pid_) + "/fdinfo";
+    for (const auto& e : fs::directory_iterator(fdinfo)) {
+      std::ifstream in(e.path());
+      std::string line, id;
+      uint64_t memlock = 0;
+      bool map = false;
+      while (std::getline(in, line)) {
+        if (line.rfind("map_type:", 0) == 0) map = true;
+        if (line.rfind("map_id:", 0) == 0) id = line;
+        if (line.rfind("memlock:", 0) == 0) memlock = std::stoull(line.substr(8));
+      }
+      if (map && seen.insert(id).second) total += static_cast<double>(memlock);
+    }
+    return total / (1024.0 * 1024.0);
+  }
+
+ private:
+  fs::path dir_;
+  pid_t pid_ = -1;
+};
+
+size_t count_lines(const fs::path& p) {
+  std::ifstream in(p);
+  return static_cast<size_t>(
+      std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n'));
+}
+
+std::string rules_payload(const Mix& mix, uint32_t n) {
+  std::string s;
+  s.reserve(n * 80);
+  for (uint32_t i = 0; i < n; ++i) {
+    Rule r = mix.rule(i);
+    r.action = Action::drop;
+    s += format_rule(r) + "\n";
+  }
+  return s;
+}
+
+// Unmatched frames with logging on, beside the matched path on the same
+// program. Both are dropped (default-action drop), so the difference is the
+// unmatched path: every shape visited, the token bucket, the perf event.
+// Twice: at the default event cap (1,000/s: the per-packet cost as
+// deployed), and at 1,000,000/s (how many lines the agent writes, and what
+// that costs the datapath and the agent's CPU).
+void bench_flood(Report& rep) {
+  VethPair pair;
+  double seconds = g_quick ? 0.3 : 2.0;
+  double ncpu = static_cast<double>(sysconf(_SC_NPROCESSORS_ONLN));
+  std::string summary;
+  for (uint64_t rate : {uint64_t{1000}, uint64_t{1000000}}) {
+    uint64_t burst = rate / 10;
+    std::string cap = ", event-rate " + std::to_string(rate);
+    Agent agent(pair.rx(), "interfaces = " + std::string(VethPair::rx_dev) +
+                               "\ndefault-action = drop\nevent-rate = " + std::to_string(rate) +
+                               "\nevent-burst = " + std::to_string(burst));
+    Control ctl(agent.sock());
+    Rule r = exact_v4_mix().rule(0);
+    r.action = Action::drop;
+    if (ctl.ask("rule add " + format_rule(r) + "\n").rfind("ERR", 0) == 0) die("rule add");
+    for (int i = 0; i < 300 && pair.rx().run("ip -o link show dev xbr0").find("prog/xdp") ==
+                                   std::string::npos;
+         ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    auto counter = [&] { return pair.rx_xdp_packets(); };
+    auto matched = pair.measure(frame_of(exact_v4_mix().hit(0)), counter, seconds, 1);
+
+    PacketFields miss = exact_v4_mix().hit(0);
+    miss.dport = 9;  // no rule
+    std::vector<uint8_t> frame = frame_of(miss);
+    auto before = ctl.ask_json("show stats json\n");
+    size_t lines0 = count_lines(agent.log_file());
+    double cpu0 = agent.cpu_s(), t0 = now_s();
+    auto unmatched = pair.measure(frame, counter, seconds, 1);
+    double flood_s = now_s() - t0;
+    double cpu = agent.cpu_s() - cpu0;
+    // The agent drains its ring at least once a second: wait until the log stops growing.
+    size_t lines1 = count_lines(agent.log_file());
+    for (int i = 0; i < 50; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      size_t l = count_lines(agent.log_file());
+      if (l == lines1 && i > 6) break;
+      lines1 = l;
+    }
+    auto after = ctl.ask_json("show stats json\n");
+    auto d = [&](const char* k) {
+      return static_cast<double>(after[k].get<uint64_t>() - before[k].get<uint64_t>());
+    };
+    double written = static_cast<double>(lines1 - lines0);
+    double cost = matched.delivered_pps / unmatched.delivered_pps;
+    rep.add({"flood", "matched path (drop rule hit)" + cap, matched.delivered_pps / 1e6, "Mpps",
+             "", 0});
+    rep.add({"flood", "unmatched flood, logging on" + cap, unmatched.delivered_pps / 1e6, "Mpps",
+             "matched path", unmatched.delivered_pps / matched.delivered_pps});
+    rep.add({"flood", "per-packet cost unmatched / matched" + cap, cost, "x", "", 0});
+    rep.add({"flood", "events sent by the kernel" + cap, d("events_sent"), "events", "", 0});
+    rep.add({"flood", "events suppressed (over the cap)" + cap, d("events_suppressed"), "events",
+             "", 0});
+    rep.add({"flood", "events failed (perf ring full; the agent reads them as lost)" + cap,
+             d("events_failed"), "events", "", 0});
+    rep.add({"flood", "log lines written" + cap, written, "lines", "events sent",
+             written / std::max(1.0, d("events_sent"))});
+    rep.add({"flood", "log lines per second of flood" + cap, written / flood_s, "lines/s", "", 0});
+    // Each CPU has its own bucket of rate/CPUs (and burst/CPUs); the
+    // generator's frames all arrive on one CPU.
+    rep.add({"flood", "cap for one CPU over the flood" + cap,
+             (static_cast<double>(rate) * flood_s + static_cast<double>(burst)) / ncpu, "events",
+             "", 0});
+    rep.add({"flood", "agent CPU during the flood" + cap, 100.0 * cpu / flood_s, "% of a CPU", "",
+             0});
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "%s cap %llu/s: unmatched %.2fx the matched cost, %.0f lines/s, %.0f failed, "
+                  "agent CPU %.0f%%",
+                  summary.empty() ? "" : ";", static_cast<unsigned long long>(rate), cost,
+                  written / flood_s, d("events_failed"), 100.0 * cpu / flood_s);
+    summary += line;
+  }
+  std::printf("SUMMARY flood:%s\n", summary.c_str());
+}
+
+// 100,000 rules through one batch replace, beside nftables loading a
+// 100,000-element set into a namespace of its own; then `rule add` round
+// trips while the datapath drops traffic, beside `show version`.
+void bench_control(Report& rep) {
+  VethPair pair;
+  Agent agent(pair.rx(), "interfaces = " + std::string(VethPair::rx_dev));
+  Control ctl(agent.sock());
+  const uint32_t n = 100000;
+
+  std::string payload = rules_payload(exact_v4_mix(), n);
+  double t0 = now_s();
+  std::string reply = ctl.ask("rule replace <<\n" + payload + "\n");
+  double replace_s = now_s() - t0;
+  if (reply.rfind("ERR", 0) == 0) die("rule replace: " + reply);
+
+  std::string file = "/tmp/xdpfw-bench-nftset-" + std::to_string(getpid());
+  {
+    std::ofstream o(file);
+    o << "table netdev xdpfwbench {\n  set blocklist {\n    type ipv4_addr\n    elements = {";
+    char b[INET_ADDRSTRLEN];
+    for (uint32_t i = 0; i < n; ++i)
+      o << (i ? ", " : " ") << inet_ntop(AF_INET, sources_v4_mix().hit(i).src.data(), b, sizeof b);
+    o << " }\n  }\n}\n";
+  }
+  t0 = now_s();
+  pair.tx().run("nft -f " + file);
+  double nft_s = now_s() - t0;
+  std::remove(file.c_str());
+  rep.add({"control", "rule replace, 100000 exact rules", replace_s, "s", "nft -f, 100000-element set",
+           replace_s / nft_s});
+  rep.add({"control", "nft -f, 100000-element set", nft_s, "s", "", 0});
+
+  // Traffic the datapath drops while rules change.
+  std::atomic<bool> stop{false};
+  std::thread load([&] {
+    std::vector<uint8_t> f = frame_of(exact_v4_mix().hit(7));
+    while (!stop) pair.send(f, 200000);
+  });
+  auto round_trips = [&](const std::string& what, int count, const std::function<std::string(int)>& req) {
+    std::vector<double> ms;
+    for (int i = 0; i < count; ++i) {
+      std::string q = req(i);
+      double s = now_s();
+      std::string a = ctl.ask(q);
+      ms.push_back((now_s() - s) * 1e3);
+      if (a.rfind("ERR", 0) == 0) die(what + ": " + a);
+    }
+    return std::make_pair(quantile(ms, 0.5), quantile(ms, 0.99));
+  };
+  int count = g_quick ? 20 : 200;
+  auto noop = round_trips("show version", count, [](int) { return std::string("version\n"); });
+  auto add_new = [](int i) {
+    Rule r = sources_v4_mix().rule(200000 + static_cast<uint32_t>(i));
+    r.action = Action::drop;
+    return "rule add " + format_rule(r) + "\n";
+  };
+  auto at_100k = round_trips("rule add", std::max(10, count / 10), add_new);
+  ctl.ask("rule flush\n");
+  ctl.ask("rule replace <<\n" + rules_payload(exact_v4_mix(), 1000) + "\n");
+  auto at_1k = round_trips("rule add", count, [&](int i) { return add_new(1000 + i); });
+  stop = true;
+  load.join();
+  rep.add({"control", "no-op command round trip p50 (version)", noop.first, "ms", "", 0});
+  rep.add({"control", "no-op command round trip p99 (version)", noop.second, "ms", "", 0});
+  rep.add({"control", "rule add p50, 1000 rules, under traffic", at_1k.first, "ms", "no-op p50",
+           at_1k.first / noop.first});
+  rep.add({"control", "rule add p99, 1000 rules, under traffic", at_1k.second, "ms", "no-op p99",
+           at_1k.second / noop.second});
+  rep.add({"control", "rule add p50, 100000 rules, under traffic", at_100k.first, "ms",
+           "no-op p50", at_100k.first / noop.first});
+  rep.add({"control", "rule add p99, 100000 rules, under traffic", at_100k.second, "ms",
+           "no-op p99", at_100k.second / noop.second});
+  std::printf("SUMMARY control: 100,000 rules replaced in %.2f s (nft set %.2f s); rule add p50 "
+              "%.2f ms p99 %.2f ms at 1,000 rules, p99 %.1f ms at 100,000\n",
+              replace_s, nft_s, at_1k.first, at_1k.second, at_100k.second);
+}
+
+// Is XDP attached to DEV in the namespace we are in?
+bool xdp_attached(const std::string& dev) {
+  unsigned idx = if_nametoindex(dev.c_str());
+  if (!idx) return false;
+  LIBBPF_OPTS(bpf_xdp_query_opts, q);
+  return bpf_xdp_query(static_cast<int>(idx), 0, &q) == 0 && q.prog_id != 0;
+}
+
+// Link created to XDP attached, single links and a burst, beside how long
+// the creation itself took (ip -batch returning).
+void bench_hotplug(Report& rep) {
+  Ns ns("hp");
+  Agent agent(ns, "interfaces = xbh*");
+  Control ctl(agent.sock());
+  auto batch = [&](const std::string& name, const std::string& text) {
+    std::ofstream(name) << text;
+    return "ip -n " + ns.name() + " -batch " + name;
+  };
+  std::string file = "/tmp/xdpfw-bench-batch-" + std::to_string(getpid());
+  // Waits until every link of NAMES carries XDP; latency of each from T0 in ms.
+  auto wait_attached = [&](const std::vector<std::string>& names, double t0) {
+    std::vector<double> ms(names.size(), -1);
+    InNs in(ns);
+    size_t left = names.size();
+    for (double until = now_s() + 10; left && now_s() < until;) {
+      for (size_t i = 0; i < names.size(); ++i)
+        if (ms[i] < 0 && xdp_attached(names[i])) {
+          ms[i] = (now_s() - t0) * 1e3;
+          --left;
+        }
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    if (left) die(std::to_string(left) + " links were not attached within 10 s");
+    return ms;
+  };
+  int singles = g_quick ? 10 : 50;
+  std::vector<double> single, create;
+  for (int i = 0; i < singles; ++i) {
+    std::string name = "xbh" + std::to_string(i);
+    std::string cmd = batch(file, "link add " + name + " type veth peer name xbp" +
+                                      std::to_string(i) + "\nlink set " + name + " up\n");
+    double t0 = now_s();
+    must(cmd);
+    create.push_back((now_s() - t0) * 1e3);
+    single.push_back(wait_attached({name}, t0)[0]);
+    must(batch(file, "link del " + name + "\n"));
+  }
+  std::string text, del;
+  std::vector<std::string> names;
+  for (int i = 0; i < 200; ++i) {
+    names.push_back("xbh" + std::to_string(1000 + i));
+    text += "link add " + names.back() + " type veth peer name xbp" + std::to_string(1000 + i) +
+            "\nlink set " + names.back() + " up\n";
+    del += "link del " + names.back() + "\n";
+  }
+  std::string cmd = batch(file, text);
+  double t0 = now_s();
+  must(cmd);
+  double burst_create = (now_s() - t0) * 1e3;
+  std::vector<double> burst = wait_attached(names, t0);
+  must(batch(file, del));
+  std::remove(file.c_str());
+  double burst_all = *std::max_element(burst.begin(), burst.end());
+  rep.add({"hotplug", "single link: created to attached p50", quantile(single, 0.5), "ms",
+           "link creation p50", quantile(single, 0.5) / quantile(create, 0.5)});
+  rep.add({"hotplug", "single link: created to attached p99", quantile(single, 0.99), "ms",
+           "link creation p99", quantile(single, 0.99) / quantile(create, 0.99)});
+  rep.add({"hotplug", "single link: creation itself p50 (ip)", quantile(create, 0.5), "ms", "", 0});
+  rep.add({"hotplug", "burst of 200: all attached", burst_all, "ms", "creation of the 200",
+           burst_all / burst_create});
+  rep.add({"hotplug", "burst of 200: per-link p50", quantile(burst, 0.5), "ms", "", 0});
+  rep.add({"hotplug", "burst of 200: per-link p99", quantile(burst, 0.99), "ms", "", 0});
+  rep.add({"hotplug", "burst of 200: creation itself", burst_create, "ms", "", 0});
+  std::printf("SUMMARY hotplug: single link attached p50 %.1f ms p99 %.1f ms; burst of 200 all "
+              "attached in %.0f ms (creating them took %.0f ms)\n",
+              quantile(single, 0.5), quantile(single, 0.99), burst_all, burst_create);
+}
+
+// Agent RSS and the kernel memory of its maps, idle and with 100,000 rules.
+void bench_memory(Report& rep) {
+  Ns ns("mem");
+  Agent agent(ns, "");
+  Control ctl(agent.sock());
+  double idle_rss = agent.status_mib("VmRSS"), idle_maps = agent.map_mib();
+  ctl.ask("rule replace <<\n" + rules_payload(exact_v4_mix(), 100000) + "\n");
+  ctl.ask("rule list\n");  // the largest reply the agent builds
+  double rss = agent.status_mib("VmRSS"), hwm = agent.status_mib("VmHWM");
+  double maps = agent.map_mib();
+  rep.add({"memory", "agent RSS, idle", idle_rss, "MiB", "", 0});
+  rep.add({"memory", "agent RSS, 100000 rules", rss, "MiB", "idle agent", rss / idle_rss});
+  rep.add({"memory", "agent peak RSS (VmHWM), 100000 rules", hwm, "MiB", "idle agent",
+           hwm / idle_rss});
+  rep.add({"memory", "kernel map memory, idle", idle_maps, "MiB", "", 0});
+  rep.add({"memory", "kernel map memory, 100000 rules", maps, "MiB", "idle agent",
+           maps / idle_maps});
+  std::printf("SUMMARY memory: agent RSS %.1f MiB (peak %.1f) with 100,000 rules, %.1f idle; "
+              "kernel maps %.1f MiB\n",
+              rss, hwm, idle_rss, maps);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string csv;
+  std::vector<std::string> which;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--quick")
+      g_quick = true;
+    else if (a == "--csv" && i + 1 < argc)
+      csv = argv[++i];
+    else if (a == "flood" || a == "control" || a == "hotplug" || a == "memory")
+      which.push_back(a);
+    else {
+      std::fprintf(stderr, "usage: %s [--quick] [--csv FILE] [flood|control|hotplug|memory ...]\n",
+                   argv[0]);
+      return 2;
+    }
+  }
+  if (geteuid() != 0) die("agent_bench runs the agent in namespaces: run it as root");
+  if (which.empty()) which = {"flood", "control", "hotplug", "memory"};
+  signal(SIGPIPE, SIG_IGN);
+  const std::map<std::string, std::pair<const char*, void (*)(Report&)>> benches = {
+      {"flood", {"Unmatched flood with logging on (agent attached, default-action drop)",
+                 bench_flood}},
+      {"control", {"Control plane", bench_control}},
+      {"hotplug", {"Hotplug: link created to XDP attached", bench_hotplug}},
+      {"memory", {"Memory", bench_memory}},
+  };
+  for (const std::string& w : which) {
+    Report rep;
+    std::fprintf(stderr, "%s:\n", w.c_str());
+    benches.at(w).second(rep);
+    rep.print_markdown(benches.at(w).first);
+    if (!csv.empty()) rep.append_csv(csv);
+    std::fflush(stdout);
+  }
+  return 0;
+}
