@@ -21,8 +21,8 @@
 #include <string>
 #include <vector>
 
-#include "rule.hpp"
 #include "reference_classifier.hpp"
+#include "rule.hpp"
 
 namespace xdpfw::bench {
 
@@ -51,8 +51,7 @@ inline std::string must(const std::string& cmd) {
 }
 
 inline double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 inline double median(std::vector<double> v) {

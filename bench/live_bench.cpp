@@ -39,8 +39,8 @@ class Nft {
  public:
   Nft(const VethPair& pair, const std::string& sets, const std::string& rules) : pair_(pair) {
     std::string file = "/tmp/xdpfw-bench-nft-" + std::to_string(getpid());
-    std::ofstream(file) << "table netdev xdpfwbench {\n  counter hits {}\n" << sets
-                        << "  chain in {\n    type filter hook ingress device \""
+    std::ofstream(file) << "table netdev xdpfwbench {\n  counter hits {}\n"
+                        << sets << "  chain in {\n    type filter hook ingress device \""
                         << VethPair::rx_dev << "\" priority 0; policy accept;\n"
                         << rules << "  }\n}\n";
     pair_.rx().run("nft -f " + file);
@@ -144,8 +144,8 @@ int main(int argc, char** argv) {
   rep.add({"e2e", "seed design, 1 rule", mpps(seed_r.delivered_pps), "Mpps", "floor",
            seed_r.delivered_pps / floor_r.delivered_pps});
 
-  std::vector<uint32_t> counts = quick ? std::vector<uint32_t>{1, 1000}
-                                       : std::vector<uint32_t>{1, 1000, 10000};
+  std::vector<uint32_t> counts =
+      quick ? std::vector<uint32_t>{1, 1000} : std::vector<uint32_t>{1, 1000, 10000};
   std::map<uint32_t, double> xdpfw_pps, nft_pps;
   {
     Datapath dp;
@@ -154,8 +154,8 @@ int main(int argc, char** argv) {
       // The frame hits the last rule: the worst case of a linear chain.
       auto r = xdp_rate(dp.prog_fd(), frame_of(exact_v4_mix().hit(n - 1)));
       xdpfw_pps[n] = r.delivered_pps;
-      rep.add({"e2e", "xdpfw, " + std::to_string(n) + " exact rules", mpps(r.delivered_pps),
-               "Mpps", "floor", r.delivered_pps / floor_r.delivered_pps});
+      rep.add({"e2e", "xdpfw, " + std::to_string(n) + " exact rules", mpps(r.delivered_pps), "Mpps",
+               "floor", r.delivered_pps / floor_r.delivered_pps});
     }
   }
   std::vector<uint32_t> nft_counts = quick ? std::vector<uint32_t>{1} : counts;
@@ -163,8 +163,8 @@ int main(int argc, char** argv) {
     Nft nft(pair, "", nft_exact_rules(n));
     auto r = rate(frame_of(exact_v4_mix().hit(n - 1)), [&] { return nft.hits(); });
     nft_pps[n] = r.delivered_pps;
-    rep.add({"e2e", "nftables linear chain, " + std::to_string(n) + " rules",
-             mpps(r.delivered_pps), "Mpps", "floor", r.delivered_pps / floor_r.delivered_pps});
+    rep.add({"e2e", "nftables linear chain, " + std::to_string(n) + " rules", mpps(r.delivered_pps),
+             "Mpps", "floor", r.delivered_pps / floor_r.delivered_pps});
     rep.add({"e2e", "xdpfw vs nftables at " + std::to_string(n) + " rules",
              xdpfw_pps[n] / r.delivered_pps, "x", "", 0});
   }
@@ -187,13 +187,15 @@ int main(int argc, char** argv) {
   }
 
   rep.print_markdown("End to end, veth between two namespaces, 64-byte UDP frames");
-  std::printf("\nlive-frame generator on the sending veth, %.2f s per run, median of %d runs; "
-              "rates are frames counted by the receiver\n",
-              g_seconds, g_rounds);
+  std::printf(
+      "\nlive-frame generator on the sending veth, %.2f s per run, median of %d runs; "
+      "rates are frames counted by the receiver\n",
+      g_seconds, g_rounds);
   if (!csv.empty()) rep.append_csv(csv);
-  std::printf("\nSUMMARY e2e: floor %.2f Mpps, seed design %.2f Mpps, xdpfw 1,000 rules %.2f Mpps "
-              "(%.2fx floor), nftables 1 rule %.2f Mpps (xdpfw 1 rule %.1fx it)\n",
-              mpps(floor_r.delivered_pps), mpps(seed_r.delivered_pps), mpps(xdpfw_pps[1000]),
-              xdpfw_pps[1000] / floor_r.delivered_pps, mpps(nft_pps[1]), xdpfw_pps[1] / nft_pps[1]);
+  std::printf(
+      "\nSUMMARY e2e: floor %.2f Mpps, seed design %.2f Mpps, xdpfw 1,000 rules %.2f Mpps "
+      "(%.2fx floor), nftables 1 rule %.2f Mpps (xdpfw 1 rule %.1fx it)\n",
+      mpps(floor_r.delivered_pps), mpps(seed_r.delivered_pps), mpps(xdpfw_pps[1000]),
+      xdpfw_pps[1000] / floor_r.delivered_pps, mpps(nft_pps[1]), xdpfw_pps[1] / nft_pps[1]);
   return 0;
 }

@@ -128,12 +128,13 @@ int main(int argc, char** argv) {
   double floor_ns = ns_per_packet(floor_fd, frame_of(base));
   double seed_ns = ns_per_packet(Seed(1).fd(), frame_of(exact_v4_mix().hit(0)));
   rep.add({"per-packet", "floor", floor_ns, "ns", "", 0});
-  rep.add({"per-packet", "seed design, 1 exact rule, hit", seed_ns, "ns", "floor",
-           seed_ns / floor_ns});
+  rep.add(
+      {"per-packet", "seed design, 1 exact rule, hit", seed_ns, "ns", "floor", seed_ns / floor_ns});
 
   double summary_1 = 0, summary_1k = 0, summary_100k = 0;
   std::FILE* plot_out = plot.empty() ? nullptr : std::fopen(plot.c_str(), "w");
-  if (plot_out) std::fprintf(plot_out, "# rules floor_ns seed_ns xdpfw_ns (exact 5-tuple v4 hit)\n");
+  if (plot_out)
+    std::fprintf(plot_out, "# rules floor_ns seed_ns xdpfw_ns (exact 5-tuple v4 hit)\n");
 
   for (const Mix& mix : mixes()) {
     bool exact_v4 = &mix == &exact_v4_mix();
@@ -147,8 +148,7 @@ int main(int argc, char** argv) {
         opts.max_entries = 4 * n;
       }
       Datapath dp(opts);
-      perf_buffer* pb =
-          perf_buffer__new(dp.events_map_fd(), 8, nullptr, nullptr, nullptr, nullptr);
+      perf_buffer* pb = perf_buffer__new(dp.events_map_fd(), 8, nullptr, nullptr, nullptr, nullptr);
       if (!std::getenv("XDPFW_BENCH_NOEVENTS")) dp.set_event_limit(1000, 100);  // as deployed
       double t0 = now_s();
       dp.apply(make_rules(mix, n), Policy{});
@@ -182,8 +182,8 @@ int main(int argc, char** argv) {
       rep.add({"per-packet", at + ", hit", hit_ns, "ns", beside, hit_ns / seed_now});
       rep.add({"per-packet", at + ", miss", miss_ns, "ns", beside, miss_ns / seed_now});
       if (exact_v4) {
-        rep.add({"per-packet", "seed design, " + std::to_string(n) + " exact rules, hit",
-                 seed_now, "ns", "floor beside it", seed_now / floor_now});
+        rep.add({"per-packet", "seed design, " + std::to_string(n) + " exact rules, hit", seed_now,
+                 "ns", "floor beside it", seed_now / floor_now});
         if (plot_out) std::fprintf(plot_out, "%u %.2f %.2f %.2f\n", n, floor_now, seed_now, hit_ns);
         if (n == 1) summary_1 = hit_ns / seed_now;
         if (n == 1000) summary_1k = hit_ns;
@@ -201,8 +201,9 @@ int main(int argc, char** argv) {
   std::printf("\nrepeat %d, %s of %d rounds, kernel.bpf_stats_enabled 0\n", g_repeat,
               std::getenv("XDPFW_BENCH_MIN") ? "minimum" : "median", g_rounds);
   if (!csv.empty()) rep.append_csv(csv);
-  std::printf("\nSUMMARY per-packet: floor %.0f ns, seed design %.0f ns; xdpfw exact v4 hit: "
-              "%.2fx the seed design at 1 rule, %.0f ns at 1,000 rules, %.0f ns at 100,000\n",
-              floor_ns, seed_ns, summary_1, summary_1k, summary_100k);
+  std::printf(
+      "\nSUMMARY per-packet: floor %.0f ns, seed design %.0f ns; xdpfw exact v4 hit: "
+      "%.2fx the seed design at 1 rule, %.0f ns at 1,000 rules, %.0f ns at 100,000\n",
+      floor_ns, seed_ns, summary_1, summary_1k, summary_100k);
   return 0;
 }

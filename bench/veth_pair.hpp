@@ -17,8 +17,8 @@ namespace xdpfw::bench {
 class VethPair {
  public:
   VethPair() : tx_("tx"), rx_("rx") {
-    must(std::string("ip link add ") + tx_dev + " netns " + tx_.name() + " type veth peer name " + rx_dev +
-         " netns " + rx_.name());
+    must(std::string("ip link add ") + tx_dev + " netns " + tx_.name() + " type veth peer name " +
+         rx_dev + " netns " + rx_.name());
     // IPv6 off on both ends: no ND/MLD chatter among the frames counted.
     for (const Ns* ns : {&tx_, &rx_}) {
       ns->run("sysctl -qw net.ipv6.conf.all.disable_ipv6=1");

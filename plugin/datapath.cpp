@@ -126,6 +126,7 @@ Datapath::Datapath(const DatapathOptions& opts) : opts_(opts) {
 }
 
 Datapath::~Datapath() {
+  if (grace_.joinable()) grace_.join();
   xdpfw_bpf__destroy(skel_);
 }
 
@@ -320,6 +321,7 @@ void Datapath::rewrite_unknown_slot(uint32_t slot) {
 
 void Datapath::apply(const std::vector<Rule>& rules, const Policy& policy) {
   CompiledRuleset next = compile_rules(rules, policy, limits());
+  finish_catch_up();
 
   // Counter slots: new rules get one now; those of removed rules are freed
   // only after both slots stopped pointing at them.
@@ -356,16 +358,40 @@ void Datapath::apply(const std::vector<Rule>& rules, const Policy& policy) {
   config_.active_slot = standby;
   write_config();
   active_ = standby;
-  wait_for_readers();
 
-  // The old slot is idle now; bring it up to date for the next flip. A
-  // failure here leaves it unknown, to be rewritten by the next apply.
-  uint32_t old = standby ^ 1;
-  if (!slots_[old].known) rewrite_unknown_slot(old);
-  write_slot(old, next);
+  // Packets see the new set from here. The old slot is brought up to date
+  // for the next flip once no XDP run can be reading it any more: the wait
+  // (an RCU grace period, tens of ms on a busy machine) runs on a thread of
+  // its own so that the caller has its answer now; the next apply (or the
+  // destructor) finishes it first.
+  catch_up_ = CatchUp{standby ^ 1, std::move(next), std::move(wanted)};
+  int outer = bpf_map__fd(skel_->maps.xdpfw_sync);
+  int inner = bpf_map__fd(skel_->maps.xdpfw_sync_inner);
+  grace_ok_ = false;
+  grace_ = std::thread([this, outer, inner] {
+    __u32 zero = 0;
+    grace_ok_ = bpf_map_update_elem(outer, &zero, &inner, BPF_ANY) == 0;
+  });
+}
 
+// The tail of the previous apply: after its grace period, the slot it
+// flipped away from gets the same set, and counter slots of rules gone from
+// both slots are free again. A failed write leaves the slot unknown, to be
+// rewritten whole before it is used.
+void Datapath::finish_catch_up() {
+  if (grace_.joinable()) grace_.join();
+  if (!catch_up_) return;
+  CatchUp c = std::move(*catch_up_);
+  catch_up_.reset();
+  if (!grace_ok_) wait_for_readers();  // throws if the kernel refuses again
+  try {
+    if (!slots_[c.slot].known) rewrite_unknown_slot(c.slot);
+    write_slot(c.slot, c.next);
+  } catch (const DatapathError&) {
+    slots_[c.slot].known = false;
+  }
   for (auto it = rule_slot_.begin(); it != rule_slot_.end();) {
-    if (!wanted.count(it->first)) {
+    if (!c.wanted.count(it->first)) {
       free_rule_slots_.push_back(it->second);
       it = rule_slot_.erase(it);
     } else {
@@ -377,6 +403,7 @@ void Datapath::apply(const std::vector<Rule>& rules, const Policy& policy) {
 std::optional<RuleCounters> Datapath::rule_counters(uint32_t rule_id) const {
   auto it = rule_slot_.find(rule_id);
   if (it == rule_slot_.end()) return std::nullopt;
+  if (catch_up_ && !catch_up_->wanted.count(rule_id)) return std::nullopt;  // removed
   std::vector<xdpfw_rule_counters> v(ncpus_);
   errno = 0;
   check(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.xdpfw_rule_counters), &it->second, v.data()),
@@ -391,7 +418,8 @@ std::optional<RuleCounters> Datapath::rule_counters(uint32_t rule_id) const {
 
 std::unordered_map<uint32_t, RuleCounters> Datapath::all_rule_counters() const {
   std::unordered_map<uint32_t, RuleCounters> out;
-  for (const auto& [id, slot] : rule_slot_) out[id] = *rule_counters(id);
+  for (const auto& [id, slot] : rule_slot_)
+    if (auto c = rule_counters(id)) out[id] = *c;
   return out;
 }
 

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -82,6 +84,7 @@ class Datapath {
   void write_slot(uint32_t slot, const CompiledRuleset& next);
   void rewrite_unknown_slot(uint32_t slot);
   void wait_for_readers();
+  void finish_catch_up();
   xdpfw_match to_match(const Entry& e) const;
   uint32_t alloc_rule_slot();
   void write_config();
@@ -96,6 +99,15 @@ class Datapath {
   SlotState slots_[XDPFW_SLOTS];
   std::unordered_map<uint32_t, uint32_t> rule_slot_;  // rule id -> counter slot
   std::vector<uint32_t> free_rule_slots_;
+  // The old slot's update, due once the grace period after a flip is over.
+  struct CatchUp {
+    uint32_t slot;
+    CompiledRuleset next;
+    std::unordered_map<uint32_t, bool> wanted;
+  };
+  std::optional<CatchUp> catch_up_;
+  std::thread grace_;
+  std::atomic<bool> grace_ok_{false};
   uint32_t next_rule_slot_ = 0;
   xdpfw_config config_{};
   bool resumed_ = false;

@@ -240,10 +240,16 @@ void Firewall::save_state() {
   if (cfg_.state_dir == "none") return;
   try {
     std::filesystem::create_directories(cfg_.state_dir);
-    store_.save(state_file("rules.state"));
-    std::string applied = state_file("rules-file.applied");
-    std::ofstream(applied + ".tmp") << rules_file_text_;
-    std::filesystem::rename(applied + ".tmp", applied);
+    // After every change, on the request path: no fsync (a few ms on this
+    // kind of disk). The file survives the agent's crash; after a power
+    // loss the pins are gone anyway and ext4 gives the old or the new file.
+    store_.save(state_file("rules.state"), false);
+    if (saved_rules_file_text_ != rules_file_text_) {  // not on every rule add
+      std::string applied = state_file("rules-file.applied");
+      std::ofstream(applied + ".tmp") << rules_file_text_;
+      std::filesystem::rename(applied + ".tmp", applied);
+      saved_rules_file_text_ = rules_file_text_;
+    }
   } catch (const std::exception& e) {
     log_(0,
          std::string("state-dir: ") + e.what() + " (a restart would fall back to the rules file)");

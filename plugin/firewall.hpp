@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -76,7 +77,8 @@ class Firewall {
   XdpAttacher attacher_;
   AttachManager attach_;
   RuleStore store_;
-  std::string rules_file_text_;  // the rules file as last applied
+  std::string rules_file_text_;                       // the rules file as last applied
+  std::optional<std::string> saved_rules_file_text_;  // as last written to state-dir
   std::unique_ptr<EventLog> log_file_;
   ::perf_buffer* events_ = nullptr;
   uint64_t events_lost_ = 0;  // overwritten in the perf ring before we read them

@@ -69,12 +69,16 @@ void RuleStore::commit(std::vector<Rule> rules) {
 }
 
 std::string RuleStore::text() const {
-  std::ostringstream o;
-  for (const Rule& r : rules_) o << format_rule(r) << "\n";
-  return o.str();
+  std::string o;
+  o.reserve(rules_.size() * 96);
+  for (const Rule& r : rules_) {
+    o += format_rule(r);
+    o += '\n';
+  }
+  return o;
 }
 
-void RuleStore::save(const std::string& path) const {
+void RuleStore::save(const std::string& path, bool durable) const {
   std::string tmp = path + ".tmp." + std::to_string(getpid());
   std::string body = "# written by xdpfw 'save'\n" + text();
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
@@ -90,7 +94,8 @@ void RuleStore::save(const std::string& path) const {
     }
     off += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
+  if ((durable && ::fsync(fd) != 0) || ::close(fd) != 0 ||
+      ::rename(tmp.c_str(), path.c_str()) != 0) {
     int e = errno;
     ::unlink(tmp.c_str());
     throw RuleError("save: " + path + ": " + std::strerror(e));

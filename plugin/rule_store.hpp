@@ -28,8 +28,9 @@ class RuleStore {
 
   // The set as rule lines, in order; parse_rules_text reads it back.
   std::string text() const;
-  // Writes text() to path atomically (temporary file, fsync, rename).
-  void save(const std::string& path) const;
+  // Writes text() to path atomically (temporary file, rename); durable:
+  // fsync before the rename, so that the file survives a power loss too.
+  void save(const std::string& path, bool durable = true) const;
 
  private:
   uint32_t next_id() const;
