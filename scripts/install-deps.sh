@@ -9,6 +9,7 @@ pkgs=(
   libboost-dev libboost-program-options-dev libboost-test-dev
   libnl-3-dev libnl-route-3-dev nlohmann-json3-dev
   iproute2 socat ethtool
+  nftables gnuplot-nox  # bench/: the nftables baseline and the plot
 )
 missing=()
 for p in "${pkgs[@]}"; do
