@@ -1,4 +1,6 @@
 // main.cpp: xdpfw-host's entry point.
+#include <sys/resource.h>
+
 #include <csignal>
 #include <cstdio>
 
@@ -29,6 +31,14 @@ int main(int argc, char** argv) {
   set_log_level(cfg.log_level);
   if (cli.action == CommandLine::Action::check_config) return Host::check_config(cfg);
   std::signal(SIGPIPE, SIG_IGN);  // a client that goes away is an error code, not a death
+  // One descriptor per control client (max-clients, 1024 by default) on top
+  // of the maps, links and perf rings: the soft limit (often 1024) would
+  // refuse clients long before max-clients. Raise it to the hard limit.
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
   Host host(std::move(cli), std::move(cfg));
   return host.run();
 }

@@ -16,7 +16,7 @@ namespace xdpfw::netlink {
 
 LibnlLinkMonitor::LibnlLinkMonitor(boost::asio::io_context& io, size_t rcvbuf,
                                    std::function<void(const std::string&)> warn)
-    : io_(io), fd_(io), warn_(std::move(warn)) {
+    : fd_(io), warn_(std::move(warn)) {
   sock_ = nl_socket_alloc();
   if (!sock_) throw std::runtime_error("netlink: cannot allocate a socket");
   nl_socket_disable_seq_check(sock_);  // multicast events carry no sequence

@@ -39,7 +39,6 @@ class LibnlLinkMonitor : public LinkMonitor {
   void remove(int ifindex);
   void dump_done();
 
-  boost::asio::io_context& io_;
   nl_sock* sock_ = nullptr;
   boost::asio::posix::stream_descriptor fd_;
   LinkHandler handler_;

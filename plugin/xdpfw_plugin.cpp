@@ -192,7 +192,7 @@ int xdpfw_init(const xdpfw_host_api* api, const xdpfw_config_section* cfg, void*
   if (api->size >= offsetof(xdpfw_host_api, stream_close) + sizeof(api->stream_close) &&
       api->reply_stream) {
     add(st, "show events", "a live stream of unmatched-packet events (JSON lines) until you close",
-        0, [st](const std::string& a, const std::string*) {
+        0, [](const std::string& a, const std::string*) {
           if (!a.empty()) return CommandOutput{false, "show events: takes no argument"};
           return CommandOutput{true, "", true};
         });

@@ -32,53 +32,6 @@ struct Agent {
   fs::path sock, conf;
 };
 
-// An interactive session: one socat process, one connection, command by command.
-struct Session {
-  explicit Session(const fs::path& sock) {
-    int in[2], out[2];
-    BOOST_TEST_REQUIRE(pipe(in) == 0);
-    BOOST_TEST_REQUIRE(pipe(out) == 0);
-    pid = fork();
-    if (pid == 0) {
-      dup2(in[0], 0);
-      dup2(out[1], 1);
-      close(in[1]);
-      close(out[0]);
-      execlp("socat", "socat", "-", ("UNIX-CONNECT:" + sock.string()).c_str(), nullptr);
-      _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    to = in[1];
-    from = out[0];
-    fcntl(from, F_SETFL, O_NONBLOCK);
-  }
-  ~Session() {
-    close(to);
-    close(from);
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-  }
-  // Sends one line and reads its reply, up to and including the empty line.
-  std::string command(const std::string& line) {
-    std::string s = line + "\n";
-    BOOST_TEST_REQUIRE(write(to, s.data(), s.size()) == ssize_t(s.size()));
-    std::string reply;
-    wait_until([&] {
-      char buf[4096];
-      ssize_t n;
-      while ((n = read(from, buf, sizeof buf)) > 0) reply.append(buf, size_t(n));
-      return reply.ends_with("\n\n") || n == 0;
-    });
-    return reply;
-  }
-  bool ended() {
-    return wait_until([&] { return waitpid(pid, &status, WNOHANG) == pid; });
-  }
-  pid_t pid;
-  int to = -1, from = -1, status = 0;
-};
-
 // Permission tests connect as nobody/nogroup, which Debian always has.
 void require_nobody() {
   BOOST_TEST_REQUIRE(geteuid() == 0u, "permission tests switch users: run them as root");
