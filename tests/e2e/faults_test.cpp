@@ -24,7 +24,9 @@ namespace {
 std::vector<std::string> listed_sources(FirewallAgent& fw) {
   std::vector<std::string> out;
   std::regex src(" src ([^ ]+)");
-  for (const json& r : json::parse(fw.ask("rule list json"))) {
+  std::string reply = fw.ask("rule list json");
+  BOOST_TEST_REQUIRE(reply.rfind("[", 0) == 0u, reply << "\nagent log:\n" << fw.host->log());
+  for (const json& r : json::parse(reply)) {
     std::smatch m;
     std::string text = r["rule"];
     out.push_back(std::regex_search(text, m, src) ? m[1].str() : "-");

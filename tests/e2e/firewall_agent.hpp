@@ -31,13 +31,21 @@ struct FirewallAgent {
                    log_dir().string() + "\npin-root = " + (dir / "bpf/xdpfw").string() +
                    "\nstate-dir = " + (dir / "state").string() + "\n" + section + "\n");
   }
-  void start() {
+  // caps: the agent's capability bounding set as setpriv takes it (e.g.
+  // "-all,+bpf"); default: $XDPFW_TEST_AGENT_CAPS, else unrestricted root.
+  // The privilege label runs the e2e suites with only the documented set.
+  void start(std::string caps = "", bool wait_ready = true) {
+    std::vector<std::string> prefix = ns.exec_prefix();
+    if (caps.empty() && std::getenv("XDPFW_TEST_AGENT_CAPS"))
+      caps = std::getenv("XDPFW_TEST_AGENT_CAPS");
+    if (!caps.empty())
+      prefix.insert(prefix.end(), {"setpriv", "--bounding-set", caps, "--inh-caps", "-all"});
     host = std::make_unique<HostProcess>(
         dir,
         std::vector<std::string>{"--config", (dir / "xdpfw.conf").string(), "--plugin",
                                  XDPFW_PLUGIN},
-        true, ns.exec_prefix());
-    BOOST_TEST_REQUIRE(!host->exited(), host->log());
+        wait_ready, prefix);
+    if (wait_ready) BOOST_TEST_REQUIRE(!host->exited(), host->log());
   }
   std::string ask(const std::string& cmd) { return socat(sock, cmd + "\n"); }
   fs::path log_dir() const { return dir / "log"; }

@@ -18,9 +18,10 @@ using namespace xdpfw::host;
 namespace {
 
 const char* const names[] = {
-    "help", "version", "quit", "show plugins", "show interfaces", "show stats", "show config",
-    "show metrics", "show events", "rule list", "rule add", "rule del", "rule flush",
-    "rule replace", "save", "attach", "detach", "auto", "log reopen"};
+    "help",       "version",     "quit",         "show plugins", "show interfaces",
+    "show stats", "show config", "show metrics", "show events",  "rule list",
+    "rule add",   "rule del",    "rule flush",   "rule replace", "save",
+    "attach",     "detach",      "auto",         "log reopen"};
 
 CommandRegistry& registry() {
   static CommandRegistry reg = [] {

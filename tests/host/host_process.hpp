@@ -27,7 +27,9 @@
 
 namespace xdpfw::test {
 
-// One-shot socat session: input written, everything read until the agent closes.
+// One-shot socat session: input written, everything read until the agent
+// closes. socat -t: after its input ends socat waits only 0.5 s for the
+// rest of the reply by default, less than a big `rule list` may take.
 inline std::string socat(const fs::path& sock, const std::string& input,
                          const std::string& as_user_prefix = "", int* status = nullptr) {
   static int n = 0;
@@ -35,7 +37,7 @@ inline std::string socat(const fs::path& sock, const std::string& input,
       fs::path("/tmp") / ("xdpfw-socat-in-" + std::to_string(getpid()) + "-" + std::to_string(n++));
   write_file(in, input);
   chmod(in.c_str(), 0644);
-  std::string out = shell(as_user_prefix + "timeout 20 socat - UNIX-CONNECT:" + quote(sock) +
+  std::string out = shell(as_user_prefix + "timeout 30 socat -t 30 - UNIX-CONNECT:" + quote(sock) +
                               " < " + quote(in) + " 2>&1",
                           status);
   fs::remove(in);
