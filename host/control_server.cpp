@@ -1,6 +1,8 @@
 // control_server.cpp: socket creation, accept loop, sessions.
 #include "control_server.hpp"
 
+#include <malloc.h>
+
 #include <grp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -180,7 +182,11 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
                           return;
                         }
                         self->queued_ -= n;
+                        bool big = self->out_.front().size() >= (1u << 20);
                         self->out_.pop_front();
+                        // A reply of megabytes (rule list of 100,000 rules)
+                        // leaves its buffers free in the heap: give them back.
+                        if (big) malloc_trim(0);
                         if (!self->out_.empty()) {
                           self->write();
                         } else if (self->draining_) {

@@ -111,7 +111,7 @@ Datapath::Datapath(const DatapathOptions& opts) : opts_(opts) {
       resume();
     } else {
       // Both slots start as the empty rule set under the default policy.
-      CompiledRuleset empty = compile_rules({}, Policy{}, limits());
+      auto empty = std::make_shared<const CompiledRuleset>(compile_rules({}, Policy{}, limits()));
       slots_[0].known = slots_[1].known = false;
       rewrite_unknown_slot(0);
       write_slot(0, empty);
@@ -242,9 +242,10 @@ uint32_t Datapath::alloc_rule_slot() {
 
 // Brings one slot's maps from slots_[slot].compiled to next. The slot must
 // not be the active one.
-void Datapath::write_slot(uint32_t slot, const CompiledRuleset& next) {
+void Datapath::write_slot(uint32_t slot, const std::shared_ptr<const CompiledRuleset>& next_ptr) {
   SlotState& st = slots_[slot];
-  const CompiledRuleset& cur = st.compiled;
+  const CompiledRuleset& cur = *st.compiled;
+  const CompiledRuleset& next = *next_ptr;
   st.known = false;  // until every write below succeeded
 
   auto diff = [&](const auto& now, const auto& want, auto& d) {
@@ -293,7 +294,7 @@ void Datapath::write_slot(uint32_t slot, const CompiledRuleset& next) {
   errno = 0;
   check(bpf_map_update_elem(bpf_map__fd(skel_->maps.xdpfw_rulesets), &slot, &hdr, BPF_ANY),
         "write xdpfw_rulesets");
-  st.compiled = next;
+  st.compiled = next_ptr;
   st.known = true;
 }
 
@@ -315,12 +316,12 @@ void Datapath::rewrite_unknown_slot(uint32_t slot) {
   };
   purge(skel_->maps.xdpfw_rules_v4, xdpfw_key4{});
   purge(skel_->maps.xdpfw_rules_v6, xdpfw_key6{});
-  slots_[slot].compiled = CompiledRuleset{};
+  slots_[slot].compiled = std::make_shared<const CompiledRuleset>();
   slots_[slot].known = true;
 }
 
 void Datapath::apply(const std::vector<Rule>& rules, const Policy& policy) {
-  CompiledRuleset next = compile_rules(rules, policy, limits());
+  auto next = std::make_shared<const CompiledRuleset>(compile_rules(rules, policy, limits()));
   finish_catch_up();
 
   // Counter slots: new rules get one now; those of removed rules are freed
