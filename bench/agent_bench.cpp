@@ -139,6 +139,23 @@ class Agent {
   }
   // ip netns exec execs the agent: the child's pid is the agent's.
   pid_t pid() const { return pid_; }
+  // Kernel memory of the BPF maps the agent holds (memlock in fdinfo, each
+  // map once).
+  double map_mib() const {
+    double total = 0;
+    std::set<std::string> seen;
+    for (const auto& e : fs::directory_iterator("/proc/" + std::to_string(pid_) + "/fdinfo")) {
+      std::ifstream in(e.path());
+      std::string line, id;
+      double memlock = 0;
+      while (std::getline(in, line)) {
+        if (line.rfind("map_id:", 0) == 0) id = line;
+        if (line.rfind("memlock:", 0) == 0) memlock = std::stod(line.substr(8));
+      }
+      if (!id.empty() && seen.insert(id).second) total += memlock;
+    }
+    return total / (1024.0 * 1024.0);
+  }
   // User plus system CPU seconds so far.
   double cpu_s() const {
     std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
@@ -165,15 +182,6 @@ class Agent {
   fs::path dir_;
   pid_t pid_ = -1;
 };
-
-// Kernel memory of every BPF map on the machine (bpftool's bytes_memlock);
-// the agent's share is the difference to before it started.
-double system_map_mib() {
-  auto maps = nlohmann::json::parse(must("bpftool -j map show"));
-  double total = 0;
-  for (const auto& m : maps) total += m.value("bytes_memlock", 0.0);
-  return total / (1024.0 * 1024.0);
-}
 
 size_t count_lines(const fs::path& p) {
   std::ifstream in(p);
@@ -496,16 +504,15 @@ void bench_hotplug(Report& rep) {
 // Agent RSS and the kernel memory of its maps, idle and with 100,000 rules.
 void bench_memory(Report& rep) {
   Ns ns("mem");
-  double before = system_map_mib();
   Agent agent(ns, "");
   Control ctl(agent.sock());
   ctl.ask("show stats\n");  // the plugin is up
-  double idle_rss = agent.status_mib("VmRSS"), idle_maps = system_map_mib() - before;
+  double idle_rss = agent.status_mib("VmRSS"), idle_maps = agent.map_mib();
   ctl.ask("rule replace <<\n" + rules_payload(exact_v4_mix(), 100000) + "\n");
   double rss = agent.status_mib("VmRSS");
   ctl.ask("rule list\n");  // the largest reply the agent builds
   double rss_list = agent.status_mib("VmRSS"), hwm = agent.status_mib("VmHWM");
-  double maps = system_map_mib() - before;
+  double maps = agent.map_mib();
   rep.add({"memory", "agent RSS, idle", idle_rss, "MiB", "", 0});
   rep.add({"memory", "agent RSS, 100000 rules", rss, "MiB", "idle agent", rss / idle_rss});
   rep.add({"memory", "agent RSS, 100000 rules, after rule list", rss_list, "MiB", "idle agent",

@@ -131,9 +131,15 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
           self->arm_idle();
           std::vector<Request> reqs;
           auto err = self->parser_.feed(std::string_view(self->rbuf_.data(), n), reqs);
+          size_t payload_bytes = 0;
           for (const Request& r : reqs) {
             if (self->closing_) break;
             self->handle(r);
+            payload_bytes += r.payload ? r.payload->size() : 0;
+          }
+          if (payload_bytes >= (1u << 20)) {  // a batch of 100,000 rules: give it back
+            reqs.clear();
+            malloc_trim(0);
           }
           if (err) {
             log_warn("control: client pid " + std::to_string(self->info_.pid) + ": " + *err +
