@@ -509,6 +509,8 @@ void bench_memory(Report& rep) {
   ctl.ask("show stats\n");  // the plugin is up
   double idle_rss = agent.status_mib("VmRSS"), idle_maps = agent.map_mib();
   ctl.ask("rule replace <<\n" + rules_payload(exact_v4_mix(), 100000) + "\n");
+  // The host frees the 8 MB request after answering: let it settle.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   double rss = agent.status_mib("VmRSS");
   ctl.ask("rule list\n");  // the largest reply the agent builds
   double rss_list = agent.status_mib("VmRSS"), hwm = agent.status_mib("VmHWM");

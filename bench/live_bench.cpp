@@ -12,7 +12,7 @@
 #include "datapath.hpp"
 #include "datapath/packet_builder.hpp"
 #include "floor.skel.h"
-#include "seed.skel.h"
+#include "seed_baseline.hpp"
 #include "veth_pair.hpp"
 
 using namespace xdpfw;
@@ -115,30 +115,11 @@ int main(int argc, char** argv) {
   // Baselines: floor and the original design (one exact rule, hit).
   std::vector<uint8_t> hit1 = frame_of(exact_v4_mix().hit(0));
   floor_bpf* fl = floor_bpf__open_and_load();
-  seed_bpf* sd = seed_bpf__open_and_load();
-  if (!fl || !sd) die("cannot load the baseline programs");
-  {
-    PacketFields f = exact_v4_mix().hit(0);
-    struct {
-      __u32 src_ip, dst_ip;
-      __u16 src_port, dst_port;
-      __u8 proto, pad[3];
-    } key{};
-    std::memcpy(&key.src_ip, f.src.data(), 4);
-    std::memcpy(&key.dst_ip, f.dst.data(), 4);
-    key.src_port = htons(f.sport);
-    key.dst_port = htons(f.dport);
-    key.proto = f.proto;
-    struct {
-      __u32 action;
-      __u64 hits;
-    } val{1, 0};
-    bpf_map_update_elem(bpf_map__fd(sd->maps.seed_rules), &key, &val, BPF_ANY);
-  }
+  if (!fl) die("cannot load the floor program");
+  Seed seed(1);
   auto floor_r = xdp_rate(bpf_program__fd(fl->progs.floor_main), hit1);
-  auto seed_r = xdp_rate(bpf_program__fd(sd->progs.seed_main), hit1);
+  auto seed_r = xdp_rate(seed.fd(), hit1);
   floor_bpf__destroy(fl);
-  seed_bpf__destroy(sd);
   rep.add({"e2e", "floor (parse and drop)", mpps(floor_r.delivered_pps), "Mpps", "", 0});
   rep.add({"e2e", "generator offered, floor run", mpps(floor_r.offered_pps), "Mpps", "", 0});
   rep.add({"e2e", "seed design, 1 rule", mpps(seed_r.delivered_pps), "Mpps", "floor",

@@ -114,25 +114,6 @@ Parsed parse_frame(const std::vector<uint8_t>& b) {
   }
 }
 
-PacketSpec encapsulate(const PacketFields& f, std::mt19937_64& rng) {
-  auto pick = [&](uint32_t n) { return static_cast<uint32_t>(rng() % n); };
-  PacketSpec s{.f = f};
-  if (uint32_t v = pick(3))
-    s.vlan_tpids = v == 1 ? std::vector<uint16_t>{0x8100} : std::vector<uint16_t>{0x88a8, 0x8100};
-  if (!f.has_l4 && (f.proto == 6 || f.proto == 17 || f.proto == 1 || f.proto == 58))
-    s.frag = Frag::non_first;
-  else if (pick(6) == 0)
-    s.frag = Frag::first;
-  if (f.family == Family::v4) {
-    s.ip_options = 4 * pick(11);
-  } else {
-    const uint8_t kinds[] = {0, 43, 60, 51};
-    for (uint32_t i = 0, n = pick(4); i < n; ++i) s.ext.push_back(kinds[pick(4)]);
-  }
-  s.payload = pick(48);
-  return s;
-}
-
 // Damages the frame once; SPEC says where its headers are (an earlier
 // mutation may have cut the frame: writes past its end are skipped).
 void mutate(std::vector<uint8_t>& b, const PacketSpec& spec, std::mt19937_64& rng) {
@@ -199,7 +180,7 @@ void run_seed(uint64_t seed, int frames) {
   ReferenceClassifier ref(rules, policy.default_action);
   int bad = 0, malformed = 0, non_ip = 0, matched = 0;
   for (int i = 0; i < frames && bad < 5; ++i) {
-    PacketSpec spec = encapsulate(gen.packet(rules), gen.rng());
+    PacketSpec spec = random_encapsulation(gen.packet(rules), gen.rng());
     std::vector<uint8_t> frame = build_packet(spec);
     for (size_t m = 0, n = 1 + gen.rng()() % 3; m < n; ++m) mutate(frame, spec, gen.rng());
     Parsed want = parse_frame(frame);

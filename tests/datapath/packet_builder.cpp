@@ -140,4 +140,27 @@ PacketFields fields6(const char* src, const char* dst, uint8_t proto, uint16_t s
   return p;
 }
 
+PacketSpec random_encapsulation(const PacketFields& f, std::mt19937_64& rng) {
+  auto pick = [&](uint32_t n) { return static_cast<uint32_t>(rng() % n); };
+  PacketSpec s{.f = f};
+  switch (pick(4)) {
+    case 1: s.vlan_tpids = {0x8100}; break;
+    case 2: s.vlan_tpids = {0x88a8, 0x8100}; break;
+    default: break;
+  }
+  if (!f.has_l4 && (f.proto == 6 || f.proto == 17 || f.proto == 1 || f.proto == 58))
+    s.frag = Frag::non_first;
+  else if (pick(8) == 0)
+    s.frag = Frag::first;
+  if (f.family == Family::v4) {
+    s.ip_options = 4 * pick(11);
+  } else {
+    const uint8_t kinds[] = {0, 43, 60, 51};
+    for (uint32_t i = 0, n = pick(4); i < n; ++i) s.ext.push_back(kinds[pick(4)]);
+  }
+  s.tcp_flags = static_cast<uint8_t>(pick(256));
+  s.payload = pick(64);
+  return s;
+}
+
 }  // namespace xdpfw::test

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <random>
 #include <vector>
 
 #include "reference_classifier.hpp"
@@ -28,6 +29,11 @@ std::vector<uint8_t> build_packet(const PacketSpec& s);
 
 // Offsets into a built frame, for tests that corrupt a header.
 size_t l3_offset(const PacketSpec& s);
+
+// F in a random encapsulation: 0-2 VLAN tags, IPv4 options or IPv6
+// extension headers, first fragments (non-first when F has no L4), TCP
+// flags, payload size.
+PacketSpec random_encapsulation(const PacketFields& f, std::mt19937_64& rng);
 
 PacketFields fields4(const char* src, const char* dst, uint8_t proto, uint16_t sport = 0,
                      uint16_t dport = 0);
