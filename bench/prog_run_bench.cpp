@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
   }
   if (const char* r = std::getenv("XDPFW_BENCH_ROUNDS")) g_rounds = std::atoi(r);
 
-  std::vector<uint32_t> counts = {1, 100, 1000, 10000, 100000};
+  std::vector<uint32_t> counts = {1, 10, 100, 1000, 10000, 100000};
   struct sysinfo si {};
   sysinfo(&si);
   // A million exact rules take about 1 GiB of maps and user-space copies.
