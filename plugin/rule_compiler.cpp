@@ -17,17 +17,27 @@ class PortClasses {
   void add(uint16_t lo, uint16_t hi) {
     starts_[lo] = true;
     if (hi < 65535) starts_[hi + 1] = true;
+    ++cover_[lo];
+    --cover_[hi + 1u];
   }
+  // A class is named by its first port. Ports no rule names all share one
+  // class, named by the lowest of them (usually 0): a rule on a new port
+  // then renames that port alone, not the rest of the gap it falls in (a
+  // gap's class is in no key, so which name it has does not matter, only
+  // that no named class has it).
   void finish(std::vector<uint32_t>& table) {
     starts_[0] = true;
     table.assign(XDPFW_PORT_SPACE, 0);
-    uint32_t cur = 0;
+    uint32_t cur = 0, gap = XDPFW_PORT_SPACE;
+    int depth = 0;
     for (uint32_t p = 0; p < XDPFW_PORT_SPACE; ++p) {
+      depth += cover_[p];
       if (starts_[p]) {
         cur = p;
         sorted_.push_back(static_cast<uint16_t>(p));
       }
-      table[p] = cur;
+      if (depth == 0 && gap == XDPFW_PORT_SPACE) gap = p;
+      table[p] = depth ? cur : gap;
     }
   }
   // Class ids covering lo..hi, appended to out.
@@ -39,6 +49,7 @@ class PortClasses {
 
  private:
   std::vector<bool> starts_ = std::vector<bool>(XDPFW_PORT_SPACE, false);
+  std::vector<int> cover_ = std::vector<int>(XDPFW_PORT_SPACE + 1, 0);  // +1 at lo, -1 after hi
   std::vector<uint16_t> sorted_;
 };
 

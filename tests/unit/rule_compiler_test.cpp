@@ -67,10 +67,37 @@ BOOST_AUTO_TEST_CASE(port_classes_are_named_by_their_first_port) {
   BOOST_TEST(t[1500] == 1500u);
   BOOST_TEST(t[1501] == 1501u);
   BOOST_TEST(t[2000] == 1501u);
-  BOOST_TEST(t[2001] == 2001u);
-  BOOST_TEST(t[65535] == 2001u);
+  // Ports no rule names share the class of the lowest of them (0 here).
+  BOOST_TEST(t[2001] == 0u);
+  BOOST_TEST(t[65535] == 0u);
   // tcp 1000-2000 spans classes 1000, 1500, 1501; udp 1500 one class; both families
   BOOST_TEST(c.v4.size() == 4u);
+}
+
+BOOST_AUTO_TEST_CASE(a_rule_on_a_new_port_renames_that_port_only) {
+  auto before = compile_rules(rules({"proto udp dport 53 action pass"}), Policy{});
+  auto after = compile_rules(
+      rules({"proto udp dport 53 action pass", "proto udp dport 8080 action drop"}), Policy{});
+  const auto& a = before.port_class[XDPFW_FIELD_DPORT];
+  const auto& b = after.port_class[XDPFW_FIELD_DPORT];
+  int changed = 0;
+  for (size_t p = 0; p < a.size(); ++p) changed += a[p] != b[p];
+  BOOST_TEST(changed == 1);
+  BOOST_TEST(b[8080] == 8080u);
+}
+
+BOOST_AUTO_TEST_CASE(the_gap_class_is_never_a_named_class) {
+  // Port 0 and 1 named: the gap takes the lowest unnamed port, 2.
+  auto c = compile_rules(
+      rules({"proto tcp dport 0-1 action drop", "proto tcp dport 5 action drop"}), Policy{});
+  const auto& t = c.port_class[XDPFW_FIELD_DPORT];
+  BOOST_TEST(t[0] == 0u);
+  BOOST_TEST(t[1] == 0u);
+  BOOST_TEST(t[2] == 2u);
+  BOOST_TEST(t[4] == 2u);
+  BOOST_TEST(t[5] == 5u);
+  BOOST_TEST(t[6] == 2u);
+  BOOST_TEST(t[65535] == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(best_rule_kept_per_key) {
