@@ -330,8 +330,9 @@ void bench_control(Report& rep) {
   };
   int count = g_quick ? 20 : 200;
   auto noop = round_trips("version", count, 0, [](int) { return std::string("version\n"); });
+  // Each add is a new exact 5-tuple (addresses and ports no other rule has).
   auto add_new = [](int i) {
-    Rule r = sources_v4_mix().rule(200000 + static_cast<uint32_t>(i));
+    Rule r = exact_v4_mix().rule(160000 + static_cast<uint32_t>(i));
     r.action = Action::drop;
     return "rule add " + format_rule(r) + "\n";
   };
