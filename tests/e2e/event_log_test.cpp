@@ -172,7 +172,7 @@ BOOST_AUTO_TEST_CASE(reopen_and_vanished_folder) {
   close(tx);
 }
 
-BOOST_AUTO_TEST_CASE(full_disk_costs_lines_not_filtering) {
+BOOST_AUTO_TEST_CASE(full_disk_costs_lines_not_filtering_and_logging_resumes) {
   Pair p;
   FirewallAgent fw(p.fw_ns, "interfaces = fw*\nevent-rate = 100000\nevent-burst = 100000\n",
                    "id 1 proto udp dport 6000 action drop\n");
@@ -197,6 +197,11 @@ BOOST_AUTO_TEST_CASE(full_disk_costs_lines_not_filtering) {
   json s = json::parse(fw.ask("show stats json"));
   BOOST_TEST(s["log_dropped"].get<uint64_t>() > 0u);
   BOOST_TEST(!fw.host->exited());
+  // Space again (the operator emptied the file): logging resumes by itself.
+  fs::resize_file(fw.log_file(), 0);
+  uint64_t lines = stat_of(fw, "log_lines");
+  until_logged(fw, tx, AF_INET, "198.18.0.1", 7999);
+  BOOST_TEST(stat_of(fw, "log_lines") > lines);
   close(tx);
 }
 
