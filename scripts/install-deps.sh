@@ -6,6 +6,7 @@ export DEBIAN_FRONTEND=noninteractive
 pkgs=(
   build-essential cmake pkg-config
   clang libbpf-dev bpftool linux-libc-dev
+  libclang-rt-14-dev  # ASan, UBSan, libFuzzer runtimes (only recommended by clang)
   libboost-dev libboost-program-options-dev libboost-test-dev
   libnl-3-dev libnl-route-3-dev nlohmann-json3-dev
   iproute2 socat ethtool
