@@ -462,8 +462,6 @@ void bench_hotplug(Report& rep) {
     single.push_back(wait_attached({name}, t0)[0]);
     must(batch(file, "link del " + name + "\n"));
   }
-  if (std::getenv("XDPFW_BENCH_VERBOSE"))
-    for (double v : single) std::fprintf(stderr, "    single link attached after %.1f ms\n", v);
   std::string text, del;
   std::vector<std::string> names;
   for (int i = 0; i < 200; ++i) {

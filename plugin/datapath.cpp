@@ -202,13 +202,18 @@ void Datapath::write_config() {
         "write xdpfw_config");
 }
 
-void Datapath::wait_for_readers() {
-  // Replacing an element of a map-of-maps returns only after an RCU grace
-  // period: every XDP run that could have read the old slot has finished.
+// Replacing an element of a map-of-maps returns only after an RCU grace
+// period: every XDP run that could have read the old slot has finished.
+// Plain fds, no members: it also runs on the catch-up thread.
+static int sync_with_readers(int outer, int inner) {
   __u32 zero = 0;
-  int inner = bpf_map__fd(skel_->maps.xdpfw_sync_inner);
+  return bpf_map_update_elem(outer, &zero, &inner, BPF_ANY);
+}
+
+void Datapath::wait_for_readers() {
   errno = 0;
-  check(bpf_map_update_elem(bpf_map__fd(skel_->maps.xdpfw_sync), &zero, &inner, BPF_ANY),
+  check(sync_with_readers(bpf_map__fd(skel_->maps.xdpfw_sync),
+                          bpf_map__fd(skel_->maps.xdpfw_sync_inner)),
         "wait for XDP readers (xdpfw_sync)");
 }
 
@@ -369,10 +374,7 @@ void Datapath::apply(const std::vector<Rule>& rules, const Policy& policy) {
   int outer = bpf_map__fd(skel_->maps.xdpfw_sync);
   int inner = bpf_map__fd(skel_->maps.xdpfw_sync_inner);
   grace_ok_ = false;
-  grace_ = std::thread([this, outer, inner] {
-    __u32 zero = 0;
-    grace_ok_ = bpf_map_update_elem(outer, &zero, &inner, BPF_ANY) == 0;
-  });
+  grace_ = std::thread([this, outer, inner] { grace_ok_ = sync_with_readers(outer, inner) == 0; });
 }
 
 // The tail of the previous apply: after its grace period, the slot it

@@ -294,15 +294,10 @@ CommandOutput Firewall::rule_replace(const std::string* payload) {
             "rule replace: expects the new rules as a payload: 'rule replace <<', one "
             "rule per line, then an empty line"};
   try {
-    size_t n;
-    {
-      auto list = store_.parsed("payload", *payload);
-      n = list.size();
-      install(std::move(list));
-    }
-    // A bulk change leaves megabytes of freed parse and compile buffers:
-    // give them back to the system rather than keep them in the heap.
-    malloc_trim(0);
+    // (The host gives a big payload's memory back once it is answered.)
+    auto list = store_.parsed("payload", *payload);
+    size_t n = list.size();
+    install(std::move(list));
     return {true, "replaced: " + std::to_string(n) + " rule(s)"};
   } catch (const std::exception& e) {
     return fail("rule replace", e);
