@@ -51,6 +51,7 @@ run() {  # NAME CMD...: tables to the report, summary line to the terminal
   grep -v '^SUMMARY' "$out/$name.md" >>"$out/report.md"
 }
 run per_packet "$bin"/xdpfw_prog_run_bench $quick --plot "$out/per_packet.dat"
+run classbench "$bin"/xdpfw_classbench_bench $quick
 run e2e "$bin"/xdpfw_live_bench $quick
 run agent "$bin"/xdpfw_agent_bench $quick
 

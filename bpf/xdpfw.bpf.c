@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* xdpfw.bpf.c: the firewall's packet path. parse -> classify against the
- * active rule set (tuple space search, docs/DATAPATH.md) -> count -> verdict,
+ * active rule set (TupleMerge with candidate masks, docs/DATAPATH.md) -> count -> verdict,
  * and a rate-limited perf event for packets no rule matched. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -23,126 +23,307 @@ static __always_inline __u64 bucket_clock_ns(void)
 	return bpf_ktime_get_coarse_ns();
 }
 
-static __always_inline void port_classes(__u32 slot, const struct xdpfw_pkt *pkt, __u16 *sclass,
-					 __u16 *dclass)
+/* Bits set in x. Arithmetic only: branches (or a counter kept in the loop)
+ * would hand the verifier one state per value. */
+static __always_inline __u32 popcount64(__u64 x)
 {
-	__u32 base = slot * 2 * XDPFW_PORT_SPACE;
-	__u32 idx;
-	__u32 *c;
-
-	idx = base + XDPFW_FIELD_SPORT * XDPFW_PORT_SPACE + pkt->sport;
-	c = bpf_map_lookup_elem(&xdpfw_port_class, &idx);
-	*sclass = c ? *c : 0;
-	idx = base + XDPFW_FIELD_DPORT * XDPFW_PORT_SPACE + pkt->dport;
-	c = bpf_map_lookup_elem(&xdpfw_port_class, &idx);
-	*dclass = c ? *c : 0;
+	x = x - ((x >> 1) & 0x5555555555555555ULL);
+	x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+	return (x * 0x0101010101010101ULL) >> 56;
 }
 
-/* State of one walk over the shapes of a family (bpf_loop context). */
+/* Index of the lowest bit set in w (w != 0). */
+static __always_inline __u32 lowest_bit(__u64 w)
+{
+	return popcount64((w & -w) - 1);
+}
+
+/* State of one classification (bpf_loop context). */
 struct classify_ctx {
 	const struct xdpfw_ruleset *rs;
 	const struct xdpfw_pkt *pkt;
+	__u64 m[XDPFW_MASK_WORDS]; /* tables still worth probing */
 	__u64 best_order;
-	__u32 best_slot;
-	__u32 n;
+	__u32 best_counter;
 	__u32 slot;
-	__u16 sclass;
-	__u16 dclass;
 	__u8 best_action;
 };
 
-/* Returns the shape to visit at index i, or NULL when the walk is over. */
-static __always_inline const struct xdpfw_shape *next_shape(struct classify_ctx *c, __u32 fam,
-							    __u32 i)
+static __always_inline void and_summary(struct classify_ctx *c, __u32 fam, __u32 field, __u32 v)
 {
-	const struct xdpfw_shape *s;
+	__u32 idx = ((c->slot * 2 + fam) * XDPFW_SUMMARY_FIELDS + field) * XDPFW_SUMMARY_SPACE + v;
+	struct xdpfw_tmask *t = bpf_map_lookup_elem(&xdpfw_summary, &idx);
 
-	if (i >= c->n)
-		return NULL;
-	/* bpf_loop never passes i >= XDPFW_MAX_SHAPES; the mask proves it to the verifier */
-	s = &c->rs->shapes[fam][i & (XDPFW_MAX_SHAPES - 1)];
-	/* shapes are sorted by min_order: nothing better follows */
-	if (c->best_order <= s->min_order)
-		return NULL;
-	return s;
+	if (!t) {
+		c->m[0] = c->m[1] = 0;
+		return;
+	}
+	c->m[0] &= t->w[0];
+	c->m[1] &= t->w[1];
 }
 
-#define FILL_KEY_HEAD(key, s, c)                                                                   \
+/* The tables that could hold a match: the proto mask, the port mask (or the
+ * tables that need no ports), and the address summaries the compiler found
+ * worth reading. */
+static __always_inline void candidates(struct classify_ctx *c, __u32 fam)
+{
+	const struct xdpfw_ruleset *rs = c->rs;
+	const struct xdpfw_pkt *p = c->pkt;
+	__u8 use = rs->summaries[fam];
+
+	c->m[0] = rs->proto[fam][p->proto].w[0];
+	c->m[1] = rs->proto[fam][p->proto].w[1];
+	if (!p->has_ports) {
+		c->m[0] &= rs->noport[fam].w[0];
+		c->m[1] &= rs->noport[fam].w[1];
+	} else if (use & (1 << XDPFW_SUMMARY_DPORT)) {
+		and_summary(c, fam, XDPFW_SUMMARY_DPORT, p->dport);
+	}
+	/* IPv4: the top 16 bits; IPv6: bits 32-47 (a /16 of 2001:db8::/32 is one value) */
+	if (use & (1 << XDPFW_SUMMARY_SRC))
+		and_summary(c, fam, XDPFW_SUMMARY_SRC,
+			    bpf_ntohl(fam == XDPFW_FAMILY_V4 ? p->src[0] : p->src[1]) >> 16);
+	if (use & (1 << XDPFW_SUMMARY_DST))
+		and_summary(c, fam, XDPFW_SUMMARY_DST,
+			    bpf_ntohl(fam == XDPFW_FAMILY_V4 ? p->dst[0] : p->dst[1]) >> 16);
+}
+
+static __always_inline int cand_matches(const struct xdpfw_cand *r, const struct xdpfw_pkt *p,
+					__u32 fam)
+{
+	if ((p->src[0] ^ r->src[0]) & r->src_mask[0])
+		return 0;
+	if ((p->dst[0] ^ r->dst[0]) & r->dst_mask[0])
+		return 0;
+	if (fam == XDPFW_FAMILY_V6) {
+		if (((p->src[1] ^ r->src[1]) & r->src_mask[1]) |
+		    ((p->src[2] ^ r->src[2]) & r->src_mask[2]) |
+		    ((p->src[3] ^ r->src[3]) & r->src_mask[3]))
+			return 0;
+		if (((p->dst[1] ^ r->dst[1]) & r->dst_mask[1]) |
+		    ((p->dst[2] ^ r->dst[2]) & r->dst_mask[2]) |
+		    ((p->dst[3] ^ r->dst[3]) & r->dst_mask[3]))
+			return 0;
+	}
+	if ((r->flags & XDPFW_CAND_PROTO) && p->proto != r->proto)
+		return 0;
+	if (r->flags & XDPFW_CAND_L4) {
+		if (!p->has_ports)
+			return 0;
+		if (p->sport < r->sport_lo || p->sport > r->sport_hi)
+			return 0;
+		if (p->dport < r->dport_lo || p->dport > r->dport_hi)
+			return 0;
+	}
+	return 1;
+}
+
+struct scan_ctx {
+	struct classify_ctx *c;
+	const struct xdpfw_bucket *b;
+	__u32 fam;
+	__u32 done; /* no later candidate (or chained bucket) can win */
+};
+
+/* Candidate j of a bucket (bpf_loop callback): the first that matches is the
+ * best of the bucket; stop as soon as none left can beat the best so far. */
+static long scan_cand(__u32 j, void *arg)
+{
+	struct scan_ctx *s = arg;
+	struct classify_ctx *c = s->c;
+	const struct xdpfw_cand *r;
+	__u32 idx = s->b->cand[j & (XDPFW_BUCKET_SIZE - 1)];
+
+	r = bpf_map_lookup_elem(&xdpfw_cands, &idx);
+	if (!r || r->order >= c->best_order) {
+		s->done = 1;
+		return 1;
+	}
+	if (!cand_matches(r, c->pkt, s->fam))
+		return 0;
+	c->best_order = r->order;
+	c->best_counter = r->counter;
+	c->best_action = r->action;
+	s->done = 1;
+	return 1;
+}
+
+/* Returns non-zero when the chain after this bucket need not be read. */
+static __always_inline __u32 scan_bucket(struct classify_ctx *c, const struct xdpfw_bucket *b,
+					 __u32 fam)
+{
+	struct scan_ctx s = {.c = c, .b = b, .fam = fam};
+	__u32 n = b->n;
+
+	if (n > XDPFW_BUCKET_SIZE)
+		n = XDPFW_BUCKET_SIZE;
+	bpf_loop(n, scan_cand, &s, 0);
+	return s.done || !b->more;
+}
+
+/* The links after the first of a bucket chain (rare: only where more than
+ * XDPFW_BUCKET_SIZE rules agree on every hashed field). */
+struct chain_ctx {
+	struct classify_ctx *c;
+	void *key; /* struct xdpfw_key4 or xdpfw_key6 */
+	__u32 fam;
+};
+
+static long visit_link(__u32 j, void *arg)
+{
+	struct chain_ctx *h = arg;
+	const struct xdpfw_bucket *b;
+
+	if (h->fam == XDPFW_FAMILY_V4) {
+		struct xdpfw_key4 *k = h->key;
+
+		k->chain = j + 1;
+		b = bpf_map_lookup_elem(&xdpfw_buckets_v4, k);
+	} else {
+		struct xdpfw_key6 *k = h->key;
+
+		k->chain = j + 1;
+		b = bpf_map_lookup_elem(&xdpfw_buckets_v6, k);
+	}
+	if (!b)
+		return 1;
+	return scan_bucket(h->c, b, h->fam);
+}
+
+static __always_inline void scan_chain(struct classify_ctx *c, const struct xdpfw_bucket *b,
+				       void *key, __u32 fam)
+{
+	struct chain_ctx h = {.c = c, .key = key, .fam = fam};
+
+	if (scan_bucket(c, b, fam))
+		return;
+	bpf_loop(XDPFW_MAX_CHAIN - 1, visit_link, &h, 0);
+}
+
+#define FILL_KEY_HEAD(key, t, i, c)                                                                \
 	do {                                                                                       \
-		(key).meta = (c)->slot | ((s)->flags << 1);                                        \
-		(key).proto = ((s)->flags & XDPFW_SHAPE_PROTO) ? (c)->pkt->proto : 0;              \
-		(key).src_plen = (s)->src_plen;                                                    \
-		(key).dst_plen = (s)->dst_plen;                                                    \
-		(key).sport_class = ((s)->flags & XDPFW_SHAPE_SPORT) ? (c)->sclass : 0;            \
-		(key).dport_class = ((s)->flags & XDPFW_SHAPE_DPORT) ? (c)->dclass : 0;            \
+		(key).slot = (c)->slot;                                                            \
+		(key).table = (i);                                                                 \
+		(key).proto = (c)->pkt->proto & (t)->proto_mask;                                   \
+		(key).chain = 0;                                                                   \
+		(key).sport = (c)->pkt->sport & (t)->sport_mask;                                   \
+		(key).dport = (c)->pkt->dport & (t)->dport_mask;                                   \
 	} while (0)
 
-static __always_inline void take(struct classify_ctx *c, const struct xdpfw_match *m)
+/* Takes the next candidate table (lowest bit = best min_order), or NULL
+ * when none is left that could beat the best match so far. Only the bits of
+ * tables probed are cleared: classify() counts probes from them. */
+static __always_inline const struct xdpfw_table *next_table(struct classify_ctx *c, __u32 fam,
+							    __u32 *index)
 {
-	if (m && m->order < c->best_order) {
-		c->best_order = m->order;
-		c->best_slot = m->rule_slot;
-		c->best_action = m->action;
+	const struct xdpfw_table *t;
+	__u32 w, i;
+
+	if (c->m[0]) {
+		w = 0;
+		i = lowest_bit(c->m[0]);
+	} else if (c->m[1]) {
+		w = 1;
+		i = 64 + lowest_bit(c->m[1]);
+	} else {
+		return NULL;
 	}
+	i &= XDPFW_MAX_TABLES - 1;
+	t = &c->rs->tables[fam][i];
+	if (c->best_order <= t->min_order)
+		return NULL;
+	if (w == 0)
+		c->m[0] &= c->m[0] - 1;
+	else
+		c->m[1] &= c->m[1] - 1;
+	*index = i;
+	return t;
 }
 
-static long visit_shape4(__u32 i, void *arg)
+static long visit_table4(__u32 unused, void *arg)
 {
 	struct classify_ctx *c = arg;
-	const struct xdpfw_shape *s = next_shape(c, XDPFW_FAMILY_V4, i);
-	struct xdpfw_key4 k;
-
-	if (!s)
-		return 1;
-	if ((s->flags & XDPFW_SHAPE_L4) && !c->pkt->has_ports)
-		return 0;
-	FILL_KEY_HEAD(k, s, c);
-	k.src = c->pkt->src[0] & s->src_mask[0];
-	k.dst = c->pkt->dst[0] & s->dst_mask[0];
-	take(c, bpf_map_lookup_elem(&xdpfw_rules_v4, &k));
-	return 0;
-}
-
-static long visit_shape6(__u32 i, void *arg)
-{
-	struct classify_ctx *c = arg;
-	const struct xdpfw_shape *s = next_shape(c, XDPFW_FAMILY_V6, i);
 	const struct xdpfw_pkt *p = c->pkt;
-	struct xdpfw_key6 k;
+	const struct xdpfw_bucket *b;
+	const struct xdpfw_table *t;
+	struct xdpfw_key4 k;
+	__u32 i;
 
-	if (!s)
+	t = next_table(c, XDPFW_FAMILY_V4, &i);
+	if (!t)
 		return 1;
-	if ((s->flags & XDPFW_SHAPE_L4) && !p->has_ports)
-		return 0;
-	FILL_KEY_HEAD(k, s, c);
-	k.src[0] = p->src[0] & s->src_mask[0];
-	k.src[1] = p->src[1] & s->src_mask[1];
-	k.src[2] = p->src[2] & s->src_mask[2];
-	k.src[3] = p->src[3] & s->src_mask[3];
-	k.dst[0] = p->dst[0] & s->dst_mask[0];
-	k.dst[1] = p->dst[1] & s->dst_mask[1];
-	k.dst[2] = p->dst[2] & s->dst_mask[2];
-	k.dst[3] = p->dst[3] & s->dst_mask[3];
-	take(c, bpf_map_lookup_elem(&xdpfw_rules_v6, &k));
+	FILL_KEY_HEAD(k, t, i, c);
+	k.src = p->src[0] & t->src_mask[0];
+	k.dst = p->dst[0] & t->dst_mask[0];
+	b = bpf_map_lookup_elem(&xdpfw_buckets_v4, &k);
+	if (b)
+		scan_chain(c, b, &k, XDPFW_FAMILY_V4);
 	return 0;
 }
 
-/* Tuple space search: one hash lookup per shape of the packet's family,
- * best (priority, id) wins. Fills c->best_*; best_order stays ORDER_NONE
- * when nothing matched. */
-static __always_inline void classify(struct classify_ctx *c)
+static long visit_table6(__u32 unused, void *arg)
+{
+	struct classify_ctx *c = arg;
+	const struct xdpfw_pkt *p = c->pkt;
+	const struct xdpfw_bucket *b;
+	const struct xdpfw_table *t;
+	struct xdpfw_key6 k;
+	__u32 i;
+
+	t = next_table(c, XDPFW_FAMILY_V6, &i);
+	if (!t)
+		return 1;
+	FILL_KEY_HEAD(k, t, i, c);
+	k.src[0] = p->src[0] & t->src_mask[0];
+	k.src[1] = p->src[1] & t->src_mask[1];
+	k.src[2] = p->src[2] & t->src_mask[2];
+	k.src[3] = p->src[3] & t->src_mask[3];
+	k.dst[0] = p->dst[0] & t->dst_mask[0];
+	k.dst[1] = p->dst[1] & t->dst_mask[1];
+	k.dst[2] = p->dst[2] & t->dst_mask[2];
+	k.dst[3] = p->dst[3] & t->dst_mask[3];
+	b = bpf_map_lookup_elem(&xdpfw_buckets_v6, &k);
+	if (b)
+		scan_chain(c, b, &k, XDPFW_FAMILY_V6);
+	return 0;
+}
+
+/* TupleMerge with candidate masks (docs/DATAPATH.md): the tables that could
+ * match, best first, one hash probe each, a short bucket scan, early stop.
+ * Fills c->best_*; best_order stays ORDER_NONE when nothing matched.
+ * Returns the number of tables probed. */
+static __always_inline __u32 classify(struct classify_ctx *c)
 {
 	__u32 fam = c->pkt->family & 1;
+	__u32 before;
 
-	c->n = c->rs->nshapes[fam];
-	if (!c->n)
-		return;
-	if (c->pkt->has_ports)
-		port_classes(c->slot, c->pkt, &c->sclass, &c->dclass);
+	if (!c->rs->ntables[fam])
+		return 0;
+	candidates(c, fam);
+	before = popcount64(c->m[0]) + popcount64(c->m[1]);
 	if (fam == XDPFW_FAMILY_V4)
-		bpf_loop(XDPFW_MAX_SHAPES, visit_shape4, c, 0);
+		bpf_loop(XDPFW_MAX_TABLES, visit_table4, c, 0);
 	else
-		bpf_loop(XDPFW_MAX_SHAPES, visit_shape6, c, 0);
+		bpf_loop(XDPFW_MAX_TABLES, visit_table6, c, 0);
+	return before - popcount64(c->m[0]) - popcount64(c->m[1]);
+}
+
+static __always_inline void count_probes(struct xdpfw_stats *st, __u32 probes)
+{
+	__u32 s;
+
+	if (probes <= 2)
+		s = XDPFW_STAT_PROBES_0 + probes;
+	else if (probes <= 4)
+		s = XDPFW_STAT_PROBES_3_4;
+	else if (probes <= 8)
+		s = XDPFW_STAT_PROBES_5_8;
+	else if (probes <= 16)
+		s = XDPFW_STAT_PROBES_9_16;
+	else
+		s = XDPFW_STAT_PROBES_17_PLUS;
+	st->c[s]++;
 }
 
 static __always_inline int verdict(__u8 action, struct xdpfw_stats *st, int drop_stat,
@@ -255,11 +436,11 @@ int xdpfw_main(struct xdp_md *ctx)
 	    .best_order = ORDER_NONE,
 	    .slot = slot,
 	};
-	classify(&c);
+	count_probes(st, classify(&c));
 	if (c.best_order != ORDER_NONE) {
 		struct xdpfw_rule_counters *rc;
 
-		rc = bpf_map_lookup_elem(&xdpfw_rule_counters, &c.best_slot);
+		rc = bpf_map_lookup_elem(&xdpfw_rule_counters, &c.best_counter);
 		if (rc) {
 			rc->packets++;
 			rc->bytes += len;

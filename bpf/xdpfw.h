@@ -8,14 +8,16 @@
 #include <linux/types.h>
 
 /* ---- limits (enforced by the user-space compiler, see docs/DATAPATH.md) ---- */
-#define XDPFW_MAX_SHAPES	     64	   /* distinct mask shapes per address family */
-#define XDPFW_MAX_VLAN_TAGS	     2	   /* 802.1Q / 802.1ad tags walked */
-#define XDPFW_MAX_IPV6_EXT	     8	   /* IPv6 extension headers walked */
-#define XDPFW_PORT_SPACE	     65536 /* entries per port-class table */
-#define XDPFW_SLOTS		     2	   /* double-buffered rule sets */
-#define XDPFW_DEFAULT_MAX_RULES	     131072
-#define XDPFW_DEFAULT_MAX_ENTRIES    1048576 /* per family hash map, both slots */
-#define XDPFW_MAX_EXPANSION_PER_RULE 65536   /* sport classes x dport classes */
+#define XDPFW_MAX_TABLES	  128 /* TupleMerge tables per address family */
+#define XDPFW_MASK_WORDS	  2   /* u64 words of a table bitmask (XDPFW_MAX_TABLES / 64) */
+#define XDPFW_BUCKET_SIZE	  16  /* candidate rules per hash bucket */
+#define XDPFW_MAX_CHAIN		  256 /* buckets chained under one key (more rules than one holds) */
+#define XDPFW_MAX_VLAN_TAGS	  2   /* 802.1Q / 802.1ad tags walked */
+#define XDPFW_MAX_IPV6_EXT	  8   /* IPv6 extension headers walked */
+#define XDPFW_SUMMARY_SPACE	  65536 /* entries per summary field */
+#define XDPFW_SLOTS		  2	/* double-buffered rule sets */
+#define XDPFW_DEFAULT_MAX_RULES	  131072
+#define XDPFW_DEFAULT_MAX_ENTRIES (XDPFW_SLOTS * XDPFW_DEFAULT_MAX_RULES) /* buckets per family map */
 
 enum xdpfw_family {
 	XDPFW_FAMILY_V4 = 0,
@@ -27,74 +29,112 @@ enum xdpfw_action {
 	XDPFW_ACTION_DROP = 1,
 };
 
-/* Which fields of a shape are constrained. Stored in the key's meta byte
- * (bit 0 is the slot) so that two shapes with equal prefix lengths can never
- * produce the same key. */
-enum xdpfw_shape_flags {
-	XDPFW_SHAPE_PROTO = 1 << 0, /* proto compared */
-	XDPFW_SHAPE_L4 = 1 << 1,    /* packet must carry ports / icmp type+code */
-	XDPFW_SHAPE_SPORT = 1 << 2, /* sport (icmp type) class compared */
-	XDPFW_SHAPE_DPORT = 1 << 3, /* dport (icmp code) class compared */
+/* The fields a table hashes, beyond its two prefix lengths. */
+enum xdpfw_table_flags {
+	XDPFW_TABLE_PROTO = 1 << 0, /* proto in the key */
+	XDPFW_TABLE_SPORT = 1 << 1, /* exact sport (icmp type) in the key */
+	XDPFW_TABLE_DPORT = 1 << 2, /* exact dport (icmp code) in the key */
 };
 
-/* port_class map index: ((slot * 2) + field) * XDPFW_PORT_SPACE + port */
-enum xdpfw_port_field {
-	XDPFW_FIELD_SPORT = 0, /* also ICMP type */
-	XDPFW_FIELD_DPORT = 1, /* also ICMP code */
+/* What a candidate rule constrains, checked in the bucket scan. */
+enum xdpfw_cand_flags {
+	XDPFW_CAND_PROTO = 1 << 0, /* proto compared */
+	XDPFW_CAND_L4 = 1 << 1,	   /* packet must carry ports (icmp: type/code) */
 };
 
-/* One mask shape of the tuple space. Masks are in network byte order. */
-struct xdpfw_shape {
+/* Summary fields: per packet, one array read each gives the tables that
+ * could hold a match (their bits ANDed with the proto mask of the header). */
+enum xdpfw_summary_field {
+	XDPFW_SUMMARY_DPORT = 0, /* dport (icmp code) */
+	XDPFW_SUMMARY_SRC = 1,	 /* IPv4: address bits 0-15; IPv6: bits 32-47 */
+	XDPFW_SUMMARY_DST = 2,
+	XDPFW_SUMMARY_FIELDS = 3,
+};
+
+/* xdpfw_summary index: ((slot * 2 + family) * XDPFW_SUMMARY_FIELDS + field)
+ * * XDPFW_SUMMARY_SPACE + value */
+
+/* A set of tables of one family: bit i = table i. */
+struct xdpfw_tmask {
+	__u64 w[XDPFW_MASK_WORDS];
+};
+
+/* One TupleMerge table: a rule sits in it when its prefixes are at least as
+ * long as the table's and it names every field the table hashes. Masks are in
+ * network byte order. */
+struct xdpfw_table {
 	__u32 src_mask[4];
 	__u32 dst_mask[4];
-	__u64 min_order; /* best (priority << 32 | id) of the rules in it */
-	__u8 flags;	 /* enum xdpfw_shape_flags */
-	__u8 src_plen;
-	__u8 dst_plen;
-	__u8 pad[5];
+	__u64 min_order;  /* best (priority << 32 | id) of the rules in it */
+	__u16 sport_mask; /* 0xffff when hashed, else 0 (no branches per key) */
+	__u16 dport_mask;
+	__u8 proto_mask;
+	__u8 flags; /* enum xdpfw_table_flags */
+	__u8 pad[2];
 };
 
-/* One rule set (one per slot): policies and the shapes to visit, in order
- * of min_order, per family. */
+/* One rule set (one per slot). Tables of a family are sorted by min_order;
+ * table i is bit i of every mask and the table id in its keys. */
 struct xdpfw_ruleset {
 	__u64 generation;
 	__u8 default_action;   /* enum xdpfw_action: no rule matched */
 	__u8 malformed_action; /* enum xdpfw_action: parser could not read the packet */
-	__u8 pad[2];
-	__u32 nshapes[2]; /* per family */
-	__u32 pad2;
-	struct xdpfw_shape shapes[2][XDPFW_MAX_SHAPES];
+	__u8 summaries[2];     /* per family: bit f = summary field f is worth reading */
+	__u32 ntables[2];      /* per family */
+	struct xdpfw_tmask noport[2];	   /* tables holding a rule that needs no ports */
+	struct xdpfw_tmask proto[2][256]; /* tables that may match this protocol */
+	struct xdpfw_table tables[2][XDPFW_MAX_TABLES];
 };
 
-/* Hash keys. meta = slot | flags << 1. Ports are classes (see DATAPATH.md). */
+/* Hash keys of the bucket maps: fields masked to the table's shape. */
 struct xdpfw_key4 {
-	__u8 meta;
+	__u8 slot;
+	__u8 table;
 	__u8 proto;
-	__u8 src_plen;
-	__u8 dst_plen;
-	__u16 sport_class;
-	__u16 dport_class;
+	__u8 chain; /* link of a bucket chain: 0, then 1, 2, ... while "more" */
+	__u16 sport;
+	__u16 dport;
 	__u32 src;
 	__u32 dst;
 };
 
 struct xdpfw_key6 {
-	__u8 meta;
+	__u8 slot;
+	__u8 table;
 	__u8 proto;
-	__u8 src_plen;
-	__u8 dst_plen;
-	__u16 sport_class;
-	__u16 dport_class;
+	__u8 chain; /* link of a bucket chain: 0, then 1, 2, ... while "more" */
+	__u16 sport;
+	__u16 dport;
 	__u32 src[4];
 	__u32 dst[4];
 };
 
-/* Value of a key: the best rule among those that produce the key. */
-struct xdpfw_match {
-	__u64 order;	 /* priority << 32 | rule id: lower wins */
-	__u32 rule_slot; /* index into rule_counters */
-	__u8 action;	 /* enum xdpfw_action */
-	__u8 pad[3];
+/* The rules that share one key of one table, best (priority, id) first:
+ * indexes into xdpfw_cands. When more than XDPFW_BUCKET_SIZE rules agree on
+ * every hashed field, the list goes on in the bucket of the same key with
+ * chain + 1. */
+struct xdpfw_bucket {
+	__u8 n;
+	__u8 more; /* the next link exists */
+	__u8 pad[2];
+	__u32 cand[XDPFW_BUCKET_SIZE];
+};
+
+/* One rule as the bucket scan checks it. xdpfw_cands index:
+ * slot * max_rules + counter (the rule's xdpfw_rule_counters index). */
+struct xdpfw_cand {
+	__u64 order; /* priority << 32 | rule id: lower wins */
+	__u32 src[4];
+	__u32 src_mask[4];
+	__u32 dst[4];
+	__u32 dst_mask[4];
+	__u16 sport_lo, sport_hi; /* icmp: type */
+	__u16 dport_lo, dport_hi; /* icmp: code */
+	__u32 counter;
+	__u8 proto;
+	__u8 flags;  /* enum xdpfw_cand_flags */
+	__u8 action; /* enum xdpfw_action */
+	__u8 pad[5];
 };
 
 /* Global run-time settings (one entry). */
@@ -137,6 +177,14 @@ enum xdpfw_stat {
 	XDPFW_STAT_EVENTS_SENT,
 	XDPFW_STAT_EVENTS_SUPPRESSED, /* over the rate limit */
 	XDPFW_STAT_EVENTS_FAILED,     /* perf buffer full or not open */
+	/* tables probed (hash lookups) per classified packet: one of these each */
+	XDPFW_STAT_PROBES_0,
+	XDPFW_STAT_PROBES_1,
+	XDPFW_STAT_PROBES_2,
+	XDPFW_STAT_PROBES_3_4,
+	XDPFW_STAT_PROBES_5_8,
+	XDPFW_STAT_PROBES_9_16,
+	XDPFW_STAT_PROBES_17_PLUS,
 	XDPFW_STAT_MAX,
 };
 

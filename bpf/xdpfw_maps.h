@@ -23,26 +23,33 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, XDPFW_SLOTS * 2 * XDPFW_PORT_SPACE);
+	__uint(max_entries, XDPFW_SLOTS * 2 * XDPFW_SUMMARY_FIELDS * XDPFW_SUMMARY_SPACE);
 	__type(key, __u32);
-	__type(value, __u32);
-} xdpfw_port_class SEC(".maps");
+	__type(value, struct xdpfw_tmask);
+} xdpfw_summary SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, XDPFW_DEFAULT_MAX_ENTRIES); /* set at load */
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct xdpfw_key4);
-	__type(value, struct xdpfw_match);
-} xdpfw_rules_v4 SEC(".maps");
+	__type(value, struct xdpfw_bucket);
+} xdpfw_buckets_v4 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, XDPFW_DEFAULT_MAX_ENTRIES); /* set at load */
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct xdpfw_key6);
-	__type(value, struct xdpfw_match);
-} xdpfw_rules_v6 SEC(".maps");
+	__type(value, struct xdpfw_bucket);
+} xdpfw_buckets_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XDPFW_SLOTS * XDPFW_DEFAULT_MAX_RULES); /* set at load */
+	__type(key, __u32);
+	__type(value, struct xdpfw_cand);
+} xdpfw_cands SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

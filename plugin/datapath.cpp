@@ -26,14 +26,9 @@ void check(int rc, const std::string& what) {
 template <typename K>
 struct Diff {
   std::vector<K> upsert_keys;
-  std::vector<xdpfw_match> upsert_vals;
+  std::vector<xdpfw_bucket> upsert_vals;
   std::vector<K> del_keys;
 };
-
-template <typename K>
-void set_slot(K& k, uint32_t slot) {
-  k.meta = static_cast<uint8_t>((k.meta & ~1u) | slot);
-}
 
 void update_batch(int fd, const void* keys, const void* vals, size_t n, const char* what) {
   if (n == 0) return;
@@ -78,6 +73,13 @@ const char* stat_name(xdpfw_stat s) {
     case XDPFW_STAT_EVENTS_SENT: return "events_sent";
     case XDPFW_STAT_EVENTS_SUPPRESSED: return "events_suppressed";
     case XDPFW_STAT_EVENTS_FAILED: return "events_failed";
+    case XDPFW_STAT_PROBES_0: return "probes_0";
+    case XDPFW_STAT_PROBES_1: return "probes_1";
+    case XDPFW_STAT_PROBES_2: return "probes_2";
+    case XDPFW_STAT_PROBES_3_4: return "probes_3_4";
+    case XDPFW_STAT_PROBES_5_8: return "probes_5_8";
+    case XDPFW_STAT_PROBES_9_16: return "probes_9_16";
+    case XDPFW_STAT_PROBES_17_PLUS: return "probes_17_plus";
     case XDPFW_STAT_MAX: break;
   }
   return "unknown";
@@ -91,12 +93,14 @@ Datapath::Datapath(const DatapathOptions& opts) : opts_(opts) {
   skel_ = xdpfw_bpf__open();
   if (!skel_) throw DatapathError("cannot open the BPF object: " + errstr(errno));
   try {
-    check(bpf_map__set_max_entries(skel_->maps.xdpfw_rules_v4, opts_.max_entries),
-          "size xdpfw_rules_v4");
-    check(bpf_map__set_max_entries(skel_->maps.xdpfw_rules_v6, opts_.max_entries),
-          "size xdpfw_rules_v6");
+    check(bpf_map__set_max_entries(skel_->maps.xdpfw_buckets_v4, opts_.max_entries),
+          "size xdpfw_buckets_v4");
+    check(bpf_map__set_max_entries(skel_->maps.xdpfw_buckets_v6, opts_.max_entries),
+          "size xdpfw_buckets_v6");
     check(bpf_map__set_max_entries(skel_->maps.xdpfw_rule_counters, opts_.max_rules),
           "size xdpfw_rule_counters");
+    check(bpf_map__set_max_entries(skel_->maps.xdpfw_cands, XDPFW_SLOTS * opts_.max_rules),
+          "size xdpfw_cands");
     if (!opts_.pin_dir.empty()) pin_maps();
     errno = 0;
     int rc = xdpfw_bpf__load(skel_);
@@ -110,12 +114,10 @@ Datapath::Datapath(const DatapathOptions& opts) : opts_(opts) {
     if (resumed_) {
       resume();
     } else {
-      // Both slots start as the empty rule set under the default policy.
+      // Both slots start as the empty rule set under the default policy
+      // (fresh maps are all zero: only the headers need writing).
       auto empty = std::make_shared<const CompiledRuleset>(compile_rules({}, Policy{}, limits()));
-      slots_[0].known = slots_[1].known = false;
-      rewrite_unknown_slot(0);
       write_slot(0, empty);
-      rewrite_unknown_slot(1);
       write_slot(1, empty);
       write_config();
     }
@@ -133,10 +135,11 @@ Datapath::~Datapath() {
 // The maps that carry state across restarts: rules, counters, the active
 // slot. (The sync maps and the perf array are the process's own.)
 void Datapath::pin_maps() {
-  bpf_map* maps[] = {skel_->maps.xdpfw_config,     skel_->maps.xdpfw_rulesets,
-                     skel_->maps.xdpfw_port_class, skel_->maps.xdpfw_rules_v4,
-                     skel_->maps.xdpfw_rules_v6,   skel_->maps.xdpfw_rule_counters,
-                     skel_->maps.xdpfw_stats,      skel_->maps.xdpfw_event_bucket};
+  bpf_map* maps[] = {skel_->maps.xdpfw_config,        skel_->maps.xdpfw_rulesets,
+                     skel_->maps.xdpfw_summary,       skel_->maps.xdpfw_buckets_v4,
+                     skel_->maps.xdpfw_buckets_v6,    skel_->maps.xdpfw_cands,
+                     skel_->maps.xdpfw_rule_counters, skel_->maps.xdpfw_stats,
+                     skel_->maps.xdpfw_event_bucket};
   for (bpf_map* m : maps) {
     std::string path = opts_.pin_dir + "/" + bpf_map__name(m);
     if (access(path.c_str(), F_OK) == 0) resumed_ = true;
@@ -158,21 +161,28 @@ void Datapath::resume() {
   check(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.xdpfw_rulesets), &active_, &hdr),
         "read xdpfw_rulesets");
   generation_ = hdr.generation;
+  // Every rule of the active slot sits in a bucket; its candidate record
+  // names its id (the low half of order) and its counter slot.
+  int cands_fd = bpf_map__fd(skel_->maps.xdpfw_cands);
   auto collect = [&](bpf_map* map, auto key_type) {
     using K = decltype(key_type);
     int fd = bpf_map__fd(map);
     K k{}, next{};
     const void* prev = nullptr;
     while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-      xdpfw_match m{};
-      if ((next.meta & 1u) == active_ && bpf_map_lookup_elem(fd, &next, &m) == 0)
-        rule_slot_[static_cast<uint32_t>(m.order)] = m.rule_slot;
+      xdpfw_bucket b{};
+      if (next.slot == active_ && bpf_map_lookup_elem(fd, &next, &b) == 0)
+        for (uint32_t j = 0; j < b.n && j < XDPFW_BUCKET_SIZE; ++j) {
+          xdpfw_cand c{};
+          if (bpf_map_lookup_elem(cands_fd, &b.cand[j], &c) == 0)
+            rule_slot_[static_cast<uint32_t>(c.order)] = c.counter;
+        }
       k = next;
       prev = &k;
     }
   };
-  collect(skel_->maps.xdpfw_rules_v4, xdpfw_key4{});
-  collect(skel_->maps.xdpfw_rules_v6, xdpfw_key6{});
+  collect(skel_->maps.xdpfw_buckets_v4, xdpfw_key4{});
+  collect(skel_->maps.xdpfw_buckets_v6, xdpfw_key6{});
   std::set<uint32_t> used;
   for (const auto& [id, slot] : rule_slot_) used.insert(slot);
   next_rule_slot_ = used.empty() ? 0 : *used.rbegin() + 1;
@@ -191,7 +201,7 @@ int Datapath::events_map_fd() const {
 CompileLimits Datapath::limits() const {
   CompileLimits l;
   l.max_rules = opts_.max_rules;
-  l.max_entries_per_family = opts_.max_entries / XDPFW_SLOTS;
+  l.max_buckets_per_family = opts_.max_entries / XDPFW_SLOTS;
   return l;
 }
 
@@ -217,12 +227,16 @@ void Datapath::wait_for_readers() {
         "wait for XDP readers (xdpfw_sync)");
 }
 
-xdpfw_match Datapath::to_match(const Entry& e) const {
-  xdpfw_match m{};
-  m.order = e.order;
-  m.rule_slot = rule_slot_.at(e.rule_id());
-  m.action = static_cast<uint8_t>(e.action);
-  return m;
+uint32_t Datapath::cand_index(uint32_t slot, uint32_t rule_id) const {
+  return slot * opts_.max_rules + rule_slot_.at(rule_id);
+}
+
+xdpfw_bucket Datapath::to_bucket(uint32_t slot, const Bucket& b) const {
+  xdpfw_bucket out{};
+  out.n = static_cast<uint8_t>(b.n);
+  out.more = b.more;
+  for (uint32_t j = 0; j < b.n; ++j) out.cand[j] = cand_index(slot, b.ids[j]);
+  return out;
 }
 
 uint32_t Datapath::alloc_rule_slot() {
@@ -245,27 +259,31 @@ uint32_t Datapath::alloc_rule_slot() {
   return s;
 }
 
-// Brings one slot's maps from slots_[slot].compiled to next. The slot must
-// not be the active one.
+// Brings one slot's maps from slots_[slot].compiled to next (or, for a slot
+// whose content is unknown, rewrites it whole). The slot must not be the
+// active one.
 void Datapath::write_slot(uint32_t slot, const std::shared_ptr<const CompiledRuleset>& next_ptr) {
   SlotState& st = slots_[slot];
+  bool full = !st.known;
+  if (full) purge_slot(slot);
   const CompiledRuleset& cur = *st.compiled;
   const CompiledRuleset& next = *next_ptr;
   st.known = false;  // until every write below succeeded
 
   auto diff = [&](const auto& now, const auto& want, auto& d) {
-    for (const auto& [k, e] : want) {
+    for (const auto& [k, b] : want) {
       auto it = now.find(k);
-      if (it != now.end() && it->second == e) continue;
+      if (!full && it != now.end() && it->second == b) continue;
       auto key = k;
-      set_slot(key, slot);
+      key.slot = static_cast<uint8_t>(slot);
       d.upsert_keys.push_back(key);
-      d.upsert_vals.push_back(to_match(e));
+      d.upsert_vals.push_back(to_bucket(slot, b));
     }
-    for (const auto& [k, e] : now)
+    if (full) return;
+    for (const auto& [k, b] : now)
       if (!want.count(k)) {
         auto key = k;
-        set_slot(key, slot);
+        key.slot = static_cast<uint8_t>(slot);
         d.del_keys.push_back(key);
       }
   };
@@ -274,25 +292,51 @@ void Datapath::write_slot(uint32_t slot, const std::shared_ptr<const CompiledRul
   diff(cur.v4, next.v4, d4);
   diff(cur.v6, next.v6, d6);
 
-  // Port classes: only the ports whose class changed.
-  std::vector<__u32> idx, val;
-  for (int f = 0; f < 2; ++f)
-    for (uint32_t p = 0; p < XDPFW_PORT_SPACE; ++p)
-      if (cur.port_class[f].empty() || cur.port_class[f][p] != next.port_class[f][p]) {
-        idx.push_back((slot * 2 + f) * XDPFW_PORT_SPACE + p);
-        val.push_back(next.port_class[f][p]);
-      }
+  // Candidate records: new rules, and ids whose rule changed.
+  std::vector<__u32> cidx;
+  std::vector<xdpfw_cand> cval;
+  auto now_it = cur.cands.begin();
+  for (const auto& [id, c] : next.cands) {
+    while (now_it != cur.cands.end() && now_it->first < id) ++now_it;
+    if (!full && now_it != cur.cands.end() && now_it->first == id &&
+        std::memcmp(&now_it->second, &c, sizeof c) == 0)
+      continue;
+    xdpfw_cand v = c;
+    v.counter = rule_slot_.at(id);
+    cidx.push_back(cand_index(slot, id));
+    cval.push_back(v);
+  }
 
-  int fd4 = bpf_map__fd(skel_->maps.xdpfw_rules_v4);
-  int fd6 = bpf_map__fd(skel_->maps.xdpfw_rules_v6);
+  // Candidate masks: only the entries that changed.
+  std::vector<__u32> sidx;
+  std::vector<xdpfw_tmask> sval;
+  const xdpfw_tmask zero{};
+  for (uint32_t fam = 0; fam < 2; ++fam) {
+    const auto& a = cur.summary[fam];
+    const auto& b = next.summary[fam];
+    if (!full && a.empty() && b.empty()) continue;
+    uint32_t base = (slot * 2 + fam) * XDPFW_SUMMARY_FIELDS * XDPFW_SUMMARY_SPACE;
+    for (uint32_t i = 0; i < XDPFW_SUMMARY_FIELDS * XDPFW_SUMMARY_SPACE; ++i) {
+      const xdpfw_tmask& was = a.empty() ? zero : a[i];
+      const xdpfw_tmask& want = b.empty() ? zero : b[i];
+      if (!full && std::memcmp(&was, &want, sizeof want) == 0) continue;
+      sidx.push_back(base + i);
+      sval.push_back(want);
+    }
+  }
+
+  int fd4 = bpf_map__fd(skel_->maps.xdpfw_buckets_v4);
+  int fd6 = bpf_map__fd(skel_->maps.xdpfw_buckets_v6);
+  update_batch(bpf_map__fd(skel_->maps.xdpfw_cands), cidx.data(), cval.data(), cidx.size(),
+               "xdpfw_cands");
   update_batch(fd4, d4.upsert_keys.data(), d4.upsert_vals.data(), d4.upsert_keys.size(),
-               "xdpfw_rules_v4");
+               "xdpfw_buckets_v4");
   update_batch(fd6, d6.upsert_keys.data(), d6.upsert_vals.data(), d6.upsert_keys.size(),
-               "xdpfw_rules_v6");
-  update_batch(bpf_map__fd(skel_->maps.xdpfw_port_class), idx.data(), val.data(), idx.size(),
-               "xdpfw_port_class");
-  delete_batch(fd4, d4.del_keys.data(), d4.del_keys.size(), "xdpfw_rules_v4");
-  delete_batch(fd6, d6.del_keys.data(), d6.del_keys.size(), "xdpfw_rules_v6");
+               "xdpfw_buckets_v6");
+  update_batch(bpf_map__fd(skel_->maps.xdpfw_summary), sidx.data(), sval.data(), sidx.size(),
+               "xdpfw_summary");
+  delete_batch(fd4, d4.del_keys.data(), d4.del_keys.size(), "xdpfw_buckets_v4");
+  delete_batch(fd6, d6.del_keys.data(), d6.del_keys.size(), "xdpfw_buckets_v6");
 
   xdpfw_ruleset hdr = next.header;
   hdr.generation = generation_;
@@ -303,9 +347,9 @@ void Datapath::write_slot(uint32_t slot, const std::shared_ptr<const CompiledRul
   st.known = true;
 }
 
-// After a failed write nobody knows what the slot holds: delete every key of
-// the slot and forget the port classes, so write_slot rewrites it all.
-void Datapath::rewrite_unknown_slot(uint32_t slot) {
+// Before a slot of unknown content is rewritten: delete every bucket of the
+// slot (candidate records and masks are overwritten whole).
+void Datapath::purge_slot(uint32_t slot) {
   auto purge = [&](bpf_map* map, auto key_type) {
     using K = decltype(key_type);
     int fd = bpf_map__fd(map);
@@ -313,16 +357,15 @@ void Datapath::rewrite_unknown_slot(uint32_t slot) {
     K k{}, next{};
     const void* prev = nullptr;
     while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-      if ((next.meta & 1u) == slot) dead.push_back(next);
+      if (next.slot == slot) dead.push_back(next);
       k = next;
       prev = &k;
     }
     delete_batch(fd, dead.data(), dead.size(), bpf_map__name(map));
   };
-  purge(skel_->maps.xdpfw_rules_v4, xdpfw_key4{});
-  purge(skel_->maps.xdpfw_rules_v6, xdpfw_key6{});
+  purge(skel_->maps.xdpfw_buckets_v4, xdpfw_key4{});
+  purge(skel_->maps.xdpfw_buckets_v6, xdpfw_key6{});
   slots_[slot].compiled = std::make_shared<const CompiledRuleset>();
-  slots_[slot].known = true;
 }
 
 void Datapath::apply(const std::vector<Rule>& rules, const Policy& policy) {
@@ -351,7 +394,6 @@ void Datapath::apply(const std::vector<Rule>& rules, const Policy& policy) {
   ++generation_;
   uint32_t standby = active_ ^ 1;
   try {
-    if (!slots_[standby].known) rewrite_unknown_slot(standby);
     write_slot(standby, next);
   } catch (...) {
     // The active slot is untouched: packets still see the old set.
@@ -388,7 +430,6 @@ void Datapath::finish_catch_up() {
   catch_up_.reset();
   if (!grace_ok_) wait_for_readers();  // throws if the kernel refuses again
   try {
-    if (!slots_[c.slot].known) rewrite_unknown_slot(c.slot);
     write_slot(c.slot, c.next);
   } catch (const DatapathError&) {
     slots_[c.slot].known = false;

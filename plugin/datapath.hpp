@@ -30,7 +30,7 @@ class DatapathError : public std::runtime_error {
 
 struct DatapathOptions {
   uint32_t max_rules = XDPFW_DEFAULT_MAX_RULES;      // rule counter slots
-  uint32_t max_entries = XDPFW_DEFAULT_MAX_ENTRIES;  // per family hash map, both slots
+  uint32_t max_entries = XDPFW_DEFAULT_MAX_ENTRIES;  // buckets per family map, both slots
   // A folder on a bpf filesystem: the maps are pinned there, and maps found
   // there from an earlier run are reused (rules, counters, active slot).
   std::string pin_dir;
@@ -78,17 +78,17 @@ class Datapath {
 
  private:
   struct SlotState {
-    // What the slot's maps hold; in sync, both slots share one object
-    // (100,000 rules: ~7 MB each).
+    // What the slot's maps hold; in sync, both slots share one object.
     std::shared_ptr<const CompiledRuleset> compiled = std::make_shared<const CompiledRuleset>();
-    bool known = true;  // false after a failed write: rewrite fully
+    bool known = true;  // false after a failed write or a resume: rewrite fully
   };
 
   void write_slot(uint32_t slot, const std::shared_ptr<const CompiledRuleset>& next);
-  void rewrite_unknown_slot(uint32_t slot);
+  void purge_slot(uint32_t slot);
   void wait_for_readers();
   void finish_catch_up();
-  xdpfw_match to_match(const Entry& e) const;
+  uint32_t cand_index(uint32_t slot, uint32_t rule_id) const;
+  xdpfw_bucket to_bucket(uint32_t slot, const Bucket& b) const;
   uint32_t alloc_rule_slot();
   void write_config();
   void pin_maps();

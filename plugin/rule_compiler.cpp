@@ -1,70 +1,35 @@
-// rule_compiler.cpp: rules -> shapes, port classes and hash entries.
+// rule_compiler.cpp: rules -> TupleMerge tables, buckets, candidates and
+// candidate masks (docs/DATAPATH.md, "Classifier").
 #include "rule_compiler.hpp"
 
 #include <arpa/inet.h>
+
 #include <algorithm>
+#include <array>
+#include <unordered_set>
 
 #include "reference_classifier.hpp"
 
 namespace xdpfw {
 namespace {
 
-// Partition of 0..65535 into classes: every boundary of a constrained range
-// starts a class, and a class is named by its first port, so that adding a
-// boundary renames nothing else (updates stay small).
-class PortClasses {
- public:
-  void add(uint16_t lo, uint16_t hi) {
-    starts_[lo] = true;
-    if (hi < 65535) starts_[hi + 1] = true;
-    ++cover_[lo];
-    --cover_[hi + 1u];
-  }
-  // A class is named by its first port. Ports no rule names all share one
-  // class, named by the lowest of them (usually 0): a rule on a new port
-  // then renames that port alone, not the rest of the gap it falls in (a
-  // gap's class is in no key, so which name it has does not matter, only
-  // that no named class has it).
-  void finish(std::vector<uint32_t>& table) {
-    starts_[0] = true;
-    table.assign(XDPFW_PORT_SPACE, 0);
-    uint32_t cur = 0, gap = XDPFW_PORT_SPACE;
-    int depth = 0;
-    for (uint32_t p = 0; p < XDPFW_PORT_SPACE; ++p) {
-      depth += cover_[p];
-      if (starts_[p]) {
-        cur = p;
-        sorted_.push_back(static_cast<uint16_t>(p));
-      }
-      if (depth == 0 && gap == XDPFW_PORT_SPACE) gap = p;
-      table[p] = depth ? cur : gap;
-    }
-  }
-  // Class ids covering lo..hi, appended to out.
-  void classes(uint16_t lo, uint16_t hi, std::vector<uint16_t>& out) const {
-    auto it = std::upper_bound(sorted_.begin(), sorted_.end(), lo);
-    out.push_back(*(it - 1));
-    for (; it != sorted_.end() && *it <= hi; ++it) out.push_back(*it);
-  }
+constexpr uint32_t kSpace = XDPFW_SUMMARY_SPACE;
 
- private:
-  std::vector<bool> starts_ = std::vector<bool>(XDPFW_PORT_SPACE, false);
-  std::vector<int> cover_ = std::vector<int>(XDPFW_PORT_SPACE + 1, 0);  // +1 at lo, -1 after hi
-  std::vector<uint16_t> sorted_;
+// What a table hashes: two prefix lengths and the exact fields.
+struct Tuple {
+  uint8_t s = 0, d = 0;
+  uint8_t flags = 0;  // enum xdpfw_table_flags
+  bool operator==(const Tuple&) const = default;
+  // A rule of natural tuple n may sit in a table of tuple t.
+  bool admits(const Tuple& n) const { return n.s >= s && n.d >= d && (flags & ~n.flags) == 0; }
 };
 
-struct FieldRange {
-  bool constrained = false;
-  uint16_t lo = 0, hi = 65535;
-};
+std::string rule_name(const Rule& r) {
+  return "rule " + std::to_string(r.id);
+}
 
-// sport / icmp type, and dport / icmp code share a field each.
-FieldRange field_range(const Rule& r, int field) {
-  const auto& ports = field == XDPFW_FIELD_SPORT ? r.sport : r.dport;
-  const auto& icmp = field == XDPFW_FIELD_SPORT ? r.icmp_type : r.icmp_code;
-  if (ports && !ports->full()) return {true, ports->lo, ports->hi};
-  if (icmp) return {true, *icmp, *icmp};
-  return {};
+const char* family_name(int fam) {
+  return fam == XDPFW_FAMILY_V4 ? "IPv4" : "IPv6";
 }
 
 void make_mask(uint8_t plen, uint32_t mask[4]) {
@@ -75,30 +40,322 @@ void make_mask(uint8_t plen, uint32_t mask[4]) {
   }
 }
 
-std::string rule_name(const Rule& r) {
-  return "rule " + std::to_string(r.id);
-}
-
-const char* family_name(int fam) {
-  return fam == XDPFW_FAMILY_V4 ? "IPv4" : "IPv6";
-}
-
-template <typename K>
-void fill_key_head(K& k, const xdpfw_shape& s, uint8_t proto, uint16_t sc, uint16_t dc) {
-  k.meta = static_cast<uint8_t>(s.flags << 1);
-  k.proto = (s.flags & XDPFW_SHAPE_PROTO) ? proto : 0;
-  k.src_plen = s.src_plen;
-  k.dst_plen = s.dst_plen;
-  k.sport_class = (s.flags & XDPFW_SHAPE_SPORT) ? sc : 0;
-  k.dport_class = (s.flags & XDPFW_SHAPE_DPORT) ? dc : 0;
-}
-
 void masked(const std::array<uint8_t, 16>& a, const uint32_t mask[4], uint32_t* out, int words) {
   for (int i = 0; i < words; ++i) {
     uint32_t w;
     std::memcpy(&w, a.data() + 4 * i, 4);
     out[i] = w & mask[i];
   }
+}
+
+// The exact value a rule gives a hashed port field (sport/icmp type or
+// dport/icmp code), if it gives one.
+std::optional<uint16_t> exact_port(const Rule& r, bool dport) {
+  const auto& ports = dport ? r.dport : r.sport;
+  const auto& icmp = dport ? r.icmp_code : r.icmp_type;
+  if (ports && ports->lo == ports->hi) return ports->lo;
+  if (icmp) return *icmp;
+  return std::nullopt;
+}
+
+// The range a rule allows in a port field; nullopt: not constrained.
+std::optional<PortRange> port_range(const Rule& r, bool dport) {
+  const auto& ports = dport ? r.dport : r.sport;
+  const auto& icmp = dport ? r.icmp_code : r.icmp_type;
+  if (ports) return *ports;
+  if (icmp) return PortRange{*icmp, *icmp};
+  return std::nullopt;
+}
+
+Tuple natural(const Rule& r) {
+  Tuple t;
+  t.s = r.src ? r.src->len : 0;
+  t.d = r.dst ? r.dst->len : 0;
+  if (r.proto) t.flags |= XDPFW_TABLE_PROTO;
+  if (exact_port(r, false)) t.flags |= XDPFW_TABLE_SPORT;
+  if (exact_port(r, true)) t.flags |= XDPFW_TABLE_DPORT;
+  return t;
+}
+
+// TupleMerge's relaxation (Daly et al.): a new table hashes a little less
+// than the rule that opens it, so that rules of nearby shapes share it. IPv6
+// lengths are taken relative to a /32 (sites are numbered below one), and
+// coarser past the /64.
+uint8_t round_down4(uint8_t l) {
+  if (l == 32) return 28;
+  if (l > 24) return l - 3;
+  if (l > 16) return l - 2;
+  if (l > 8) return l - 1;
+  return l;
+}
+uint8_t round_down(uint8_t l, int fam) {
+  if (fam == XDPFW_FAMILY_V4) return round_down4(l);
+  if (l <= 32) return round_down4(l);
+  if (l <= 64) return static_cast<uint8_t>(32 + round_down4(static_cast<uint8_t>(l - 32)));
+  return static_cast<uint8_t>(64 + 2 * round_down4(static_cast<uint8_t>((l - 64) / 2)));
+}
+Tuple relaxed(Tuple t, int fam) {
+  if (t.d > t.s + 4) {
+    t.s = 0;
+    t.flags &= ~XDPFW_TABLE_SPORT;
+  } else if (t.s > t.d + 4) {
+    t.d = 0;
+    t.flags &= ~XDPFW_TABLE_DPORT;
+  }
+  t.s = round_down(t.s, fam);
+  t.d = round_down(t.d, fam);
+  return t;
+}
+
+template <typename K>
+void fill_key(K& k, uint8_t table, const Tuple& t, const uint32_t smask[4], const uint32_t dmask[4],
+              const std::array<uint8_t, 16>& src, const std::array<uint8_t, 16>& dst,
+              uint8_t proto, uint16_t sport, uint16_t dport) {
+  constexpr int words = std::is_same_v<K, xdpfw_key4> ? 1 : 4;
+  k = K{};
+  k.table = table;
+  k.proto = (t.flags & XDPFW_TABLE_PROTO) ? proto : 0;
+  k.sport = (t.flags & XDPFW_TABLE_SPORT) ? sport : 0;
+  k.dport = (t.flags & XDPFW_TABLE_DPORT) ? dport : 0;
+  if constexpr (words == 1) {
+    masked(src, smask, &k.src, 1);
+    masked(dst, dmask, &k.dst, 1);
+  } else {
+    masked(src, smask, k.src, 4);
+    masked(dst, dmask, k.dst, 4);
+  }
+}
+
+void set_bit(xdpfw_tmask& m, uint32_t bit) {
+  m.w[bit / 64] |= 1ull << (bit % 64);
+}
+
+// The summary value range of an address prefix: IPv4 bits 0-15, IPv6 bits
+// 32-47. nullopt: every value.
+std::optional<std::pair<uint32_t, uint32_t>> summary_range(const std::optional<Prefix>& p,
+                                                           int fam) {
+  if (!p) return std::nullopt;
+  int first = fam == XDPFW_FAMILY_V4 ? 0 : 32;  // first bit of the window
+  int fixed = std::clamp(int{p->len} - first, 0, 16);
+  if (fixed == 0) return std::nullopt;
+  uint32_t v = (uint32_t{p->addr[first / 8]} << 8) | p->addr[first / 8 + 1];
+  uint32_t span = 1u << (16 - fixed);
+  v &= ~(span - 1);
+  return std::make_pair(v, v + span - 1);
+}
+
+// One family's TupleMerge structure while it is built.
+template <typename K>
+class FamilyBuilder {
+ public:
+  FamilyBuilder(int fam, const CompileLimits& limits) : fam_(fam), limits_(limits) {}
+
+  // Rules arrive best (priority, id) first.
+  void insert(const Rule& r) {
+    Tuple nat = natural(r);
+    for (size_t i = 0; i < tables_.size(); ++i) {
+      if (!tables_[i].tuple.admits(nat)) continue;
+      K k = key_of(i, r);
+      auto it = counts_.find(k);
+      if (it != counts_.end() && it->second >= XDPFW_BUCKET_SIZE) continue;
+      add(i, k, r);
+      return;
+    }
+    // Every table that admits the rule has a full bucket for it: open a
+    // table with the relaxed tuple, or else the rule's own one (its keys are
+    // more specific). Where both exist (rules that agree on every hashed
+    // bit) or no table may be added, the bucket of the most specific table
+    // that admits the rule grows a chain.
+    Tuple t = relaxed(nat, fam_);
+    auto find = [&](const Tuple& x) -> std::optional<size_t> {
+      for (size_t i = 0; i < tables_.size(); ++i)
+        if (tables_[i].tuple == x) return i;
+      return std::nullopt;
+    };
+    if (find(t)) t = nat;
+    std::optional<size_t> chain_to = find(t);
+    if (!chain_to && tables_.size() >= limits_.max_tables) {
+      int best = -1;
+      for (size_t i = 0; i < tables_.size(); ++i) {
+        const Tuple& x = tables_[i].tuple;
+        int score = x.s + x.d + 8 * __builtin_popcount(x.flags);
+        if (x.admits(nat) && score > best) best = score, chain_to = i;
+      }
+      if (!chain_to)
+        throw CompileError(rule_name(r) + ": needs a new " + std::string(family_name(fam_)) +
+                           " table beyond the limit of " + std::to_string(limits_.max_tables) +
+                           " tables per family");
+    }
+    if (chain_to) {
+      add(*chain_to, key_of(*chain_to, r), r);
+      return;
+    }
+    Table tb;
+    tb.tuple = t;
+    make_mask(t.s, tb.smask);
+    make_mask(t.d, tb.dmask);
+    tables_.push_back(tb);
+    size_t i = tables_.size() - 1;
+    add(i, key_of(i, r), r);
+  }
+
+  // Tables sorted by their best rule, keys renumbered to match; header,
+  // buckets and summaries written.
+  void finish(xdpfw_ruleset& hdr, BucketMap<K>& out, std::vector<xdpfw_tmask>& summary) {
+    size_t n = tables_.size();
+    hdr.ntables[fam_] = static_cast<uint32_t>(n);
+    if (n == 0) return;
+    std::vector<uint32_t> order(n), rank(n);
+    for (size_t i = 0; i < n; ++i) order[i] = static_cast<uint32_t>(i);
+    std::sort(order.begin(), order.end(),
+              [&](uint32_t a, uint32_t b) { return tables_[a].min_order < tables_[b].min_order; });
+    for (size_t i = 0; i < n; ++i) rank[order[i]] = static_cast<uint32_t>(i);
+    for (size_t i = 0; i < n; ++i) {
+      const Table& tb = tables_[order[i]];
+      xdpfw_table& t = hdr.tables[fam_][i];
+      std::memcpy(t.src_mask, tb.smask, sizeof t.src_mask);
+      std::memcpy(t.dst_mask, tb.dmask, sizeof t.dst_mask);
+      t.min_order = tb.min_order;
+      t.flags = tb.tuple.flags;
+      t.proto_mask = (t.flags & XDPFW_TABLE_PROTO) ? 0xff : 0;
+      t.sport_mask = (t.flags & XDPFW_TABLE_SPORT) ? 0xffff : 0;
+      t.dport_mask = (t.flags & XDPFW_TABLE_DPORT) ? 0xffff : 0;
+    }
+    out.reserve(buckets_.size());
+    for (auto& [k, b] : buckets_) {
+      K key = k;
+      key.table = static_cast<uint8_t>(rank[k.table]);
+      out.emplace(key, b);
+    }
+
+    // Candidate masks. Per table and field: every value, or the union of
+    // its rules' ranges.
+    summary.assign(XDPFW_SUMMARY_FIELDS * kSpace, xdpfw_tmask{});
+    xdpfw_tmask every[XDPFW_SUMMARY_FIELDS] = {};
+    bool narrows[XDPFW_SUMMARY_FIELDS] = {};
+    std::vector<std::pair<uint32_t, uint32_t>> ranges;
+    for (size_t i = 0; i < n; ++i) {
+      const Table& tb = tables_[order[i]];
+      uint32_t bit = static_cast<uint32_t>(i);
+      bool all_proto = false, all[XDPFW_SUMMARY_FIELDS] = {};
+      for (const Rule* r : tb.rules) {
+        if (!r->proto)
+          all_proto = true;
+        else
+          set_bit(hdr.proto[fam_][*r->proto], bit);
+        if (!(r->sport || r->dport || r->icmp_type || r->icmp_code)) set_bit(hdr.noport[fam_], bit);
+        if (!port_range(*r, true)) all[XDPFW_SUMMARY_DPORT] = true;
+        if (!summary_range(r->src, fam_)) all[XDPFW_SUMMARY_SRC] = true;
+        if (!summary_range(r->dst, fam_)) all[XDPFW_SUMMARY_DST] = true;
+      }
+      if (all_proto)
+        for (auto& m : hdr.proto[fam_]) set_bit(m, bit);
+      for (int f = 0; f < XDPFW_SUMMARY_FIELDS; ++f) {
+        if (all[f]) {
+          set_bit(every[f], bit);
+          continue;
+        }
+        narrows[f] = true;
+        ranges.clear();
+        for (const Rule* r : tb.rules) {
+          if (f == XDPFW_SUMMARY_DPORT) {
+            auto pr = *port_range(*r, true);
+            ranges.emplace_back(pr.lo, pr.hi);
+          } else {
+            ranges.push_back(*summary_range(f == XDPFW_SUMMARY_SRC ? r->src : r->dst, fam_));
+          }
+        }
+        std::sort(ranges.begin(), ranges.end());
+        xdpfw_tmask* field = &summary[f * kSpace];
+        uint32_t next = 0;  // values below are set already
+        for (auto [lo, hi] : ranges)
+          for (uint32_t v = std::max(lo, next); v <= hi; ++v) set_bit(field[v], bit), next = v + 1;
+      }
+    }
+    for (int f = 0; f < XDPFW_SUMMARY_FIELDS; ++f) {
+      xdpfw_tmask* field = &summary[f * kSpace];
+      for (uint32_t v = 0; v < kSpace; ++v)
+        for (int w = 0; w < XDPFW_MASK_WORDS; ++w) field[v].w[w] |= every[f].w[w];
+      // With one table, a probe costs less than reading the masks.
+      if (narrows[f] && n > 1) hdr.summaries[fam_] |= static_cast<uint8_t>(1u << f);
+    }
+  }
+
+  size_t buckets() const { return buckets_.size(); }
+
+ private:
+  struct Table {
+    Tuple tuple;
+    uint32_t smask[4] = {}, dmask[4] = {};
+    uint64_t min_order = ~0ull;
+    std::vector<const Rule*> rules;
+  };
+
+  K key_of(size_t table, const Rule& r) const {
+    static const std::array<uint8_t, 16> zero{};
+    const Table& tb = tables_[table];
+    K k;
+    fill_key(k, static_cast<uint8_t>(table), tb.tuple, tb.smask, tb.dmask,
+             r.src ? r.src->addr : zero, r.dst ? r.dst->addr : zero, r.proto.value_or(0),
+             exact_port(r, false).value_or(0), exact_port(r, true).value_or(0));
+    return k;
+  }
+
+  // Appends r to the chain under k (chain 0); rules arrive best first, so
+  // the chain stays sorted.
+  void add(size_t table, const K& k, const Rule& r) {
+    uint32_t& count = counts_[k];
+    uint32_t link = count / XDPFW_BUCKET_SIZE;
+    if (link >= XDPFW_MAX_CHAIN)
+      throw CompileError(rule_name(r) + ": more than " +
+                         std::to_string(XDPFW_MAX_CHAIN * XDPFW_BUCKET_SIZE) +
+                         " rules agree on the addresses, protocol and exact ports that one " +
+                         family_name(fam_) + " table hashes (limit of a bucket chain)");
+    ++count;
+    K key = k;
+    key.chain = static_cast<uint8_t>(link);
+    if (link > 0) {
+      K prev = k;
+      prev.chain = static_cast<uint8_t>(link - 1);
+      buckets_[prev].more = true;
+    }
+    Bucket& b = buckets_[key];
+    b.ids[b.n++] = r.id;
+    Table& tb = tables_[table];
+    tb.min_order = std::min(tb.min_order, r.order());
+    tb.rules.push_back(&r);
+    if (buckets_.size() > limits_.max_buckets_per_family)
+      throw CompileError(rule_name(r) + ": the rule set needs more than " +
+                         std::to_string(limits_.max_buckets_per_family) + " " +
+                         family_name(fam_) + " hash buckets (the map size set at load)");
+  }
+
+  int fam_;
+  const CompileLimits& limits_;
+  std::vector<Table> tables_;  // in creation order; key.table = index here
+  BucketMap<K> buckets_;                                       // every link of every chain
+  std::unordered_map<K, uint32_t, KeyHash<K>, KeyEq<K>> counts_;  // chain 0 key -> rules
+};
+
+xdpfw_cand make_cand(const Rule& r) {
+  xdpfw_cand c{};
+  c.order = r.order();
+  static const std::array<uint8_t, 16> zero{};
+  uint8_t slen = r.src ? r.src->len : 0, dlen = r.dst ? r.dst->len : 0;
+  make_mask(slen, c.src_mask);
+  make_mask(dlen, c.dst_mask);
+  masked(r.src ? r.src->addr : zero, c.src_mask, c.src, 4);
+  masked(r.dst ? r.dst->addr : zero, c.dst_mask, c.dst, 4);
+  if (r.proto) {
+    c.flags |= XDPFW_CAND_PROTO;
+    c.proto = *r.proto;
+  }
+  c.sport_hi = c.dport_hi = 65535;
+  if (r.sport || r.dport || r.icmp_type || r.icmp_code) c.flags |= XDPFW_CAND_L4;
+  if (auto s = port_range(r, false)) c.sport_lo = s->lo, c.sport_hi = s->hi;
+  if (auto d = port_range(r, true)) c.dport_lo = d->lo, c.dport_hi = d->hi;
+  c.action = static_cast<uint8_t>(*r.action);
+  return c;
 }
 
 }  // namespace
@@ -108,10 +365,13 @@ CompiledRuleset compile_rules(const std::vector<Rule>& input, const Policy& poli
   if (input.size() > limits.max_rules)
     throw CompileError(std::to_string(input.size()) + " rules exceed the limit of " +
                        std::to_string(limits.max_rules) + " rules");
+  if (limits.max_tables > XDPFW_MAX_TABLES)
+    throw CompileError("at most " + std::to_string(XDPFW_MAX_TABLES) + " tables per family");
   std::vector<const Rule*> rules;
   rules.reserve(input.size());
   {
-    std::unordered_map<uint32_t, bool> ids;
+    std::unordered_set<uint32_t> ids;
+    ids.reserve(input.size());
     for (const Rule& r : input) {
       if (r.id == 0) throw CompileError("a rule has no id");
       if (!r.priority) throw CompileError(rule_name(r) + ": no priority");
@@ -120,7 +380,7 @@ CompiledRuleset compile_rules(const std::vector<Rule>& input, const Policy& poli
       } catch (const RuleError& e) {
         throw CompileError(rule_name(r) + ": " + e.what());
       }
-      if (!ids.emplace(r.id, true).second) throw CompileError(rule_name(r) + ": id used twice");
+      if (!ids.insert(r.id).second) throw CompileError(rule_name(r) + ": id used twice");
       rules.push_back(&r);
     }
   }
@@ -131,130 +391,126 @@ CompiledRuleset compile_rules(const std::vector<Rule>& input, const Policy& poli
   out.header.default_action = static_cast<uint8_t>(policy.default_action);
   out.header.malformed_action = static_cast<uint8_t>(policy.malformed_action);
 
-  PortClasses classes[2];
-  for (const Rule* r : rules)
-    for (int f = 0; f < 2; ++f)
-      if (auto fr = field_range(*r, f); fr.constrained) classes[f].add(fr.lo, fr.hi);
-  for (int f = 0; f < 2; ++f) classes[f].finish(out.port_class[f]);
-
-  std::vector<xdpfw_shape> shapes[2];
-  std::vector<uint16_t> sclasses, dclasses;
-  for (const Rule* r : rules) {
-    FieldRange fr[2] = {field_range(*r, XDPFW_FIELD_SPORT), field_range(*r, XDPFW_FIELD_DPORT)};
-    uint8_t flags = 0;
-    if (r->proto) flags |= XDPFW_SHAPE_PROTO;
-    if (r->sport || r->dport || r->icmp_type || r->icmp_code) flags |= XDPFW_SHAPE_L4;
-    if (fr[0].constrained) flags |= XDPFW_SHAPE_SPORT;
-    if (fr[1].constrained) flags |= XDPFW_SHAPE_DPORT;
-
-    sclasses.clear();
-    dclasses.clear();
-    if (fr[0].constrained)
-      classes[0].classes(fr[0].lo, fr[0].hi, sclasses);
-    else
-      sclasses.push_back(0);
-    if (fr[1].constrained)
-      classes[1].classes(fr[1].lo, fr[1].hi, dclasses);
-    else
-      dclasses.push_back(0);
-    uint64_t expansion = uint64_t{sclasses.size()} * dclasses.size();
-    if (expansion > limits.max_expansion_per_rule)
-      throw CompileError(rule_name(*r) + ": its port ranges expand to " +
-                         std::to_string(expansion) + " entries (" +
-                         std::to_string(sclasses.size()) + " sport x " +
-                         std::to_string(dclasses.size()) + " dport classes), over the limit of " +
-                         std::to_string(limits.max_expansion_per_rule) +
-                         " per rule; split the rule or narrow its ranges");
-
-    uint8_t src_plen = r->src ? r->src->len : 0;
-    uint8_t dst_plen = r->dst ? r->dst->len : 0;
-    Entry entry{r->order(), *r->action};
-    for (int fam = 0; fam < 2; ++fam) {
-      if (auto rf = r->family(); rf && static_cast<int>(*rf) != fam) continue;
-      auto& list = shapes[fam];
-      auto it = std::find_if(list.begin(), list.end(), [&](const xdpfw_shape& s) {
-        return s.flags == flags && s.src_plen == src_plen && s.dst_plen == dst_plen;
-      });
-      if (it == list.end()) {
-        if (list.size() >= limits.max_shapes)
-          throw CompileError(rule_name(*r) + ": needs a new " + family_name(fam) +
-                             " mask shape (src /" + std::to_string(src_plen) + ", dst /" +
-                             std::to_string(dst_plen) + ", fields " + std::to_string(flags) +
-                             ") beyond the limit of " + std::to_string(limits.max_shapes) +
-                             " distinct shapes per family");
-        xdpfw_shape s{};
-        s.flags = flags;
-        s.src_plen = src_plen;
-        s.dst_plen = dst_plen;
-        s.min_order = r->order();  // rules arrive best first
-        make_mask(src_plen, s.src_mask);
-        make_mask(dst_plen, s.dst_mask);
-        list.push_back(s);
-        it = list.end() - 1;
-      }
-      std::array<uint8_t, 16> zero{};
-      const auto& sa = r->src ? r->src->addr : zero;
-      const auto& da = r->dst ? r->dst->addr : zero;
-      for (uint16_t sc : sclasses)
-        for (uint16_t dc : dclasses) {
-          // emplace keeps the first, best-ordered rule for a key
-          if (fam == XDPFW_FAMILY_V4) {
-            xdpfw_key4 k{};
-            fill_key_head(k, *it, r->proto.value_or(0), sc, dc);
-            masked(sa, it->src_mask, &k.src, 1);
-            masked(da, it->dst_mask, &k.dst, 1);
-            out.v4.emplace(k, entry);
-          } else {
-            xdpfw_key6 k{};
-            fill_key_head(k, *it, r->proto.value_or(0), sc, dc);
-            masked(sa, it->src_mask, k.src, 4);
-            masked(da, it->dst_mask, k.dst, 4);
-            out.v6.emplace(k, entry);
-          }
-        }
+  // A rule whose match fields equal a better rule's can never decide a
+  // packet: it gets no place in the tables (it keeps its id and counters).
+  std::vector<const Rule*> placed;
+  placed.reserve(rules.size());
+  {
+    std::unordered_set<std::string> seen;
+    seen.reserve(rules.size());
+    for (const Rule* r : rules) {
+      Rule m = *r;
+      m.id = 0;
+      m.priority.reset();
+      m.action.reset();
+      if (seen.insert(format_rule(m)).second) placed.push_back(r);
     }
-    if (out.v4.size() > limits.max_entries_per_family ||
-        out.v6.size() > limits.max_entries_per_family)
-      throw CompileError(rule_name(*r) + ": the rule set needs more than " +
-                         std::to_string(limits.max_entries_per_family) +
-                         " hash entries per family (the map size set at load)");
   }
-  for (int fam = 0; fam < 2; ++fam) {
-    // stable: equal min_order cannot happen (ids are unique), but keep it deterministic
-    std::stable_sort(
-        shapes[fam].begin(), shapes[fam].end(),
-        [](const xdpfw_shape& a, const xdpfw_shape& b) { return a.min_order < b.min_order; });
-    out.header.nshapes[fam] = static_cast<uint32_t>(shapes[fam].size());
-    std::copy(shapes[fam].begin(), shapes[fam].end(), out.header.shapes[fam]);
+  FamilyBuilder<xdpfw_key4> v4(XDPFW_FAMILY_V4, limits);
+  FamilyBuilder<xdpfw_key6> v6(XDPFW_FAMILY_V6, limits);
+  for (const Rule* r : placed) {
+    auto fam = r->family();
+    if (!fam || *fam == Family::v4) v4.insert(*r);
+    if (!fam || *fam == Family::v6) v6.insert(*r);
   }
+  v4.finish(out.header, out.v4, out.summary[XDPFW_FAMILY_V4]);
+  v6.finish(out.header, out.v6, out.summary[XDPFW_FAMILY_V6]);
+
+  out.cands.reserve(placed.size());
+  for (const Rule* r : placed) out.cands.emplace_back(r->id, make_cand(*r));
+  std::sort(out.cands.begin(), out.cands.end(),
+            [](const Candidate& a, const Candidate& b) { return a.first < b.first; });
   return out;
 }
 
-std::optional<Entry> lookup_compiled(const CompiledRuleset& c, const PacketFields& p) {
-  int fam = static_cast<int>(p.family);
-  uint16_t sc = p.has_l4 ? static_cast<uint16_t>(c.port_class[0][p.sport]) : 0;
-  uint16_t dc = p.has_l4 ? static_cast<uint16_t>(c.port_class[1][p.dport]) : 0;
-  std::optional<Entry> best;
-  for (uint32_t i = 0; i < c.header.nshapes[fam]; ++i) {
-    const xdpfw_shape& s = c.header.shapes[fam][i];
-    if (best && best->order <= s.min_order) break;
-    if ((s.flags & XDPFW_SHAPE_L4) && !p.has_l4) continue;
-    const Entry* e = nullptr;
-    if (fam == XDPFW_FAMILY_V4) {
-      xdpfw_key4 k{};
-      fill_key_head(k, s, p.proto, sc, dc);
-      masked(p.src, s.src_mask, &k.src, 1);
-      masked(p.dst, s.dst_mask, &k.dst, 1);
-      if (auto it = c.v4.find(k); it != c.v4.end()) e = &it->second;
-    } else {
-      xdpfw_key6 k{};
-      fill_key_head(k, s, p.proto, sc, dc);
-      masked(p.src, s.src_mask, k.src, 4);
-      masked(p.dst, s.dst_mask, k.dst, 4);
-      if (auto it = c.v6.find(k); it != c.v6.end()) e = &it->second;
-    }
-    if (e && (!best || e->order < best->order)) best = *e;
+namespace {
+
+bool cand_matches(const xdpfw_cand& c, const PacketFields& p) {
+  for (int i = 0; i < 4; ++i) {
+    uint32_t s, d;
+    std::memcpy(&s, p.src.data() + 4 * i, 4);
+    std::memcpy(&d, p.dst.data() + 4 * i, 4);
+    if (((s ^ c.src[i]) & c.src_mask[i]) || ((d ^ c.dst[i]) & c.dst_mask[i])) return false;
   }
+  if ((c.flags & XDPFW_CAND_PROTO) && p.proto != c.proto) return false;
+  if (c.flags & XDPFW_CAND_L4) {
+    if (!p.has_l4) return false;
+    if (p.sport < c.sport_lo || p.sport > c.sport_hi) return false;
+    if (p.dport < c.dport_lo || p.dport > c.dport_hi) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<LookupResult> lookup_compiled(const CompiledRuleset& c, const PacketFields& p,
+                                            uint32_t* probes_out) {
+  int fam = static_cast<int>(p.family);
+  const xdpfw_ruleset& h = c.header;
+  std::optional<LookupResult> best;
+  uint32_t probes = 0;
+  if (h.ntables[fam]) {
+    xdpfw_tmask m = h.proto[fam][p.proto];
+    auto narrow = [&](const xdpfw_tmask& t) {
+      for (int w = 0; w < XDPFW_MASK_WORDS; ++w) m.w[w] &= t.w[w];
+    };
+    uint8_t use = h.summaries[fam];
+    const auto& sum = c.summary[fam];
+    auto top16 = [&](const std::array<uint8_t, 16>& a) {
+      int at = fam == XDPFW_FAMILY_V4 ? 0 : 4;
+      return (uint32_t{a[at]} << 8) | a[at + 1];
+    };
+    if (!p.has_l4)
+      narrow(h.noport[fam]);
+    else if (use & (1u << XDPFW_SUMMARY_DPORT))
+      narrow(sum[XDPFW_SUMMARY_DPORT * kSpace + p.dport]);
+    if (use & (1u << XDPFW_SUMMARY_SRC)) narrow(sum[XDPFW_SUMMARY_SRC * kSpace + top16(p.src)]);
+    if (use & (1u << XDPFW_SUMMARY_DST)) narrow(sum[XDPFW_SUMMARY_DST * kSpace + top16(p.dst)]);
+
+    for (uint32_t i = 0; i < XDPFW_MAX_TABLES; ++i) {
+      if (!(m.w[i / 64] >> (i % 64) & 1)) continue;
+      const xdpfw_table& t = h.tables[fam][i];
+      if (best && best->order <= t.min_order) break;
+      ++probes;
+      Tuple tu;
+      tu.flags = t.flags;
+      auto find_bucket = [&](uint8_t chain) -> const Bucket* {
+        if (fam == XDPFW_FAMILY_V4) {
+          xdpfw_key4 k;
+          fill_key(k, static_cast<uint8_t>(i), tu, t.src_mask, t.dst_mask, p.src, p.dst, p.proto,
+                   p.sport, p.dport);
+          k.chain = chain;
+          auto it = c.v4.find(k);
+          return it == c.v4.end() ? nullptr : &it->second;
+        }
+        xdpfw_key6 k;
+        fill_key(k, static_cast<uint8_t>(i), tu, t.src_mask, t.dst_mask, p.src, p.dst, p.proto,
+                 p.sport, p.dport);
+        k.chain = chain;
+        auto it = c.v6.find(k);
+        return it == c.v6.end() ? nullptr : &it->second;
+      };
+      bool done = false;
+      for (uint32_t link = 0; link < XDPFW_MAX_CHAIN && !done; ++link) {
+        const Bucket* b = find_bucket(static_cast<uint8_t>(link));
+        if (!b) break;
+        for (uint32_t j = 0; j < b->n && !done; ++j) {
+          auto it = std::lower_bound(c.cands.begin(), c.cands.end(), b->ids[j],
+                                     [](const Candidate& a, uint32_t id) { return a.first < id; });
+          if (it == c.cands.end() || it->first != b->ids[j] ||
+              (best && it->second.order >= best->order)) {
+            done = true;
+          } else if (cand_matches(it->second, p)) {
+            best = LookupResult{it->second.order, static_cast<Action>(it->second.action), 0};
+            done = true;
+          }
+        }
+        if (!b->more) break;
+      }
+    }
+  }
+  if (probes_out) *probes_out = probes;
+  if (best) best->probes = probes;
   return best;
 }
 

@@ -1,15 +1,20 @@
-// rule_compiler.hpp: compiles a rule list into the tuple-space form the XDP
-// program reads (docs/DATAPATH.md): per family a list of mask shapes sorted by
-// their best rule, two port-class tables, and hash entries keyed by masked
-// packet fields. Pure: no kernel involved, so it is unit-tested directly.
+// rule_compiler.hpp: compiles a rule list into the TupleMerge form the XDP
+// program reads (docs/DATAPATH.md): per family up to XDPFW_MAX_TABLES tables
+// sorted by their best rule, hash buckets of at most XDPFW_BUCKET_SIZE
+// candidate rules keyed by the fields a table hashes, one candidate record per
+// rule, and the candidate masks (per protocol, per dport, per address
+// summary) that tell a packet which tables are worth probing. Pure: no kernel
+// involved, so it is unit-tested directly.
 #pragma once
 
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "rule.hpp"
@@ -25,9 +30,8 @@ struct Policy {
 
 struct CompileLimits {
   uint32_t max_rules = XDPFW_DEFAULT_MAX_RULES;
-  uint32_t max_entries_per_family = XDPFW_DEFAULT_MAX_ENTRIES / XDPFW_SLOTS;
-  uint32_t max_shapes = XDPFW_MAX_SHAPES;
-  uint32_t max_expansion_per_rule = XDPFW_MAX_EXPANSION_PER_RULE;
+  uint32_t max_buckets_per_family = XDPFW_DEFAULT_MAX_ENTRIES / XDPFW_SLOTS;
+  uint32_t max_tables = XDPFW_MAX_TABLES;  // per family, at most XDPFW_MAX_TABLES
 };
 
 // A rule set that breaks a limit or is invalid; the message names the rule
@@ -50,30 +54,51 @@ struct KeyEq {
   bool operator()(const K& a, const K& b) const { return std::memcmp(&a, &b, sizeof a) == 0; }
 };
 
-// The value of one key, before user space maps rule ids to counter slots.
-struct Entry {
-  uint64_t order = 0;  // priority << 32 | rule id
-  Action action = Action::pass;
-  uint32_t rule_id() const { return static_cast<uint32_t>(order); }
-  bool operator==(const Entry&) const = default;
+// A bucket before user space maps rule ids to candidate indexes: rule ids,
+// best (priority, id) first; more: the chain goes on at key.chain + 1.
+struct Bucket {
+  uint32_t n = 0;
+  bool more = false;
+  uint32_t ids[XDPFW_BUCKET_SIZE] = {};
+  bool operator==(const Bucket& o) const {
+    return n == o.n && more == o.more && std::equal(ids, ids + n, o.ids);
+  }
 };
 
 template <typename K>
-using EntryMap = std::unordered_map<K, Entry, KeyHash<K>, KeyEq<K>>;
+using BucketMap = std::unordered_map<K, Bucket, KeyHash<K>, KeyEq<K>>;
+
+// A candidate record by rule id; its counter field is filled in by the
+// datapath, which owns the counter slots.
+using Candidate = std::pair<uint32_t, xdpfw_cand>;
 
 struct CompiledRuleset {
-  xdpfw_ruleset header{};               // generation 0; keys carry slot 0
-  std::vector<uint32_t> port_class[2];  // per enum xdpfw_port_field: port -> class id
-  EntryMap<xdpfw_key4> v4;
-  EntryMap<xdpfw_key6> v6;
+  xdpfw_ruleset header{};  // generation 0
+  BucketMap<xdpfw_key4> v4;  // keys carry slot 0
+  BucketMap<xdpfw_key6> v6;
+  std::vector<Candidate> cands;  // sorted by rule id; rules that can never win have none
+  // Per family: XDPFW_SUMMARY_FIELDS x XDPFW_SUMMARY_SPACE masks, field-major;
+  // empty when the family has no table (all zero).
+  std::vector<xdpfw_tmask> summary[2];
 };
 
 // Rules must carry ids (unique, non-zero) and priorities.
 CompiledRuleset compile_rules(const std::vector<Rule>& rules, const Policy& policy,
                               const CompileLimits& limits = {});
 
+struct LookupResult {
+  uint64_t order = 0;  // priority << 32 | rule id
+  Action action = Action::pass;
+  uint32_t probes = 0;  // tables probed
+  uint32_t rule_id() const { return static_cast<uint32_t>(order); }
+};
+
 // The classifier of the XDP program, run in user space over a compiled rule
-// set. Lets unit tests check the compiler against the reference without root.
-std::optional<Entry> lookup_compiled(const CompiledRuleset& c, const struct PacketFields& p);
+// set: same candidate masks, table order, early stop and bucket scan. Lets
+// unit tests check the compiler against the reference without root. The
+// result is empty when no rule matched; probes is set either way.
+std::optional<LookupResult> lookup_compiled(const CompiledRuleset& c,
+                                            const struct PacketFields& p,
+                                            uint32_t* probes = nullptr);
 
 }  // namespace xdpfw

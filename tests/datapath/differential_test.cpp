@@ -18,22 +18,8 @@ void check_against_reference(uint64_t seed, size_t nrules, size_t templates, int
   BOOST_TEST_MESSAGE("seed " << seed << ": " << nrules << " rules, " << packets << " packets");
   RuleGen gen(seed);
   DatapathOptions opts;
-  opts.max_entries = 1u << 22;  // room for the port-range expansion of 100,000 random rules
-  std::vector<Rule> rules;
-  // A random set may break a documented limit (shapes, entries); those
-  // errors have their own tests. Draw again, a bounded number of times.
-  for (int attempt = 0;; ++attempt) {
-    rules = gen.rules({.rules = nrules, .templates = templates, .wide = wide});
-    try {
-      CompileLimits limits;
-      limits.max_entries_per_family = opts.max_entries / XDPFW_SLOTS;
-      compile_rules(rules, Policy{}, limits);
-      break;
-    } catch (const CompileError& e) {
-      BOOST_TEST_MESSAGE("  set redrawn: " << e.what());
-      BOOST_TEST_REQUIRE(attempt < 5, "random rule sets keep breaking limits");
-    }
-  }
+  // Any set of the grammar compiles: no redraw.
+  std::vector<Rule> rules = gen.rules({.rules = nrules, .templates = templates, .wide = wide});
   Policy policy{(seed & 1) ? Action::drop : Action::pass, Action::drop};
   DatapathFixture fx(opts);
   fx.dp.apply(rules, policy);

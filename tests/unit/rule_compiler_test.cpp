@@ -1,8 +1,9 @@
-// The compiler: shapes, port classes, keep-best per key, limits with errors
-// naming the rule, and agreement with the reference on random rule sets
-// (run through the user-space copy of the XDP lookup).
+// The compiler: tables, buckets, candidate masks, limits with errors naming
+// the rule, and agreement with the reference on random and ClassBench rule
+// sets (run through the user-space copy of the XDP lookup).
 #include <boost/test/unit_test.hpp>
 
+#include "common/classbench.hpp"
 #include "common/rule_gen.hpp"
 #include "reference_classifier.hpp"
 #include "rule_compiler.hpp"
@@ -34,89 +35,91 @@ std::string compile_error(const std::vector<Rule>& rs, const CompileLimits& l = 
 
 BOOST_AUTO_TEST_SUITE(rule_compiler)
 
-BOOST_AUTO_TEST_CASE(one_shape_per_mask_signature) {
-  auto c = compile_rules(rules({"src 198.18.0.1 action drop", "src 198.18.0.2 action drop",
-                                "src 198.18.0.0/24 action pass", "proto tcp dport 22 action drop"}),
+BOOST_AUTO_TEST_CASE(nearby_shapes_share_a_table) {
+  // /32, /30 and /29 sources fit one table hashed on /28 (TupleMerge's
+  // relaxation of the first); a /24 needs a table of its own.
+  auto c = compile_rules(rules({"src 198.18.0.1 action drop", "src 198.18.0.4/30 action drop",
+                                "src 198.18.0.8/29 action pass", "src 198.18.1.0/24 action pass"}),
                          Policy{});
-  BOOST_TEST(c.header.nshapes[XDPFW_FAMILY_V4] == 3u);  // /32, /24, proto+dport
-  BOOST_TEST(c.header.nshapes[XDPFW_FAMILY_V6] == 1u);  // proto+dport matches v6 too
-  BOOST_TEST(c.v4.size() == 4u);
-  BOOST_TEST(c.v6.size() == 1u);
+  BOOST_TEST(c.header.ntables[XDPFW_FAMILY_V4] == 2u);
+  BOOST_TEST(c.header.ntables[XDPFW_FAMILY_V6] == 0u);
+  BOOST_TEST(c.v4.size() == 2u);  // 198.18.0.0/28 holds three candidates
+  BOOST_TEST(c.cands.size() == 4u);
 }
 
-BOOST_AUTO_TEST_CASE(shapes_sorted_by_best_rule) {
+BOOST_AUTO_TEST_CASE(tables_sorted_by_best_rule) {
   auto c = compile_rules(
-      rules({"prio 50 src 198.18.0.1 action drop", "prio 10 src 198.18.0.0/24 action pass",
+      rules({"prio 50 src 198.18.0.1 action drop", "prio 10 proto tcp dport 22 action pass",
              "prio 30 src 198.18.0.2 action pass"}),
       Policy{});
-  BOOST_TEST(c.header.nshapes[0] == 2u);
-  BOOST_TEST(c.header.shapes[0][0].src_plen == 24);
-  BOOST_TEST(c.header.shapes[0][1].src_plen == 32);
-  BOOST_TEST(c.header.shapes[0][1].min_order == rule_order(30, 3));
+  BOOST_TEST(c.header.ntables[0] == 2u);
+  BOOST_TEST(c.header.tables[0][0].min_order == rule_order(10, 2));
+  BOOST_TEST(c.header.tables[0][0].flags == (XDPFW_TABLE_PROTO | XDPFW_TABLE_DPORT));
+  BOOST_TEST(c.header.tables[0][1].min_order == rule_order(30, 3));
 }
 
-BOOST_AUTO_TEST_CASE(port_classes_are_named_by_their_first_port) {
-  auto c = compile_rules(
-      rules({"proto tcp dport 1000-2000 action drop", "proto udp dport 1500 action pass"}),
-      Policy{});
-  const auto& t = c.port_class[XDPFW_FIELD_DPORT];
-  BOOST_TEST(t[0] == 0u);
-  BOOST_TEST(t[999] == 0u);
-  BOOST_TEST(t[1000] == 1000u);
-  BOOST_TEST(t[1499] == 1000u);
-  BOOST_TEST(t[1500] == 1500u);
-  BOOST_TEST(t[1501] == 1501u);
-  BOOST_TEST(t[2000] == 1501u);
-  // Ports no rule names share the class of the lowest of them (0 here).
-  BOOST_TEST(t[2001] == 0u);
-  BOOST_TEST(t[65535] == 0u);
-  // tcp 1000-2000 spans classes 1000, 1500, 1501; udp 1500 one class; both families
-  BOOST_TEST(c.v4.size() == 4u);
+BOOST_AUTO_TEST_CASE(full_bucket_opens_another_table) {
+  // 20 rules equal on every hashed field (same addresses and protocol,
+  // different port ranges): 16 fill one bucket, the rest go to a second table.
+  std::vector<Rule> rs;
+  for (uint32_t i = 0; i < 20; ++i) {
+    Rule r = parse_rule("src 198.18.0.1 dst 198.18.0.2 proto tcp action drop");
+    r.dport = PortRange{static_cast<uint16_t>(1000 + 10 * i), static_cast<uint16_t>(1005 + 10 * i)};
+    r.id = i + 1;
+    r.priority = 100;
+    rs.push_back(r);
+  }
+  auto c = compile_rules(rs, Policy{});
+  BOOST_TEST(c.header.ntables[0] == 2u);
+  size_t biggest = 0;
+  for (const auto& [k, b] : c.v4) biggest = std::max<size_t>(biggest, b.n);
+  BOOST_TEST(biggest == size_t{XDPFW_BUCKET_SIZE});
+  for (int i = 0; i < 20; ++i) {
+    PacketFields p;
+    p.src = {198, 18, 0, 1};
+    p.dst = {198, 18, 0, 2};
+    p.proto = proto_tcp;
+    p.has_l4 = true;
+    p.dport = static_cast<uint16_t>(1003 + 10 * i);
+    auto got = lookup_compiled(c, p);
+    BOOST_TEST_REQUIRE(got.has_value());
+    BOOST_TEST(got->rule_id() == uint32_t(i + 1));
+  }
 }
 
-BOOST_AUTO_TEST_CASE(a_rule_on_a_new_port_renames_that_port_only) {
-  auto before = compile_rules(rules({"proto udp dport 53 action pass"}), Policy{});
-  auto after = compile_rules(
-      rules({"proto udp dport 53 action pass", "proto udp dport 8080 action drop"}), Policy{});
-  const auto& a = before.port_class[XDPFW_FIELD_DPORT];
-  const auto& b = after.port_class[XDPFW_FIELD_DPORT];
-  int changed = 0;
-  for (size_t p = 0; p < a.size(); ++p) changed += a[p] != b[p];
-  BOOST_TEST(changed == 1);
-  BOOST_TEST(b[8080] == 8080u);
+BOOST_AUTO_TEST_CASE(candidate_masks_skip_tables_that_cannot_match) {
+  // Two tables (the port rules share one); a UDP packet to port 53 from
+  // 198.19.x can only match the first, and probes that alone.
+  auto c = compile_rules(rules({"prio 1 src 198.18.0.0/16 proto tcp dport 22 action drop",
+                                "prio 2 src 198.19.0.0/16 proto udp dport 53 action pass",
+                                "prio 3 src 198.18.5.0/24 dst 198.18.9.0/24 action drop"}),
+                         Policy{});
+  BOOST_TEST(c.header.ntables[0] == 2u);
+  BOOST_TEST(c.header.summaries[0] != 0);
+  PacketFields p;
+  p.src = {198, 19, 1, 1};
+  p.dst = {198, 18, 9, 9};
+  p.proto = proto_udp;
+  p.has_l4 = true;
+  p.sport = 5000;
+  p.dport = 53;
+  uint32_t probes = 99;
+  auto got = lookup_compiled(c, p, &probes);
+  BOOST_TEST_REQUIRE(got.has_value());
+  BOOST_TEST(got->rule_id() == 2u);
+  BOOST_TEST(probes == 1u);
+  p.dport = 54;  // no table left: no probe at all
+  BOOST_TEST(!lookup_compiled(c, p, &probes).has_value());
+  BOOST_TEST(probes == 0u);
+  p.has_l4 = false;  // a fragment: only the address-only table is a candidate
+  p.src = {198, 18, 5, 1};
+  got = lookup_compiled(c, p, &probes);
+  BOOST_TEST_REQUIRE(got.has_value());
+  BOOST_TEST(got->rule_id() == 3u);
+  BOOST_TEST(probes == 1u);
 }
 
-BOOST_AUTO_TEST_CASE(the_gap_class_is_never_a_named_class) {
-  // Port 0 and 1 named: the gap takes the lowest unnamed port, 2.
-  auto c = compile_rules(
-      rules({"proto tcp dport 0-1 action drop", "proto tcp dport 5 action drop"}), Policy{});
-  const auto& t = c.port_class[XDPFW_FIELD_DPORT];
-  BOOST_TEST(t[0] == 0u);
-  BOOST_TEST(t[1] == 0u);
-  BOOST_TEST(t[2] == 2u);
-  BOOST_TEST(t[4] == 2u);
-  BOOST_TEST(t[5] == 5u);
-  BOOST_TEST(t[6] == 2u);
-  BOOST_TEST(t[65535] == 2u);
-}
-
-BOOST_AUTO_TEST_CASE(best_rule_kept_per_key) {
-  auto c = compile_rules(
-      rules({"id 9 prio 5 src 198.18.0.1 action pass", "id 4 prio 5 src 198.18.0.1 action drop"}),
-      Policy{});
-  BOOST_TEST(c.v4.size() == 1u);
-  BOOST_TEST(c.v4.begin()->second.rule_id() == 4u);
-}
-
-BOOST_AUTO_TEST_CASE(full_port_range_needs_l4_but_no_classes) {
-  auto c = compile_rules(rules({"proto tcp dport 0-65535 action drop"}), Policy{});
-  const auto& s = c.header.shapes[0][0];
-  BOOST_TEST((s.flags & XDPFW_SHAPE_L4) != 0);
-  BOOST_TEST((s.flags & XDPFW_SHAPE_DPORT) == 0);
-  BOOST_TEST(c.v4.size() == 1u);
-}
-
-BOOST_AUTO_TEST_CASE(policy_is_in_the_header) {
+BOOST_AUTO_TEST_CASE(policy_in_header) {
   auto c = compile_rules({}, Policy{Action::drop, Action::pass});
   BOOST_TEST(c.header.default_action == XDPFW_ACTION_DROP);
   BOOST_TEST(c.header.malformed_action == XDPFW_ACTION_PASS);
@@ -128,39 +131,47 @@ BOOST_AUTO_TEST_CASE(limits_are_enforced_with_the_rule_named) {
   BOOST_TEST(compile_error(rules({"action drop", "action drop", "action drop"}), l) ==
              "3 rules exceed the limit of 2 rules");
 
-  std::vector<Rule> many;
-  for (int len = 0; len <= 32; ++len)
-    for (int proto = 0; proto < 2; ++proto) {
-      Rule r = parse_rule("src 198.18.0.0/" + std::to_string(len) + " action drop");
-      if (proto) r.proto = proto_udp;
-      r.id = static_cast<uint32_t>(many.size() + 1);
-      r.priority = 1;
-      many.push_back(r);
-    }
-  std::string err = compile_error(many);  // 66 shapes
-  BOOST_TEST(err.find("rule 65: needs a new IPv4 mask shape") == 0u);
-  BOOST_TEST(err.find("limit of 64 distinct shapes per family") != std::string::npos);
-
-  std::vector<Rule> ports;
-  for (int p = 1; p <= 300; ++p)
-    ports.push_back(
-        rules({("proto tcp dport " + std::to_string(p * 2) + " action pass").c_str()})[0]);
-  for (size_t i = 0; i < ports.size(); ++i) ports[i].id = static_cast<uint32_t>(i + 1);
-  Rule wide = parse_rule("id 999 prio 1 proto tcp sport 1-600 dport 1-600 action drop");
-  ports.push_back(wide);
-  // dport boundaries at 1, 2, 3, ..., 601: 1-600 spans 600 classes; sport 1-600 one class
-  CompileLimits small;
-  small.max_expansion_per_rule = 500;
-  err = compile_error(ports, small);
-  BOOST_TEST(err.find("rule 999: its port ranges expand to 600 entries (1 sport x 600 dport "
-                      "classes), over the limit of 500 per rule") == 0u);
+  CompileLimits two;
+  two.max_tables = 2;
+  std::string err = compile_error(rules({"src 198.18.0.1 action drop", "src 198.18.0.0/16 action drop",
+                                         "src 198.18.0.0/8 action drop"}),
+                                  two);
+  BOOST_TEST(err == "rule 3: needs a new IPv4 table beyond the limit of 2 tables per family");
 
   CompileLimits few;
-  few.max_entries_per_family = 3;
-  err = compile_error(rules({"src 198.18.0.1 action drop", "src 198.18.0.2 action drop",
-                             "src 198.18.0.3 action drop", "src 198.18.0.4 action drop"}),
+  few.max_buckets_per_family = 3;
+  err = compile_error(rules({"src 198.18.0.1 action drop", "src 198.18.0.17 action drop",
+                             "src 198.18.0.33 action drop", "src 198.18.0.49 action drop"}),
                       few);
-  BOOST_TEST(err.find("rule 4: the rule set needs more than 3 hash entries") == 0u);
+  BOOST_TEST(err.find("rule 4: the rule set needs more than 3 IPv4 hash buckets") == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(every_prefix_length_and_both_families_in_one_set) {
+  // 2 x (33 + 129) lengths, proto or not: far more shapes than tables.
+  std::vector<Rule> rs;
+  uint32_t id = 0;
+  for (int fam = 0; fam < 2; ++fam)
+    for (int len = 0; len <= (fam ? 128 : 32); ++len)
+      for (int proto = 0; proto < 2; ++proto) {
+        Rule r = parse_rule(std::string(fam ? "src 2001:db8::/" : "src 198.18.0.0/") +
+                            std::to_string(len) + " action drop");
+        if (proto) r.proto = proto_udp;
+        r.id = ++id;
+        r.priority = 1000 - static_cast<uint32_t>(len);  // longest first
+        rs.push_back(r);
+      }
+  auto c = compile_rules(rs, Policy{});
+  BOOST_TEST(c.header.ntables[0] < 40u);
+  BOOST_TEST(c.header.ntables[1] < 80u);
+  ReferenceClassifier ref(rs, Action::pass);
+  test::RuleGen gen(7);
+  for (int i = 0; i < 3000; ++i) {
+    PacketFields p = gen.packet(rs);
+    auto want = ref.classify(p);
+    auto got = lookup_compiled(c, p);
+    BOOST_REQUIRE_EQUAL(got.has_value(), want.rule_id.has_value());
+    if (got) BOOST_REQUIRE_EQUAL(got->rule_id(), *want.rule_id);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(bad_rules_are_refused) {
@@ -190,6 +201,31 @@ BOOST_AUTO_TEST_CASE(agrees_with_reference_on_random_sets) {
       if (got) BOOST_REQUIRE_EQUAL(got->rule_id(), *want.rule_id);
     }
   }
+}
+
+BOOST_AUTO_TEST_CASE(agrees_with_reference_on_classbench_sets) {
+  // Every shipped set up to 10,000 rules, IPv4 and mapped into 2001:db8::/32.
+  for (const char* name : {"acl1_1000", "fw1_1000", "ipc1_1000", "acl1_10000", "fw1_10000",
+                           "ipc1_10000"})
+    for (bool v6 : {false, true}) {
+      auto rs = test::load_classbench(test::classbench_path(name), {.v6 = v6});
+      auto c = compile_rules(rs, Policy{});
+      ReferenceClassifier ref(rs, Action::pass);
+      std::mt19937_64 rng(11);
+      int fam = v6 ? XDPFW_FAMILY_V6 : XDPFW_FAMILY_V4;
+      BOOST_TEST_MESSAGE(name << (v6 ? " v6: " : " v4: ") << rs.size() << " rules, "
+                              << c.header.ntables[fam] << " tables, "
+                              << (v6 ? c.v6.size() : c.v4.size()) << " buckets");
+      for (const PacketFields& p : test::classbench_headers(rs, 20000, rng)) {
+        auto want = ref.classify(p);
+        auto got = lookup_compiled(c, p);
+        BOOST_TEST_INFO(name << (v6 ? " v6 " : " v4 ") << format_address(p.family, p.src) << " -> "
+                             << format_address(p.family, p.dst) << " proto " << int(p.proto)
+                             << " " << p.sport << "/" << p.dport);
+        BOOST_REQUIRE_EQUAL(got.has_value(), want.rule_id.has_value());
+        if (got) BOOST_REQUIRE_EQUAL(got->rule_id(), *want.rule_id);
+      }
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
