@@ -128,9 +128,11 @@ struct scan_ctx {
 
 /* Candidate j of a bucket (bpf_loop callback): the first that matches is the
  * best of the bucket; stop as soon as none left can beat the best so far. */
-static long scan_cand(__u32 j, void *arg)
+/* Checks candidate j of the bucket; returns 1 when the scan is over: it
+ * matched (the best of the bucket, which is sorted) or no candidate from here
+ * on can beat the best so far. */
+static __always_inline long check_cand(struct scan_ctx *s, __u32 j)
 {
-	struct scan_ctx *s = arg;
 	struct classify_ctx *c = s->c;
 	const struct xdpfw_cand *r;
 	__u32 idx = s->b->cand[j & (XDPFW_BUCKET_SIZE - 1)];
@@ -149,6 +151,11 @@ static long scan_cand(__u32 j, void *arg)
 	return 1;
 }
 
+static long scan_cand(__u32 j, void *arg)
+{
+	return check_cand(arg, j + 1);
+}
+
 /* Returns non-zero when the chain after this bucket need not be read. */
 static __always_inline __u32 scan_bucket(struct classify_ctx *c, const struct xdpfw_bucket *b,
 					 __u32 fam)
@@ -158,7 +165,9 @@ static __always_inline __u32 scan_bucket(struct classify_ctx *c, const struct xd
 
 	if (n > XDPFW_BUCKET_SIZE)
 		n = XDPFW_BUCKET_SIZE;
-	bpf_loop(n, scan_cand, &s, 0);
+	/* most buckets hold one rule: the first check costs no loop */
+	if (n && !check_cand(&s, 0) && n > 1)
+		bpf_loop(n - 1, scan_cand, &s, 0);
 	return s.done || !b->more;
 }
 
@@ -241,9 +250,8 @@ static __always_inline const struct xdpfw_table *next_table(struct classify_ctx 
 	return t;
 }
 
-static long visit_table4(__u32 unused, void *arg)
+static __always_inline long visit_table4(struct classify_ctx *c)
 {
-	struct classify_ctx *c = arg;
 	const struct xdpfw_pkt *p = c->pkt;
 	const struct xdpfw_bucket *b;
 	const struct xdpfw_table *t;
@@ -262,9 +270,8 @@ static long visit_table4(__u32 unused, void *arg)
 	return 0;
 }
 
-static long visit_table6(__u32 unused, void *arg)
+static __always_inline long visit_table6(struct classify_ctx *c)
 {
-	struct classify_ctx *c = arg;
 	const struct xdpfw_pkt *p = c->pkt;
 	const struct xdpfw_bucket *b;
 	const struct xdpfw_table *t;
@@ -289,6 +296,18 @@ static long visit_table6(__u32 unused, void *arg)
 	return 0;
 }
 
+/* One callback for both families: one bpf_loop call site with a constant
+ * callback, which the verifier inlines (two would be merged by the compiler
+ * into one call with a variable callback, which it does not). */
+static long visit_table(__u32 unused, void *arg)
+{
+	struct classify_ctx *c = arg;
+
+	if (c->pkt->family == XDPFW_FAMILY_V4)
+		return visit_table4(c);
+	return visit_table6(c);
+}
+
 /* TupleMerge with candidate masks (docs/DATAPATH.md): the tables that could
  * match, best first, one hash probe each, a short bucket scan, early stop.
  * Fills c->best_*; best_order stays ORDER_NONE when nothing matched.
@@ -302,10 +321,7 @@ static __always_inline __u32 classify(struct classify_ctx *c)
 		return 0;
 	candidates(c, fam);
 	before = popcount64(c->m[0]) + popcount64(c->m[1]);
-	if (fam == XDPFW_FAMILY_V4)
-		bpf_loop(XDPFW_MAX_TABLES, visit_table4, c, 0);
-	else
-		bpf_loop(XDPFW_MAX_TABLES, visit_table6, c, 0);
+	bpf_loop(XDPFW_MAX_TABLES, visit_table, c, 0);
 	return before - popcount64(c->m[0]) - popcount64(c->m[1]);
 }
 

@@ -160,6 +160,13 @@ std::vector<PacketFields> classbench_headers(const std::vector<Rule>& rules, siz
       p.sport = port_in(r.sport, corner());
       p.dport = port_in(r.dport, corner());
     }
+    // In IPv6 these numbers are extension headers (the parser walks past
+    // them), never the upper protocol: such a header carries no-next-header.
+    if (fam == Family::v6 &&
+        (p.proto == 0 || p.proto == 43 || p.proto == 44 || p.proto == 51 || p.proto == 60)) {
+      p.proto = 59;
+      p.has_l4 = false;
+    }
     if (p.proto == 1 || p.proto == 58) {  // type and code are bytes
       p.sport &= 0xff;
       p.dport &= 0xff;
