@@ -365,6 +365,11 @@ CommandOutput Firewall::show_metrics() const {
   for (int i = XDPFW_STAT_FIRST_MALFORMED; i <= XDPFW_STAT_LAST_MALFORMED; ++i)
     o << "xdpfw_malformed_total{reason=\"" << stat_name(static_cast<xdpfw_stat>(i)) << "\"} "
       << s.c[i] << "\n";
+  family("xdpfw_tables_probed_total", "counter",
+         "Classified packets by the number of classifier tables they probed.");
+  for (int i = XDPFW_STAT_PROBES_0; i <= XDPFW_STAT_PROBES_17_PLUS; ++i)
+    o << "xdpfw_tables_probed_total{tables=\"" << stat_name(static_cast<xdpfw_stat>(i)) + 7
+      << "\"} " << s.c[i] << "\n";
   family("xdpfw_events_total", "counter", "Unmatched-packet events by outcome.");
   o << "xdpfw_events_total{outcome=\"sent\"} " << s[XDPFW_STAT_EVENTS_SENT] << "\n";
   o << "xdpfw_events_total{outcome=\"suppressed\"} " << s[XDPFW_STAT_EVENTS_SUPPRESSED] << "\n";

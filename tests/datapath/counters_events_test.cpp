@@ -162,4 +162,29 @@ BOOST_FIXTURE_TEST_CASE(events_without_reader_are_counted_failed, DatapathFixtur
   BOOST_TEST(stat(XDPFW_STAT_EVENTS_SENT) == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(tables_probed_histogram) {
+  // Two tables that both admit a TCP packet to port 22 from 198.18.0.1: the
+  // packet that matches neither probes both; a UDP packet probes none (the
+  // protocol masks leave no table); a hit of the best table stops after it.
+  DatapathFixture fx;
+  fx.install({"prio 1 src 198.18.0.1 dst 198.18.0.9 proto tcp dport 22 action drop",
+              "prio 2 src 198.18.0.0/24 proto tcp action pass"});
+  auto count = [&](xdpfw_stat s) { return fx.stat(s); };
+  uint64_t p0 = count(XDPFW_STAT_PROBES_0), p1 = count(XDPFW_STAT_PROBES_1),
+           p2 = count(XDPFW_STAT_PROBES_2);
+  PacketSpec miss = tcp4(22);
+  miss.f.src = {198, 18, 1, 1};
+  fx.run(miss, 3);
+  BOOST_TEST(count(XDPFW_STAT_PROBES_2) == p2 + 3);
+  fx.run(udp4(22));
+  BOOST_TEST(count(XDPFW_STAT_PROBES_0) == p0 + 1);
+  PacketSpec hit = tcp4(22);
+  hit.f.dst = {198, 18, 0, 9};
+  BOOST_TEST(fx.run(hit) == uint32_t(XDP_DROP));
+  BOOST_TEST(count(XDPFW_STAT_PROBES_1) == p1 + 1);
+  BOOST_TEST(count(XDPFW_STAT_PROBES_3_4) + count(XDPFW_STAT_PROBES_5_8) +
+                 count(XDPFW_STAT_PROBES_9_16) + count(XDPFW_STAT_PROBES_17_PLUS) ==
+             0u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -141,8 +141,12 @@ BOOST_AUTO_TEST_CASE(show_config_metrics_stats) {
   BOOST_TEST(m.find("xdpfw_rule_packets_total{id=\"1\"} 0\n") != std::string::npos);
   BOOST_TEST(m.find("xdpfw_malformed_total{reason=\"l4_truncated\"} 0\n") != std::string::npos);
   BOOST_TEST(m.find("xdpfw_rules 1\n") != std::string::npos);
+  BOOST_TEST(m.find("xdpfw_tables_probed_total{tables=\"3_4\"} 0\n") != std::string::npos);
+  BOOST_TEST(m.find("xdpfw_tables_probed_total{tables=\"17_plus\"} 0\n") != std::string::npos);
   json s = json::parse(o.fw.ask("show stats json"));
   BOOST_TEST(s.contains("events_suppressed"));
+  BOOST_TEST(s.contains("probes_0"));
+  BOOST_TEST(s.contains("probes_17_plus"));
   BOOST_TEST(o.fw.ask("show config yaml").find("ERR: show config: unexpected 'yaml'") == 0u);
 }
 
