@@ -299,13 +299,16 @@ static __always_inline long visit_table6(struct classify_ctx *c)
 /* One callback for both families: one bpf_loop call site with a constant
  * callback, which the verifier inlines (two would be merged by the compiler
  * into one call with a variable callback, which it does not). */
-static long visit_table(__u32 unused, void *arg)
+static __always_inline long visit_next_table(struct classify_ctx *c)
 {
-	struct classify_ctx *c = arg;
-
 	if (c->pkt->family == XDPFW_FAMILY_V4)
 		return visit_table4(c);
 	return visit_table6(c);
+}
+
+static long visit_table(__u32 unused, void *arg)
+{
+	return visit_next_table(arg);
 }
 
 /* TupleMerge with candidate masks (docs/DATAPATH.md): the tables that could
@@ -321,7 +324,10 @@ static __always_inline __u32 classify(struct classify_ctx *c)
 		return 0;
 	candidates(c, fam);
 	before = popcount64(c->m[0]) + popcount64(c->m[1]);
-	bpf_loop(XDPFW_MAX_TABLES, visit_table, c, 0);
+	/* the first table outside the loop: a hit there (the common case) pays
+	 * no loop */
+	if (!visit_next_table(c) && (c->m[0] | c->m[1]))
+		bpf_loop(XDPFW_MAX_TABLES, visit_table, c, 0);
 	return before - popcount64(c->m[0]) - popcount64(c->m[1]);
 }
 
