@@ -2,6 +2,7 @@
 // control socket:
 //   xdpfw-ctl add --src A --dst A --sport P --dport P --proto P --action drop|pass [--prio N]
 //   xdpfw-ctl del ID | list [--json] | stats [--json] | monitor [--append FILE]
+//   xdpfw-ctl replace FILE | check FILE | flush | save [-]
 //   xdpfw-ctl raw 'any control command'
 // Socket: --socket PATH, else $XDPFW_SOCKET, else /run/xdpfw/xdpfw.sock.
 // Exit: 0 ok; 1 the agent answered an error (printed on stderr); 2 bad usage;
@@ -18,6 +19,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -35,6 +37,10 @@ const char* usage =
     "  list [--json]                       the rules with their counters\n"
     "  stats [--json]                      packets by verdict and reason, events\n"
     "  monitor [--append FILE]             unmatched-packet events, live, as JSON lines\n"
+    "  replace FILE                        replace every rule with FILE's, all or nothing\n"
+    "  check FILE                          compile FILE's rules and report; nothing changes\n"
+    "  flush                               delete every rule\n"
+    "  save [-]                            write the rules to the agent's rules file; -: print them\n"
     "  raw 'COMMAND'                       any control command ('raw help' lists them)\n";
 
 struct UsageError : std::runtime_error {
@@ -98,6 +104,19 @@ int request(const std::string& sock, const std::string& line) {
   }
   std::fputs(reply.c_str(), stdout);
   return 0;
+}
+
+// "COMMAND <<TAG", FILE's lines, "TAG": a tag that is no line of the file,
+// so blank lines and comments go through whole.
+std::string with_file(const std::string& command, const std::string& file) {
+  std::ifstream in(file);
+  if (!in) throw UsageError("cannot read " + file + ": " + std::strerror(errno));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!text.empty() && text.back() != '\n') text.push_back('\n');
+  std::string tag = "XDPFW_END";
+  for (int i = 0; text.find(tag + "\n") != std::string::npos; ++i)
+    tag = "XDPFW_END_" + std::to_string(i);
+  return command + " <<" + tag + "\n" + text + tag;
 }
 
 volatile sig_atomic_t g_stop = 0;
@@ -207,13 +226,27 @@ int main(int argc, char** argv) {
         throw UsageError("monitor: expected nothing or --append FILE");
       return monitor(sock, append);
     }
+    if (cmd == "replace" || cmd == "check") {
+      if (args.size() != 1) throw UsageError(cmd + ": expected one rules file");
+      return request(sock, with_file("rule " + cmd, args[0]));
+    }
+    if (cmd == "flush") {
+      if (!args.empty()) throw UsageError("flush: takes no argument");
+      return request(sock, "rule flush");
+    }
+    if (cmd == "save") {
+      if (args.size() > 1 || (args.size() == 1 && args[0] != "-"))
+        throw UsageError("save: expected nothing or -");
+      return request(sock, args.empty() ? "save" : "save -");
+    }
     if (cmd == "raw") {
       if (args.size() != 1)
         throw UsageError("raw: expected one quoted command, e.g. raw 'show interfaces'");
       return request(sock, args[0]);
     }
     throw UsageError("'" + cmd +
-                     "' is not a command (expected add, del, list, stats, monitor, raw)");
+                     "' is not a command (expected add, del, list, stats, monitor, replace, check, "
+                     "flush, save, raw)");
   } catch (const UsageError& e) {
     std::fprintf(stderr, "xdpfw-ctl: %s\n%s", e.what(), usage);
     return 2;

@@ -157,6 +157,10 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
 
   void handle(const Request& r) {
     if (stream_) return;
+    if (r.error) {
+      send("ERR: " + *r.error + "\n\n");
+      return;
+    }
     Reply reply = server_.dispatch_(r, info_);
     send(std::move(reply.text));
     if (reply.close) closing_ = true;

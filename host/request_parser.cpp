@@ -1,9 +1,20 @@
 // request_parser.cpp: see request_parser.hpp.
 #include "request_parser.hpp"
 
+#include <cctype>
+
 #include "text.hpp"
 
 namespace xdpfw::host {
+
+// "" (a payload up to an empty line) or a word of letters, digits and _.-
+bool RequestParser::is_tag(std::string_view t) {
+  for (char c : t)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-')
+      return false;
+  return t.size() <= 64;
+}
+
 std::optional<std::string> RequestParser::feed(std::string_view data, std::vector<Request>& out) {
   while (!data.empty()) {
     size_t nl = data.find('\n');
@@ -17,10 +28,12 @@ std::optional<std::string> RequestParser::feed(std::string_view data, std::vecto
     std::string_view line = buf_;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (in_payload_) {
-      if (trim(line).empty()) {
+      bool end = tag_.empty() ? trim(line).empty() : trim(line) == tag_;
+      if (end) {
         out.push_back(std::move(pending_));
         pending_ = Request{};
         in_payload_ = false;
+        tag_.clear();
       } else {
         if (pending_.payload->size() + line.size() + 1 > max_payload_)
           return "payload larger than " + std::to_string(max_payload_) + " bytes";
@@ -28,12 +41,15 @@ std::optional<std::string> RequestParser::feed(std::string_view data, std::vecto
       }
     } else {
       std::string_view cmd = trim(line);
-      if (cmd.size() >= 2 && cmd.substr(cmd.size() - 2) == "<<") {
-        pending_.line = std::string(trim(cmd.substr(0, cmd.size() - 2)));
+      size_t at = cmd.rfind("<<");
+      std::string_view tag = at == std::string_view::npos ? "" : cmd.substr(at + 2);
+      if (at != std::string_view::npos && is_tag(tag)) {
+        pending_.line = std::string(trim(cmd.substr(0, at)));
         pending_.payload = std::string();
+        tag_ = std::string(tag);
         in_payload_ = true;
       } else if (!cmd.empty()) {
-        out.push_back(Request{std::string(cmd), std::nullopt});
+        out.push_back(Request{std::string(cmd), std::nullopt, std::nullopt});
       }
     }
     buf_.clear();
@@ -46,6 +62,9 @@ std::optional<Request> RequestParser::finish() {
   if (!buf_.empty()) feed("\n", out);
   if (in_payload_) {
     in_payload_ = false;
+    if (!tag_.empty())
+      pending_.error = pending_.line + ": the payload ended before its end line '" + tag_ +
+                       "': nothing was applied";
     out.push_back(std::move(pending_));
     pending_ = Request{};
   }

@@ -1,6 +1,9 @@
 // request_parser.hpp: framing of the control protocol. A request is one
 // line; a line ending in "<<" carries a payload: the lines after it, up to an
-// empty line (HAProxy's runtime API convention). Pure, so it is unit-tested.
+// empty line (HAProxy's runtime API convention); a line ending in "<<TAG"
+// (TAG: letters, digits, _.-) carries the lines up to one that is TAG alone,
+// empty lines included (a shell here-document: files go through whole).
+// Pure, so it is unit-tested.
 #pragma once
 
 #include <optional>
@@ -13,6 +16,9 @@ namespace xdpfw::host {
 struct Request {
   std::string line;                    // without "<<", trimmed
   std::optional<std::string> payload;  // lines joined with '\n', each ending in '\n'
+  // Set when the request cannot run: a "<<TAG" payload cut off by the end
+  // of input (a truncated file must not replace anything).
+  std::optional<std::string> error;
 };
 
 class RequestParser {
@@ -30,8 +36,11 @@ class RequestParser {
   bool partial() const { return !buf_.empty() || in_payload_; }
 
  private:
+  static bool is_tag(std::string_view t);
+
   size_t max_line_, max_payload_;
   std::string buf_;
+  std::string tag_;  // of the open payload; "" = up to an empty line
   bool in_payload_ = false;
   Request pending_;
 };

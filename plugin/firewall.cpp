@@ -103,6 +103,7 @@ int64_t realtime_minus_monotonic() {
 Firewall::Firewall(const FirewallConfig& cfg, Log log)
     : cfg_(cfg),
       log_(std::move(log)),
+      lock_(prepare_pin_dir(cfg.pin_root, "maps"), cfg.state_dir),
       dp_(options(cfg)),
       attacher_(dp_.prog_fd(), prepare_pin_dir(cfg.pin_root, "links"), cfg.persistent),
       attach_(attacher_, cfg, log_) {
@@ -245,7 +246,7 @@ void Firewall::save_state() {
     // After every change, on the request path: no fsync (a few ms on this
     // kind of disk). The file survives the agent's crash; after a power
     // loss the pins are gone anyway and ext4 gives the old or the new file.
-    store_.save(state_file("rules.state"), false);
+    store_.save(state_file("rules.state"), false, false);
     if (saved_rules_file_text_ != rules_file_text_) {  // not on every rule add
       std::string applied = state_file("rules-file.applied");
       std::ofstream(applied + ".tmp") << rules_file_text_;
@@ -291,11 +292,18 @@ CommandOutput Firewall::rule_flush() {
 CommandOutput Firewall::rule_replace(const std::string* payload) {
   if (!payload)
     return {false,
-            "rule replace: expects the new rules as a payload: 'rule replace <<', one "
-            "rule per line, then an empty line"};
+            "rule replace: expects the new rules as a payload: 'rule replace <<END', one "
+            "rule per line (comments and empty lines allowed), then a line 'END'"};
   try {
     // (The host gives a big payload's memory back once it is answered.)
     auto list = store_.parsed("payload", *payload);
+    // An empty set is asked for in words: a payload cut at its first empty
+    // line ('<<' without a tag) must not wipe every rule.
+    if (list.empty())
+      return {false,
+              "rule replace: the payload holds no rule, nothing was changed (a '<<' payload "
+              "ends at the first empty line: send files as 'rule replace <<END' ... 'END'; "
+              "'rule flush' removes every rule)"};
     size_t n = list.size();
     install(std::move(list));
     return {true, "replaced: " + std::to_string(n) + " rule(s)"};
@@ -304,11 +312,36 @@ CommandOutput Firewall::rule_replace(const std::string* payload) {
   }
 }
 
+CommandOutput Firewall::rule_check(const std::string* payload) {
+  if (!payload)
+    return {false, "rule check: expects rules as a payload: 'rule check <<END' ... 'END'"};
+  try {
+    auto list = store_.parsed("payload", *payload);
+    compile_rules(list, cfg_.policy, dp_.limits());
+    return {true, "ok: " + std::to_string(list.size()) + " rule(s) would be installed"};
+  } catch (const std::exception& e) {
+    return fail("rule check", e);
+  }
+}
+
 CommandOutput Firewall::save(const std::string& arg) {
+  if (arg == "-") return {true, store_.text()};  // the rule set in the file grammar
   std::string path = arg.empty() ? cfg_.rules_file : arg;
   if (path.empty()) return {false, "save: no rules file configured; give a path: save PATH"};
+  // The agent runs as root and the socket's group may write: it writes only
+  // its own files, the configured rules file or a file in its state folder.
+  namespace fs = std::filesystem;
+  if (path.front() != '/') return {false, "save: '" + path + "' is not an absolute path"};
+  fs::path p = fs::path(path).lexically_normal();
+  bool in_state = cfg_.state_dir != "none" && !cfg_.state_dir.empty() &&
+                  p.parent_path() == fs::path(cfg_.state_dir).lexically_normal();
+  if (p != fs::path(cfg_.rules_file).lexically_normal() && !in_state)
+    return {false, "save: " + path + " is neither the rules file (" +
+                       (cfg_.rules_file.empty() ? std::string("none configured")
+                                                : cfg_.rules_file) +
+                       ") nor a file in the state folder (" + cfg_.state_dir + ")"};
   try {
-    store_.save(path);
+    store_.save(p.string());
   } catch (const std::exception& e) {
     return {false, e.what()};
   }

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "agent_lock.hpp"
 #include "attach_manager.hpp"
 #include "datapath.hpp"
 #include "event_log.hpp"
@@ -50,6 +51,8 @@ class Firewall {
   CommandOutput rule_del(const std::string& id);
   CommandOutput rule_flush();
   CommandOutput rule_replace(const std::string* payload);
+  // Compiles a payload as 'rule replace' would and reports; changes nothing.
+  CommandOutput rule_check(const std::string* payload);
   CommandOutput save(const std::string& path);
   CommandOutput show_config(bool json) const;
   CommandOutput show_metrics() const;
@@ -73,6 +76,7 @@ class Firewall {
 
   FirewallConfig cfg_;
   Log log_;
+  AgentLock lock_;  // before the maps are touched
   Datapath dp_;
   XdpAttacher attacher_;
   AttachManager attach_;

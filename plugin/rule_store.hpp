@@ -28,9 +28,12 @@ class RuleStore {
 
   // The set as rule lines, in order; parse_rules_text reads it back.
   std::string text() const;
-  // Writes text() to path atomically (temporary file, rename); durable:
-  // fsync before the rename, so that the file survives a power loss too.
-  void save(const std::string& path, bool durable = true) const;
+  // Writes text() to path atomically (a new file beside it, made with
+  // O_EXCL under an unpredictable name, then renamed over it) with the old
+  // file's mode and owner; refuses symbolic links and anything but a regular
+  // file. durable: fsync before the rename, so that the file survives a power
+  // loss too. backup: the replaced file stays as path.bak.
+  void save(const std::string& path, bool durable = true, bool backup = true) const;
 
  private:
   uint32_t next_id() const;

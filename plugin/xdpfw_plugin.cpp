@@ -184,10 +184,16 @@ int xdpfw_init(const xdpfw_host_api* api, const xdpfw_config_section* cfg, void*
         if (!a.empty()) return CommandOutput{false, "rule flush: takes no argument"};
         return fw.rule_flush();
       });
-  add(st, "rule replace", "<< RULES: replace the whole set at once, all or nothing",
+  add(st, "rule replace",
+      "<<END RULES END: replace the whole set at once, all or nothing (an empty set is refused: "
+      "use rule flush)",
       XDPFW_CMD_MUTATES,
       [&fw](const std::string&, const std::string* p) { return fw.rule_replace(p); });
-  add(st, "save", "[PATH]: write the rules to the rules file (or PATH) atomically",
+  add(st, "rule check", "<<END RULES END: compile the rules and report; nothing is changed", 0,
+      [&fw](const std::string&, const std::string* p) { return fw.rule_check(p); });
+  add(st, "save",
+      "[PATH|-]: write the rules to the rules file (or PATH in the state folder) atomically; "
+      "-: print them",
       XDPFW_CMD_MUTATES, [&fw](const std::string& a, const std::string*) { return fw.save(a); });
   if (api->size >= offsetof(xdpfw_host_api, stream_close) + sizeof(api->stream_close) &&
       api->reply_stream) {

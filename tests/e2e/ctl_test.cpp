@@ -93,6 +93,51 @@ BOOST_AUTO_TEST_CASE(subcommands_flags_and_errors) {
              3);
 }
 
+BOOST_AUTO_TEST_CASE(replace_check_save_flush_with_files) {
+  NetNs ns;
+  FirewallAgent fw(ns, "");
+  fw.start();
+  Ctl ctl(fw.sock);
+  std::string out, err;
+  // A rules file as operators write them (the shipped example's shape):
+  // comments, blank lines, a line that is the default end tag.
+  fs::path file = fw.dir / "site.rules";
+  write_file(file,
+             "# site policy\n\nprio 10 proto tcp dport 22 action drop\n\n# XDPFW_END\n"
+             "proto udp dport 53 action pass\nsrc 198.18.0.0/15 action drop");
+  BOOST_TEST(ctl.run("check " + file.string(), &out) == 0);
+  BOOST_TEST(out == "ok: 3 rule(s) would be installed\n");
+  BOOST_TEST(ctl.run("list --json", &out) == 0);
+  BOOST_TEST(json::parse(out).empty());  // check changed nothing
+  BOOST_TEST(ctl.run("replace " + file.string(), &out) == 0);
+  BOOST_TEST(out == "replaced: 3 rule(s)\n");
+  // save - prints the set in the file grammar: it loads back as it is.
+  std::string saved;
+  BOOST_TEST(ctl.run("save -", &saved) == 0);
+  BOOST_TEST(saved.find("id 1 prio 10 proto tcp dport 22 action drop\n") == 0u, saved);
+  write_file(fw.dir / "saved.rules", saved);
+  std::string list_before;
+  ctl.run("list --json", &list_before);
+  BOOST_TEST(ctl.run("replace " + (fw.dir / "saved.rules").string(), &out) == 0);
+  ctl.run("list --json", &out);
+  BOOST_TEST(json::parse(out) == json::parse(list_before));
+  // A file that does not compile: exit 1, the line named, nothing changed.
+  write_file(fw.dir / "bad.rules", "proto tcp action drop\n\nproto tcp dport 9-1 action drop\n");
+  BOOST_TEST(ctl.run("replace " + (fw.dir / "bad.rules").string(), &out, &err) == 1);
+  BOOST_TEST(err.find("xdpfw-ctl: rule replace: payload:3: dport: range 9-1") == 0u, err);
+  BOOST_TEST(ctl.run("check " + (fw.dir / "bad.rules").string(), &out, &err) == 1);
+  // An empty file is refused: flush is how a set is emptied.
+  write_file(fw.dir / "empty.rules", "# nothing\n\n");
+  BOOST_TEST(ctl.run("replace " + (fw.dir / "empty.rules").string(), &out, &err) == 1);
+  BOOST_TEST(err.find("the payload holds no rule") != std::string::npos, err);
+  ctl.run("list --json", &out);
+  BOOST_TEST(json::parse(out).size() == 3u);
+  BOOST_TEST(ctl.run("replace " + (fw.dir / "missing.rules").string(), &out, &err) == 2);
+  BOOST_TEST(ctl.run("flush", &out) == 0);
+  BOOST_TEST(out == "flushed 3 rule(s)\n");
+  BOOST_TEST(ctl.run("save - extra", &out, &err) == 2);
+}
+
 BOOST_AUTO_TEST_CASE(monitor_sees_real_traffic) {
   Pair p;
   FirewallAgent fw(p.fw_ns, "interfaces = fwt*\nevent-rate = 100000\nevent-burst = 100000");

@@ -29,6 +29,35 @@ int warm_up(const NetNs& peer, int tx, int open_port) {
 
 BOOST_AUTO_TEST_SUITE(persistence)
 
+BOOST_AUTO_TEST_CASE(second_agent_on_the_same_pins_is_refused) {
+  // Another socket (as "another agent is listening" suggests), the same
+  // pin-root and state-dir: the second agent must not take over the filter.
+  NetNs ns;
+  FirewallAgent fw(ns, "", "id 1 proto udp dport 5000 action drop\n");
+  fw.start();
+  std::string conf = read_file(fw.dir / "xdpfw.conf");
+  std::string other_sock = (fw.dir / "second.sock").string();
+  conf.replace(conf.find(fw.sock.string()), fw.sock.string().size(), other_sock);
+  write_file(fw.dir / "second.conf", conf);
+  HostProcess second(fw.dir, {"--config", (fw.dir / "second.conf").string(), "--plugin",
+                              XDPFW_PLUGIN},
+                     false, ns.exec_prefix());
+  BOOST_TEST(second.exit_code() != 0);
+  std::string log = second.log();
+  BOOST_TEST(log.find("is in use by another agent (pid " + std::to_string(fw.host->pid())) !=
+                 std::string::npos,
+             log);
+  // The first agent still serves, with its rules.
+  BOOST_TEST(fw.ask("rule list").find("id 1 prio 1000 proto udp dport 5000 action drop") == 0u);
+  // Once it is gone, a second agent may take over.
+  fw.host->signal(SIGTERM);
+  fw.host->exit_code();
+  HostProcess third(fw.dir, {"--config", (fw.dir / "second.conf").string(), "--plugin",
+                             XDPFW_PLUGIN},
+                    true, ns.exec_prefix());
+  BOOST_TEST(!third.exited(), third.log());
+}
+
 BOOST_AUTO_TEST_CASE(kill_9_keeps_rules_and_counters) {
   Pair p;
   FirewallAgent fw(p.fw_ns, "interfaces = fwt*", "id 1 proto udp dport 5000 action drop\n");

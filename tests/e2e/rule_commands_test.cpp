@@ -1,5 +1,7 @@
 // The firewall's rule commands over the real control socket: every command
 // with good and bad input; after every bad one the rule set is unchanged.
+#include <sys/stat.h>
+
 #include <nlohmann/json.hpp>
 
 #include "e2e/firewall_agent.hpp"
@@ -110,21 +112,85 @@ BOOST_AUTO_TEST_CASE(save_writes_the_rules_file_atomically) {
   Operated o;
   o.fw.ask("rule add prio 7 src 2001:db8::/48 proto tcp dport 443 action drop");
   fs::path rules = o.fw.dir / "rules.conf";
+  std::string before = read_file(rules);
+  chmod(rules.c_str(), 0604);
   BOOST_TEST(o.fw.ask("save") == "saved 2 rule(s) to " + rules.string() + "\n\n");
   std::string text = read_file(rules);
   BOOST_TEST(text.find("id 2 prio 7 src 2001:db8::/48 proto tcp dport 443 action drop\n") !=
                  std::string::npos,
              text);
   BOOST_TEST(text.find("id 1 prio 1000 proto udp dport 53 action pass\n") != std::string::npos);
-  fs::path other = o.fw.dir / "other.rules";
+  // The replaced file is kept as .bak; the new one has the old one's mode.
+  BOOST_TEST(read_file(rules.string() + ".bak") == before);
+  struct stat st {};
+  BOOST_TEST_REQUIRE(stat(rules.c_str(), &st) == 0);
+  BOOST_TEST((st.st_mode & 07777) == 0604u);
+  // A file in the state folder may be written too.
+  fs::path other = o.fw.dir / "state" / "copy.rules";
   BOOST_TEST(o.fw.ask("save " + other.string()) == "saved 2 rule(s) to " + other.string() + "\n\n");
   BOOST_TEST(read_file(other) == text);
-  BOOST_TEST(o.fw.ask("save /nonexistent/dir/rules")
-                 .find("ERR: save: cannot write /nonexistent/dir/rules.tmp.") == 0u);
+  // "save -" prints the set in the file grammar.
+  std::string printed = o.fw.ask("save -");
+  BOOST_TEST(printed == text.substr(text.find('\n') + 1) + "\n", printed);
   int leftovers = 0;
   for (const auto& e : fs::directory_iterator(o.fw.dir.path))
-    leftovers += e.path().string().find(".tmp.") != std::string::npos;
+    leftovers += e.path().filename().string().find(".xdpfw-save") != std::string::npos;
   BOOST_TEST(leftovers == 0);
+}
+
+BOOST_AUTO_TEST_CASE(save_writes_nothing_outside_its_own_files) {
+  Operated o;
+  fs::path outside = o.fw.dir / "victim";
+  write_file(outside, "precious\n");
+  fs::path link = o.fw.dir / "state" / "link.rules";
+  fs::create_directories(link.parent_path());
+  fs::create_symlink(outside, link);
+  fs::path folder = o.fw.dir / "state" / "a-folder";
+  fs::create_directories(folder);
+  struct {
+    std::string cmd, expect;
+  } cases[] = {
+      {"save " + outside.string(), "ERR: save: " + outside.string() + " is neither the rules file"},
+      {"save /etc/passwd", "ERR: save: /etc/passwd is neither the rules file"},
+      {"save " + (o.fw.dir / "state" / ".." / "victim").string(), "ERR: save: "},
+      {"save victim", "ERR: save: 'victim' is not an absolute path"},
+      {"save " + link.string(), "ERR: save: " + link.string() + " is a symbolic link: refused"},
+      {"save " + folder.string(), "ERR: save: " + folder.string() + " is not a regular file"},
+  };
+  for (const auto& c : cases) {
+    std::string out = o.fw.ask(c.cmd);
+    BOOST_TEST_INFO(c.cmd << " -> " << out);
+    BOOST_TEST(out.find(c.expect) == 0u);
+  }
+  BOOST_TEST(read_file(outside) == "precious\n");
+  BOOST_TEST(fs::is_symlink(link));
+}
+
+BOOST_AUTO_TEST_CASE(replace_takes_whole_files_and_refuses_an_empty_set) {
+  Operated o;
+  // A file with a header comment, blank lines and rules: a tagged payload
+  // carries it whole.
+  std::string file = "# site policy\n\nprio 10 proto tcp dport 22 action drop\n\n"
+                     "# dns\nproto udp dport 53 action pass\n";
+  BOOST_TEST(o.fw.ask("rule replace <<END\n" + file + "END") == "replaced: 2 rule(s)\n\n");
+  json before = o.rules();
+  BOOST_TEST_REQUIRE(before.size() == 2u);
+  // The same file after an untagged "<<": its payload ends at the first blank
+  // line and holds no rule: refused, every rule kept (the rest of the file
+  // then runs as commands and is refused too).
+  std::string out = o.fw.ask("rule replace <<\n" + file);
+  BOOST_TEST(out.find("ERR: rule replace: the payload holds no rule, nothing was changed") == 0u,
+             out);
+  BOOST_TEST(o.rules() == before);
+  // check: compiled and reported, nothing changed.
+  BOOST_TEST(o.fw.ask("rule check <<X\nproto tcp action drop\n\nproto udp action drop\nX") ==
+             "ok: 2 rule(s) would be installed\n\n");
+  BOOST_TEST(o.fw.ask("rule check <<X\nproto tcp action drop\nproto tcp dport 9-1 action drop\nX")
+                 .find("ERR: rule check: payload:2: dport: range 9-1 is reversed") == 0u);
+  BOOST_TEST(o.rules() == before);
+  // rule flush is how a set is emptied.
+  BOOST_TEST(o.fw.ask("rule flush") == "flushed 2 rule(s)\n\n");
+  BOOST_TEST(o.rules().empty());
 }
 
 BOOST_AUTO_TEST_CASE(show_config_metrics_stats) {

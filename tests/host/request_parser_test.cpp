@@ -34,6 +34,32 @@ BOOST_AUTO_TEST_CASE(payload_until_empty_line) {
   BOOST_TEST(out[1].line == "help");
 }
 
+BOOST_AUTO_TEST_CASE(tagged_payload_keeps_empty_lines) {
+  // A rules file with comments and blank lines goes through whole.
+  RequestParser p(1024, 1024);
+  std::vector<Request> out;
+  BOOST_TEST(!p.feed("rule replace <<END\n# comment\n\nproto tcp action drop\n  \nEN\n", out));
+  BOOST_TEST(out.empty());
+  BOOST_TEST(!p.feed(" END \nhelp\nx <<\na\n\n", out));
+  BOOST_TEST_REQUIRE(out.size() == 3u);
+  BOOST_TEST(out[0].line == "rule replace");
+  BOOST_TEST(*out[0].payload == "# comment\n\nproto tcp action drop\n  \nEN\n");
+  BOOST_TEST(!out[0].error);
+  BOOST_TEST(out[1].line == "help");
+  BOOST_TEST(*out[2].payload == "a\n");  // untagged: up to the empty line, as before
+}
+
+BOOST_AUTO_TEST_CASE(tagged_payload_cut_off_is_an_error) {
+  RequestParser p(1024, 1024);
+  std::vector<Request> out;
+  BOOST_TEST(!p.feed("rule replace <<EOF\nproto tcp action drop\n", out));
+  auto last = p.finish();
+  BOOST_TEST_REQUIRE(last.has_value());
+  BOOST_TEST_REQUIRE(last->error.has_value());
+  BOOST_TEST(*last->error ==
+             "rule replace: the payload ended before its end line 'EOF': nothing was applied");
+}
+
 BOOST_AUTO_TEST_CASE(open_payload_completed_at_end) {
   RequestParser p(1024, 1024);
   std::vector<Request> out;
