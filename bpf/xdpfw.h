@@ -69,8 +69,9 @@ struct xdpfw_table {
 	__u16 sport_mask; /* 0xffff when hashed, else 0 (no branches per key) */
 	__u16 dport_mask;
 	__u8 proto_mask;
-	__u8 flags; /* enum xdpfw_table_flags */
-	__u8 pad[2];
+	__u8 flags;    /* enum xdpfw_table_flags */
+	__u8 src_plen; /* the lengths hashed (user space: which rules it admits) */
+	__u8 dst_plen;
 };
 
 /* One rule set (one per slot). Tables of a family are sorted by min_order;

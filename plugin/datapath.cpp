@@ -116,7 +116,7 @@ Datapath::Datapath(const DatapathOptions& opts) : opts_(opts) {
     } else {
       // Both slots start as the empty rule set under the default policy
       // (fresh maps are all zero: only the headers need writing).
-      auto empty = std::make_shared<const CompiledRuleset>(compile_rules({}, Policy{}, limits()));
+      auto empty = std::make_shared<CompiledRuleset>(compile_rules({}, Policy{}, limits()));
       write_slot(0, empty);
       write_slot(1, empty);
       write_config();
@@ -262,7 +262,7 @@ uint32_t Datapath::alloc_rule_slot() {
 // Brings one slot's maps from slots_[slot].compiled to next (or, for a slot
 // whose content is unknown, rewrites it whole). The slot must not be the
 // active one.
-void Datapath::write_slot(uint32_t slot, const std::shared_ptr<const CompiledRuleset>& next_ptr) {
+void Datapath::write_slot(uint32_t slot, const std::shared_ptr<CompiledRuleset>& next_ptr) {
   SlotState& st = slots_[slot];
   bool full = !st.known;
   if (full) purge_slot(slot);
@@ -365,11 +365,11 @@ void Datapath::purge_slot(uint32_t slot) {
   };
   purge(skel_->maps.xdpfw_buckets_v4, xdpfw_key4{});
   purge(skel_->maps.xdpfw_buckets_v6, xdpfw_key6{});
-  slots_[slot].compiled = std::make_shared<const CompiledRuleset>();
+  slots_[slot].compiled = std::make_shared<CompiledRuleset>();
 }
 
 void Datapath::apply(const std::vector<Rule>& rules, const Policy& policy) {
-  auto next = std::make_shared<const CompiledRuleset>(compile_rules(rules, policy, limits()));
+  auto next = std::make_shared<CompiledRuleset>(compile_rules(rules, policy, limits()));
   finish_catch_up();
 
   // Counter slots: new rules get one now; those of removed rules are freed
@@ -413,10 +413,108 @@ void Datapath::apply(const std::vector<Rule>& rules, const Policy& policy) {
   // its own so that the caller has its answer now; the next apply (or the
   // destructor) finishes it first.
   catch_up_ = CatchUp{standby ^ 1, std::move(next), std::move(wanted)};
+  start_grace();
+}
+
+void Datapath::start_grace() {
   int outer = bpf_map__fd(skel_->maps.xdpfw_sync);
   int inner = bpf_map__fd(skel_->maps.xdpfw_sync_inner);
   grace_ok_ = false;
   grace_ = std::thread([this, outer, inner] { grace_ok_ = sync_with_readers(outer, inner) == 0; });
+}
+
+// Both slots hold the same set, known, with no catch-up due.
+bool Datapath::in_sync() {
+  finish_catch_up();
+  return slots_[0].known && slots_[1].known && slots_[0].compiled == slots_[1].compiled;
+}
+
+// The writes of an in-place change into one slot. For the active slot the
+// order matters: the new rule's record, then the masks (bits only added:
+// a packet that sees them early probes one table more), then the header
+// (bits only added), and last the buckets, one write each: a packet sees
+// the rule once its bucket is written, and all it needs is there by then.
+void Datapath::write_delta(uint32_t slot, const CompiledDelta& d, const Rule* added) {
+  const CompiledRuleset& c = *slots_[slot].compiled;
+  errno = 0;
+  if (added) {
+    xdpfw_cand v = c.cands.at(added->id);
+    v.counter = rule_slot_.at(added->id);
+    uint32_t idx = cand_index(slot, added->id);
+    check(bpf_map_update_elem(bpf_map__fd(skel_->maps.xdpfw_cands), &idx, &v, BPF_ANY),
+          "write xdpfw_cands");
+  }
+  for (uint32_t fam = 0; fam < 2; ++fam) {
+    if (d.summary[fam].empty()) continue;
+    uint32_t base = (slot * 2 + fam) * XDPFW_SUMMARY_FIELDS * XDPFW_SUMMARY_SPACE;
+    std::vector<__u32> idx;
+    std::vector<xdpfw_tmask> val;
+    for (uint32_t i : d.summary[fam]) {
+      idx.push_back(base + i);
+      val.push_back(c.summary[fam][i]);
+    }
+    update_batch(bpf_map__fd(skel_->maps.xdpfw_summary), idx.data(), val.data(), idx.size(),
+                 "xdpfw_summary");
+  }
+  if (d.header) {
+    xdpfw_ruleset hdr = c.header;
+    hdr.generation = generation_;
+    check(bpf_map_update_elem(bpf_map__fd(skel_->maps.xdpfw_rulesets), &slot, &hdr, BPF_ANY),
+          "write xdpfw_rulesets");
+  }
+  auto buckets = [&](bpf_map* map, const auto& list) {
+    int fd = bpf_map__fd(map);
+    for (const auto& [k, b] : list) {
+      auto key = k;
+      key.slot = static_cast<uint8_t>(slot);
+      if (b) {
+        xdpfw_bucket v = to_bucket(slot, *b);
+        check(bpf_map_update_elem(fd, &key, &v, BPF_ANY), "write a bucket");
+      } else {
+        check(bpf_map_delete_elem(fd, &key), "delete a bucket");
+      }
+    }
+  };
+  buckets(skel_->maps.xdpfw_buckets_v4, d.v4);
+  buckets(skel_->maps.xdpfw_buckets_v6, d.v6);
+}
+
+bool Datapath::add_in_place(const Rule& r) {
+  if (!in_sync() || rule_slot_.count(r.id) || rule_slot_.size() >= opts_.max_rules) return false;
+  CompiledRuleset& c = *slots_[active_].compiled;
+  // Plan on the shared set (nothing written if it does not fit), then the
+  // counter slot, then the kernel.
+  auto d = xdpfw::add_in_place(c, r);
+  if (!d) return false;
+  try {
+    rule_slot_[r.id] = alloc_rule_slot();
+    write_delta(active_ ^ 1, *d, &r);
+    write_delta(active_, *d, &r);
+  } catch (...) {
+    slots_[0].known = slots_[1].known = false;  // the next apply rewrites both
+    throw;
+  }
+  return true;
+}
+
+bool Datapath::remove_in_place(const Rule& r) {
+  if (!in_sync() || !rule_slot_.count(r.id)) return false;
+  CompiledRuleset& c = *slots_[active_].compiled;
+  auto d = xdpfw::remove_in_place(c, r);
+  if (!d) return false;
+  try {
+    write_delta(active_ ^ 1, *d, nullptr);
+    write_delta(active_, *d, nullptr);
+  } catch (...) {
+    slots_[0].known = slots_[1].known = false;
+    throw;
+  }
+  // Its record and counter slot stay until no packet can still be reading
+  // the bucket that named it.
+  retired_.push_back(rule_slot_.at(r.id));
+  rule_slot_.erase(r.id);
+  start_grace();
+  return true;
 }
 
 // The tail of the previous apply: after its grace period, the slot it
@@ -425,6 +523,11 @@ void Datapath::apply(const std::vector<Rule>& rules, const Policy& policy) {
 // rewritten whole before it is used.
 void Datapath::finish_catch_up() {
   if (grace_.joinable()) grace_.join();
+  if (!retired_.empty()) {
+    if (!grace_ok_) wait_for_readers();
+    free_rule_slots_.insert(free_rule_slots_.end(), retired_.begin(), retired_.end());
+    retired_.clear();
+  }
   if (!catch_up_) return;
   CatchUp c = std::move(*catch_up_);
   catch_up_.reset();

@@ -68,6 +68,21 @@ class Datapath {
   void apply(const std::vector<Rule>& rules, const Policy& policy);
   uint64_t generation() const { return generation_; }
 
+  // One rule added or removed in place, without a recompile or a flip
+  // (docs/DATAPATH.md, "Updates in place"): both slots get the same few
+  // writes, the active one in an order that every packet sees whole (the
+  // rule entirely or not at all). Returns false, with nothing changed, when
+  // the change does not fit in place (a new table, a chain, a duplicate, a
+  // new best rule of a table, slots not in sync): call apply() then. The rule
+  // must be valid, with id and priority; the policy is unchanged. Throws
+  // DatapathError (the next apply() rewrites both slots).
+  bool add_in_place(const Rule& r);
+  bool remove_in_place(const Rule& r);
+
+  // What the slots hold (in sync after apply() returns and its catch-up is
+  // done), for tests: the same structure as a compile, changed in place.
+  const CompiledRuleset& compiled() const { return *slots_[active_].compiled; }
+
   std::optional<RuleCounters> rule_counters(uint32_t rule_id) const;
   std::unordered_map<uint32_t, RuleCounters> all_rule_counters() const;
   Stats stats() const;
@@ -79,11 +94,14 @@ class Datapath {
  private:
   struct SlotState {
     // What the slot's maps hold; in sync, both slots share one object.
-    std::shared_ptr<const CompiledRuleset> compiled = std::make_shared<const CompiledRuleset>();
+    std::shared_ptr<CompiledRuleset> compiled = std::make_shared<CompiledRuleset>();
     bool known = true;  // false after a failed write or a resume: rewrite fully
   };
 
-  void write_slot(uint32_t slot, const std::shared_ptr<const CompiledRuleset>& next);
+  void write_slot(uint32_t slot, const std::shared_ptr<CompiledRuleset>& next);
+  void write_delta(uint32_t slot, const CompiledDelta& d, const Rule* added);
+  bool in_sync();
+  void start_grace();
   void purge_slot(uint32_t slot);
   void wait_for_readers();
   void finish_catch_up();
@@ -105,10 +123,11 @@ class Datapath {
   // The old slot's update, due once the grace period after a flip is over.
   struct CatchUp {
     uint32_t slot;
-    std::shared_ptr<const CompiledRuleset> next;
+    std::shared_ptr<CompiledRuleset> next;
     std::unordered_map<uint32_t, bool> wanted;
   };
   std::optional<CatchUp> catch_up_;
+  std::vector<uint32_t> retired_;  // counter slots of rules removed in place: free after a grace period
   std::thread grace_;
   std::atomic<bool> grace_ok_{false};
   uint32_t next_rule_slot_ = 0;

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -262,7 +263,12 @@ void Firewall::save_state() {
 CommandOutput Firewall::rule_add(const std::string& spec) {
   try {
     uint32_t id = 0;
-    install(store_.with_added(parse_rule(spec), &id));
+    auto list = store_.with_added(parse_rule(spec), &id);
+    auto added = std::find_if(list.begin(), list.end(), [&](const Rule& r) { return r.id == id; });
+    // One bucket write where the rule fits in place; a recompile otherwise.
+    if (!dp_.add_in_place(*added)) dp_.apply(list, cfg_.policy);
+    store_.commit(std::move(list));
+    save_state();
     return {true, "id " + std::to_string(id)};
   } catch (const std::exception& e) {
     return fail("rule add", e);
@@ -275,7 +281,12 @@ CommandOutput Firewall::rule_del(const std::string& arg) {
   if (arg.empty() || ec != std::errc() || p != arg.data() + arg.size() || id == 0)
     return {false, "rule del: '" + arg + "' is not a rule id (expected a number, see 'rule list')"};
   try {
-    install(store_.without(id));
+    auto list = store_.without(id);  // throws if there is no such rule
+    const auto& now = store_.rules();
+    auto gone = std::find_if(now.begin(), now.end(), [&](const Rule& r) { return r.id == id; });
+    if (!dp_.remove_in_place(*gone)) dp_.apply(list, cfg_.policy);
+    store_.commit(std::move(list));
+    save_state();
     return {true, "deleted " + arg};
   } catch (const std::exception& e) {
     return fail("rule del", e);

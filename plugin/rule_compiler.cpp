@@ -217,6 +217,8 @@ class FamilyBuilder {
       std::memcpy(t.dst_mask, tb.dmask, sizeof t.dst_mask);
       t.min_order = tb.min_order;
       t.flags = tb.tuple.flags;
+      t.src_plen = tb.tuple.s;
+      t.dst_plen = tb.tuple.d;
       t.proto_mask = (t.flags & XDPFW_TABLE_PROTO) ? 0xff : 0;
       t.sport_mask = (t.flags & XDPFW_TABLE_SPORT) ? 0xffff : 0;
       t.dport_mask = (t.flags & XDPFW_TABLE_DPORT) ? 0xffff : 0;
@@ -395,17 +397,9 @@ CompiledRuleset compile_rules(const std::vector<Rule>& input, const Policy& poli
   // packet: it gets no place in the tables (it keeps its id and counters).
   std::vector<const Rule*> placed;
   placed.reserve(rules.size());
-  {
-    std::unordered_set<std::string> seen;
-    seen.reserve(rules.size());
-    for (const Rule* r : rules) {
-      Rule m = *r;
-      m.id = 0;
-      m.priority.reset();
-      m.action.reset();
-      if (seen.insert(format_rule(m)).second) placed.push_back(r);
-    }
-  }
+  out.matches.reserve(rules.size());
+  for (const Rule* r : rules)
+    if (++out.matches[match_key(*r)] == 1) placed.push_back(r);
   FamilyBuilder<xdpfw_key4> v4(XDPFW_FAMILY_V4, limits);
   FamilyBuilder<xdpfw_key6> v6(XDPFW_FAMILY_V6, limits);
   for (const Rule* r : placed) {
@@ -417,9 +411,7 @@ CompiledRuleset compile_rules(const std::vector<Rule>& input, const Policy& poli
   v6.finish(out.header, out.v6, out.summary[XDPFW_FAMILY_V6]);
 
   out.cands.reserve(placed.size());
-  for (const Rule* r : placed) out.cands.emplace_back(r->id, make_cand(*r));
-  std::sort(out.cands.begin(), out.cands.end(),
-            [](const Candidate& a, const Candidate& b) { return a.first < b.first; });
+  for (const Rule* r : placed) out.cands.emplace(r->id, make_cand(*r));
   return out;
 }
 
@@ -495,10 +487,8 @@ std::optional<LookupResult> lookup_compiled(const CompiledRuleset& c, const Pack
         const Bucket* b = find_bucket(static_cast<uint8_t>(link));
         if (!b) break;
         for (uint32_t j = 0; j < b->n && !done; ++j) {
-          auto it = std::lower_bound(c.cands.begin(), c.cands.end(), b->ids[j],
-                                     [](const Candidate& a, uint32_t id) { return a.first < id; });
-          if (it == c.cands.end() || it->first != b->ids[j] ||
-              (best && it->second.order >= best->order)) {
+          auto it = c.cands.find(b->ids[j]);
+          if (it == c.cands.end() || (best && it->second.order >= best->order)) {
             done = true;
           } else if (cand_matches(it->second, p)) {
             best = LookupResult{it->second.order, static_cast<Action>(it->second.action), 0};
@@ -512,6 +502,317 @@ std::optional<LookupResult> lookup_compiled(const CompiledRuleset& c, const Pack
   if (probes_out) *probes_out = probes;
   if (best) best->probes = probes;
   return best;
+}
+
+
+MatchKey match_key(const Rule& r) {
+  MatchKey k{};
+  size_t at = 0;
+  auto put = [&](const void* p, size_t n) {
+    std::memcpy(k.data() + at, p, n);
+    at += n;
+  };
+  for (const auto* p : {&r.src, &r.dst}) {
+    uint8_t present = p->has_value(), len = present ? (*p)->len : 0,
+            fam = present ? static_cast<uint8_t>((*p)->family) : 0;
+    put(&present, 1);
+    put(&fam, 1);
+    put(&len, 1);
+    if (present) put((*p)->addr.data(), 16);
+    else at += 16;
+  }
+  uint8_t flags = (r.proto ? 1 : 0) | (r.sport ? 2 : 0) | (r.dport ? 4 : 0) |
+                  (r.icmp_type ? 8 : 0) | (r.icmp_code ? 16 : 0);
+  uint8_t proto = r.proto.value_or(0), it = r.icmp_type.value_or(0), ic = r.icmp_code.value_or(0);
+  PortRange sp = r.sport.value_or(PortRange{}), dp = r.dport.value_or(PortRange{});
+  put(&flags, 1);
+  put(&proto, 1);
+  put(&it, 1);
+  put(&ic, 1);
+  put(&sp.lo, 2);
+  put(&sp.hi, 2);
+  put(&dp.lo, 2);
+  put(&dp.hi, 2);
+  return k;
+}
+
+namespace {
+
+Tuple table_tuple(const xdpfw_table& t) {
+  return Tuple{t.src_plen, t.dst_plen, t.flags};
+}
+
+template <typename K>
+K rule_key(const xdpfw_table& t, uint32_t i, const Rule& r) {
+  static const std::array<uint8_t, 16> zero{};
+  K k;
+  fill_key(k, static_cast<uint8_t>(i), table_tuple(t), t.src_mask, t.dst_mask,
+           r.src ? r.src->addr : zero, r.dst ? r.dst->addr : zero, r.proto.value_or(0),
+           exact_port(r, false).value_or(0), exact_port(r, true).value_or(0));
+  return k;
+}
+
+// The value range of a rule in summary field f (every value when it does
+// not constrain it).
+std::pair<uint32_t, uint32_t> field_range(const Rule& r, int fam, int f) {
+  if (f == XDPFW_SUMMARY_DPORT) {
+    auto pr = port_range(r, true);
+    return pr ? std::make_pair(uint32_t{pr->lo}, uint32_t{pr->hi}) : std::make_pair(0u, 65535u);
+  }
+  auto sr = summary_range(f == XDPFW_SUMMARY_SRC ? r.src : r.dst, fam);
+  return sr ? *sr : std::make_pair(0u, 65535u);
+}
+
+bool has_bit(const xdpfw_tmask& m, uint32_t bit) {
+  return (m.w[bit / 64] >> (bit % 64)) & 1;
+}
+
+bool needs_l4(const Rule& r) {
+  return r.sport || r.dport || r.icmp_type || r.icmp_code;
+}
+
+template <typename K>
+BucketMap<K>& buckets_of(CompiledRuleset& c) {
+  if constexpr (std::is_same_v<K, xdpfw_key4>)
+    return c.v4;
+  else
+    return c.v6;
+}
+
+template <typename K>
+auto& delta_of(CompiledDelta& d) {
+  if constexpr (std::is_same_v<K, xdpfw_key4>)
+    return d.v4;
+  else
+    return d.v6;
+}
+
+struct AddPlan {
+  uint32_t table;
+  Bucket bucket;
+};
+
+template <typename K>
+std::optional<std::pair<K, AddPlan>> plan_add(const CompiledRuleset& c, int fam, const Rule& r) {
+  const BucketMap<K>& buckets = buckets_of<K>(const_cast<CompiledRuleset&>(c));
+  Tuple nat = natural(r);
+  for (uint32_t i = 0; i < c.header.ntables[fam]; ++i) {
+    const xdpfw_table& t = c.header.tables[fam][i];
+    // A new best rule could put the table out of order: not in place.
+    if (!table_tuple(t).admits(nat) || r.order() < t.min_order) continue;
+    K k = rule_key<K>(t, i, r);
+    Bucket b;
+    if (auto it = buckets.find(k); it != buckets.end()) {
+      if (it->second.more || it->second.n >= XDPFW_BUCKET_SIZE) continue;
+      b = it->second;
+    }
+    uint32_t at = b.n;
+    while (at > 0 && c.cands.at(b.ids[at - 1]).order > r.order()) --at;
+    std::copy_backward(b.ids + at, b.ids + b.n, b.ids + b.n + 1);
+    b.ids[at] = r.id;
+    ++b.n;
+    return std::make_pair(k, AddPlan{i, b});
+  }
+  return std::nullopt;
+}
+
+template <typename K>
+void apply_add(CompiledRuleset& c, int fam, const Rule& r, const K& k, const AddPlan& p,
+               CompiledDelta& d) {
+  buckets_of<K>(c)[k] = p.bucket;
+  delta_of<K>(d).emplace_back(k, p.bucket);
+  xdpfw_ruleset& h = c.header;
+  auto set = [&](xdpfw_tmask& m) {
+    if (has_bit(m, p.table)) return false;
+    set_bit(m, p.table);
+    return true;
+  };
+  if (r.proto) {
+    d.header |= set(h.proto[fam][*r.proto]);
+  } else {
+    for (auto& m : h.proto[fam]) d.header |= set(m);
+  }
+  if (!needs_l4(r)) d.header |= set(h.noport[fam]);
+  auto& sum = c.summary[fam];
+  for (int f = 0; f < XDPFW_SUMMARY_FIELDS; ++f) {
+    auto [lo, hi] = field_range(r, fam, f);
+    for (uint32_t v = lo; v <= hi; ++v)
+      if (set(sum[f * kSpace + v])) d.summary[fam].push_back(f * kSpace + v);
+  }
+}
+
+template <typename K>
+std::optional<std::pair<K, Bucket>> plan_remove(const CompiledRuleset& c, int fam, const Rule& r) {
+  const BucketMap<K>& buckets = buckets_of<K>(const_cast<CompiledRuleset&>(c));
+  Tuple nat = natural(r);
+  for (uint32_t i = 0; i < c.header.ntables[fam]; ++i) {
+    const xdpfw_table& t = c.header.tables[fam][i];
+    if (!table_tuple(t).admits(nat)) continue;
+    K k = rule_key<K>(t, i, r);
+    auto it = buckets.find(k);
+    if (it == buckets.end()) continue;
+    const Bucket& b = it->second;
+    auto pos = std::find(b.ids, b.ids + b.n, r.id);
+    if (pos == b.ids + b.n) continue;
+    if (b.more) return std::nullopt;  // a chain: its links would shift
+    Bucket nb = b;
+    std::copy(pos + 1, b.ids + b.n, nb.ids + (pos - b.ids));
+    --nb.n;
+    nb.ids[nb.n] = 0;
+    return std::make_pair(k, nb);
+  }
+  return std::nullopt;  // in a chain link (or not placed)
+}
+
+bool in_family(const Rule& r, int fam) {
+  auto f = r.family();
+  return !f || static_cast<int>(*f) == fam;
+}
+
+}  // namespace
+
+std::optional<CompiledDelta> add_in_place(CompiledRuleset& c, const Rule& r) {
+  MatchKey mk = match_key(r);
+  if (c.matches.count(mk) || c.cands.count(r.id)) return std::nullopt;
+  std::optional<std::pair<xdpfw_key4, AddPlan>> p4;
+  std::optional<std::pair<xdpfw_key6, AddPlan>> p6;
+  if (in_family(r, XDPFW_FAMILY_V4) && !(p4 = plan_add<xdpfw_key4>(c, XDPFW_FAMILY_V4, r)))
+    return std::nullopt;
+  if (in_family(r, XDPFW_FAMILY_V6) && !(p6 = plan_add<xdpfw_key6>(c, XDPFW_FAMILY_V6, r)))
+    return std::nullopt;
+  // The candidate first: the buckets' sorted insert above read the others'.
+  c.cands.emplace(r.id, make_cand(r));
+  c.matches.emplace(mk, 1);
+  CompiledDelta d;
+  if (p4) apply_add(c, XDPFW_FAMILY_V4, r, p4->first, p4->second, d);
+  if (p6) apply_add(c, XDPFW_FAMILY_V6, r, p6->first, p6->second, d);
+  return d;
+}
+
+std::optional<CompiledDelta> remove_in_place(CompiledRuleset& c, const Rule& r) {
+  MatchKey mk = match_key(r);
+  auto m = c.matches.find(mk);
+  if (m == c.matches.end() || m->second != 1 || !c.cands.count(r.id)) return std::nullopt;
+  std::optional<std::pair<xdpfw_key4, Bucket>> p4;
+  std::optional<std::pair<xdpfw_key6, Bucket>> p6;
+  if (in_family(r, XDPFW_FAMILY_V4) && !(p4 = plan_remove<xdpfw_key4>(c, XDPFW_FAMILY_V4, r)))
+    return std::nullopt;
+  if (in_family(r, XDPFW_FAMILY_V6) && !(p6 = plan_remove<xdpfw_key6>(c, XDPFW_FAMILY_V6, r)))
+    return std::nullopt;
+  CompiledDelta d;
+  auto apply = [&](auto& buckets, auto& delta, auto& plan) {
+    if (plan->second.n == 0) {
+      buckets.erase(plan->first);
+      delta.emplace_back(plan->first, std::nullopt);
+    } else {
+      buckets[plan->first] = plan->second;
+      delta.emplace_back(plan->first, plan->second);
+    }
+  };
+  if (p4) apply(c.v4, d.v4, p4);
+  if (p6) apply(c.v6, d.v6, p6);
+  c.cands.erase(r.id);
+  c.matches.erase(m);
+  return d;
+}
+
+namespace {
+
+template <typename K>
+std::string check_family(const CompiledRuleset& c, int fam, const std::vector<const Rule*>& placed) {
+  const BucketMap<K>& buckets = buckets_of<K>(const_cast<CompiledRuleset&>(c));
+  const xdpfw_ruleset& h = c.header;
+  auto where = [&](const Rule& r) { return "rule " + std::to_string(r.id) + " (" +
+                                           family_name(fam) + "): "; };
+  for (uint32_t i = 1; i < h.ntables[fam]; ++i)
+    if (h.tables[fam][i].min_order < h.tables[fam][i - 1].min_order)
+      return std::string(family_name(fam)) + " table " + std::to_string(i) + " out of order";
+  std::unordered_map<uint32_t, int> seen;
+  for (const auto& [k, b] : buckets) {
+    if (k.table >= h.ntables[fam]) return "a bucket of a table that does not exist";
+    if (b.n == 0 || b.n > XDPFW_BUCKET_SIZE) return "a bucket of " + std::to_string(b.n) + " rules";
+    if (k.chain > 0) {
+      K prev = k;
+      prev.chain = static_cast<uint8_t>(k.chain - 1);
+      auto it = buckets.find(prev);
+      if (it == buckets.end() || !it->second.more) return "a chain link without its predecessor";
+    }
+    if (b.more) {
+      K next = k;
+      next.chain = static_cast<uint8_t>(k.chain + 1);
+      if (!buckets.count(next)) return "a chain that says more but ends";
+      if (b.n != XDPFW_BUCKET_SIZE) return "a chain link that is not full";
+    }
+    for (uint32_t j = 0; j < b.n; ++j) {
+      ++seen[b.ids[j]];
+      auto it = c.cands.find(b.ids[j]);
+      if (it == c.cands.end()) return "rule " + std::to_string(b.ids[j]) + " in a bucket, no record";
+      if (j > 0 && c.cands.at(b.ids[j - 1]).order >= it->second.order)
+        return "a bucket out of order at rule " + std::to_string(b.ids[j]);
+    }
+  }
+  for (const Rule* r : placed) {
+    if (!in_family(*r, fam)) continue;
+    if (seen[r->id] != 1)
+      return where(*r) + "in " + std::to_string(seen[r->id]) + " buckets, not exactly one";
+    // Its own key in a table that admits it (chain link aside), and masks
+    // that let a packet reach it.
+    bool found = false;
+    for (uint32_t i = 0; i < h.ntables[fam] && !found; ++i) {
+      const xdpfw_table& t = h.tables[fam][i];
+      if (!table_tuple(t).admits(natural(*r))) continue;
+      K k = rule_key<K>(t, i, *r);
+      for (uint32_t link = 0; link < XDPFW_MAX_CHAIN && !found; ++link) {
+        k.chain = static_cast<uint8_t>(link);
+        auto it = buckets.find(k);
+        if (it == buckets.end()) break;
+        found = std::find(it->second.ids, it->second.ids + it->second.n, r->id) !=
+                it->second.ids + it->second.n;
+      }
+      if (!found) continue;
+      if (r->order() < t.min_order) return where(*r) + "better than its table's min_order";
+      if (!has_bit(h.proto[fam][r->proto.value_or(0)], i))
+        return where(*r) + "its protocol's mask lacks its table";
+      if (!needs_l4(*r) && !has_bit(h.noport[fam], i)) return where(*r) + "no-port mask lacks it";
+      for (int f = 0; f < XDPFW_SUMMARY_FIELDS; ++f) {
+        auto [lo, hi] = field_range(*r, fam, f);
+        for (uint32_t v : {lo, hi, lo + (hi - lo) / 2})
+          if (!has_bit(c.summary[fam][f * kSpace + v], i))
+            return where(*r) + "summary field " + std::to_string(f) + " lacks value " +
+                   std::to_string(v);
+      }
+    }
+    if (!found) return where(*r) + "not at its own key in a table that admits it";
+  }
+  for (const auto& [id, n] : seen)
+    if (!c.cands.count(id)) return "rule " + std::to_string(id) + " in buckets, not placed";
+  return "";
+}
+
+}  // namespace
+
+std::string check_invariants(const CompiledRuleset& c, const std::vector<Rule>& rules) {
+  std::vector<const Rule*> sorted;
+  for (const Rule& r : rules) sorted.push_back(&r);
+  std::sort(sorted.begin(), sorted.end(),
+            [](const Rule* a, const Rule* b) { return a->order() < b->order(); });
+  // Placed: exactly the best rule of each match key.
+  std::unordered_map<MatchKey, uint32_t, MatchKeyHash> count;
+  std::vector<const Rule*> placed;
+  for (const Rule* r : sorted)
+    if (++count[match_key(*r)] == 1) placed.push_back(r);
+  if (count != c.matches) return "match counts differ from the rules";
+  if (placed.size() != c.cands.size()) return "placed rules and candidate records differ";
+  for (const Rule* r : placed) {
+    auto it = c.cands.find(r->id);
+    if (it == c.cands.end()) return "rule " + std::to_string(r->id) + " placed without a record";
+    xdpfw_cand want = make_cand(*r);
+    if (std::memcmp(&want, &it->second, sizeof want) != 0)
+      return "rule " + std::to_string(r->id) + ": its record differs from the rule";
+  }
+  std::string e = check_family<xdpfw_key4>(c, XDPFW_FAMILY_V4, placed);
+  if (e.empty()) e = check_family<xdpfw_key6>(c, XDPFW_FAMILY_V6, placed);
+  return e;
 }
 
 }  // namespace xdpfw

@@ -7,6 +7,7 @@
 // involved, so it is unit-tested directly.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -68,19 +69,58 @@ struct Bucket {
 template <typename K>
 using BucketMap = std::unordered_map<K, Bucket, KeyHash<K>, KeyEq<K>>;
 
-// A candidate record by rule id; its counter field is filled in by the
-// datapath, which owns the counter slots.
-using Candidate = std::pair<uint32_t, xdpfw_cand>;
+// A candidate record; its counter field is filled in by the datapath, which
+// owns the counter slots.
+using CandidateMap = std::unordered_map<uint32_t, xdpfw_cand>;  // by rule id
+
+// A rule's match fields, byte for byte: rules with equal keys are duplicates
+// (only the best of them can ever decide a packet).
+using MatchKey = std::array<uint8_t, 52>;  // 2 x (3 + 16) + 4 + 8
+MatchKey match_key(const Rule& r);
+struct MatchKeyHash {
+  size_t operator()(const MatchKey& k) const {
+    return std::hash<std::string_view>{}(
+        std::string_view(reinterpret_cast<const char*>(k.data()), k.size()));
+  }
+};
 
 struct CompiledRuleset {
   xdpfw_ruleset header{};  // generation 0
   BucketMap<xdpfw_key4> v4;  // keys carry slot 0
   BucketMap<xdpfw_key6> v6;
-  std::vector<Candidate> cands;  // sorted by rule id; rules that can never win have none
+  CandidateMap cands;  // rules that can never win (duplicates) have none
+  std::unordered_map<MatchKey, uint32_t, MatchKeyHash> matches;  // rules per match key
   // Per family: XDPFW_SUMMARY_FIELDS x XDPFW_SUMMARY_SPACE masks, field-major;
   // empty when the family has no table (all zero).
   std::vector<xdpfw_tmask> summary[2];
 };
+
+// The writes of an in-place change: buckets to write (nullopt: delete the
+// key), summary entries (index field * XDPFW_SUMMARY_SPACE + value) whose
+// mask gained bits, per family.
+struct CompiledDelta {
+  std::vector<std::pair<xdpfw_key4, std::optional<Bucket>>> v4;
+  std::vector<std::pair<xdpfw_key6, std::optional<Bucket>>> v6;
+  std::vector<uint32_t> summary[2];
+  bool header = false;  // protocol or no-port masks gained bits
+};
+
+// Adds one rule to c in place, as a change every packet sees whole or not
+// at all: only when it fits an existing bucket without a chain, duplicates
+// no rule, and does not become a table's best rule (which could reorder the
+// tables). Returns nullopt, with c unchanged, when it does not: the caller
+// then compiles the whole list. The rule must be valid, with id and priority.
+std::optional<CompiledDelta> add_in_place(CompiledRuleset& c, const Rule& r);
+// Removes one rule in place (one bucket write per family); nullopt, with c
+// unchanged, when the rule has duplicates or sits in a chain. Masks and a
+// table's best order are left as they were: they only cost a probe.
+std::optional<CompiledDelta> remove_in_place(CompiledRuleset& c, const Rule& r);
+
+// Every placed rule is in exactly one bucket per family it applies to, at
+// its own key of a table that admits it, buckets sorted and within their
+// size, chains linked, tables sorted by a min_order no worse than their
+// rules', masks covering every rule. Returns what is wrong, "" if nothing.
+std::string check_invariants(const CompiledRuleset& c, const std::vector<Rule>& rules);
 
 // Rules must carry ids (unique, non-zero) and priorities.
 CompiledRuleset compile_rules(const std::vector<Rule>& rules, const Policy& policy,
