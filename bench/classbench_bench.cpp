@@ -9,6 +9,8 @@
 //   xdpfw_classbench_bench [--quick] [--csv FILE]
 #include <bpf/libbpf.h>
 
+#include <algorithm>
+
 #include "bench_common.hpp"
 #include "common/classbench.hpp"
 #include "datapath.hpp"
@@ -85,7 +87,7 @@ int main(int argc, char** argv) {
 
   Report rep;
   std::map<std::string, double> mean_of;
-  double worst_10k = 0, worst_growth = 0, worst_v6 = 0, worst_load = 0;
+  double worst_10k = 0, worst_growth = 0, worst_v6 = 0, worst_load = 0, worst_add_p99 = 0;
   for (const Case& c : cases) {
     auto rules = test::load_classbench(test::classbench_path(c.set), {.v6 = c.v6});
     std::string name = c.set + (c.v6 ? " v6" : " v4");
@@ -138,6 +140,44 @@ int main(int argc, char** argv) {
       }
       worst_load = std::max(worst_load, load_s);
     }
+    if (c.set.find("_100000") != std::string::npos && !quick) {
+      // Changes in place at this size, back to back: the last 1,000 rules
+      // of a shuffled copy deleted one by one, then added back.
+      std::vector<Rule> order = rules;
+      std::shuffle(order.begin(), order.end(), rng);
+      std::vector<double> del_ms, add_ms;
+      size_t recompiled = 0;
+      std::vector<Rule> live = rules;
+      for (size_t i = 0; i < 1000; ++i) {
+        const Rule& r = order[i];
+        double t = now_s();
+        if (!dp.remove_in_place(r)) {
+          live.erase(std::find(live.begin(), live.end(), r));
+          dp.apply(live, Policy{});
+          ++recompiled;
+        } else {
+          live.erase(std::find(live.begin(), live.end(), r));
+        }
+        del_ms.push_back((now_s() - t) * 1000);
+      }
+      for (size_t i = 0; i < 1000; ++i) {
+        const Rule& r = order[i];
+        live.push_back(r);
+        double t = now_s();
+        if (!dp.add_in_place(r)) {
+          dp.apply(live, Policy{});
+          ++recompiled;
+        }
+        add_ms.push_back((now_s() - t) * 1000);
+      }
+      rep.add({"classbench", name + ", rule del in place, p50", median(del_ms), "ms", "", 0});
+      rep.add({"classbench", name + ", rule del in place, p99", quantile(del_ms, 0.99), "ms", "", 0});
+      rep.add({"classbench", name + ", rule add in place, p50", median(add_ms), "ms", "", 0});
+      rep.add({"classbench", name + ", rule add in place, p99", quantile(add_ms, 0.99), "ms", "", 0});
+      rep.add({"classbench", name + ", of 2,000 changes recompiled", double(recompiled), "changes",
+               "", 0});
+      worst_add_p99 = std::max({worst_add_p99, quantile(add_ms, 0.99), quantile(del_ms, 0.99)});
+    }
     if (c.v6 && mean_of.count(c.set + " v4")) {
       double r = ns / mean_of[c.set + " v4"];
       rep.add({"classbench", name + " against v4", ns, "ns", c.set + " v4", r});
@@ -155,8 +195,8 @@ int main(int argc, char** argv) {
               worst_10k);
   if (!quick)
     std::printf("; 100,000 at most %.2fx 1,000; IPv6 at most %.2fx IPv4; 100,000 loaded in at "
-                "most %.2f s",
-                worst_growth, worst_v6, worst_load);
+                "most %.2f s; rule add/del at 100,000 p99 at most %.2f ms",
+                worst_growth, worst_v6, worst_load, worst_add_p99);
   std::printf("\n");
   return 0;
 }

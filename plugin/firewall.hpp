@@ -70,6 +70,8 @@ class Firewall {
   void install(std::vector<Rule> list);
   void open_log();
   void save_state();  // the rule list, for a restart (also after kill -9)
+  void journal(const std::string& line);  // one change, appended
+  std::vector<Rule> read_state();
   std::string state_file(const char* name) const;
   static void on_sample(void* self, int cpu, void* data, unsigned size);
   static void on_lost(void* self, int cpu, unsigned long long n);
@@ -81,6 +83,7 @@ class Firewall {
   XdpAttacher attacher_;
   AttachManager attach_;
   RuleStore store_;
+  size_t journal_lines_ = 0;
   std::string rules_file_text_;                       // the rules file as last applied
   std::optional<std::string> saved_rules_file_text_;  // as last written to state-dir
   std::unique_ptr<EventLog> log_file_;

@@ -2,6 +2,7 @@
 // changes included) and counters; in persistent mode XDP stays attached
 // while the agent is down and not one packet of a dropped flow leaks.
 #include <atomic>
+#include <fstream>
 #include <thread>
 
 #include "e2e/traffic.hpp"
@@ -28,6 +29,32 @@ int warm_up(const NetNs& peer, int tx, int open_port) {
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(persistence)
+
+BOOST_AUTO_TEST_CASE(single_changes_are_journaled_and_replayed) {
+  // rule add and rule del append a line each instead of rewriting the whole
+  // state; a restart replays them on top of rules.state, ignoring a line
+  // torn by the crash; a replace folds the journal into the state.
+  NetNs ns;
+  FirewallAgent fw(ns, "", "id 1 proto udp dport 5000 action drop\n");
+  fw.start();
+  fs::path journal = fw.dir / "state" / "rules.journal";
+  BOOST_TEST(fw.ask("rule add proto udp dport 5001 action drop") == "id 2\n\n");
+  BOOST_TEST(fw.ask("rule add prio 5 proto tcp dport 22 action drop") == "id 3\n\n");
+  BOOST_TEST(fw.ask("rule del 1") == "deleted 1\n\n");
+  BOOST_TEST(read_file(journal) ==
+             "add id 2 prio 1000 proto udp dport 5001 action drop\n"
+             "add id 3 prio 5 proto tcp dport 22 action drop\ndel 1\n");
+  BOOST_TEST(read_file(fw.dir / "state" / "rules.state").find("dport 5000") != std::string::npos);
+  std::string before = fw.ask("rule list");
+  fw.crash();
+  std::ofstream(journal, std::ios::app) << "add id 9 prio 1 action dr";  // torn by the crash
+  fw.start();
+  BOOST_TEST(fw.ask("rule list") == before);
+  BOOST_TEST(fw.ask("rule replace <<E\nproto udp action pass\nE") == "replaced: 1 rule(s)\n\n");
+  BOOST_TEST(read_file(journal).empty());
+  BOOST_TEST(read_file(fw.dir / "state" / "rules.state").find("proto udp action pass") !=
+             std::string::npos);
+}
 
 BOOST_AUTO_TEST_CASE(second_agent_on_the_same_pins_is_refused) {
   // Another socket (as "another agent is listening" suggests), the same
