@@ -14,9 +14,11 @@
 
 namespace xdpfw {
 namespace {
+bool before(const Rule& a, const Rule& b) {
+  return a.order() < b.order();
+}
 void sort_rules(std::vector<Rule>& rs) {
-  std::sort(rs.begin(), rs.end(),
-            [](const Rule& a, const Rule& b) { return a.order() < b.order(); });
+  if (!std::is_sorted(rs.begin(), rs.end(), before)) std::sort(rs.begin(), rs.end(), before);
 }
 }  // namespace
 
@@ -43,9 +45,12 @@ std::vector<Rule> RuleStore::with_added(Rule r, uint32_t* id_out) const {
     r.id = next_id();
   }
   if (!r.priority) r.priority = last_priority();
-  std::vector<Rule> out = rules_;
+  std::vector<Rule> out;
+  out.reserve(rules_.size() + 1);
+  auto at = std::upper_bound(rules_.begin(), rules_.end(), r, before);
+  out.insert(out.end(), rules_.begin(), at);
   out.push_back(r);
-  sort_rules(out);
+  out.insert(out.end(), at, rules_.end());
   if (id_out) *id_out = r.id;
   return out;
 }
