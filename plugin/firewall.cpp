@@ -216,7 +216,7 @@ void Firewall::reload(const FirewallConfig& cfg) {
   // it was last applied; otherwise run-time changes are kept.
   std::string text = read_text(next.rules_file);
   bool file_changed = text != rules_file_text_ || next.rules_file != cfg_.rules_file;
-  std::vector<Rule> list = file_changed ? parse_rules_text(next.rules_file, text) : store_.rules();
+  std::vector<Rule> list = file_changed ? store_.parsed(next.rules_file, text) : store_.rules();
   dp_.apply(list, next.policy);
   store_.commit(std::move(list));
   if (file_changed) {

@@ -9,7 +9,10 @@
 #include <cerrno>
 #include <cstring>
 #include <sstream>
+#include <unordered_map>
+#include <unordered_set>
 
+#include "rule_compiler.hpp"
 #include "rules_file.hpp"
 
 namespace xdpfw {
@@ -65,7 +68,33 @@ std::vector<Rule> RuleStore::without(uint32_t id) const {
 }
 
 std::vector<Rule> RuleStore::parsed(const std::string& name, const std::string& text) const {
-  return parse_rules_text(name, text);  // commit() sorts
+  std::vector<Rule> out = parse_rules_text(name, text, false);
+  // A rule without an id keeps the id of an identical rule of the current
+  // set (same match fields, action and priority: its counters go on);
+  // any other gets a new id, above every id ever used (ids never come back).
+  std::unordered_set<uint32_t> taken;
+  uint32_t fresh = next_id();
+  for (const Rule& r : out)
+    if (r.id) taken.insert(r.id);
+  std::unordered_multimap<MatchKey, const Rule*, MatchKeyHash> current;
+  for (const Rule& r : rules_)
+    if (!taken.count(r.id)) current.emplace(match_key(r), &r);
+  for (Rule& r : out) {
+    if (r.id) continue;
+    auto [lo, hi] = current.equal_range(match_key(r));
+    for (auto it = lo; it != hi; ++it)
+      if (it->second->action == r.action && it->second->priority == r.priority) {
+        r.id = it->second->id;
+        current.erase(it);
+        break;
+      }
+    if (!r.id) {
+      while (taken.count(fresh)) ++fresh;
+      if (fresh == 0) throw RuleError(name + ": no ids left");
+      r.id = fresh++;
+    }
+  }
+  return out;  // commit() sorts
 }
 
 void RuleStore::commit(std::vector<Rule> rules) {

@@ -7,7 +7,8 @@
 
 namespace xdpfw {
 
-std::vector<Rule> parse_rules_text(const std::string& name, const std::string& text) {
+std::vector<Rule> parse_rules_text(const std::string& name, const std::string& text,
+                                   bool assign_ids) {
   std::vector<Rule> rules;
   std::set<uint32_t> ids;
   std::istringstream in(text);
@@ -22,8 +23,8 @@ std::vector<Rule> parse_rules_text(const std::string& name, const std::string& t
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     try {
       Rule r = parse_rule(line);
-      if (!r.id) r.id = next_id;
-      if (!ids.insert(r.id).second)
+      if (!r.id && assign_ids) r.id = next_id;
+      if (r.id && !ids.insert(r.id).second)
         throw RuleError("id: " + std::to_string(r.id) + " is used twice");
       next_id = std::max(next_id, r.id + 1);
       if (!r.priority) r.priority = last_prio;

@@ -13,7 +13,9 @@ namespace xdpfw {
 
 inline constexpr uint32_t default_priority = 1000;
 
-// Throws RuleError "NAME:LINE: field: what was wrong".
-std::vector<Rule> parse_rules_text(const std::string& name, const std::string& text);
+// Throws RuleError "NAME:LINE: field: what was wrong". assign_ids false:
+// rules without an id keep id 0 (the rule store assigns them).
+std::vector<Rule> parse_rules_text(const std::string& name, const std::string& text,
+                                   bool assign_ids = true);
 
 }  // namespace xdpfw

@@ -99,7 +99,8 @@ BOOST_AUTO_TEST_CASE(replace_is_all_or_nothing) {
                       "action pass\nid 7 dst 198.19.0.0/16 action drop\n\n") ==
              "replaced: 3 rule(s)\n\n");
   json before = o.rules();
-  BOOST_TEST(before[0]["rule"] == "id 2 prio 1 proto tcp action pass");
+  // New rules get new ids (the file's rule 1 is gone: id 1 is never given again).
+  BOOST_TEST(before[0]["rule"] == "id 3 prio 1 proto tcp action pass");
   BOOST_TEST(o.fw.ask("rule replace <<\naction drop\nproto tcp dport 9-1 action drop\n\n") ==
              "ERR: rule replace: payload:2: dport: range 9-1 is reversed (expected lo-hi with lo "
              "<= hi)\n\n");
@@ -166,6 +167,25 @@ BOOST_AUTO_TEST_CASE(save_writes_nothing_outside_its_own_files) {
   BOOST_TEST(fs::is_symlink(link));
 }
 
+BOOST_AUTO_TEST_CASE(counters_stay_with_their_rule_across_replace) {
+  // The udp/53 rule counts 3 packets; a replace that keeps it (same match,
+  // action, priority) keeps its id and counters; a new rule starts at zero
+  // under a new id, never the id of a rule that counted before.
+  Operated o;
+  for (int i = 0; i < 3; ++i) o.fw.ask("rule add proto tcp dport 1 action drop");  // ids 2-4
+  o.fw.ask("rule flush");
+  o.fw.ask("rule replace <<E\nproto udp dport 53 action pass\nproto tcp dport 22 action drop\nE");
+  json r = o.rules();
+  BOOST_TEST_REQUIRE(r.size() == 2u);
+  BOOST_TEST(r[0]["id"] == 5);
+  BOOST_TEST(r[1]["id"] == 6);
+  BOOST_TEST(o.fw.ask("rule replace <<E\nproto tcp dport 80 action drop\n"
+                      "proto udp dport 53 action pass\nE") == "replaced: 2 rule(s)\n\n");
+  r = o.rules();
+  BOOST_TEST(r[0]["rule"] == "id 5 prio 1000 proto udp dport 53 action pass");
+  BOOST_TEST(r[1]["rule"] == "id 7 prio 1000 proto tcp dport 80 action drop");
+}
+
 BOOST_AUTO_TEST_CASE(replace_takes_whole_files_and_refuses_an_empty_set) {
   Operated o;
   // A file with a header comment, blank lines and rules: a tagged payload
@@ -229,7 +249,7 @@ BOOST_AUTO_TEST_CASE(rules_file_and_runtime_changes_on_reload) {
       wait_until([&] { return o.fw.host->log().find("rules file changed") != std::string::npos; }));
   json r = o.rules();
   BOOST_TEST_REQUIRE(r.size() == 1u);
-  BOOST_TEST(r[0]["rule"] == "id 1 prio 1000 proto udp dport 123 action drop");
+  BOOST_TEST(r[0]["rule"] == "id 3 prio 1000 proto udp dport 123 action drop");
   write_file(o.fw.dir / "rules.conf", "proto udp dport 1-0 action drop\n");  // bad: refused whole
   o.fw.host->signal(SIGHUP);
   BOOST_TEST(

@@ -1,0 +1,45 @@
+// The rule store: ids never come back, and a replace keeps the id (and so
+// the counters) of every rule it keeps unchanged.
+#include <boost/test/unit_test.hpp>
+
+#include "rule_store.hpp"
+
+using namespace xdpfw;
+
+namespace {
+std::vector<std::string> texts(const std::vector<Rule>& rs) {
+  std::vector<std::string> out;
+  for (const Rule& r : rs) out.push_back(format_rule(r));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(rule_store)
+
+BOOST_AUTO_TEST_CASE(replace_keeps_ids_of_unchanged_rules_and_never_reuses_one) {
+  RuleStore s;
+  s.commit(s.parsed("a", "proto udp dport 123 action drop\nproto tcp dport 22 action drop\n"));
+  BOOST_TEST(texts(s.rules()) ==
+             (std::vector<std::string>{"id 1 prio 1000 proto udp dport 123 action drop",
+                                       "id 2 prio 1000 proto tcp dport 22 action drop"}));
+  // Rule 2 unchanged: keeps id 2. Rule 1 gone; the new rules get 3 and 4,
+  // never 1 (its counters must not show up on another rule).
+  s.commit(s.parsed("b",
+                    "proto tcp dport 22 action drop\nproto tcp dport 80 action drop\n"
+                    "proto udp dport 123 action pass\n"));
+  BOOST_TEST(texts(s.rules()) ==
+             (std::vector<std::string>{"id 2 prio 1000 proto tcp dport 22 action drop",
+                                       "id 3 prio 1000 proto tcp dport 80 action drop",
+                                       "id 4 prio 1000 proto udp dport 123 action pass"}));
+  // Same match, other priority or action: a new rule. An explicit id wins.
+  s.commit(s.parsed("c", "prio 5 proto tcp dport 22 action drop\nid 9 proto tcp dport 80 action drop\n"));
+  BOOST_TEST(texts(s.rules()) ==
+             (std::vector<std::string>{"id 5 prio 5 proto tcp dport 22 action drop",
+                                       "id 9 prio 1000 proto tcp dport 80 action drop"}));
+  uint32_t id = 0;
+  s.commit(s.with_added(parse_rule("proto icmp action pass"), &id));
+  BOOST_TEST(id == 10u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
