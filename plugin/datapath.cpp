@@ -244,6 +244,9 @@ uint32_t Datapath::alloc_rule_slot() {
   if (!free_rule_slots_.empty()) {
     s = free_rule_slots_.back();
     free_rule_slots_.pop_back();
+  } else if (next_rule_slot_ >= opts_.max_rules && (!grace_covers_.empty() || !retired_.empty())) {
+    drain_retired();  // the slots of deleted rules, once no packet can reach them
+    return alloc_rule_slot();
   } else {
     if (next_rule_slot_ >= opts_.max_rules)
       throw CompileError("no free rule counter slot (limit " + std::to_string(opts_.max_rules) +
@@ -420,12 +423,49 @@ void Datapath::start_grace() {
   int outer = bpf_map__fd(skel_->maps.xdpfw_sync);
   int inner = bpf_map__fd(skel_->maps.xdpfw_sync_inner);
   grace_ok_ = false;
-  grace_ = std::thread([this, outer, inner] { grace_ok_ = sync_with_readers(outer, inner) == 0; });
+  grace_done_ = false;
+  grace_ = std::thread([this, outer, inner] {
+    grace_ok_ = sync_with_readers(outer, inner) == 0;
+    grace_done_ = true;
+  });
 }
 
-// Both slots hold the same set, known, with no catch-up due.
+// Without blocking: a grace period that is over frees the counter slots it
+// covers, and the slots retired since get one of their own.
+void Datapath::reap() {
+  if (grace_.joinable()) {
+    if (!grace_done_) return;
+    grace_.join();
+    if (!grace_ok_) wait_for_readers();
+  }
+  free_rule_slots_.insert(free_rule_slots_.end(), grace_covers_.begin(), grace_covers_.end());
+  grace_covers_.clear();
+  if (!retired_.empty() && !catch_up_) {
+    grace_covers_.swap(retired_);
+    start_grace();
+  }
+}
+
+// Blocking: every retired counter slot free again.
+void Datapath::drain_retired() {
+  if (grace_.joinable()) grace_.join();
+  if (!grace_covers_.empty() || !retired_.empty()) {
+    if (!grace_ok_ || !retired_.empty()) wait_for_readers();
+    free_rule_slots_.insert(free_rule_slots_.end(), grace_covers_.begin(), grace_covers_.end());
+    free_rule_slots_.insert(free_rule_slots_.end(), retired_.begin(), retired_.end());
+    grace_covers_.clear();
+    retired_.clear();
+  }
+}
+
+// Both slots hold the same set, known, with no catch-up due. A pending
+// catch-up (after a flip) is finished, waiting for its grace period; the
+// grace periods of in-place deletes are not waited for.
 bool Datapath::in_sync() {
-  finish_catch_up();
+  if (catch_up_)
+    finish_catch_up();
+  else
+    reap();
   return slots_[0].known && slots_[1].known && slots_[0].compiled == slots_[1].compiled;
 }
 
@@ -513,7 +553,7 @@ bool Datapath::remove_in_place(const Rule& r) {
   // the bucket that named it.
   retired_.push_back(rule_slot_.at(r.id));
   rule_slot_.erase(r.id);
-  start_grace();
+  reap();
   return true;
 }
 
@@ -522,13 +562,8 @@ bool Datapath::remove_in_place(const Rule& r) {
 // both slots are free again. A failed write leaves the slot unknown, to be
 // rewritten whole before it is used.
 void Datapath::finish_catch_up() {
+  if (!catch_up_) return drain_retired();
   if (grace_.joinable()) grace_.join();
-  if (!retired_.empty()) {
-    if (!grace_ok_) wait_for_readers();
-    free_rule_slots_.insert(free_rule_slots_.end(), retired_.begin(), retired_.end());
-    retired_.clear();
-  }
-  if (!catch_up_) return;
   CatchUp c = std::move(*catch_up_);
   catch_up_.reset();
   if (!grace_ok_) wait_for_readers();  // throws if the kernel refuses again

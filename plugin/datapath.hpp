@@ -102,6 +102,8 @@ class Datapath {
   void write_delta(uint32_t slot, const CompiledDelta& d, const Rule* added);
   bool in_sync();
   void start_grace();
+  void reap();
+  void drain_retired();
   void purge_slot(uint32_t slot);
   void wait_for_readers();
   void finish_catch_up();
@@ -127,9 +129,13 @@ class Datapath {
     std::unordered_map<uint32_t, bool> wanted;
   };
   std::optional<CatchUp> catch_up_;
-  std::vector<uint32_t> retired_;  // counter slots of rules removed in place: free after a grace period
+  // Counter slots of rules removed in place, free after an RCU grace period
+  // that started after the removal: waiting for one, and covered by the
+  // one running.
+  std::vector<uint32_t> retired_, grace_covers_;
   std::thread grace_;
   std::atomic<bool> grace_ok_{false};
+  std::atomic<bool> grace_done_{true};
   uint32_t next_rule_slot_ = 0;
   xdpfw_config config_{};
   bool resumed_ = false;
