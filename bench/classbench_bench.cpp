@@ -134,8 +134,7 @@ int main(int argc, char** argv) {
       std::string small = c.set.substr(0, c.set.find('_')) + "_1000 v4";
       if (mean_of.count(small)) {
         double g = ns / mean_of[small];
-        rep.add({"classbench", name + " against 1,000 of the same family", ns, "ns", small,
-                 g});
+        rep.add({"classbench", name + " against 1,000 of the same family", ns, "ns", small, g});
         worst_growth = std::max(worst_growth, g);
       }
       worst_load = std::max(worst_load, load_s);
@@ -171,9 +170,11 @@ int main(int argc, char** argv) {
         add_ms.push_back((now_s() - t) * 1000);
       }
       rep.add({"classbench", name + ", rule del in place, p50", median(del_ms), "ms", "", 0});
-      rep.add({"classbench", name + ", rule del in place, p99", quantile(del_ms, 0.99), "ms", "", 0});
+      rep.add(
+          {"classbench", name + ", rule del in place, p99", quantile(del_ms, 0.99), "ms", "", 0});
       rep.add({"classbench", name + ", rule add in place, p50", median(add_ms), "ms", "", 0});
-      rep.add({"classbench", name + ", rule add in place, p99", quantile(add_ms, 0.99), "ms", "", 0});
+      rep.add(
+          {"classbench", name + ", rule add in place, p99", quantile(add_ms, 0.99), "ms", "", 0});
       rep.add({"classbench", name + ", of 2,000 changes recompiled", double(recompiled), "changes",
                "", 0});
       worst_add_p99 = std::max({worst_add_p99, quantile(add_ms, 0.99), quantile(del_ms, 0.99)});
@@ -186,17 +187,20 @@ int main(int argc, char** argv) {
   }
 
   rep.print_markdown("ClassBench sets, per-packet cost (BPF_PROG_TEST_RUN)");
-  std::printf("\n%zu headers per set (3/4 drawn inside a filter, 1/4 random), repeat %d each, "
-              "median of %d rounds\n",
-              g_headers, g_repeat, g_rounds);
+  std::printf(
+      "\n%zu headers per set (3/4 drawn inside a filter, 1/4 random), repeat %d each, "
+      "median of %d rounds\n",
+      g_headers, g_repeat, g_rounds);
   if (!csv.empty()) rep.append_csv(csv);
-  std::printf("\nSUMMARY classbench: 10,000-rule sets at most %.2fx the seed design's one-rule "
-              "cost",
-              worst_10k);
+  std::printf(
+      "\nSUMMARY classbench: 10,000-rule sets at most %.2fx the seed design's one-rule "
+      "cost",
+      worst_10k);
   if (!quick)
-    std::printf("; 100,000 at most %.2fx 1,000; IPv6 at most %.2fx IPv4; 100,000 loaded in at "
-                "most %.2f s; rule add/del at 100,000 p99 at most %.2f ms",
-                worst_growth, worst_v6, worst_load, worst_add_p99);
+    std::printf(
+        "; 100,000 at most %.2fx 1,000; IPv6 at most %.2fx IPv4; 100,000 loaded in at "
+        "most %.2f s; rule add/del at 100,000 p99 at most %.2f ms",
+        worst_growth, worst_v6, worst_load, worst_add_p99);
   std::printf("\n");
   return 0;
 }

@@ -8,16 +8,17 @@
 #include <linux/types.h>
 
 /* ---- limits (enforced by the user-space compiler, see docs/DATAPATH.md) ---- */
-#define XDPFW_MAX_TABLES	  128 /* TupleMerge tables per address family */
-#define XDPFW_MASK_WORDS	  2   /* u64 words of a table bitmask (XDPFW_MAX_TABLES / 64) */
-#define XDPFW_BUCKET_SIZE	  16  /* candidate rules per hash bucket */
-#define XDPFW_MAX_CHAIN		  256 /* buckets chained under one key (more rules than one holds) */
-#define XDPFW_MAX_VLAN_TAGS	  2   /* 802.1Q / 802.1ad tags walked */
-#define XDPFW_MAX_IPV6_EXT	  8   /* IPv6 extension headers walked */
-#define XDPFW_SUMMARY_SPACE	  65536 /* entries per summary field */
-#define XDPFW_SLOTS		  2	/* double-buffered rule sets */
-#define XDPFW_DEFAULT_MAX_RULES	  131072
-#define XDPFW_DEFAULT_MAX_ENTRIES (XDPFW_SLOTS * XDPFW_DEFAULT_MAX_RULES) /* buckets per family map */
+#define XDPFW_MAX_TABLES	128 /* TupleMerge tables per address family */
+#define XDPFW_MASK_WORDS	2   /* u64 words of a table bitmask (XDPFW_MAX_TABLES / 64) */
+#define XDPFW_BUCKET_SIZE	16  /* candidate rules per hash bucket */
+#define XDPFW_MAX_CHAIN		256 /* buckets chained under one key (more rules than one holds) */
+#define XDPFW_MAX_VLAN_TAGS	2   /* 802.1Q / 802.1ad tags walked */
+#define XDPFW_MAX_IPV6_EXT	8   /* IPv6 extension headers walked */
+#define XDPFW_SUMMARY_SPACE	65536 /* entries per summary field */
+#define XDPFW_SLOTS		2     /* double-buffered rule sets */
+#define XDPFW_DEFAULT_MAX_RULES 131072
+#define XDPFW_DEFAULT_MAX_ENTRIES                                                                  \
+	(XDPFW_SLOTS * XDPFW_DEFAULT_MAX_RULES) /* buckets per family map */
 
 enum xdpfw_family {
 	XDPFW_FAMILY_V4 = 0,
@@ -78,11 +79,11 @@ struct xdpfw_table {
  * table i is bit i of every mask and the table id in its keys. */
 struct xdpfw_ruleset {
 	__u64 generation;
-	__u8 default_action;   /* enum xdpfw_action: no rule matched */
-	__u8 malformed_action; /* enum xdpfw_action: parser could not read the packet */
-	__u8 summaries[2];     /* per family: bit f = summary field f is worth reading */
-	__u32 ntables[2];      /* per family */
-	struct xdpfw_tmask noport[2];	   /* tables holding a rule that needs no ports */
+	__u8 default_action;		  /* enum xdpfw_action: no rule matched */
+	__u8 malformed_action;		  /* enum xdpfw_action: parser could not read the packet */
+	__u8 summaries[2];		  /* per family: bit f = summary field f is worth reading */
+	__u32 ntables[2];		  /* per family */
+	struct xdpfw_tmask noport[2];	  /* tables holding a rule that needs no ports */
 	struct xdpfw_tmask proto[2][256]; /* tables that may match this protocol */
 	struct xdpfw_table tables[2][XDPFW_MAX_TABLES];
 };

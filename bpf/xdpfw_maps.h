@@ -46,7 +46,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, XDPFW_SLOTS * XDPFW_DEFAULT_MAX_RULES); /* set at load */
+	__uint(max_entries, XDPFW_SLOTS *XDPFW_DEFAULT_MAX_RULES); /* set at load */
 	__type(key, __u32);
 	__type(value, struct xdpfw_cand);
 } xdpfw_cands SEC(".maps");

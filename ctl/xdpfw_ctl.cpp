@@ -40,7 +40,8 @@ const char* usage =
     "  replace FILE                        replace every rule with FILE's, all or nothing\n"
     "  check FILE                          compile FILE's rules and report; nothing changes\n"
     "  flush                               delete every rule\n"
-    "  save [-]                            write the rules to the agent's rules file; -: print them\n"
+    "  save [-]                            write the rules to the agent's rules file; -: print "
+    "them\n"
     "  raw 'COMMAND'                       any control command ('raw help' lists them)\n";
 
 struct UsageError : std::runtime_error {

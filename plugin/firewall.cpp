@@ -409,10 +409,10 @@ CommandOutput Firewall::save(const std::string& arg) {
   bool in_state = cfg_.state_dir != "none" && !cfg_.state_dir.empty() &&
                   p.parent_path() == fs::path(cfg_.state_dir).lexically_normal();
   if (p != fs::path(cfg_.rules_file).lexically_normal() && !in_state)
-    return {false, "save: " + path + " is neither the rules file (" +
-                       (cfg_.rules_file.empty() ? std::string("none configured")
-                                                : cfg_.rules_file) +
-                       ") nor a file in the state folder (" + cfg_.state_dir + ")"};
+    return {false,
+            "save: " + path + " is neither the rules file (" +
+                (cfg_.rules_file.empty() ? std::string("none configured") : cfg_.rules_file) +
+                ") nor a file in the state folder (" + cfg_.state_dir + ")"};
   try {
     store_.save(p.string());
   } catch (const std::exception& e) {

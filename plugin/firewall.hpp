@@ -69,7 +69,7 @@ class Firewall {
   // Installs list, then makes it the store's; errors leave both unchanged.
   void install(std::vector<Rule> list);
   void open_log();
-  void save_state();  // the rule list, for a restart (also after kill -9)
+  void save_state();                      // the rule list, for a restart (also after kill -9)
   void journal(const std::string& line);  // one change, appended
   std::vector<Rule> read_state();
   std::string state_file(const char* name) const;

@@ -109,8 +109,8 @@ Tuple relaxed(Tuple t, int fam) {
 
 template <typename K>
 void fill_key(K& k, uint8_t table, const Tuple& t, const uint32_t smask[4], const uint32_t dmask[4],
-              const std::array<uint8_t, 16>& src, const std::array<uint8_t, 16>& dst,
-              uint8_t proto, uint16_t sport, uint16_t dport) {
+              const std::array<uint8_t, 16>& src, const std::array<uint8_t, 16>& dst, uint8_t proto,
+              uint16_t sport, uint16_t dport) {
   constexpr int words = std::is_same_v<K, xdpfw_key4> ? 1 : 4;
   k = K{};
   k.table = table;
@@ -328,14 +328,14 @@ class FamilyBuilder {
     tb.rules.push_back(&r);
     if (buckets_.size() > limits_.max_buckets_per_family)
       throw CompileError(rule_name(r) + ": the rule set needs more than " +
-                         std::to_string(limits_.max_buckets_per_family) + " " +
-                         family_name(fam_) + " hash buckets (the map size set at load)");
+                         std::to_string(limits_.max_buckets_per_family) + " " + family_name(fam_) +
+                         " hash buckets (the map size set at load)");
   }
 
   int fam_;
   const CompileLimits& limits_;
   std::vector<Table> tables_;  // in creation order; key.table = index here
-  BucketMap<K> buckets_;                                       // every link of every chain
+  BucketMap<K> buckets_;       // every link of every chain
   std::unordered_map<K, uint32_t, KeyHash<K>, KeyEq<K>> counts_;  // chain 0 key -> rules
 };
 
@@ -504,7 +504,6 @@ std::optional<LookupResult> lookup_compiled(const CompiledRuleset& c, const Pack
   return best;
 }
 
-
 MatchKey match_key(const Rule& r) {
   MatchKey k{};
   size_t at = 0;
@@ -518,8 +517,10 @@ MatchKey match_key(const Rule& r) {
     put(&present, 1);
     put(&fam, 1);
     put(&len, 1);
-    if (present) put((*p)->addr.data(), 16);
-    else at += 16;
+    if (present)
+      put((*p)->addr.data(), 16);
+    else
+      at += 16;
   }
   uint8_t flags = (r.proto ? 1 : 0) | (r.sport ? 2 : 0) | (r.dport ? 4 : 0) |
                   (r.icmp_type ? 8 : 0) | (r.icmp_code ? 16 : 0);
@@ -719,11 +720,13 @@ std::optional<CompiledDelta> remove_in_place(CompiledRuleset& c, const Rule& r) 
 namespace {
 
 template <typename K>
-std::string check_family(const CompiledRuleset& c, int fam, const std::vector<const Rule*>& placed) {
+std::string check_family(const CompiledRuleset& c, int fam,
+                         const std::vector<const Rule*>& placed) {
   const BucketMap<K>& buckets = buckets_of<K>(const_cast<CompiledRuleset&>(c));
   const xdpfw_ruleset& h = c.header;
-  auto where = [&](const Rule& r) { return "rule " + std::to_string(r.id) + " (" +
-                                           family_name(fam) + "): "; };
+  auto where = [&](const Rule& r) {
+    return "rule " + std::to_string(r.id) + " (" + family_name(fam) + "): ";
+  };
   for (uint32_t i = 1; i < h.ntables[fam]; ++i)
     if (h.tables[fam][i].min_order < h.tables[fam][i - 1].min_order)
       return std::string(family_name(fam)) + " table " + std::to_string(i) + " out of order";
@@ -746,7 +749,8 @@ std::string check_family(const CompiledRuleset& c, int fam, const std::vector<co
     for (uint32_t j = 0; j < b.n; ++j) {
       ++seen[b.ids[j]];
       auto it = c.cands.find(b.ids[j]);
-      if (it == c.cands.end()) return "rule " + std::to_string(b.ids[j]) + " in a bucket, no record";
+      if (it == c.cands.end())
+        return "rule " + std::to_string(b.ids[j]) + " in a bucket, no record";
       if (j > 0 && c.cands.at(b.ids[j - 1]).order >= it->second.order)
         return "a bucket out of order at rule " + std::to_string(b.ids[j]);
     }

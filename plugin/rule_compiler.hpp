@@ -85,7 +85,7 @@ struct MatchKeyHash {
 };
 
 struct CompiledRuleset {
-  xdpfw_ruleset header{};  // generation 0
+  xdpfw_ruleset header{};    // generation 0
   BucketMap<xdpfw_key4> v4;  // keys carry slot 0
   BucketMap<xdpfw_key6> v6;
   CandidateMap cands;  // rules that can never win (duplicates) have none
@@ -137,8 +137,7 @@ struct LookupResult {
 // set: same candidate masks, table order, early stop and bucket scan. Lets
 // unit tests check the compiler against the reference without root. The
 // result is empty when no rule matched; probes is set either way.
-std::optional<LookupResult> lookup_compiled(const CompiledRuleset& c,
-                                            const struct PacketFields& p,
+std::optional<LookupResult> lookup_compiled(const CompiledRuleset& c, const struct PacketFields& p,
                                             uint32_t* probes = nullptr);
 
 }  // namespace xdpfw

@@ -118,8 +118,7 @@ void RuleStore::save(const std::string& path, bool durable, bool backup) const {
   // may be a less privileged client of a root agent.
   struct stat old {};
   bool exists = ::lstat(path.c_str(), &old) == 0;
-  if (!exists && errno != ENOENT)
-    throw RuleError("save: " + path + ": " + std::strerror(errno));
+  if (!exists && errno != ENOENT) throw RuleError("save: " + path + ": " + std::strerror(errno));
   if (exists && S_ISLNK(old.st_mode))
     throw RuleError("save: " + path + " is a symbolic link: refused");
   if (exists && !S_ISREG(old.st_mode))
@@ -155,8 +154,7 @@ void RuleStore::save(const std::string& path, bool durable, bool backup) const {
   // The replaced file stays as PATH.bak (same inode: same mode and owner).
   if (exists && backup) {
     std::string bak = path + ".bak", bak_tmp = tmp + ".bak";
-    if (::link(path.c_str(), bak_tmp.c_str()) != 0 ||
-        ::rename(bak_tmp.c_str(), bak.c_str()) != 0) {
+    if (::link(path.c_str(), bak_tmp.c_str()) != 0 || ::rename(bak_tmp.c_str(), bak.c_str()) != 0) {
       int e = errno;
       ::unlink(bak_tmp.c_str());
       ::unlink(tmp.c_str());

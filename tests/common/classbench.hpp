@@ -17,8 +17,8 @@
 namespace xdpfw::test {
 
 struct ClassBenchOptions {
-  bool v6 = false;      // map a.b.c.d/n to 2001:db8:ab:cd::/(32+n) (/0 stays any)
-  uint64_t seed = 1;    // actions: 30% pass, 70% drop, drawn from this seed
+  bool v6 = false;    // map a.b.c.d/n to 2001:db8:ab:cd::/(32+n) (/0 stays any)
+  uint64_t seed = 1;  // actions: 30% pass, 70% drop, drawn from this seed
   uint32_t first_id = 1;
 };
 

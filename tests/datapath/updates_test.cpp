@@ -3,7 +3,9 @@
 // sets; after the checked steps the structure passes the invariant check,
 // matches a fresh compile's answers, and the XDP program's verdict and
 // deciding rule agree with the reference on sampled headers.
+#include <atomic>
 #include <boost/test/unit_test.hpp>
+#include <thread>
 
 #include "common/classbench.hpp"
 #include "datapath/fixture.hpp"
@@ -109,6 +111,56 @@ BOOST_AUTO_TEST_CASE(in_place_add_is_one_bucket_write_in_the_live_slot) {
   BOOST_TEST(fx.hits(3) == 1u);
   BOOST_TEST(!fx.dp.rule_counters(2).has_value());
   BOOST_TEST(fx.dp.generation() == gen);
+}
+
+BOOST_AUTO_TEST_CASE(packets_see_the_old_set_or_the_new_one_while_changes_apply) {
+  // A sender runs one packet over and over while rules that decide it are
+  // added and removed in place (and, now and then, through a recompile and
+  // flip). Every run must be decided by a rule of the old set or of the new
+  // one: never by none (a half-written change would send it to the default
+  // path), never twice.
+  DatapathFixture fx;
+  std::vector<Rule> base = fx.install({"prio 50 src 198.18.0.0/16 proto udp action pass",
+                                       "prio 60 proto udp dport 7000 action drop"});
+  // Noise in other tables and buckets, changed too.
+  std::vector<Rule> extra;
+  for (uint32_t i = 0; i < 200; ++i)
+    extra.push_back(parse_rule(
+        "id " + std::to_string(100 + i) + " prio " + std::to_string(10 + i % 80) + " src 198.19." +
+        std::to_string(i) + ".0/24 proto tcp dport " + std::to_string(1000 + i) + " action drop"));
+  Rule hot = parse_rule("id 50 prio 20 src 198.18.0.1 proto udp dport 7000 action drop");
+  PacketSpec p = udp4(7000);
+  auto frame = build_packet(p);
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> runs{0};
+  std::thread sender([&] {
+    while (!stop) {
+      // Many runs per call: each call swaps the XDP dispatcher (a grace period).
+      RunResult r = run_xdp(fx.dp.prog_fd(), frame, 20000);
+      if (r.err == 0) runs += 20000;
+    }
+  });
+  std::vector<Rule> live = base;
+  std::mt19937_64 rng(5);
+  for (int round = 0; round < 300; ++round) {
+    Rule change = rng() % 3 ? hot : extra[rng() % extra.size()];
+    auto at =
+        std::find_if(live.begin(), live.end(), [&](const Rule& r) { return r.id == change.id; });
+    bool present = at != live.end();
+    if (present)
+      live.erase(at);
+    else
+      live.push_back(change);
+    bool done = present ? fx.dp.remove_in_place(change) : fx.dp.add_in_place(change);
+    if (!done || round % 50 == 0) fx.dp.apply(live, Policy{});
+  }
+  stop = true;
+  sender.join();
+  Stats s = fx.dp.stats();
+  BOOST_TEST_MESSAGE(runs.load() << " packets while 300 changes applied");
+  BOOST_TEST(runs.load() > 0u);
+  BOOST_TEST(s[XDPFW_STAT_DEFAULT_PASS] + s[XDPFW_STAT_DEFAULT_DROP] == 0u);
+  BOOST_TEST(s[XDPFW_STAT_MATCH_PASS] + s[XDPFW_STAT_MATCH_DROP] == runs.load());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

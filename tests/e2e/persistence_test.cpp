@@ -66,8 +66,8 @@ BOOST_AUTO_TEST_CASE(second_agent_on_the_same_pins_is_refused) {
   std::string other_sock = (fw.dir / "second.sock").string();
   conf.replace(conf.find(fw.sock.string()), fw.sock.string().size(), other_sock);
   write_file(fw.dir / "second.conf", conf);
-  HostProcess second(fw.dir, {"--config", (fw.dir / "second.conf").string(), "--plugin",
-                              XDPFW_PLUGIN},
+  HostProcess second(fw.dir,
+                     {"--config", (fw.dir / "second.conf").string(), "--plugin", XDPFW_PLUGIN},
                      false, ns.exec_prefix());
   BOOST_TEST(second.exit_code() != 0);
   std::string log = second.log();
@@ -79,9 +79,9 @@ BOOST_AUTO_TEST_CASE(second_agent_on_the_same_pins_is_refused) {
   // Once it is gone, a second agent may take over.
   fw.host->signal(SIGTERM);
   fw.host->exit_code();
-  HostProcess third(fw.dir, {"--config", (fw.dir / "second.conf").string(), "--plugin",
-                             XDPFW_PLUGIN},
-                    true, ns.exec_prefix());
+  HostProcess third(fw.dir,
+                    {"--config", (fw.dir / "second.conf").string(), "--plugin", XDPFW_PLUGIN}, true,
+                    ns.exec_prefix());
   BOOST_TEST(!third.exited(), third.log());
 }
 

@@ -190,8 +190,9 @@ BOOST_AUTO_TEST_CASE(replace_takes_whole_files_and_refuses_an_empty_set) {
   Operated o;
   // A file with a header comment, blank lines and rules: a tagged payload
   // carries it whole.
-  std::string file = "# site policy\n\nprio 10 proto tcp dport 22 action drop\n\n"
-                     "# dns\nproto udp dport 53 action pass\n";
+  std::string file =
+      "# site policy\n\nprio 10 proto tcp dport 22 action drop\n\n"
+      "# dns\nproto udp dport 53 action pass\n";
   BOOST_TEST(o.fw.ask("rule replace <<END\n" + file + "END") == "replaced: 2 rule(s)\n\n");
   json before = o.rules();
   BOOST_TEST_REQUIRE(before.size() == 2u);

@@ -133,9 +133,10 @@ BOOST_AUTO_TEST_CASE(limits_are_enforced_with_the_rule_named) {
 
   CompileLimits two;
   two.max_tables = 2;
-  std::string err = compile_error(rules({"src 198.18.0.1 action drop", "src 198.18.0.0/16 action drop",
-                                         "src 198.18.0.0/8 action drop"}),
-                                  two);
+  std::string err =
+      compile_error(rules({"src 198.18.0.1 action drop", "src 198.18.0.0/16 action drop",
+                           "src 198.18.0.0/8 action drop"}),
+                    two);
   BOOST_TEST(err == "rule 3: needs a new IPv4 table beyond the limit of 2 tables per family");
 
   CompileLimits few;
@@ -299,8 +300,8 @@ BOOST_AUTO_TEST_CASE(in_place_refuses_what_would_reorder_or_duplicate) {
 
 BOOST_AUTO_TEST_CASE(agrees_with_reference_on_classbench_sets) {
   // Every shipped set up to 10,000 rules, IPv4 and mapped into 2001:db8::/32.
-  for (const char* name : {"acl1_1000", "fw1_1000", "ipc1_1000", "acl1_10000", "fw1_10000",
-                           "ipc1_10000"})
+  for (const char* name :
+       {"acl1_1000", "fw1_1000", "ipc1_1000", "acl1_10000", "fw1_10000", "ipc1_10000"})
     for (bool v6 : {false, true}) {
       auto rs = test::load_classbench(test::classbench_path(name), {.v6 = v6});
       auto c = compile_rules(rs, Policy{});
@@ -314,8 +315,8 @@ BOOST_AUTO_TEST_CASE(agrees_with_reference_on_classbench_sets) {
         auto want = ref.classify(p);
         auto got = lookup_compiled(c, p);
         BOOST_TEST_INFO(name << (v6 ? " v6 " : " v4 ") << format_address(p.family, p.src) << " -> "
-                             << format_address(p.family, p.dst) << " proto " << int(p.proto)
-                             << " " << p.sport << "/" << p.dport);
+                             << format_address(p.family, p.dst) << " proto " << int(p.proto) << " "
+                             << p.sport << "/" << p.dport);
         BOOST_REQUIRE_EQUAL(got.has_value(), want.rule_id.has_value());
         if (got) BOOST_REQUIRE_EQUAL(got->rule_id(), *want.rule_id);
       }

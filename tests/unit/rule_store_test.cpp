@@ -33,7 +33,8 @@ BOOST_AUTO_TEST_CASE(replace_keeps_ids_of_unchanged_rules_and_never_reuses_one) 
                                        "id 3 prio 1000 proto tcp dport 80 action drop",
                                        "id 4 prio 1000 proto udp dport 123 action pass"}));
   // Same match, other priority or action: a new rule. An explicit id wins.
-  s.commit(s.parsed("c", "prio 5 proto tcp dport 22 action drop\nid 9 proto tcp dport 80 action drop\n"));
+  s.commit(s.parsed(
+      "c", "prio 5 proto tcp dport 22 action drop\nid 9 proto tcp dport 80 action drop\n"));
   BOOST_TEST(texts(s.rules()) ==
              (std::vector<std::string>{"id 5 prio 5 proto tcp dport 22 action drop",
                                        "id 9 prio 1000 proto tcp dport 80 action drop"}));
