@@ -466,21 +466,16 @@ std::optional<LookupResult> lookup_compiled(const CompiledRuleset& c, const Pack
       ++probes;
       Tuple tu;
       tu.flags = t.flags;
-      auto find_bucket = [&](uint8_t chain) -> const Bucket* {
-        if (fam == XDPFW_FAMILY_V4) {
-          xdpfw_key4 k;
-          fill_key(k, static_cast<uint8_t>(i), tu, t.src_mask, t.dst_mask, p.src, p.dst, p.proto,
-                   p.sport, p.dport);
-          k.chain = chain;
-          auto it = c.v4.find(k);
-          return it == c.v4.end() ? nullptr : &it->second;
-        }
-        xdpfw_key6 k;
+      auto find_in = [&](const auto& map, auto k, uint8_t chain) -> const Bucket* {
         fill_key(k, static_cast<uint8_t>(i), tu, t.src_mask, t.dst_mask, p.src, p.dst, p.proto,
                  p.sport, p.dport);
         k.chain = chain;
-        auto it = c.v6.find(k);
-        return it == c.v6.end() ? nullptr : &it->second;
+        auto it = map.find(k);
+        return it == map.end() ? nullptr : &it->second;
+      };
+      auto find_bucket = [&](uint8_t chain) {
+        return fam == XDPFW_FAMILY_V4 ? find_in(c.v4, xdpfw_key4{}, chain)
+                                      : find_in(c.v6, xdpfw_key6{}, chain);
       };
       bool done = false;
       for (uint32_t link = 0; link < XDPFW_MAX_CHAIN && !done; ++link) {
