@@ -202,7 +202,7 @@ std::string rules_payload(const Mix& mix, uint32_t n) {
 
 // Unmatched frames with logging on, beside the matched path on the same
 // program. Both are dropped (default-action drop), so the difference is the
-// unmatched path: every shape visited, the token bucket, the perf event.
+// unmatched path: every candidate table probed, the token bucket, the perf event.
 // Twice: at the default event cap (1,000/s: the per-packet cost as
 // deployed), and at 1,000,000/s (how many lines the agent writes, and what
 // that costs the datapath and the agent's CPU).
