@@ -118,6 +118,7 @@ Firewall::Firewall(const FirewallConfig& cfg, Log log)
                            ? read_text(state_file("rules-file.applied"))
                            : std::string();
     install(read_state());
+    store_.raise_id_high_water(resumed_id_high_water_);
     log_(2, "resumed the previous run's " + std::to_string(store_.rules().size()) +
                 " rule(s) and counters");
   } else {
@@ -263,7 +264,9 @@ void Firewall::journal(const std::string& line) {
 // between the two writes) changes nothing. A torn last line is ignored.
 std::vector<Rule> Firewall::read_state() {
   std::string state = state_file("rules.state");
-  std::vector<Rule> rules = parse_rules_text(state, read_text(state));
+  std::string text = read_text(state);
+  std::vector<Rule> rules = parse_rules_text(state, text);
+  resumed_id_high_water_ = read_id_high_water(text);
   std::string path = state_file("rules.journal");
   std::ifstream in(path);
   std::string line;
@@ -275,6 +278,7 @@ std::vector<Rule> Firewall::read_state() {
       if (line.rfind("add ", 0) == 0) {
         Rule r = parse_rule(line.substr(4));
         if (!r.id || !r.priority) throw RuleError("no id or priority");
+        resumed_id_high_water_ = std::max(resumed_id_high_water_, r.id);
         if (std::none_of(rules.begin(), rules.end(), [&](const Rule& x) { return x.id == r.id; }))
           rules.push_back(r);
       } else if (line.rfind("del ", 0) == 0) {

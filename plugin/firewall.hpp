@@ -84,6 +84,7 @@ class Firewall {
   AttachManager attach_;
   RuleStore store_;
   size_t journal_lines_ = 0;
+  uint32_t resumed_id_high_water_ = 0;                // from the state of the previous run
   std::string rules_file_text_;                       // the rules file as last applied
   std::optional<std::string> saved_rules_file_text_;  // as last written to state-dir
   std::unique_ptr<EventLog> log_file_;

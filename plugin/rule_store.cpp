@@ -25,6 +25,17 @@ void sort_rules(std::vector<Rule>& rs) {
 }
 }  // namespace
 
+uint32_t read_id_high_water(const std::string& text) {
+  const std::string tag = "\n# ids-used-up-to ";
+  size_t at = text.find(tag);
+  if (at == std::string::npos) return 0;
+  try {
+    return static_cast<uint32_t>(std::stoul(text.substr(at + tag.size())));
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
 uint32_t RuleStore::next_id() const {
   uint32_t id = high_water_id_;
   for (const Rule& r : rules_) id = std::max(id, r.id);
@@ -137,7 +148,8 @@ void RuleStore::save(const std::string& path, bool durable, bool backup) const {
   // The new file keeps the old one's mode and owner.
   if (::fchmod(fd, exists ? (old.st_mode & 07777) : 0640) != 0) fail("chmod " + tmp);
   if (exists && ::fchown(fd, old.st_uid, old.st_gid) != 0) fail("chown " + tmp);
-  std::string body = "# written by xdpfw 'save'\n" + text();
+  std::string body = "# written by xdpfw 'save'\n# ids-used-up-to " +
+                     std::to_string(id_high_water()) + "\n" + text();
   size_t off = 0;
   while (off < body.size()) {
     ssize_t n = ::write(fd, body.data() + off, body.size() - off);

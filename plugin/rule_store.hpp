@@ -4,6 +4,7 @@
 // install it all or nothing.
 #pragma once
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -11,6 +12,9 @@
 #include "rule.hpp"
 
 namespace xdpfw {
+
+// The "# ids-used-up-to N" line of a file written by RuleStore::save; 0 if none.
+uint32_t read_id_high_water(const std::string& text);
 
 class RuleStore {
  public:
@@ -25,6 +29,11 @@ class RuleStore {
   // Makes a list installed by the caller the store's content.
   void commit(std::vector<Rule> rules);
   const std::vector<Rule>& rules() const { return rules_; }
+  // Ids up to this one have been given (save() writes it down as a comment
+  // that read_id_high_water() finds); raise it after a restart so that the
+  // ids of rules deleted before it never come back.
+  uint32_t id_high_water() const { return next_id() - 1; }
+  void raise_id_high_water(uint32_t id) { high_water_id_ = std::max(high_water_id_, id); }
 
   // The set as rule lines, in order; parse_rules_text reads it back.
   std::string text() const;

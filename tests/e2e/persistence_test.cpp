@@ -50,6 +50,13 @@ BOOST_AUTO_TEST_CASE(single_changes_are_journaled_and_replayed) {
   std::ofstream(journal, std::ios::app) << "add id 9 prio 1 action dr";  // torn by the crash
   fw.start();
   BOOST_TEST(fw.ask("rule list") == before);
+  // Ids are never given twice, across restarts too: rule 1 was deleted.
+  BOOST_TEST(fw.ask("rule add proto udp dport 5003 action drop") == "id 4\n\n");
+  BOOST_TEST(fw.ask("rule del 3") == "deleted 3\n\n");
+  BOOST_TEST(fw.ask("rule del 4") == "deleted 4\n\n");
+  fw.crash();
+  fw.start();
+  BOOST_TEST(fw.ask("rule add proto udp dport 5004 action drop") == "id 5\n\n");
   BOOST_TEST(fw.ask("rule replace <<E\nproto udp action pass\nE") == "replaced: 1 rule(s)\n\n");
   BOOST_TEST(read_file(journal).empty());
   BOOST_TEST(read_file(fw.dir / "state" / "rules.state").find("proto udp action pass") !=
