@@ -185,11 +185,7 @@ inline std::array<uint8_t, 16> v6addr(uint32_t i) {
 }
 inline Prefix prefix(Family f, const std::array<uint8_t, 16>& a, uint8_t len) {
   Prefix p{f, a, len};
-  for (unsigned i = 0, bits = len; i < 16; ++i) {
-    unsigned keep = bits >= 8 ? 8 : bits;
-    p.addr[i] &= static_cast<uint8_t>(0xff00u >> keep);
-    bits -= keep;
-  }
+  p.clear_host_bits();
   return p;
 }
 

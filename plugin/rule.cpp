@@ -128,13 +128,16 @@ Prefix parse_prefix(std::string_view text, std::string_view field) {
                       (p.family == Family::v4 ? "IPv4" : "IPv6"));
     p.len = static_cast<uint8_t>(*len);
   }
-  // Host bits are cleared, as feeds of prefixes often carry them.
-  for (unsigned i = 0, bits = p.len; i < 16; ++i) {
+  p.clear_host_bits();  // feeds of prefixes often carry them
+  return p;
+}
+
+void Prefix::clear_host_bits() {
+  for (unsigned i = 0, bits = len; i < 16; ++i) {
     unsigned keep = bits >= 8 ? 8 : bits;
-    p.addr[i] &= static_cast<uint8_t>(0xff00u >> keep);
+    addr[i] &= static_cast<uint8_t>(0xff00u >> keep);
     bits -= keep;
   }
-  return p;
 }
 
 std::string format_address(Family f, const std::array<uint8_t, 16>& a) {

@@ -25,6 +25,7 @@ struct Prefix {
   uint8_t len = 0;
 
   bool contains(const std::array<uint8_t, 16>& a) const;
+  void clear_host_bits();  // the bits past len
   bool operator==(const Prefix&) const = default;
 };
 

@@ -567,8 +567,8 @@ bool needs_l4(const Rule& r) {
   return r.sport || r.dport || r.icmp_type || r.icmp_code;
 }
 
-template <typename K>
-BucketMap<K>& buckets_of(CompiledRuleset& c) {
+template <typename K, typename Set>  // Set: CompiledRuleset, const or not
+auto& buckets_of(Set& c) {
   if constexpr (std::is_same_v<K, xdpfw_key4>)
     return c.v4;
   else
@@ -590,7 +590,7 @@ struct AddPlan {
 
 template <typename K>
 std::optional<std::pair<K, AddPlan>> plan_add(const CompiledRuleset& c, int fam, const Rule& r) {
-  const BucketMap<K>& buckets = buckets_of<K>(const_cast<CompiledRuleset&>(c));
+  const BucketMap<K>& buckets = buckets_of<K>(c);
   Tuple nat = natural(r);
   for (uint32_t i = 0; i < c.header.ntables[fam]; ++i) {
     const xdpfw_table& t = c.header.tables[fam][i];
@@ -639,7 +639,7 @@ void apply_add(CompiledRuleset& c, int fam, const Rule& r, const K& k, const Add
 
 template <typename K>
 std::optional<std::pair<K, Bucket>> plan_remove(const CompiledRuleset& c, int fam, const Rule& r) {
-  const BucketMap<K>& buckets = buckets_of<K>(const_cast<CompiledRuleset&>(c));
+  const BucketMap<K>& buckets = buckets_of<K>(c);
   Tuple nat = natural(r);
   for (uint32_t i = 0; i < c.header.ntables[fam]; ++i) {
     const xdpfw_table& t = c.header.tables[fam][i];
@@ -717,7 +717,7 @@ namespace {
 template <typename K>
 std::string check_family(const CompiledRuleset& c, int fam,
                          const std::vector<const Rule*>& placed) {
-  const BucketMap<K>& buckets = buckets_of<K>(const_cast<CompiledRuleset&>(c));
+  const BucketMap<K>& buckets = buckets_of<K>(c);
   const xdpfw_ruleset& h = c.header;
   auto where = [&](const Rule& r) {
     return "rule " + std::to_string(r.id) + " (" + family_name(fam) + "): ";

@@ -46,11 +46,7 @@ Prefix v4_prefix(const std::string& text, bool v6) {
     std::copy(v4.begin(), v4.end(), p.addr.begin());
     p.len = static_cast<uint8_t>(len);
   }
-  for (unsigned i = 0, bits = p.len; i < 16; ++i) {
-    unsigned keep = bits >= 8 ? 8 : bits;
-    p.addr[i] &= static_cast<uint8_t>(0xff00u >> keep);
-    bits -= keep;
-  }
+  p.clear_host_bits();
   return p;
 }
 

@@ -82,11 +82,7 @@ Rule RuleGen::from_template(const Template& t, uint32_t id) {
     p.family = static_cast<Family>(t.family);
     p.addr = pool_addr(t.family);
     p.len = static_cast<uint8_t>(len);
-    for (unsigned i = 0, bits = p.len; i < 16; ++i) {
-      unsigned keep = bits >= 8 ? 8 : bits;
-      p.addr[i] &= static_cast<uint8_t>(0xff00u >> keep);
-      bits -= keep;
-    }
+    p.clear_host_bits();
     return p;
   };
   if (t.src_len >= 0 && t.family != 2) r.src = prefix(t.src_len);
