@@ -31,18 +31,32 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
         parser_(server.limits_.max_line, server.limits_.max_payload) {}
 
   void start() {
-    identify();
-    if (server_.sessions_.size() > server_.limits_.max_clients) {
-      log_warn("control: refusing client pid " + std::to_string(info_.pid) + ": " +
-               std::to_string(server_.limits_.max_clients) + " clients already connected");
-      send("ERR: too many clients (limit " + std::to_string(server_.limits_.max_clients) +
-           "); try again later\n\n");
+    info_ = identify_peer(sock_.native_handle(), server_.gid_);
+    log_info("control: client pid " + std::to_string(info_.pid) + " uid " +
+             std::to_string(info_.uid) + " gid " + std::to_string(info_.gid) +
+             (info_.admin ? " connected" : " connected read-only"));
+    const ControlLimits& l = server_.limits_;
+    if (!info_.admin) parser_.set_limits(l.max_line, l.max_payload / 4);
+    size_t ro_slots = l.max_clients - admin_reserve(l.max_clients);
+    std::string refusal;
+    if (server_.sessions_.size() > l.max_clients)
+      refusal = "too many clients (limit " + std::to_string(l.max_clients) + ")";
+    else if (!info_.admin && server_.read_only_clients() > ro_slots)
+      refusal = "too many read-only clients (limit " + std::to_string(ro_slots) +
+                "; the other slots are kept for administrators)";
+    if (!refusal.empty()) {
+      log_warn("control: refusing client pid " + std::to_string(info_.pid) + ": " + refusal);
+      send("ERR: " + refusal + "; try again later\n\n");
       closing_ = true;
       return;
     }
     arm_idle();
     read();
   }
+
+  bool admin() const { return info_.admin; }
+  size_t held() const { return held_; }
+  pid_t pid() const { return info_.pid; }
 
   // A stream: queued while the client keeps up, dropped (1) beyond a
   // bounded backlog so that a slow watcher costs nobody else anything.
@@ -61,30 +75,31 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
     idle_.cancel();
     sock_.shutdown(stream::socket::shutdown_both, ec);
     sock_.close(ec);
+    // Unread replies go now (the one being written stays until its handler
+    // has run), and no more of its input will run.
+    if (out_.size() > 1) out_.erase(out_.begin() + 1, out_.end());
+    queued_ = 0;
+    parser_ = RequestParser(0, 0);
+    requests_.clear();
+    queued_in_ = 0;
+    recharge();
     server_.sessions_.erase(shared_from_this());
   }
 
  private:
-  void identify() {
-    ucred cred{};
-    socklen_t len = sizeof cred;
-    if (getsockopt(sock_.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-      info_.pid = cred.pid;
-      info_.uid = cred.uid;
-      info_.gid = cred.gid;
-    }
-    bool in_group = cred.gid == server_.gid_;
-    gid_t groups[256];
-    len = sizeof groups;
-    if (!in_group &&
-        getsockopt(sock_.native_handle(), SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0)
-      for (size_t i = 0; i < len / sizeof(gid_t); ++i) in_group |= groups[i] == server_.gid_;
-    info_.admin = cred.uid == 0 || cred.uid == geteuid() || in_group;
-    log_info("control: client pid " + std::to_string(info_.pid) + " uid " +
-             std::to_string(info_.uid) + " gid " + std::to_string(info_.gid) +
-             (info_.admin ? " connected" : " connected read-only"));
+  size_t max_output() const {
+    return info_.admin ? server_.limits_.max_output : server_.limits_.max_output / 4;
   }
 
+  // Tells the server what this session holds now.
+  void recharge() {
+    size_t now = closed_ ? 0 : queued_ + queued_in_ + parser_.buffered();
+    ptrdiff_t delta = static_cast<ptrdiff_t>(now) - static_cast<ptrdiff_t>(held_);
+    held_ = now;
+    if (delta) server_.charge(delta);
+  }
+
+ private:
   void arm_idle() {
     if (stream_) return;
     idle_.expires_after(std::chrono::seconds(server_.limits_.idle_timeout_s));
@@ -97,62 +112,89 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
   }
 
   void read() {
-    sock_.async_read_some(
-        asio::buffer(rbuf_), [self = shared_from_this()](boost::system::error_code ec, size_t n) {
-          if (self->closed_) return;
-          if (self->draining_ && !ec) {
-            // After a broken limit: discard what the client still sends, so
-            // that it can read why, but only so much.
-            self->drained_ += n;
-            if (self->drained_ > drain_limit)
-              self->close();
-            else
-              self->read();
-            return;
-          }
-          if (ec) {
-            if (self->stream_) {
-              // A watcher that only closed its sending side keeps watching;
-              // a reset or full close ends the stream.
-              if (ec == asio::error::eof) return;
-              self->close();
-              return;
-            }
-            if (!self->draining_)
-              if (auto last = self->parser_.finish()) self->handle(*last);
-            self->eof_ = true;
-            self->maybe_close();
-            return;
-          }
-          if (self->stream_) {  // anything a watcher sends ends its stream
-            self->close();
-            return;
-          }
-          self->arm_idle();
-          std::vector<Request> reqs;
-          auto err = self->parser_.feed(std::string_view(self->rbuf_.data(), n), reqs);
-          size_t payload_bytes = 0;
-          for (const Request& r : reqs) {
-            if (self->closing_) break;
-            self->handle(r);
-            payload_bytes += r.payload ? r.payload->size() : 0;
-          }
-          if (payload_bytes >= (1u << 20)) {  // a batch of 100,000 rules: give it back
-            reqs.clear();
-            malloc_trim(0);
-          }
-          if (err) {
-            log_warn("control: client pid " + std::to_string(self->info_.pid) + ": " + *err +
-                     ": closed");
-            self->send("ERR: " + *err + "; connection closed\n\n");
-            self->draining_ = true;
-          }
-          if (self->closing_) {
-            self->maybe_close();
-            return;
-          }
-          if (!self->closed_) self->read();
-        });
+    sock_.async_read_some(asio::buffer(rbuf_),
+                          [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+                            self->on_read(ec, n);
+                          });
+  }
+
+  void on_read(boost::system::error_code ec, size_t n) {
+    if (closed_) return;
+    if (draining_ && !ec) {
+      // After a broken limit: discard what the client still sends, so
+      // that it can read why, but only so much.
+      drained_ += n;
+      if (drained_ > drain_limit)
+        close();
+      else
+        read();
+      return;
+    }
+    if (ec) {
+      if (stream_) {
+        // A watcher that only closed its sending side keeps watching;
+        // a reset or full close ends the stream.
+        if (ec == asio::error::eof) return;
+        close();
+        return;
+      }
+      if (!draining_)
+        if (auto last = parser_.finish()) queue(std::move(*last));
+      eof_ = true;
+      run_queued();
+      return;
+    }
+    if (stream_) {  // anything a watcher sends ends its stream
+      close();
+      return;
+    }
+    arm_idle();
+    std::vector<Request> reqs;
+    broken_ = parser_.feed(std::string_view(rbuf_.data(), n), reqs);
+    for (Request& r : reqs) queue(std::move(r));
+    recharge();
+    if (!closed_) run_queued();  // (closed: shed for the budget)
+  }
+
+  void queue(Request r) {
+    queued_in_ += r.line.size() + (r.payload ? r.payload->size() : 0);
+    requests_.push_back(std::move(r));
+  }
+
+  // One request per turn of the loop: a client that pipelines a hundred
+  // slow commands delays the others by one command, not a hundred. Its
+  // socket is read again only when all of them have run.
+  void run_queued() {
+    if (closed_) return;
+    if (!requests_.empty() && !closing_ && !stream_) {
+      Request r = std::move(requests_.front());
+      requests_.pop_front();
+      queued_in_ -= r.line.size() + (r.payload ? r.payload->size() : 0);
+      handle(r);
+      if (r.payload && r.payload->size() >= (1u << 20)) {  // 100,000 rules: give them back
+        r = Request{};
+        malloc_trim(0);
+      }
+      recharge();
+      if (closed_) return;  // closed for not reading: nothing more of its input runs
+      if (!requests_.empty() && !closing_ && !stream_) {
+        asio::post(server_.io_, [self = shared_from_this()] { self->run_queued(); });
+        return;
+      }
+    }
+    requests_.clear();
+    queued_in_ = 0;
+    if (broken_) {
+      log_warn("control: client pid " + std::to_string(info_.pid) + ": " + *broken_ + ": closed");
+      send("ERR: " + *broken_ + "; connection closed\n\n");
+      broken_.reset();
+      draining_ = true;
+    }
+    if (closing_ || eof_) {
+      maybe_close();
+      return;
+    }
+    if (!closed_) read();
   }
 
   void handle(const Request& r) {
@@ -162,6 +204,14 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
       return;
     }
     Reply reply = server_.dispatch_(r, info_);
+    const ControlLimits& l = server_.limits_;
+    size_t watcher_slots = l.max_clients - admin_reserve(l.max_clients);
+    if (reply.stream && server_.streams_.size() >= watcher_slots) {
+      // The plugin's next write to this stream fails and forgets it.
+      send("ERR: too many live watchers (limit " + std::to_string(watcher_slots) +
+           "; the other slots are kept for administrators); try again later\n\n");
+      return;
+    }
     send(std::move(reply.text));
     if (reply.close) closing_ = true;
     if (reply.stream && !closed_) {
@@ -172,14 +222,17 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
   }
 
   void send(std::string text) {
+    if (closed_) return;
     queued_ += text.size();
-    if (queued_ > server_.limits_.max_output) {
+    if (queued_ > max_output()) {
       log_warn("control: client pid " + std::to_string(info_.pid) + " does not read its replies (" +
                std::to_string(queued_) + " bytes unread): closed");
       close();
       return;
     }
     out_.push_back(std::move(text));
+    recharge();
+    if (closed_) return;  // shed for the budget
     if (out_.size() == 1) write();
   }
 
@@ -192,6 +245,7 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
                           return;
                         }
                         self->queued_ -= n;
+                        self->recharge();
                         bool big = self->out_.front().size() >= (1u << 20);
                         self->out_.pop_front();
                         // A reply of megabytes (rule list of 100,000 rules)
@@ -224,13 +278,77 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
   size_t queued_ = 0;
   bool eof_ = false, closing_ = false, closed_ = false, draining_ = false;
   uint64_t stream_ = 0;
+  std::deque<Request> requests_;       // read, not yet run
+  size_t queued_in_ = 0;               // their bytes
+  std::optional<std::string> broken_;  // a limit broken by the input after them
+  size_t held_ = 0;                    // charged to the server's budget
   static constexpr size_t stream_backlog = 1 << 20;
   size_t drained_ = 0;
   static constexpr size_t drain_limit = 16 << 20;
 };
 
+ClientInfo identify_peer(int fd, gid_t socket_gid, GetSockOpt get) {
+  ClientInfo info;  // uid/gid -1, not admin
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (get(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred) {
+    log_warn(std::string("control: SO_PEERCRED: ") + std::strerror(errno) +
+             ": the client is served read-only");
+    return info;
+  }
+  info.pid = cred.pid;
+  info.uid = cred.uid;
+  info.gid = cred.gid;
+  bool in_group = cred.gid == socket_gid;
+  if (!in_group) {
+    std::vector<gid_t> groups(64);
+    for (int tries = 0; tries < 4; ++tries) {
+      len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+      if (get(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) == 0) {
+        for (size_t i = 0; i < len / sizeof(gid_t) && i < groups.size(); ++i)
+          in_group |= groups[i] == socket_gid;
+        break;
+      }
+      if (errno != ERANGE || len <= groups.size() * sizeof(gid_t)) {
+        log_warn(std::string("control: SO_PEERGROUPS: ") + std::strerror(errno) +
+                 ": the client's groups are not counted");
+        break;
+      }
+      groups.resize(len / sizeof(gid_t) + 1);  // the kernel said how many
+    }
+  }
+  info.admin = cred.uid == 0 || cred.uid == geteuid() || in_group;
+  return info;
+}
+
 ControlServer::ControlServer(asio::io_context& io, Dispatch dispatch)
-    : io_(io), dispatch_(std::move(dispatch)), acceptor_(io) {}
+    : io_(io), dispatch_(std::move(dispatch)), acceptor_(io), accept_pause_(io) {}
+
+void ControlServer::charge(ptrdiff_t delta) {
+  held_ = static_cast<size_t>(static_cast<ptrdiff_t>(held_) + delta);
+  if (delta > 0 && held_ > limits_.max_memory) shed();
+}
+
+// The budget for all clients is spent: the one holding the most goes, the
+// others (an administrator's "show stats" among them) keep being served.
+void ControlServer::shed() {
+  while (held_ > limits_.max_memory) {
+    std::shared_ptr<ControlSession> big;
+    for (const auto& s : sessions_)
+      if (!big || s->held() > big->held()) big = s;
+    if (!big || big->held() == 0) return;
+    log_warn("control: clients hold " + std::to_string(held_ >> 20) + " MiB, over max-memory (" +
+             std::to_string(limits_.max_memory >> 20) + " MiB): closed client pid " +
+             std::to_string(big->pid()) + ", which held " + std::to_string(big->held()) + " bytes");
+    big->close();
+  }
+}
+
+size_t ControlServer::read_only_clients() const {
+  size_t n = 0;
+  for (const auto& s : sessions_) n += !s->admin();
+  return n;
+}
 
 ControlServer::~ControlServer() {
   stop();
@@ -286,6 +404,7 @@ void ControlServer::start(const HostConfig& cfg) {
     throw std::runtime_error("control socket " + path_ + ": " + ec.message());
   }
   apply_permissions();
+  acceptor_.non_blocking(true, ec);
   log_info("control: listening on " + path_);
   accept();
 }
@@ -301,14 +420,41 @@ void ControlServer::reconfigure(const HostConfig& cfg) {
 
 void ControlServer::accept() {
   acceptor_.async_accept([this](boost::system::error_code ec, stream::socket sock) {
-    if (!acceptor_.is_open()) return;
-    if (!ec) {
+    if (!acceptor_.is_open() || ec == asio::error::operation_aborted) return;
+    // Every connection already waiting is taken in this turn (up to 64):
+    // one per turn would leave a newcomer, an administrator too, waiting
+    // behind a full round of every busy client's requests per queued one.
+    for (int taken = 0; !ec; ++taken) {
+      accept_backoff_ = std::chrono::milliseconds(0);
       auto s = std::make_shared<ControlSession>(*this, std::move(sock));
       sessions_.insert(s);
       s->start();
-    } else if (ec != asio::error::operation_aborted) {
-      log_warn("control: accept: " + ec.message());
+      if (taken == 64) break;
+      sock = stream::socket(io_);
+      acceptor_.accept(sock, ec);  // non-blocking: would_block when none is left
     }
+    if (ec == asio::error::no_descriptors || ec.value() == ENFILE ||
+        ec == asio::error::no_buffer_space || ec == asio::error::no_memory) {
+      // Out of descriptors or memory: the pending connection stays queued
+      // and the listener stays readable, so accepting again at once would
+      // spin. Pause, 50 ms doubling to 1 s, and warn once a minute.
+      accept_backoff_ = std::clamp(accept_backoff_ * 2, std::chrono::milliseconds(50),
+                                   std::chrono::milliseconds(1000));
+      auto now = std::chrono::steady_clock::now();
+      if (now - accept_warned_ > std::chrono::minutes(1)) {
+        accept_warned_ = now;
+        log_warn("control: accept: " + ec.message() + " (" + std::to_string(sessions_.size()) +
+                 " clients): new connections wait; accept is retried after a pause doubling from "
+                 "50 ms to 1 s");
+      }
+      accept_pause_.expires_after(accept_backoff_);
+      accept_pause_.async_wait([this](boost::system::error_code e) {
+        if (!e && acceptor_.is_open()) accept();
+      });
+      return;
+    }
+    if (ec && ec != asio::error::would_block && ec != asio::error::try_again)
+      log_warn("control: accept: " + ec.message());
     accept();
   });
 }
@@ -335,6 +481,7 @@ void ControlServer::stop() {
   if (!acceptor_.is_open()) return;
   boost::system::error_code ec;
   acceptor_.close(ec);
+  accept_pause_.cancel();
   auto all = sessions_;
   for (auto& s : all) s->close();
   sessions_.clear();

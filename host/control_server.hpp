@@ -6,6 +6,9 @@
 
 #include <utility>  // before Asio (Boost 1.74 + g++ 12)
 
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <functional>
 #include <map>
@@ -20,10 +23,22 @@ namespace xdpfw::host {
 
 struct ClientInfo {
   pid_t pid = 0;
-  uid_t uid = 0;
-  gid_t gid = 0;
+  uid_t uid = static_cast<uid_t>(-1);  // -1: the kernel did not say
+  gid_t gid = static_cast<gid_t>(-1);
   bool admin = false;  // root, the agent's user, or in the socket's group
 };
+
+// Who is on the other end of a Unix socket, from SO_PEERCRED and
+// SO_PEERGROUPS. Whatever the kernel does not answer counts against the
+// client: a failed query gives the read-only level, never root's.
+using GetSockOpt = int (*)(int fd, int level, int name, void* value, socklen_t* len);
+ClientInfo identify_peer(int fd, gid_t socket_gid, GetSockOpt get = ::getsockopt);
+
+// Slots no read-only client and no watcher may take, so that an
+// administrator always gets in: an eighth of max-clients, at least one.
+inline size_t admin_reserve(size_t max_clients) {
+  return max_clients < 2 ? 0 : std::max<size_t>(1, max_clients / 8);
+}
 
 struct Reply {
   std::string text;     // complete, ending with the empty line
@@ -55,6 +70,11 @@ class ControlServer {
   friend class ControlSession;
   void accept();
   void apply_permissions();
+  // Memory held for clients changed by delta; past max-memory the client
+  // holding the most is closed.
+  void charge(ptrdiff_t delta);
+  void shed();
+  size_t read_only_clients() const;
 
   boost::asio::io_context& io_;
   Dispatch dispatch_;
@@ -66,6 +86,10 @@ class ControlServer {
   gid_t gid_ = 0;
   std::set<std::shared_ptr<ControlSession>> sessions_;
   std::map<uint64_t, std::weak_ptr<ControlSession>> streams_;
+  size_t held_ = 0;  // bytes of every session's unread output and pending input
+  boost::asio::steady_timer accept_pause_;
+  std::chrono::milliseconds accept_backoff_{0};
+  std::chrono::steady_clock::time_point accept_warned_{};
 };
 
 }  // namespace xdpfw::host

@@ -115,11 +115,13 @@ void apply_host_section(HostConfig& cfg, const std::string& file, const IniSecti
       cfg.netlink_rcvbuf = parse_number(file, e, 1, 1ull << 30);
     } else if (e.key == "max-output") {
       cfg.limits.max_output = parse_number(file, e, 4096, 1ull << 32);
+    } else if (e.key == "max-memory") {
+      cfg.limits.max_memory = parse_number(file, e, 1 << 20, 1ull << 36);
     } else {
       throw ConfigError(where(file, e.line) + "unknown key '" + e.key +
                         "' in [host] (expected plugin, socket, socket-group, socket-mode, "
-                        "log-level, max-clients, max-line, max-payload, max-output, idle-timeout, "
-                        "netlink-rcvbuf)");
+                        "log-level, max-clients, max-line, max-payload, max-output, max-memory, "
+                        "idle-timeout, netlink-rcvbuf)");
     }
   }
 }

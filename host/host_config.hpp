@@ -42,6 +42,10 @@ struct ControlLimits {
   size_t max_clients = 1024;
   unsigned idle_timeout_s = 300;
   size_t max_output = 64 * 1024 * 1024;  // unread reply bytes before a client is dropped
+  // All clients together: unread replies plus input not yet run. Past it the
+  // client holding the most is closed. Read-only clients get a quarter of
+  // max_payload and max_output each.
+  size_t max_memory = 256 * 1024 * 1024;
   bool operator==(const ControlLimits&) const = default;
 };
 

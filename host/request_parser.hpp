@@ -34,6 +34,15 @@ class RequestParser {
   std::optional<Request> finish();
   // True while a payload is open or a line is incomplete.
   bool partial() const { return !buf_.empty() || in_payload_; }
+  // Bytes held for requests not yet complete.
+  size_t buffered() const {
+    return buf_.size() + (pending_.payload ? pending_.payload->size() : 0);
+  }
+  // Limits for the client once it is known (read-only clients get less).
+  void set_limits(size_t max_line, size_t max_payload) {
+    max_line_ = max_line;
+    max_payload_ = max_payload;
+  }
 
  private:
   static bool is_tag(std::string_view t);

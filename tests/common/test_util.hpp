@@ -76,4 +76,23 @@ inline bool wait_until(const std::function<bool()>& cond, int seconds = 20) {
   return cond();
 }
 
+// CPU time a process used so far, in clock ticks (user + system): a
+// resource measure (a spinning loop uses every tick), not a timing.
+inline long cpu_ticks(pid_t pid) {
+  std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  std::istringstream in(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  long ticks = 0;
+  for (int i = 3; i <= 15 && in >> field; ++i)
+    if (i >= 14) ticks += std::stol(field);
+  return ticks;
+}
+
+// A /proc/PID/status value in kB ("VmHWM:", "VmRSS:"); 0 when absent.
+inline long proc_status_kib(pid_t pid, const std::string& key) {
+  std::string st = read_file("/proc/" + std::to_string(pid) + "/status");
+  size_t at = st.find(key);
+  return at == std::string::npos ? 0L : std::stol(st.substr(at + key.size()));
+}
+
 }  // namespace xdpfw::test

@@ -244,4 +244,47 @@ BOOST_AUTO_TEST_CASE(a_thousand_hostile_clients) {
   BOOST_TEST(fw.ask("rule list").find("198.18.0.1") != std::string::npos);
 }
 
+// 32 clients pipeline 20 'rule list json' each at 10,000 rules and never
+// read. Each stays under its own max-output (64 MiB), but together their
+// replies would hold over 600 MB. The budget shared by all clients
+// (max-memory, 96 MiB here) closes the ones holding most; the agent's peak
+// RSS stays bounded, and an administrator's 'show stats' is answered meanwhile.
+BOOST_AUTO_TEST_CASE(non_reading_clients_share_one_memory_budget) {
+  NetNs ns;
+  FirewallAgent fw(ns, "", source_rules("198.19", 10000), "max-memory = 100663296\n");
+  fw.start();
+  size_t reply = fw.ask("rule list json").size();
+  BOOST_TEST_REQUIRE(reply > 500000u);
+  long peak_before = proc_status_kib(fw.host->pid(), "VmHWM:");
+  std::vector<std::unique_ptr<RawClient>> greedy;
+  std::string pipelined;
+  for (int i = 0; i < 20; ++i) pipelined += "rule list json\n";
+  for (int i = 0; i < 32; ++i) {
+    greedy.push_back(std::make_unique<RawClient>(fw.sock));
+    BOOST_TEST_REQUIRE(greedy.back()->connected);
+    BOOST_TEST_REQUIRE(write(greedy.back()->fd, pipelined.data(), pipelined.size()) ==
+                       ssize_t(pipelined.size()));
+  }
+  Session admin(fw.sock);
+  for (int i = 0; i < 5; ++i)
+    BOOST_TEST(admin.command("show stats").find("match_drop") != std::string::npos);
+  // Wait for the agent to be done with every request (its CPU time stops).
+  long last = cpu_ticks(fw.host->pid());
+  BOOST_TEST(wait_until(
+      [&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        long now = cpu_ticks(fw.host->pid());
+        bool idle = now - last <= 2;
+        last = now;
+        return idle;
+      },
+      120));
+  long grew_mib = (proc_status_kib(fw.host->pid(), "VmHWM:") - peak_before) / 1024;
+  BOOST_TEST_MESSAGE("peak RSS grew by " << grew_mib << " MiB (max-memory 96 MiB)");
+  BOOST_TEST(grew_mib < 96 + 64, "peak RSS grew by " << grew_mib << " MiB");
+  BOOST_TEST(fw.host->log().find("over max-memory (96 MiB): closed client") != std::string::npos);
+  BOOST_TEST(admin.command("show stats").find("match_drop") != std::string::npos);
+  BOOST_TEST(!fw.host->exited());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

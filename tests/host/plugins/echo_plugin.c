@@ -7,6 +7,7 @@
  *   poke                 writes a byte to a pipe the host watches
  * Config [plugin.echo]: prefix = TEXT, tick-ms = N, fail-init = yes.
  * Built with -DECHO_ABI_MAJOR=99 it is a plugin of another ABI. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,6 +156,22 @@ static int cmd_poke(void *ctx, const char *args, const char *payload, size_t len
 	return 0;
 }
 
+/* The connection becomes a (silent) live stream, as "show events" does. */
+static int cmd_watch(void *ctx, const char *args, const char *payload, size_t len,
+		     struct xdpfw_reply *r)
+{
+	struct echo *e = ctx;
+
+	(void)args;
+	(void)payload;
+	(void)len;
+	if (!e->api->reply_stream || !e->api->reply_stream(r)) {
+		say(e, r, "watch: the host has no streams");
+		return 1;
+	}
+	return 0;
+}
+
 static void on_pipe(void *ctx, int fd)
 {
 	struct echo *e = ctx;
@@ -209,6 +226,9 @@ static int echo_init(const struct xdpfw_host_api *api, const struct xdpfw_config
 			 e);
 	api->add_command(api->host, "poke", "wakes the plugin's watched pipe", XDPFW_CMD_MUTATES,
 			 cmd_poke, e);
+	if (api->size > offsetof(struct xdpfw_host_api, reply_stream))
+		api->add_command(api->host, "watch", "a live stream that says nothing", 0,
+				 cmd_watch, e);
 	api->watch_fd(api->host, e->pipe[0], on_pipe, e);
 	if (tick_ms)
 		api->add_timer(api->host, tick_ms, 1, on_tick, e);
