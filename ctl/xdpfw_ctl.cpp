@@ -1,52 +1,181 @@
 // xdpfw-ctl: the original design's "manager", as a client of the agent's
 // control socket:
-//   xdpfw-ctl add --src A --dst A --sport P --dport P --proto P --action drop|pass [--prio N]
-//   xdpfw-ctl del ID | list [--json] | stats [--json] | monitor [--append FILE]
-//   xdpfw-ctl replace FILE | check FILE | flush | save [-]
-//   xdpfw-ctl raw 'any control command'
-// Socket: --socket PATH, else $XDPFW_SOCKET, else /run/xdpfw/xdpfw.sock.
+//   xdpfw-ctl add --action drop|pass [--src A] [--dst A] [--sport P] [--dport P] [--proto P]
+//                 [--prio N] [--icmp-type T] [--icmp-code C]
+//   xdpfw-ctl del ID | list [--json] | stats [--json] | interfaces [--json]
+//   xdpfw-ctl monitor [--append FILE] | replace FILE | check FILE | flush | save [-]
+//   xdpfw-ctl reload | raw 'COMMAND'... | help | --help | --version
+// Options go anywhere on the line (before or after the command and its
+// words); "--" ends them. A word or option a command does not take is bad
+// usage. Socket: --socket PATH, else $XDPFW_SOCKET, else /run/xdpfw/xdpfw.sock.
 // Exit: 0 ok; 1 the agent answered an error (printed on stderr); 2 bad usage;
-// 3 no agent reachable.
+// 3 no agent reachable, or the agent went away before its answer was complete
+// (for monitor: the event stream ended without Ctrl-C).
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <boost/program_options.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <iostream>
 #include <iterator>
+#include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
-namespace po = boost::program_options;
+#ifndef XDPFW_VERSION
+#error "XDPFW_VERSION must be defined (ctl/CMakeLists.txt passes the project's version)"
+#endif
 
 namespace {
 
 constexpr const char* default_socket = "/run/xdpfw/xdpfw.sock";
 
 const char* usage =
-    "usage: xdpfw-ctl [--socket PATH] COMMAND [ARGS]\n"
+    "usage: xdpfw-ctl [--socket PATH] COMMAND [ARGS]      (options may come anywhere)\n"
+    "       xdpfw-ctl --help | --version\n"
     "  add --action drop|pass [--src A[/N]] [--dst A[/N]] [--proto P] [--sport P[-P]]\n"
-    "      [--dport P[-P]] [--prio N]      add a rule, print its id\n"
+    "      [--dport P[-P]] [--prio N] [--icmp-type T] [--icmp-code C]\n"
+    "                                      add a rule, print its id\n"
     "  del ID                              delete a rule\n"
     "  list [--json]                       the rules with their counters\n"
     "  stats [--json]                      packets by verdict and reason, events\n"
+    "  interfaces [--json]                 the links: selected, attached, mode, errors\n"
     "  monitor [--append FILE]             unmatched-packet events, live, as JSON lines\n"
     "  replace FILE                        replace every rule with FILE's, all or nothing\n"
     "  check FILE                          compile FILE's rules and report; nothing changes\n"
     "  flush                               delete every rule\n"
     "  save [-]                            write the rules to the agent's rules file; -: print "
     "them\n"
-    "  raw 'COMMAND'                       any control command ('raw help' lists them)\n";
+    "  reload                              have the agent re-read its config (as SIGHUP)\n"
+    "  raw 'COMMAND'...                    control commands, one per word, answered in order\n"
+    "                                      ('raw help' lists them)\n"
+    "Socket: --socket PATH, else $XDPFW_SOCKET, else /run/xdpfw/xdpfw.sock.\n"
+    "Exit: 0 done; 1 the agent answered an error; 2 bad usage; 3 no agent reachable\n"
+    "or the agent went away.\n";
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+// Every option any command takes; which command takes which is below.
+struct Flag {
+  const char* name;
+  bool takes_value;
+};
+constexpr Flag all_flags[] = {
+    {"socket", true}, {"help", false}, {"version", false},  {"json", false},     {"append", true},
+    {"src", true},    {"dst", true},   {"sport", true},     {"dport", true},     {"proto", true},
+    {"action", true}, {"prio", true},  {"icmp-type", true}, {"icmp-code", true},
+};
+const std::vector<std::string> global_flags = {"socket", "help", "version"};
+// In the order the rule grammar writes them.
+const std::vector<std::string> rule_flags = {"prio",  "src",       "dst",       "proto", "sport",
+                                             "dport", "icmp-type", "icmp-code", "action"};
+
+struct Command {
+  std::string name;
+  std::vector<std::string> flags;  // besides the global ones
+  size_t min_words, max_words;
+  std::string words;  // what its words are, for messages
+};
+
+const std::vector<Command> commands = {
+    {"add", rule_flags, 0, 0, "no word, only options"},
+    {"del", {}, 1, 1, "one rule id"},
+    {"list", {"json"}, 0, 0, "no word"},
+    {"stats", {"json"}, 0, 0, "no word"},
+    {"interfaces", {"json"}, 0, 0, "no word"},
+    {"monitor", {"append"}, 0, 0, "no word"},
+    {"replace", {}, 1, 1, "one rules file"},
+    {"check", {}, 1, 1, "one rules file"},
+    {"flush", {}, 0, 0, "no word"},
+    {"save", {}, 0, 1, "nothing or -"},
+    {"reload", {}, 0, 0, "no word"},
+    {"raw", {}, 1, SIZE_MAX, "one or more quoted commands, e.g. raw 'show interfaces'"},
+    {"help", {}, 0, 0, "no word"},
+};
+
+std::string command_names() {
+  std::string s;
+  for (const Command& c : commands) s += (s.empty() ? "" : ", ") + c.name;
+  return s;
+}
+
+struct Line {
+  std::map<std::string, std::string> opts;  // "--json" is ("json", "")
+  std::vector<std::string> words;           // the command first
+};
+
+Line parse_line(const std::vector<std::string>& args) {
+  Line l;
+  bool options_done = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (options_done || a.size() < 2 || a[0] != '-') {
+      l.words.push_back(a);  // "-" alone is a word (save -)
+      continue;
+    }
+    if (a == "--") {
+      options_done = true;
+      continue;
+    }
+    if (a == "-h") {
+      l.opts["help"] = "";
+      continue;
+    }
+    if (a[1] != '-') throw UsageError("unrecognised option '" + a + "'");
+    size_t eq = a.find('=');
+    std::string name = a.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+    const Flag* f = std::find_if(std::begin(all_flags), std::end(all_flags),
+                                 [&](const Flag& x) { return name == x.name; });
+    if (f == std::end(all_flags)) throw UsageError("unrecognised option '--" + name + "'");
+    std::string value;
+    if (f->takes_value) {
+      if (eq != std::string::npos)
+        value = a.substr(eq + 1);
+      else if (i + 1 < args.size())
+        value = args[++i];
+      else
+        throw UsageError("option '--" + name + "' needs a value");
+    } else if (eq != std::string::npos) {
+      throw UsageError("option '--" + name + "' takes no value");
+    }
+    if (!l.opts.emplace(name, value).second)
+      throw UsageError("option '--" + name + "' given twice");
+  }
+  return l;
+}
+
+// The command's options and words, or a UsageError that says what it takes.
+const Command& check_line(const Line& l) {
+  const std::string& name = l.words[0];
+  auto c = std::find_if(commands.begin(), commands.end(),
+                        [&](const Command& x) { return x.name == name; });
+  if (c == commands.end())
+    throw UsageError("'" + name + "' is not a command (expected " + command_names() + ")");
+  for (const auto& [opt, value] : l.opts) {
+    if (std::find(global_flags.begin(), global_flags.end(), opt) != global_flags.end()) continue;
+    if (std::find(c->flags.begin(), c->flags.end(), opt) != c->flags.end()) continue;
+    std::string takes;
+    for (const std::string& f : c->flags) takes += (takes.empty() ? "--" : ", --") + f;
+    throw UsageError(name + ": unexpected option '--" + opt + "' (" + name + " takes " +
+                     (takes.empty() ? "no option" : takes) + ")");
+  }
+  size_t n = l.words.size() - 1;
+  if (n > c->max_words)
+    throw UsageError(name + ": unexpected '" + l.words[1 + c->max_words] + "' (expected " +
+                     c->words + ")");
+  if (n < c->min_words) throw UsageError(name + ": expected " + c->words);
+  return *c;
+}
 
 int connect_agent(const std::string& path) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -79,32 +208,72 @@ int connect_agent(const std::string& path) {
 void send_all(int fd, const std::string& s) {
   size_t off = 0;
   while (off < s.size()) {
-    ssize_t n = write(fd, s.data() + off, s.size() - off);
+    ssize_t n = send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      std::fprintf(stderr, "xdpfw-ctl: the agent closed the connection\n");
+      std::fprintf(stderr, "xdpfw-ctl: the agent went away: it closed the connection\n");
       std::exit(3);
     }
     off += size_t(n);
   }
 }
 
-// One request, its reply up to the empty line that ends it.
-int request(const std::string& sock, const std::string& line) {
+// Sends the requests (each one line, or a line with its payload), reads
+// until the agent closes, and reports each reply: errors on stderr, the rest
+// on stdout (an empty line between replies when there are several).
+int request(const std::string& sock, const std::vector<std::string>& requests) {
   int fd = connect_agent(sock);
-  send_all(fd, line + "\n");
+  std::string text;
+  for (const std::string& r : requests) text += r + "\n";
+  send_all(fd, text);
   shutdown(fd, SHUT_WR);
-  std::string reply;
+  std::string in;
   char buf[65536];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0) reply.append(buf, size_t(n));
-  close(fd);
-  while (reply.ends_with("\n\n")) reply.pop_back();
-  if (reply.rfind("ERR: ", 0) == 0) {
-    std::fprintf(stderr, "xdpfw-ctl: %s", reply.substr(5).c_str());
-    return 1;
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // an error (a reset) ends the answer as EOF does
+    in.append(buf, size_t(n));
   }
-  std::fputs(reply.c_str(), stdout);
-  return 0;
+  close(fd);
+  // Every reply ends with an empty line and holds none of its own.
+  std::vector<std::string> replies;
+  std::string current;
+  size_t pos = 0, nl;
+  while ((nl = in.find('\n', pos)) != std::string::npos) {
+    if (nl == pos) {
+      replies.push_back(current);
+      current.clear();
+    } else {
+      current.append(in, pos, nl + 1 - pos);
+    }
+    pos = nl + 1;
+  }
+  current.append(in, pos);
+  int rc = 0;
+  bool printed = false;
+  for (const std::string& reply : replies) {
+    if (reply.rfind("ERR", 0) == 0) {
+      std::fprintf(stderr, "xdpfw-ctl: %s",
+                   reply.substr(reply.rfind("ERR: ", 0) == 0 ? 5 : 0).c_str());
+      rc = 1;
+    } else {
+      if (printed) std::fputs("\n", stdout);
+      std::fputs(reply.c_str(), stdout);
+      printed = true;
+    }
+  }
+  if (!current.empty() || replies.size() < requests.size()) {
+    if (!current.empty()) std::fputs(current.c_str(), stdout);
+    std::fflush(stdout);
+    std::fprintf(stderr,
+                 "xdpfw-ctl: the agent went away: it closed the connection after %zu of %zu "
+                 "%s%s\n",
+                 replies.size(), requests.size(), requests.size() == 1 ? "reply" : "replies",
+                 current.empty() ? "" : " and part of the next");
+    return 3;
+  }
+  return rc;
 }
 
 // "COMMAND <<TAG", FILE's lines, "TAG": a tag that is no line of the file,
@@ -121,6 +290,7 @@ std::string with_file(const std::string& command, const std::string& file) {
 }
 
 volatile sig_atomic_t g_stop = 0;
+int g_wake[2] = {-1, -1};  // the signal handler writes here: poll wakes up
 
 int monitor(const std::string& sock, const std::string& append) {
   std::ofstream out;
@@ -132,9 +302,17 @@ int monitor(const std::string& sock, const std::string& append) {
       return 1;
     }
   }
-  // No SA_RESTART: a signal must interrupt the blocking read.
+  if (pipe2(g_wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+    std::fprintf(stderr, "xdpfw-ctl: pipe: %s\n", std::strerror(errno));
+    return 1;
+  }
   struct sigaction sa {};
-  sa.sa_handler = [](int) { g_stop = 1; };
+  sa.sa_handler = [](int) {
+    int e = errno;
+    g_stop = 1;
+    [[maybe_unused]] ssize_t n = write(g_wake[1], "x", 1);
+    errno = e;
+  };
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   int fd = connect_agent(sock);
@@ -143,16 +321,25 @@ int monitor(const std::string& sock, const std::string& append) {
   char buf[65536];
   bool first = true;
   while (!g_stop) {
+    pollfd p[2] = {{fd, POLLIN, 0}, {g_wake[0], POLLIN, 0}};
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      std::fprintf(stderr, "xdpfw-ctl: poll: %s\n", std::strerror(errno));
+      return 1;
+    }
+    if (g_stop) break;
+    if (!p[0].revents) continue;
     ssize_t n = read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
+    if (n <= 0) break;  // the agent closed the stream (or reset it)
     pending.append(buf, size_t(n));
     size_t nl;
     while ((nl = pending.find('\n')) != std::string::npos) {
       std::string line = pending.substr(0, nl);
       pending.erase(0, nl + 1);
-      if (first && line.rfind("ERR: ", 0) == 0) {
-        std::fprintf(stderr, "xdpfw-ctl: %s\n", line.substr(5).c_str());
+      if (first && line.rfind("ERR", 0) == 0) {
+        std::fprintf(stderr, "xdpfw-ctl: %s\n",
+                     line.substr(line.rfind("ERR: ", 0) == 0 ? 5 : 0).c_str());
         return 1;
       }
       first = false;
@@ -164,95 +351,74 @@ int monitor(const std::string& sock, const std::string& append) {
     }
   }
   close(fd);
-  return 0;
+  if (g_stop) return 0;  // Ctrl-C or SIGTERM: the way to end it
+  std::fprintf(stderr, "xdpfw-ctl: the agent went away: the event stream from %s ended\n",
+               sock.c_str());
+  return 3;
 }
 
-std::string rule_from_flags(const std::vector<std::string>& args) {
-  po::options_description d("add");
-  d.add_options()("src", po::value<std::string>())("dst", po::value<std::string>())(
-      "sport", po::value<std::string>())("dport", po::value<std::string>())(
-      "proto", po::value<std::string>())("action", po::value<std::string>())(
-      "prio", po::value<std::string>())("icmp-type", po::value<std::string>())(
-      "icmp-code", po::value<std::string>());
-  po::variables_map vm;
-  po::store(po::command_line_parser(args).options(d).run(), vm);
-  if (!vm.count("action")) throw UsageError("add: --action drop|pass is required");
+std::string rule_from_flags(const std::map<std::string, std::string>& opts) {
+  if (!opts.count("action")) throw UsageError("add: --action drop|pass is required");
   std::string rule;
-  for (const char* k :
-       {"prio", "src", "dst", "proto", "sport", "dport", "icmp-type", "icmp-code", "action"})
-    if (vm.count(k))
-      rule += std::string(rule.empty() ? "" : " ") + k + " " + vm[k].as<std::string>();
+  for (const std::string& k : rule_flags)
+    if (opts.count(k)) rule += (rule.empty() ? "" : " ") + k + " " + opts.at(k);
   return rule;
-}
-
-bool json_flag(const std::vector<std::string>& args, const char* cmd) {
-  if (args.empty()) return false;
-  if (args.size() == 1 && args[0] == "--json") return true;
-  throw UsageError(std::string(cmd) + ": expected nothing or --json");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string sock = std::getenv("XDPFW_SOCKET") ? std::getenv("XDPFW_SOCKET") : default_socket;
   std::vector<std::string> args(argv + 1, argv + argc);
   try {
-    if (args.size() >= 2 && args[0] == "--socket") {
-      sock = args[1];
-      args.erase(args.begin(), args.begin() + 2);
-    } else if (!args.empty() && args[0].rfind("--socket=", 0) == 0) {
-      sock = args[0].substr(9);
-      args.erase(args.begin());
+    Line l = parse_line(args);
+    if (l.opts.count("help")) {
+      std::fputs(usage, stdout);
+      return 0;
     }
-    if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-      std::fputs(usage, args.empty() ? stderr : stdout);
-      return args.empty() ? 2 : 0;
+    if (l.opts.count("version")) {
+      std::printf("xdpfw-ctl %s\n", XDPFW_VERSION);
+      return 0;
     }
-    std::string cmd = args[0];
-    args.erase(args.begin());
-    if (cmd == "add") return request(sock, "rule add " + rule_from_flags(args));
-    if (cmd == "del") {
-      if (args.size() != 1) throw UsageError("del: expected one rule id");
-      return request(sock, "rule del " + args[0]);
+    if (l.words.empty()) {
+      std::fputs(usage, stderr);
+      return 2;
     }
-    if (cmd == "list")
-      return request(sock, json_flag(args, "list") ? "rule list json" : "rule list");
-    if (cmd == "stats")
-      return request(sock, json_flag(args, "stats") ? "show stats json" : "show stats");
-    if (cmd == "monitor") {
-      std::string append;
-      if (args.size() == 2 && args[0] == "--append")
-        append = args[1];
-      else if (!args.empty())
-        throw UsageError("monitor: expected nothing or --append FILE");
-      return monitor(sock, append);
+    const Command& c = check_line(l);
+    const std::string& cmd = c.name;
+    std::vector<std::string> words(l.words.begin() + 1, l.words.end());
+    bool json = l.opts.count("json");
+    std::string sock = l.opts.count("socket")        ? l.opts["socket"]
+                       : std::getenv("XDPFW_SOCKET") ? std::getenv("XDPFW_SOCKET")
+                                                     : default_socket;
+    if (cmd == "help") {
+      std::fputs(usage, stdout);
+      return 0;
     }
-    if (cmd == "replace" || cmd == "check") {
-      if (args.size() != 1) throw UsageError(cmd + ": expected one rules file");
-      return request(sock, with_file("rule " + cmd, args[0]));
-    }
-    if (cmd == "flush") {
-      if (!args.empty()) throw UsageError("flush: takes no argument");
-      return request(sock, "rule flush");
-    }
+    if (cmd == "add") return request(sock, {"rule add " + rule_from_flags(l.opts)});
+    if (cmd == "del") return request(sock, {"rule del " + words[0]});
+    if (cmd == "list") return request(sock, {json ? "rule list json" : "rule list"});
+    if (cmd == "stats") return request(sock, {json ? "show stats json" : "show stats"});
+    if (cmd == "interfaces")
+      return request(sock, {json ? "show interfaces json" : "show interfaces"});
+    if (cmd == "monitor") return monitor(sock, l.opts.count("append") ? l.opts["append"] : "");
+    if (cmd == "replace" || cmd == "check")
+      return request(sock, {with_file("rule " + cmd, words[0])});
+    if (cmd == "flush") return request(sock, {"rule flush"});
     if (cmd == "save") {
-      if (args.size() > 1 || (args.size() == 1 && args[0] != "-"))
-        throw UsageError("save: expected nothing or -");
-      return request(sock, args.empty() ? "save" : "save -");
+      if (!words.empty() && words[0] != "-")
+        throw UsageError("save: unexpected '" + words[0] + "' (expected nothing or -)");
+      return request(sock, {words.empty() ? "save" : "save -"});
     }
+    if (cmd == "reload") return request(sock, {"reload"});
     if (cmd == "raw") {
-      if (args.size() != 1)
-        throw UsageError("raw: expected one quoted command, e.g. raw 'show interfaces'");
-      return request(sock, args[0]);
+      for (const std::string& w : words)
+        if (w.find_first_not_of(" \t\r\n") == std::string::npos)
+          throw UsageError("raw: an empty command (expected " + c.words + ")");
+      return request(sock, words);
     }
-    throw UsageError("'" + cmd +
-                     "' is not a command (expected add, del, list, stats, monitor, replace, check, "
-                     "flush, save, raw)");
+    throw UsageError("'" + cmd + "' is not a command (expected " + command_names() + ")");
   } catch (const UsageError& e) {
     std::fprintf(stderr, "xdpfw-ctl: %s\n%s", e.what(), usage);
-    return 2;
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "xdpfw-ctl: add: %s\n%s", e.what(), usage);
     return 2;
   }
 }

@@ -354,16 +354,19 @@ ControlServer::~ControlServer() {
   stop();
 }
 
-void ControlServer::apply_permissions() {
-  gid_ = getegid();
-  if (!group_.empty()) {
-    group* g = getgrnam(group_.c_str());
-    if (!g) throw std::runtime_error("socket-group: no group named '" + group_ + "'");
-    gid_ = g->gr_gid;
-  }
-  if (chown(path_.c_str(), static_cast<uid_t>(-1), gid_) != 0 || chmod(path_.c_str(), mode_) != 0)
+gid_t ControlServer::resolve_group(const std::string& group) {
+  if (group.empty()) return getegid();
+  struct group* g = getgrnam(group.c_str());
+  if (!g) throw std::runtime_error("socket-group: no group named '" + group + "'");
+  return g->gr_gid;
+}
+
+void ControlServer::apply_permissions(mode_t mode, gid_t gid) {
+  if (chown(path_.c_str(), static_cast<uid_t>(-1), gid) != 0 || chmod(path_.c_str(), mode) != 0)
     throw std::runtime_error("control socket " + path_ +
                              ": cannot set its group and mode: " + std::strerror(errno));
+  mode_ = mode;
+  gid_ = gid;
 }
 
 void ControlServer::start(const HostConfig& cfg) {
@@ -403,19 +406,29 @@ void ControlServer::start(const HostConfig& cfg) {
     acceptor_.close();
     throw std::runtime_error("control socket " + path_ + ": " + ec.message());
   }
-  apply_permissions();
+  apply_permissions(mode_, resolve_group(group_));
   acceptor_.non_blocking(true, ec);
   log_info("control: listening on " + path_);
   accept();
 }
 
+void ControlServer::check(const HostConfig& cfg) const {
+  resolve_group(cfg.socket_group);
+}
+
+// The group is resolved and the socket changed before the limits: a
+// failure leaves everything as it was.
 void ControlServer::reconfigure(const HostConfig& cfg) {
-  limits_ = cfg.limits;
   if (cfg.socket_mode != mode_ || cfg.socket_group != group_) {
-    mode_ = cfg.socket_mode;
+    apply_permissions(cfg.socket_mode, resolve_group(cfg.socket_group));
     group_ = cfg.socket_group;
-    apply_permissions();
   }
+  limits_ = cfg.limits;
+}
+
+void ControlServer::broadcast(const std::string& line) {
+  auto ids = streams_;
+  for (const auto& [id, s] : ids) stream_write(id, line);
 }
 
 void ControlServer::accept() {

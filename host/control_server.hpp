@@ -60,8 +60,14 @@ class ControlServer {
   void start(const HostConfig& cfg);
   // Closes the listener and every session; removes the socket file.
   void stop();
+  // Throws ConfigError-like std::runtime_error when cfg could not be
+  // applied (no such socket group); changes nothing.
+  void check(const HostConfig& cfg) const;
   // Applies new limits (new sessions and existing ones) and socket mode/group.
   void reconfigure(const HostConfig& cfg);
+  // A line to every live stream (the host's audit lines); slow watchers
+  // lose it as they lose their own lines.
+  void broadcast(const std::string& line);
   // 0 queued, 1 dropped (slow reader), -1 no such stream.
   int stream_write(uint64_t id, std::string data);
   void stream_close(uint64_t id);
@@ -69,7 +75,8 @@ class ControlServer {
  private:
   friend class ControlSession;
   void accept();
-  void apply_permissions();
+  void apply_permissions(mode_t mode, gid_t gid);
+  static gid_t resolve_group(const std::string& group);
   // Memory held for clients changed by delta; past max-memory the client
   // holding the most is closed.
   void charge(ptrdiff_t delta);

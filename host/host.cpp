@@ -1,7 +1,9 @@
 // host.cpp: the host process and the plugin services behind xdpfw_host_api.
 #include "host.hpp"
 
+#include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <sstream>
 
 #include "libnl_link_monitor.hpp"
@@ -152,6 +154,14 @@ std::string json_escape(std::string_view s) {
       o += static_cast<char>(c);
   }
   return o;
+}
+
+std::string iso_time(std::time_t t) {
+  char buf[32];
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
 
 }  // namespace
@@ -424,6 +434,37 @@ void Host::add_builtin_commands() {
                   if (json) o << "]";
                   return CommandResult{true, o.str()};
                 });
+  commands_.add(0, "reload",
+                "re-read the config file and what it names (the rules file, even unchanged); "
+                "applied whole or refused whole",
+                true, [this](std::string_view args, const std::string*) {
+                  if (!args.empty()) return CommandResult{false, "reload: takes no argument"};
+                  ReloadResult r = reload(true);
+                  return CommandResult{r.ok, r.text};
+                });
+  commands_.add(0, "show reload", "[json]: the config in effect and the last reload's outcome",
+                false, [this](std::string_view args, const std::string*) {
+                  bool json = args == "json";
+                  if (!json && !args.empty())
+                    return CommandResult{false, "show reload: unexpected '" + std::string(args) +
+                                                    "' (expected nothing or 'json')"};
+                  auto when = [](std::time_t t) { return t ? iso_time(t) : std::string("never"); };
+                  const auto& l = last_reload_;
+                  std::string outcome = !l.at ? "none" : l.ok ? "applied" : "refused";
+                  std::ostringstream o;
+                  if (json)
+                    o << "{\"config\":\"" << json_escape(cfg_.config_file) << "\",\"started\":\""
+                      << when(l.started) << "\",\"in_effect_since\":\"" << when(l.in_effect_since)
+                      << "\",\"last_reload\":\"" << when(l.at) << "\",\"outcome\":\"" << outcome
+                      << "\",\"message\":\"" << json_escape(l.text) << "\"}";
+                  else
+                    o << "config " << (cfg_.config_file.empty() ? "-" : cfg_.config_file)
+                      << "\nstarted " << when(l.started) << "\nin effect since "
+                      << when(l.in_effect_since) << "\nlast reload " << when(l.at) << " " << outcome
+                      << "\n"
+                      << l.text;
+                  return CommandResult{true, o.str()};
+                });
   commands_.add(0, "quit", "close this connection", false,
                 [](std::string_view, const std::string*) {
                   return CommandResult{true, ""};
@@ -441,9 +482,12 @@ Reply Host::dispatch(const Request& r, const ClientInfo& c) {
   }
   auto [cmd, args] = *found;
   if (cmd->name() == "quit") return Reply{"\n", true};
-  if (cmd->mutates && !c.admin)
-    return error_reply("permission denied: '" + cmd->name() +
-                       "' changes state; it needs root or the control socket's group");
+  if (cmd->mutates && !c.admin) {
+    std::string msg = "permission denied: '" + cmd->name() +
+                      "' changes state; it needs root or the control socket's group";
+    audit(r, c, false, msg);
+    return error_reply(msg);
+  }
   log_debug("control: pid " + std::to_string(c.pid) + ": " + cmd->name());
   CommandResult res;
   try {
@@ -451,9 +495,36 @@ Reply Host::dispatch(const Request& r, const ClientInfo& c) {
   } catch (const std::exception& e) {
     res = CommandResult{false, std::string("internal error: ") + e.what()};
   }
+  if (cmd->mutates) audit(r, c, res.ok, res.text.empty() && !res.ok ? "command failed" : res.text);
   if (!res.ok) return error_reply(res.text.empty() ? "command failed" : res.text);
   if (res.stream) return Reply{std::move(res.text), false, res.stream};  // lines follow, unframed
   return Reply{frame(std::move(res.text)), false};
+}
+
+// "audit: uid 0 pid 4242: rule add proto tcp dport 22 action drop: ok: id 7"
+// in the log, and as a JSON line to every live stream ("show events").
+void Host::audit(const Request& r, const ClientInfo& c, bool ok, const std::string& result) {
+  auto printable = [](std::string s, size_t max) {
+    for (char& ch : s)
+      if (static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) >= 0x7f)
+        ch = ch == '\n' ? ';' : '?';
+    if (s.size() > max) s = s.substr(0, max) + "...";
+    return s;
+  };
+  std::string command = printable(r.line, 512);
+  if (r.payload)
+    command += " <<payload (" +
+               std::to_string(std::count(r.payload->begin(), r.payload->end(), '\n')) + " lines, " +
+               std::to_string(r.payload->size()) + " bytes)";
+  std::string outcome = printable(result, 300);
+  std::string uid = c.uid == static_cast<uid_t>(-1) ? "?" : std::to_string(c.uid);
+  log_info("audit: uid " + uid + " pid " + std::to_string(c.pid) + ": " + command + ": " +
+           (ok ? "ok" : "refused") + (outcome.empty() ? "" : ": " + outcome));
+  server_.broadcast("{\"audit\":{\"time\":\"" + iso_time(std::time(nullptr)) +
+                    "\",\"uid\":" + (c.uid == static_cast<uid_t>(-1) ? std::string("null") : uid) +
+                    ",\"pid\":" + std::to_string(c.pid) + ",\"command\":\"" + json_escape(command) +
+                    "\",\"ok\":" + (ok ? "true" : "false") + ",\"result\":\"" +
+                    json_escape(outcome) + "\"}}\n");
 }
 
 void Host::wait_signals() {
@@ -464,7 +535,11 @@ void Host::wait_signals() {
       stop();
       return;
     }
-    if (sig == SIGHUP) reload();
+    if (sig == SIGHUP) {
+      log_info("SIGHUP: reloading " +
+               (cfg_.config_file.empty() ? "(no config file)" : cfg_.config_file));
+      reload(false);
+    }
     if (sig == SIGUSR1) {
       log_info("SIGUSR1: plugins reopen their log files");
       for (auto& p : plugins_)
@@ -474,20 +549,27 @@ void Host::wait_signals() {
   });
 }
 
-// Validates the whole new config before anything changes.
-void Host::reload() {
+// Whole or nothing: the new file is parsed, the host's part checked (the
+// socket group resolved) and every plugin asked (check_config, against its
+// running state) before anything changes; then the host's part and each
+// plugin's are applied. Only a plugin failing in its apply step (the kernel
+// refusing a map write) leaves the host's part applied: the answer says so.
+Host::ReloadResult Host::reload(bool force) {
   sd_notify("RELOADING=1");
-  log_info("SIGHUP: reloading " +
-           (cfg_.config_file.empty() ? "(no config file)" : cfg_.config_file));
+  std::string what = cfg_.config_file.empty() ? "(no config file)" : cfg_.config_file;
+  ReloadResult result;
+  last_reload_.at = std::time(nullptr);
   try {
     HostConfig next = load_config(cli_);
+    std::vector<std::string> notes;
     if (next.plugins != cfg_.plugins)
-      log_warn("reload: the plugin list changed; that takes a restart (kept the loaded plugins)");
+      notes.push_back("the plugin list changed; that takes a restart (kept the loaded plugins)");
     if (next.socket_path != cfg_.socket_path)
-      log_warn("reload: the socket path changed; that takes a restart (kept " + cfg_.socket_path +
-               ")");
+      notes.push_back("the socket path changed; that takes a restart (kept " + cfg_.socket_path +
+                      ")");
     next.plugins = cfg_.plugins;
     next.socket_path = cfg_.socket_path;
+    server_.check(next);
     for (auto& p : plugins_) {
       if (!p->lib->plugin().check_config) continue;
       SectionView section(next, p->name());
@@ -498,16 +580,40 @@ void Host::reload() {
     server_.reconfigure(next);
     set_log_level(next.log_level);
     cfg_ = std::move(next);
-    for (auto& p : plugins_)
-      if (p->lib->plugin().reload) {
-        SectionView section(cfg_, p->name());
+    std::string applied = "reloaded " + what;
+    for (const std::string& n : notes) applied += "\n" + n;
+    bool plugins_ok = true;
+    for (auto& p : plugins_) {
+      SectionView section(cfg_, p->name());
+      if (auto apply = p->lib->apply_config()) {
+        char msg[1024] = "";
+        int rc = apply(p->state, &section.section, force ? XDPFW_APPLY_FORCE : 0, msg, sizeof msg);
+        plugins_ok &= rc == 0;
+        applied += "\n" + p->name() + (rc == 0 ? ": " : ": refused, its config stays: ") +
+                   (*msg      ? msg
+                    : rc == 0 ? "applied"
+                              : "no reason given");
+      } else if (p->lib->plugin().reload) {
         p->lib->plugin().reload(p->state, &section.section);
+        applied += "\n" + p->name() + ": applied";
       }
-    log_info("reload: new config in effect");
+    }
+    result = {plugins_ok, applied};
   } catch (const std::exception& e) {
-    log_error(std::string("reload refused, the running config stays: ") + e.what());
+    result = {false, std::string("reload refused, the running config stays: ") + e.what()};
   }
+  std::string one_line = result.text;
+  std::replace(one_line.begin(), one_line.end(), '\n', ';');
+  if (result.ok) {
+    log_info("reload: new config in effect: " + one_line);
+    last_reload_.in_effect_since = last_reload_.at;
+  } else {
+    log_error(one_line);
+  }
+  last_reload_.ok = result.ok;
+  last_reload_.text = result.text;
   sd_notify("READY=1");
+  return result;
 }
 
 void Host::stop() {
@@ -535,6 +641,7 @@ int Host::run() {
     return 1;
   }
   wait_signals();
+  last_reload_.started = last_reload_.in_effect_since = std::time(nullptr);
   sd_notify("READY=1");
   log_info(std::string("xdpfw-host ") + version + " ready, " + std::to_string(plugins_.size()) +
            " plugin(s)");
@@ -543,23 +650,47 @@ int Host::run() {
   return 0;
 }
 
+// At least as strict as the agent: what it would refuse at start is an
+// error here, and so is what it would only warn about (a section no loaded
+// plugin reads, no plugin at all), since that is a config that does nothing.
 int Host::check_config(const HostConfig& cfg) {
   int bad = 0;
+  const std::string file = cfg.config_file.empty() ? "<config>" : cfg.config_file;
+  auto error = [&](const std::string& msg) {
+    std::fprintf(stderr, "%s\n", msg.c_str());
+    ++bad;
+  };
+  if (cfg.plugins.empty())
+    error(file +
+          ": no plugin to load: the agent would run with nothing to do (add 'plugin = PATH' to "
+          "[host], or give --plugin PATH)");
+  std::map<std::string, std::string> loaded;  // name -> path
   for (const std::string& path : cfg.plugins) {
     try {
       PluginLibrary lib(path);
+      const std::string name = lib.plugin().name;
+      if (auto it = loaded.find(name); it != loaded.end())
+        throw PluginError("plugin " + path + ": a plugin named '" + name +
+                          "' is already loaded from " + it->second);
+      loaded[name] = path;
       if (lib.plugin().check_config) {
-        SectionView section(cfg, lib.plugin().name);
+        SectionView section(cfg, name);
         char err[512] = "";
         if (lib.plugin().check_config(nullptr, &section.section, err, sizeof err) != 0)
           throw PluginError("plugin " + path + ": " + (*err ? err : "section rejected"));
       }
-      std::printf("plugin %s (%s): ok\n", lib.plugin().name, path.c_str());
+      std::printf("plugin %s (%s): ok\n", name.c_str(), path.c_str());
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "%s\n", e.what());
-      ++bad;
+      error(e.what());
     }
   }
+  for (const auto& [name, s] : cfg.plugin_sections)
+    if (!loaded.count(name)) {
+      std::string names;
+      for (const auto& [n, path] : loaded) names += (names.empty() ? "" : ", ") + n;
+      error(file + ":" + std::to_string(s.line) + ": section [plugin." + name +
+            "] belongs to no loaded plugin (loaded: " + (names.empty() ? "none" : names) + ")");
+    }
   if (!bad) std::printf("config ok\n");
   return bad ? 1 : 0;
 }

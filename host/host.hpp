@@ -6,6 +6,7 @@
 #include <utility>  // before Asio (Boost 1.74 + g++ 12)
 
 #include <boost/asio.hpp>
+#include <ctime>
 #include <map>
 #include <memory>
 #include <string>
@@ -66,7 +67,14 @@ class Host {
   void unload_plugins();
   void add_builtin_commands();
   void wait_signals();
-  void reload();
+  struct ReloadResult {
+    bool ok = false;
+    std::string text;  // what was applied, or why nothing was
+  };
+  // force: re-apply the plugins' files even where unchanged ("reload").
+  ReloadResult reload(bool force);
+  // State-changing commands, and refusals of them, to the log and streams.
+  void audit(const Request& r, const ClientInfo& c, bool ok, const std::string& result);
   void stop();
   Reply dispatch(const Request& r, const ClientInfo& c);
   void arm(const std::shared_ptr<FdWatch>& w);
@@ -85,6 +93,11 @@ class Host {
   std::map<uint64_t, LinkSub> link_subs_;
   uint64_t next_id_ = 1;
   bool stopping_ = false;
+  struct {
+    std::time_t started = std::time(nullptr), at = 0, in_effect_since = 0;
+    bool ok = true;
+    std::string text;
+  } last_reload_;
 };
 
 }  // namespace xdpfw::host

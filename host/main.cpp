@@ -26,7 +26,8 @@ int main(int argc, char** argv) {
     cfg = load_config(cli);
   } catch (const ConfigError& e) {
     std::fprintf(stderr, "xdpfw-host: %s\n", e.what());
-    return 2;
+    // --check-config answers 0 or 1 for the file; 2 is a bad command line.
+    return cli.action == CommandLine::Action::check_config ? 1 : 2;
   }
   set_log_level(cfg.log_level);
   if (cli.action == CommandLine::Action::check_config) return Host::check_config(cfg);

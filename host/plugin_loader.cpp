@@ -30,10 +30,10 @@ PluginLibrary::PluginLibrary(const std::string& path) : path_(path) {
           std::to_string(plugin_->abi_minor) + ", this host speaks " +
           std::to_string(XDPFW_PLUGIN_ABI_MAJOR) + "." + std::to_string(XDPFW_PLUGIN_ABI_MINOR) +
           "; rebuild it against this host's xdpfw_plugin.h";
-  } else if (plugin_->size < sizeof(xdpfw_plugin)) {
+  } else if (plugin_->size < XDPFW_PLUGIN_SIZE_1_1) {
     why = "its descriptor is " + std::to_string(plugin_->size) + " bytes, ABI " +
           std::to_string(plugin_->abi_major) + "." + std::to_string(plugin_->abi_minor) +
-          " needs " + std::to_string(sizeof(xdpfw_plugin));
+          " needs at least " + std::to_string(XDPFW_PLUGIN_SIZE_1_1);
   } else if (!plugin_->name || !*plugin_->name || !plugin_->init || !plugin_->fini) {
     why = "its descriptor lacks a name, init or fini";
   }

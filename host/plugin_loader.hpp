@@ -24,6 +24,13 @@ class PluginLibrary {
   PluginLibrary& operator=(const PluginLibrary&) = delete;
 
   const xdpfw_plugin& plugin() const { return *plugin_; }
+  // ABI 1.2's apply_config, or null for a plugin built before it.
+  decltype(xdpfw_plugin::apply_config) apply_config() const {
+    bool covered =
+        plugin_->abi_minor >= 2 &&
+        plugin_->size >= offsetof(xdpfw_plugin, apply_config) + sizeof(plugin_->apply_config);
+    return covered ? plugin_->apply_config : nullptr;
+  }
   const std::string& path() const { return path_; }
 
  private:

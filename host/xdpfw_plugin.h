@@ -19,7 +19,7 @@ extern "C" {
 #endif
 
 #define XDPFW_PLUGIN_ABI_MAJOR 1
-#define XDPFW_PLUGIN_ABI_MINOR 1
+#define XDPFW_PLUGIN_ABI_MINOR 2
 #define XDPFW_PLUGIN_ENTRY "xdpfw_plugin_entry"
 
 #if defined(__GNUC__)
@@ -131,15 +131,33 @@ struct xdpfw_plugin {
               void** state, char* err, size_t err_len);
   /* Stops it. Called once, before everything it registered is cancelled. */
   void (*fini)(void* state);
-  /* Validates a new config section without applying it (SIGHUP, first
-   * phase). May be NULL: every section is accepted. */
+  /* Validates a new config section without applying it (reload, first
+   * phase: every plugin is asked before any change is made). state is NULL
+   * under --check-config; otherwise the check is against the running
+   * plugin, including what the section names (files). May be NULL: every
+   * section is accepted. */
   int (*check_config)(void* state, const struct xdpfw_config_section* cfg, char* err,
                       size_t err_len);
   /* Applies a section that check_config accepted. May be NULL. */
   void (*reload)(void* state, const struct xdpfw_config_section* cfg);
   /* SIGUSR1: reopen log files (logrotate). May be NULL. */
   void (*reopen_logs)(void* state);
+
+  /* ABI 1.2 (read only when size covers it). Applies a section that
+   * check_config accepted, as reload does, and answers: 0 with what it
+   * applied in msg, or non-zero with why, having changed nothing. flags:
+   * XDPFW_APPLY_FORCE re-applies what the section names (files) even where
+   * unchanged (the "reload" command; SIGHUP passes 0). May be NULL: reload
+   * is called instead. */
+  int (*apply_config)(void* state, const struct xdpfw_config_section* cfg, uint32_t flags,
+                      char* msg, size_t msg_len);
 };
+
+#define XDPFW_APPLY_FORCE 1u
+
+/* The descriptor's size in ABI 1.0 and 1.1; a newer host reads the fields
+ * after it only when the plugin's size covers them. */
+#define XDPFW_PLUGIN_SIZE_1_1 offsetof(struct xdpfw_plugin, apply_config)
 
 typedef const struct xdpfw_plugin* (*xdpfw_plugin_entry_fn)(void);
 

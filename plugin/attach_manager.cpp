@@ -46,8 +46,13 @@ void AttachManager::on_link(Change change, int ifindex, const std::string& name,
     auto it = ifaces_.find(ifindex);
     if (it == ifaces_.end()) return;
     // The kernel took the program off with the device; release our link.
-    if (it->second.attached) attacher_.detach(ifindex);
-    log_(3, "interface " + it->second.name + " is gone");
+    bool was_attached = it->second.attached;
+    if (was_attached) attacher_.detach(ifindex);
+    if (was_attached)
+      log_(1, "interface " + it->second.name + " (ifindex " + std::to_string(ifindex) +
+                  "), which the firewall was attached to, is gone");
+    else
+      log_(3, "interface " + it->second.name + " is gone");
     ifaces_.erase(it);
     return;
   }
@@ -84,12 +89,15 @@ std::optional<std::string> AttachManager::force(const std::string& name, Interfa
   return std::nullopt;  // no such link now: the override waits for it
 }
 
-void AttachManager::detach_all() {
+size_t AttachManager::detach_all() {
+  size_t n = 0;
   for (auto& [idx, i] : ifaces_)
     if (i.attached) {
       attacher_.detach(idx);
       i.attached = false;
+      ++n;
     }
+  return n;
 }
 
 }  // namespace xdpfw

@@ -59,7 +59,7 @@ class AttachManager {
   std::optional<std::string> force(const std::string& name, Interface::Sticky how);
 
   const std::map<int, Interface>& interfaces() const { return ifaces_; }
-  void detach_all();
+  size_t detach_all();  // answers how many were attached
 
  private:
   void evaluate(Interface& i);

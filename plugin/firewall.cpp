@@ -140,7 +140,15 @@ Firewall::Firewall(const FirewallConfig& cfg, Log log)
 
 Firewall::~Firewall() {
   // Persistent: the pinned links keep filtering while the agent is away.
-  if (!cfg_.persistent) attach_.detach_all();
+  if (!cfg_.persistent) {
+    size_t n = attach_.detach_all();
+    if (n)
+      log_(1, "stopping: detached from " + std::to_string(n) +
+                  " interface(s); their traffic now passes unfiltered until the agent is back "
+                  "(persistent = yes keeps the filter through a stop)");
+  } else {
+    log_(2, "stopping: the pinned links keep filtering with the current rules (persistent)");
+  }
   if (events_) perf_buffer__free(events_);
 }
 
@@ -203,34 +211,68 @@ void Firewall::check(const FirewallConfig& cfg) {
   }
 }
 
-void Firewall::reload(const FirewallConfig& cfg) {
-  if (cfg.max_rules != cfg_.max_rules)
-    log_(1,
-         "max-rules changed: that takes a restart (kept " + std::to_string(cfg_.max_rules) + ")");
-  if (cfg.pin_root != cfg_.pin_root || cfg.persistent != cfg_.persistent)
-    log_(1, "pin-root and persistent changes take a restart (kept the running ones)");
+// What a reload applies: the new settings, except those read only at start.
+FirewallConfig Firewall::reloadable(const FirewallConfig& cfg) const {
   FirewallConfig next = cfg;
   next.max_rules = cfg_.max_rules;
   next.pin_root = cfg_.pin_root;
   next.persistent = cfg_.persistent;
-  // The rules file replaces the run-time rules only when it changed since
-  // it was last applied; otherwise run-time changes are kept.
+  return next;
+}
+
+// As reload would do it, short of changing anything: the rules file read
+// and compiled with the running limits (max-rules as running, not as the
+// new file says, since it changes only at a restart).
+void Firewall::check_reload(const FirewallConfig& cfg) const {
+  FirewallConfig next = reloadable(cfg);
+  std::string text = read_text(next.rules_file);
+  try {
+    compile_rules(store_.parsed(next.rules_file, text), next.policy, dp_.limits());
+  } catch (const CompileError& e) {
+    std::string why = (next.rules_file.empty() ? "rules" : next.rules_file) + ": " + e.what();
+    if (cfg.max_rules != cfg_.max_rules)
+      why += " (max-rules stays " + std::to_string(cfg_.max_rules) + " until a restart; the new " +
+             std::to_string(cfg.max_rules) + " is not in effect)";
+    throw std::runtime_error(why);
+  }
+}
+
+// The rules file replaces the run-time rules when it changed since it was
+// last applied, or when force says so (the "reload" command); otherwise
+// (SIGHUP, file unchanged) run-time changes are kept.
+std::string Firewall::reload(const FirewallConfig& cfg, bool force) {
+  std::vector<std::string> notes;
+  if (cfg.max_rules != cfg_.max_rules)
+    notes.push_back("max-rules changed: that takes a restart (kept " +
+                    std::to_string(cfg_.max_rules) + ")");
+  if (cfg.pin_root != cfg_.pin_root || cfg.persistent != cfg_.persistent)
+    notes.push_back("pin-root and persistent changes take a restart (kept the running ones)");
+  FirewallConfig next = reloadable(cfg);
   std::string text = read_text(next.rules_file);
   bool file_changed = text != rules_file_text_ || next.rules_file != cfg_.rules_file;
-  std::vector<Rule> list = file_changed ? store_.parsed(next.rules_file, text) : store_.rules();
-  dp_.apply(list, next.policy);
+  bool from_file = file_changed || force;
+  std::vector<Rule> list = from_file ? store_.parsed(next.rules_file, text) : store_.rules();
+  dp_.apply(list, next.policy);  // all or nothing: throws with nothing changed
   store_.commit(std::move(list));
-  if (file_changed) {
+  std::string rules = std::to_string(store_.rules().size()) + " rule(s)";
+  if (from_file) {
     rules_file_text_ = text;
-    log_(2, "rules file changed: " + std::to_string(store_.rules().size()) +
-                " rule(s) applied from " + next.rules_file + ", run-time changes replaced");
+    rules += " applied from " + (next.rules_file.empty() ? "(no rules file)" : next.rules_file) +
+             (file_changed ? " (rules file changed)" : " (re-applied)") +
+             ", run-time changes replaced";
+  } else {
+    rules += " kept: the rules file is as last applied, run-time changes stay";
   }
+  log_(2, rules);
+  for (const std::string& n : notes) log_(1, n);
   bool new_log = next.log_path() != cfg_.log_path();
   cfg_ = next;
   save_state();
   if (new_log) open_log();
   dp_.set_event_limit(cfg_.event_rate, cfg_.event_burst);
   attach_.reconfigure(cfg_);
+  for (const std::string& n : notes) rules += "\n" + n;
+  return rules;
 }
 
 void Firewall::install(std::vector<Rule> list) {

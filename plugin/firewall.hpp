@@ -34,9 +34,13 @@ class Firewall {
   Firewall(const FirewallConfig& cfg, Log log);
   ~Firewall();
 
-  // Validates what reload would apply; throws with the reason.
+  // Validates a config on its own (--check-config); throws with the reason.
   static void check(const FirewallConfig& cfg);
-  void reload(const FirewallConfig& cfg);
+  // Validates what reload would apply to this running firewall; throws.
+  void check_reload(const FirewallConfig& cfg) const;
+  // Applies a new config whole (or throws having changed nothing); force:
+  // the rules file even if unchanged. Answers what was applied.
+  std::string reload(const FirewallConfig& cfg, bool force = false);
 
   void on_link(AttachManager::Change change, int ifindex, const std::string& name,
                const std::string& kind, bool up);
@@ -66,6 +70,7 @@ class Firewall {
   void set_event_sink(std::function<void(const std::string&)> sink) { sink_ = std::move(sink); }
 
  private:
+  FirewallConfig reloadable(const FirewallConfig& cfg) const;
   // Installs list, then makes it the store's; errors leave both unchanged.
   void install(std::vector<Rule> list);
   void open_log();

@@ -219,9 +219,12 @@ void xdpfw_fini(void* state) {
   delete static_cast<State*>(state);
 }
 
-int xdpfw_check(void*, const xdpfw_config_section* cfg, char* err, size_t err_len) {
+int xdpfw_check(void* state, const xdpfw_config_section* cfg, char* err, size_t err_len) {
   try {
-    Firewall::check(read_config(cfg));
+    if (state)
+      static_cast<State*>(state)->fw->check_reload(read_config(cfg));
+    else
+      Firewall::check(read_config(cfg));
   } catch (const std::exception& e) {
     copy_error(err, err_len, e.what());
     return 1;
@@ -238,6 +241,19 @@ void xdpfw_reload(void* state, const xdpfw_config_section* cfg) {
   }
 }
 
+int xdpfw_apply(void* state, const xdpfw_config_section* cfg, uint32_t flags, char* msg,
+                size_t msg_len) {
+  auto* s = static_cast<State*>(state);
+  try {
+    copy_error(msg, msg_len, s->fw->reload(read_config(cfg), (flags & XDPFW_APPLY_FORCE) != 0));
+    return 0;
+  } catch (const std::exception& e) {
+    copy_error(msg, msg_len, e.what());
+    s->api->log(s->api->host, XDPFW_LOG_ERROR, (std::string("reload: ") + e.what()).c_str());
+    return 1;
+  }
+}
+
 const xdpfw_plugin descriptor = {
     .abi_major = XDPFW_PLUGIN_ABI_MAJOR,
     .abi_minor = XDPFW_PLUGIN_ABI_MINOR,
@@ -249,6 +265,7 @@ const xdpfw_plugin descriptor = {
     .check_config = xdpfw_check,
     .reload = xdpfw_reload,
     .reopen_logs = xdpfw_reopen,
+    .apply_config = xdpfw_apply,
 };
 
 }  // namespace

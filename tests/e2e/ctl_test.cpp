@@ -1,6 +1,7 @@
 // xdpfw-ctl, the original design's manager, against the real agent: every
-// subcommand, bad flags, an absent agent, the live monitor with real
-// traffic, and a watcher that stops reading while an honest client is served.
+// subcommand, bad flags and stray words, options in any position, an absent
+// agent and one that goes away, the live monitor with real traffic, and a
+// watcher that stops reading while an honest client is served.
 #include <algorithm>
 #include <atomic>
 #include <thread>
@@ -93,6 +94,120 @@ BOOST_AUTO_TEST_CASE(subcommands_flags_and_errors) {
              3);
 }
 
+BOOST_AUTO_TEST_CASE(stray_words_are_refused_and_options_go_anywhere) {
+  NetNs ns;
+  FirewallAgent fw(ns, "");
+  fw.start();
+  Ctl ctl(fw.sock);
+  std::string out, err;
+  BOOST_TEST_REQUIRE(ctl.run("add --proto udp --dport 53 --action pass", &out) == 0);
+  // Every subcommand refuses words it does not take: exit 2, the word named,
+  // nothing sent to the agent.
+  for (std::string line :
+       {"add --action drop extra", "del 1 6", "flush now", "list all", "stats now", "interfaces x",
+        "monitor x", "replace a b", "check a b", "save - x", "reload now", "help me"}) {
+    BOOST_TEST(ctl.run(line, &out, &err) == 2, line);
+    std::string word = line.substr(line.rfind(' ') + 1);
+    BOOST_TEST(err.find("xdpfw-ctl: " + line.substr(0, line.find(' ')) + ": unexpected '" + word +
+                        "'") == 0u,
+               line << ": " << err);
+    BOOST_TEST(out.empty(), line);
+  }
+  BOOST_TEST(ctl.run("del", &out, &err) == 2);
+  BOOST_TEST(err.find("xdpfw-ctl: del: expected one rule id") == 0u, err);
+  BOOST_TEST(ctl.run("raw", &out, &err) == 2);
+  // Options a command does not take, given twice, or without their value.
+  BOOST_TEST(ctl.run("flush --json", &out, &err) == 2);
+  BOOST_TEST(err.find("xdpfw-ctl: flush: unexpected option '--json' (flush takes no option)") == 0u,
+             err);
+  BOOST_TEST(ctl.run("list --append f", &out, &err) == 2);
+  BOOST_TEST(err.find("list takes --json") != std::string::npos, err);
+  BOOST_TEST(ctl.run("list --json --json", &out, &err) == 2);
+  BOOST_TEST(ctl.run("add --action", &out, &err) == 2);
+  BOOST_TEST(err.find("option '--action' needs a value") != std::string::npos, err);
+  ctl.run("list --json", &out);
+  BOOST_TEST(json::parse(out).size() == 1u);  // nothing above reached the agent
+  BOOST_TEST(ctl.run("del 1", &out) == 0);    // the rule is still there
+
+  // Options before, between or after the words; --socket anywhere.
+  Ctl nowhere(fw.dir / "nobody-here.sock");  // $XDPFW_SOCKET leads nowhere
+  std::string s = " --socket " + fw.sock.string();
+  BOOST_TEST(nowhere.run("list --json" + s, &out, &err) == 0, err);
+  BOOST_TEST(json::parse(out).empty());
+  BOOST_TEST(nowhere.run("--json" + s + " list", &out, &err) == 0, err);
+  BOOST_TEST(json::parse(out).empty());
+  BOOST_TEST(nowhere.run("--socket=" + fw.sock.string() + " stats --json", &out) == 0);
+  BOOST_TEST(json::parse(out).contains("match_drop"));
+  BOOST_TEST(nowhere.run("--action drop" + s + " --proto tcp add --dport 22", &out, &err) == 0,
+             err);
+  BOOST_TEST(out == "id 2\n");
+  BOOST_TEST(nowhere.run("del" + s + " 2", &out) == 0);
+  BOOST_TEST(out == "deleted 2\n");
+  BOOST_TEST(nowhere.run("list", &out, &err) == 3);  // and without it, $XDPFW_SOCKET
+
+  // --version: the agent's version, exit 0, whatever else is on the line.
+  BOOST_TEST(ctl.run("--version", &out) == 0);
+  BOOST_TEST(out == "xdpfw-ctl 0.1.0\n");
+  std::string agent;
+  BOOST_TEST(ctl.run("raw version", &agent) == 0);
+  BOOST_TEST(agent.find("xdpfw-host " + out.substr(10, out.size() - 11) + " ") == 0u, agent);
+  BOOST_TEST(nowhere.run("list --version", &out) == 0);
+  BOOST_TEST(out == "xdpfw-ctl 0.1.0\n");
+  BOOST_TEST(ctl.run("--help", &out) == 0);
+  BOOST_TEST(out.find("interfaces [--json]") != std::string::npos, out);
+  BOOST_TEST(out.find("reload ") != std::string::npos, out);
+
+  // interfaces [--json]: show interfaces.
+  BOOST_TEST(ctl.run("interfaces", &out) == 0);
+  BOOST_TEST(out.find("lo ifindex 1") == 0u, out);
+  BOOST_TEST(ctl.run("interfaces --json", &out) == 0);
+  json ifs = json::parse(out);
+  BOOST_TEST_REQUIRE(ifs.is_array());
+  BOOST_TEST(std::any_of(ifs.begin(), ifs.end(), [](const json& i) {
+    return i.dump().find("\"lo\"") != std::string::npos;
+  }));
+
+  // raw: several commands, answered in order; exit 1 when any reply is an error.
+  BOOST_TEST(ctl.run("raw version 'show plugins'", &out, &err) == 0, err);
+  BOOST_TEST(out.find("xdpfw-host ") == 0u, out);
+  BOOST_TEST(out.find("\n\nxdpfw ") != std::string::npos, out);  // an empty line between
+  BOOST_TEST(err.empty());
+  BOOST_TEST(ctl.run("raw 'rule del 42'", &out, &err) == 1);
+  BOOST_TEST(out.empty());
+  BOOST_TEST(err.find("xdpfw-ctl: rule del: id: no rule 42") == 0u, err);
+  BOOST_TEST(ctl.run("raw frobnicate version", &out, &err) == 1);
+  BOOST_TEST(err.find("xdpfw-ctl: unknown command 'frobnicate'") == 0u, err);
+  BOOST_TEST(out.find("xdpfw-host ") == 0u, out);  // the later command still answered
+  BOOST_TEST(ctl.run("raw version 'rule list yaml'", &out, &err) == 1);
+  BOOST_TEST(out.find("xdpfw-host ") == 0u, out);
+  BOOST_TEST(!err.empty());
+}
+
+// The agent-side 'reload' command: answers "reloaded..." or ERR (as SIGHUP
+// would refuse the file). Needs the agent's reload command ('raw help' lists
+// it); without it this case fails on the first check.
+BOOST_AUTO_TEST_CASE(reload_asks_the_agent) {
+  NetNs ns;
+  FirewallAgent fw(ns, "");
+  fw.start();
+  Ctl ctl(fw.sock);
+  std::string out, err;
+  ctl.run("raw help", &out);
+  BOOST_TEST_REQUIRE(out.find("reload") != std::string::npos,
+                     "the agent has no 'reload' command yet:\n"
+                         << out);
+  BOOST_TEST(ctl.run("reload", &out, &err) == 0, err);
+  BOOST_TEST(out.rfind("reloaded", 0) == 0u, out);
+  std::string good = read_file(fw.dir / "xdpfw.conf");
+  write_file(fw.dir / "xdpfw.conf", good + "colour = red\n");  // in [plugin.xdpfw]
+  BOOST_TEST(ctl.run("reload", &out, &err) == 1);
+  BOOST_TEST(out.empty(), out);
+  BOOST_TEST(err.find("xdpfw-ctl: ") == 0u, err);
+  BOOST_TEST(err.find("colour") != std::string::npos, err);
+  write_file(fw.dir / "xdpfw.conf", good);
+  BOOST_TEST(ctl.run("reload", &out, &err) == 0, err);
+}
+
 BOOST_AUTO_TEST_CASE(replace_check_save_flush_with_files) {
   NetNs ns;
   FirewallAgent fw(ns, "");
@@ -177,6 +292,38 @@ BOOST_AUTO_TEST_CASE(monitor_sees_real_traffic) {
   }
   BOOST_TEST(events >= 1);
   close(tx);
+}
+
+// The agent stops under a running monitor: exit 3 and a message, not a
+// silent 0 that looks like a clean end.
+BOOST_AUTO_TEST_CASE(monitor_reports_the_agent_going_away) {
+  NetNs ns;
+  FirewallAgent fw(ns, "");
+  fw.start();
+  fs::path err_file = fw.dir / "monitor.err";
+  pid_t mon = fork();
+  if (mon == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    int fd = open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 2);
+    setenv("XDPFW_SOCKET", fw.sock.c_str(), 1);
+    execl(XDPFW_CTL_BIN, "xdpfw-ctl", "monitor", nullptr);
+    _exit(127);
+  }
+  // Connected (the agent logs each client) and its stream set up.
+  BOOST_TEST(wait_until([&] {
+    return fw.host->log().find("client pid " + std::to_string(mon) + " ") != std::string::npos;
+  }));
+  usleep(200000);
+  int status = 0;
+  BOOST_TEST(waitpid(mon, &status, WNOHANG) == 0);  // still watching
+  fw.host->signal(SIGTERM);
+  BOOST_TEST(fw.host->exit_code() == 0);
+  BOOST_TEST(wait_until([&] { return waitpid(mon, &status, WNOHANG) == mon; }));
+  BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 3), "status " << status);
+  BOOST_TEST(read_file(err_file) == "xdpfw-ctl: the agent went away: the event stream from " +
+                                        fw.sock.string() + " ended\n",
+             read_file(err_file));
 }
 
 BOOST_AUTO_TEST_CASE(a_stalled_watcher_delays_nobody) {

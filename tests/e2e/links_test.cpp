@@ -39,10 +39,16 @@ BOOST_AUTO_TEST_CASE(attach_detach_as_links_come_rename_and_go) {
   ns.run("ip link delete fwpre0");
   BOOST_TEST(
       wait_until([&] { return fw.ask("show interfaces").find("fwpre0 ") == std::string::npos; }));
+  BOOST_TEST(fw.host->log().find("interface fwpre0 (ifindex ") != std::string::npos);
+  BOOST_TEST(fw.host->log().find("which the firewall was attached to, is gone") !=
+             std::string::npos);
 
   fw.host->signal(SIGTERM);
   BOOST_TEST(fw.host->exit_code() == 0);
   BOOST_TEST(ns.xdp_links() == 0);  // default mode lets go on exit
+  BOOST_TEST(fw.host->log().find("stopping: detached from 1 interface(s); their traffic now "
+                                 "passes unfiltered") != std::string::npos,
+             fw.host->log());
 }
 
 BOOST_AUTO_TEST_CASE(manual_attach_and_detach) {

@@ -259,4 +259,95 @@ BOOST_AUTO_TEST_CASE(rules_file_and_runtime_changes_on_reload) {
   BOOST_TEST(o.rules() == r);
 }
 
+// 'reload' applies the rules file also when it did not change: after
+// 'rule flush' it brings the file's rules back (SIGHUP keeps run-time
+// changes in that case), and answers what it did.
+BOOST_AUTO_TEST_CASE(reload_after_flush_restores_the_rules_file) {
+  Operated o;
+  BOOST_TEST(o.fw.ask("rule flush") == "flushed 1 rule(s)\n\n");
+  std::string answer = o.fw.ask("reload");
+  BOOST_TEST(answer.find("reloaded " + (o.fw.dir / "xdpfw.conf").string() +
+                         "\nxdpfw: 1 rule(s) applied from " + (o.fw.dir / "rules.conf").string() +
+                         " (re-applied)") == 0u,
+             answer);
+  json r = o.rules();
+  BOOST_TEST_REQUIRE(r.size() == 1u);
+  BOOST_TEST(r[0]["rule"] == "id 1 prio 1000 proto udp dport 53 action pass");
+}
+
+// A reload is validated whole against the running agent, then applied
+// whole, or refused whole: a new max-rules (which needs a restart) does
+// not let a rules file over the running limit through, and the host keys
+// given with it (log level, client limits) do not apply either.
+BOOST_AUTO_TEST_CASE(refused_reload_changes_nothing) {
+  Operated o;  // max-rules = 4
+  std::string before_config = o.fw.ask("show config json");
+  json before = o.rules();
+  fs::path conf = o.fw.dir / "xdpfw.conf";
+  std::string text = read_file(conf);
+  std::string next = text;
+  next.replace(next.find("[host]\n"), 7, "[host]\nlog-level = debug\nmax-clients = 1\n");
+  next.replace(next.find("max-rules = 4"), 13, "max-rules = 1000");
+  write_file(conf, next);
+  write_file(o.fw.dir / "rules.conf",
+             "proto udp dport 1 action drop\nproto udp dport 2 action drop\n"
+             "proto udp dport 3 action drop\nproto udp dport 4 action drop\n"
+             "proto udp dport 5 action drop\n");
+  std::string refused = o.fw.ask("reload");
+  BOOST_TEST(refused.find("ERR: reload refused, the running config stays: ") == 0u, refused);
+  BOOST_TEST(refused.find("max-rules") != std::string::npos, refused);
+  BOOST_TEST(o.fw.ask("show config json") == before_config);
+  BOOST_TEST(o.rules() == before);
+  Session a(o.fw.sock), b(o.fw.sock);  // max-clients = 1 did not apply
+  BOOST_TEST(a.command("show stats").find("packets") != std::string::npos);
+  BOOST_TEST(b.command("show stats").find("packets") != std::string::npos);
+  BOOST_TEST(o.fw.host->log().find("control: pid") == std::string::npos);  // no debug lines
+  BOOST_TEST(o.fw.ask("show reload").find("refused") != std::string::npos);
+  // And the same through SIGHUP, which answers nobody: the log says it.
+  o.fw.host->signal(SIGHUP);
+  BOOST_TEST(wait_until([&] {
+    std::string l = o.fw.host->log();
+    return l.find("reload refused", l.find("reload refused") + 1) != std::string::npos;
+  }));
+  BOOST_TEST(o.rules() == before);
+}
+
+// Every state-changing command is recorded with the client's uid and pid,
+// the command and the outcome: in the log and as a line to the watchers.
+BOOST_AUTO_TEST_CASE(state_changes_are_audited) {
+  Operated o;
+  RawClient watcher(o.fw.sock);
+  BOOST_TEST_REQUIRE(watcher.connected);
+  std::string cmd = "show events\n";
+  BOOST_TEST_REQUIRE(write(watcher.fd, cmd.data(), cmd.size()) == ssize_t(cmd.size()));
+  BOOST_TEST_REQUIRE(wait_until([&] { return o.fw.ask("show stats").size() > 0; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the watch is registered
+  BOOST_TEST(o.fw.ask("rule add proto tcp dport 22 action drop") == "id 2\n\n");
+  BOOST_TEST(o.fw.ask("rule del 99").find("ERR: rule del") == 0u);
+  o.fw.ask("rule list");  // read-only: not audited
+  std::string log = o.fw.host->log();
+  BOOST_TEST(log.find("audit: uid 0 pid ") != std::string::npos, log);
+  BOOST_TEST(log.find(": rule add proto tcp dport 22 action drop: ok: id 2") != std::string::npos,
+             log);
+  BOOST_TEST(log.find(": rule del 99: refused: rule del: ") != std::string::npos, log);
+  BOOST_TEST(log.find(": rule list:") == std::string::npos);
+  std::string lines;
+  BOOST_TEST(wait_until([&] {
+    char buf[4096];
+    fcntl(watcher.fd, F_SETFL, O_NONBLOCK);
+    ssize_t n;
+    while ((n = read(watcher.fd, buf, sizeof buf)) > 0) lines.append(buf, size_t(n));
+    return lines.find("rule del 99") != std::string::npos;
+  }));
+  std::istringstream in(lines);
+  std::string line;
+  std::getline(in, line);
+  json first = json::parse(line);
+  BOOST_TEST(first["audit"]["uid"] == 0);
+  BOOST_TEST(first["audit"]["command"] == "rule add proto tcp dport 22 action drop");
+  BOOST_TEST(first["audit"]["ok"] == true);
+  BOOST_TEST(first["audit"]["result"] == "id 2");
+  BOOST_TEST(first["audit"]["pid"].get<int>() > 0);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -50,7 +50,7 @@ BOOST_AUTO_TEST_CASE(help_version_and_bad_options) {
   BOOST_TEST(out.find("--plugin") != std::string::npos);
   out = shell(std::string(XDPFW_HOST_BIN) + " --version", &st);
   BOOST_TEST(st == 0);
-  BOOST_TEST(out.find("xdpfw-host 0.1.0 (plugin ABI 1.1)") == 0u);
+  BOOST_TEST(out.find("xdpfw-host 0.1.0 (plugin ABI 1.2)") == 0u);
   out = shell(std::string(XDPFW_HOST_BIN) + " --frobnicate 2>&1", &st);
   BOOST_TEST(st == 2);
   BOOST_TEST(out.find("unrecognised option '--frobnicate'") != std::string::npos);
@@ -92,6 +92,65 @@ BOOST_AUTO_TEST_CASE(check_config_reports_plugin_sections) {
   BOOST_TEST(st == 1);
   BOOST_TEST(out.find(bad.conf.string() + ":6: unknown key 'colour' in [plugin.echo]") !=
                  std::string::npos,
+             out);
+}
+
+// --check-config refuses what the agent would refuse or ignore: a section no
+// loaded plugin reads (the agent only warns), no plugin at all, a bad file;
+// exit 1 with FILE:LINE, 0 for a good file.
+BOOST_AUTO_TEST_CASE(check_config_is_as_strict_as_the_agent) {
+  auto check = [](const fs::path& conf, const std::string& extra, int* st) {
+    return shell(
+        std::string(XDPFW_HOST_BIN) + " --config " + conf.string() + extra + " --check-config 2>&1",
+        st);
+  };
+  int st = 0;
+  // (a) a section for a plugin that is not loaded (a typo, or a plugin line
+  // forgotten): line 7 is [plugin.nosuch].
+  Agent typo("", "prefix = hi\n[plugin.nosuch]\nkey = 1");
+  std::string out = check(typo.conf, "", &st);
+  BOOST_TEST(st == 1, out);
+  BOOST_TEST(out.find(typo.conf.string() +
+                      ":7: section [plugin.nosuch] belongs to no loaded plugin (loaded: echo)") !=
+                 std::string::npos,
+             out);
+  BOOST_TEST(out.find("config ok") == std::string::npos, out);
+  {
+    auto h = typo.start();  // the agent itself only warns, and runs
+    BOOST_TEST(h->log().find(typo.conf.string() + ":7: section [plugin.nosuch] belongs to no "
+                                                  "loaded plugin") != std::string::npos,
+               h->log());
+  }
+  // (b) no plugin at all: in the file nor on the command line.
+  TempDir dir;
+  fs::path none = dir / "none.conf";
+  write_file(none, "[host]\nsocket = " + (dir / "s.sock").string() + "\n\n[plugin.echo]\n");
+  out = check(none, "", &st);
+  BOOST_TEST(st == 1, out);
+  BOOST_TEST(out.find(none.string() + ": no plugin to load") != std::string::npos, out);
+  BOOST_TEST(out.find(none.string() +
+                      ":4: section [plugin.echo] belongs to no loaded plugin (loaded: none)") !=
+                 std::string::npos,
+             out);
+  out = check(none, " --plugin " + echo_plugin, &st);  // the command line gives it one
+  BOOST_TEST(st == 0, out);
+  BOOST_TEST(out.find("config ok") != std::string::npos, out);
+  // The same plugin twice: the agent refuses to start, so does the check.
+  out = check(none, " --plugin " + echo_plugin + " --plugin " + echo_plugin, &st);
+  BOOST_TEST(st == 1, out);
+  BOOST_TEST(out.find("a plugin named 'echo' is already loaded") != std::string::npos, out);
+  // A file the agent cannot read is 1 too (2 is kept for a bad command line).
+  Agent broken("max-clients = lots");
+  out = check(broken.conf, "", &st);
+  BOOST_TEST(st == 1, out);
+  BOOST_TEST(out.find(broken.conf.string() + ":4: max-clients: 'lots' is not a number") !=
+                 std::string::npos,
+             out);
+  // (c) a good file.
+  Agent good("", "prefix = hi");
+  out = check(good.conf, "", &st);
+  BOOST_TEST(st == 0, out);
+  BOOST_TEST(out.find("plugin echo (" + echo_plugin + "): ok\nconfig ok\n") != std::string::npos,
              out);
 }
 
@@ -147,7 +206,7 @@ BOOST_AUTO_TEST_CASE(broken_plugins_are_refused_with_the_file_named) {
     std::string path;
     std::string expect;
   } cases[] = {
-      {XDPFW_ABI99_PLUGIN, "refused: it was built for plugin ABI 99.1, this host speaks 1.1"},
+      {XDPFW_ABI99_PLUGIN, "refused: it was built for plugin ABI 99.2, this host speaks 1.2"},
       {(d / "missing.so").string(), "cannot load it"},
       {(d / "text.so").string(), "cannot load it"},
       {XDPFW_NO_ENTRY_PLUGIN, "not an xdpfw plugin (no 'xdpfw_plugin_entry' symbol)"},
@@ -193,9 +252,9 @@ BOOST_AUTO_TEST_CASE(services_timers_fd_watch_log_reopen) {
   h->signal(SIGUSR1);
   BOOST_TEST(wait_until([&] { return counter("reopens") == 1; }));
   BOOST_TEST(h->log().find("echo: echo plugin ready") != std::string::npos);  // plugin log
-  BOOST_TEST(a.ask("show plugins\n").find("echo 1.0 abi 1.1 " + echo_plugin) == 0u);
+  BOOST_TEST(a.ask("show plugins\n").find("echo 1.0 abi 1.2 " + echo_plugin) == 0u);
   BOOST_TEST(a.ask("show plugins json\n") ==
-             "[{\"name\":\"echo\",\"version\":\"1.0\",\"abi\":\"1.1\",\"path\":\"" + echo_plugin +
+             "[{\"name\":\"echo\",\"version\":\"1.0\",\"abi\":\"1.2\",\"path\":\"" + echo_plugin +
                  "\"}]\n\n");
 }
 
@@ -229,7 +288,7 @@ BOOST_AUTO_TEST_CASE(interactive_session_answers_each_command) {
   Agent a;
   auto h = a.start();
   Session s(a.sock);
-  BOOST_TEST(s.command("version") == "xdpfw-host 0.1.0 (plugin ABI 1.1)\n\n");
+  BOOST_TEST(s.command("version") == "xdpfw-host 0.1.0 (plugin ABI 1.2)\n\n");
   BOOST_TEST(s.command("set prefix >") == "ok\n\n");
   BOOST_TEST(s.command("echo one") == ">one\n\n");
   BOOST_TEST(s.command("bogus") == "ERR: unknown command 'bogus'; 'help' lists the commands\n\n");
@@ -356,6 +415,39 @@ BOOST_AUTO_TEST_CASE(group_members_may_change) {
 
 BOOST_AUTO_TEST_SUITE_END()
 
+namespace {
+
+// A raw client connected as nobody:nogroup (no supplementary groups): the
+// kernel records the effective ids at connect().
+std::unique_ptr<RawClient> connect_as_nobody(const fs::path& sock) {
+  std::vector<gid_t> groups(static_cast<size_t>(std::max(getgroups(0, nullptr), 0)));
+  if (!groups.empty())
+    groups.resize(static_cast<size_t>(getgroups(int(groups.size()), groups.data())));
+  BOOST_TEST_REQUIRE(setgroups(0, nullptr) == 0);
+  BOOST_TEST_REQUIRE(setegid(getgrnam("nogroup")->gr_gid) == 0);
+  BOOST_TEST_REQUIRE(seteuid(getpwnam("nobody")->pw_uid) == 0);
+  auto c = std::make_unique<RawClient>(sock);
+  BOOST_TEST_REQUIRE(seteuid(0) == 0);
+  BOOST_TEST_REQUIRE(setegid(0) == 0);
+  BOOST_TEST_REQUIRE(setgroups(groups.size(), groups.data()) == 0);
+  return c;
+}
+
+std::string say(RawClient& c, const std::string& text) {
+  BOOST_TEST_REQUIRE(write(c.fd, text.data(), text.size()) == ssize_t(text.size()));
+  std::string out;
+  wait_until([&] {
+    char buf[4096];
+    fcntl(c.fd, F_SETFL, O_NONBLOCK);
+    ssize_t n;
+    while ((n = read(c.fd, buf, sizeof buf)) > 0) out.append(buf, size_t(n));
+    return out.ends_with("\n\n") || n == 0;
+  });
+  return out;
+}
+
+}  // namespace
+
 BOOST_AUTO_TEST_SUITE(reload)
 
 BOOST_AUTO_TEST_CASE(sighup_good_then_bad_config) {
@@ -383,6 +475,149 @@ BOOST_AUTO_TEST_CASE(sighup_good_then_bad_config) {
   BOOST_TEST(a.ask("echo x\n") == "two:x\n\n");
   BOOST_TEST(a.ask("show counters\n").find("reloads 1\n") != std::string::npos);
   BOOST_TEST(!h->exited());
+}
+
+// The reload command answers, synchronously, what it applied or why not.
+BOOST_AUTO_TEST_CASE(reload_command_answers) {
+  Agent a("", "prefix = one:");
+  auto h = a.start();
+  a.write_config("", "prefix = two:");
+  BOOST_TEST(a.ask("reload\n") ==
+             "reloaded " + a.conf.string() + "\necho: prefix 'two:' (forced)\n\n");
+  BOOST_TEST(a.ask("echo x\n") == "two:x\n\n");
+  a.write_config("colour = red", "prefix = three:");
+  std::string refused = a.ask("reload\n");
+  BOOST_TEST(refused.find("ERR: reload refused, the running config stays: " + a.conf.string() +
+                          ":4: unknown key 'colour'") == 0u,
+             refused);
+  BOOST_TEST(a.ask("echo x\n") == "two:x\n\n");
+  std::string shown = a.ask("show reload\n");
+  BOOST_TEST(shown.find("refused") != std::string::npos, shown);
+  BOOST_TEST(shown.find("unknown key 'colour'") != std::string::npos, shown);
+  BOOST_TEST(a.ask("reload now\n") == "ERR: reload: takes no argument\n\n");
+  // Audited: who, what, the outcome.
+  BOOST_TEST(h->log().find("audit: uid 0 pid ") != std::string::npos);
+  BOOST_TEST(h->log().find(": reload: refused: reload refused, the running config stays") !=
+             std::string::npos);
+}
+
+// Nothing of a refused reload is applied: here the socket group does not
+// exist, so the smaller client limit given with it must not apply either.
+BOOST_AUTO_TEST_CASE(refused_reload_applies_no_limit) {
+  Agent a;
+  auto h = a.start();
+  a.write_config("max-clients = 2\nsocket-group = no-such-group-xdpfw", "");
+  std::string refused = a.ask("reload\n");
+  BOOST_TEST(
+      refused.find("socket-group: no group named 'no-such-group-xdpfw'") != std::string::npos,
+      refused);
+  RawClient c1(a.sock), c2(a.sock), c3(a.sock);
+  BOOST_TEST_REQUIRE((c1.connected && c2.connected && c3.connected));
+  BOOST_TEST(say(c3, "echo third\n") == "echo: third\n\n");
+  // Also through SIGHUP.
+  h->signal(SIGHUP);
+  BOOST_TEST(wait_until([&] {
+    std::string l = h->log();
+    return l.find("no group named", l.find("no group named") + 1) != std::string::npos;
+  }));
+  RawClient c4(a.sock);
+  BOOST_TEST(say(c4, "echo fourth\n") == "echo: fourth\n\n");
+}
+
+// A plugin built for ABI 1.0 (no apply_config) is reloaded through reload.
+BOOST_AUTO_TEST_CASE(older_plugin_reloads_through_its_reload) {
+  Agent a;
+  write_file(a.conf, "[host]\nsocket = " + a.sock.string() + "\nplugin = " + XDPFW_ABI10_PLUGIN +
+                         "\n[plugin.echo]\nprefix = old:\n");
+  auto h = a.start();
+  write_file(a.conf, "[host]\nsocket = " + a.sock.string() + "\nplugin = " + XDPFW_ABI10_PLUGIN +
+                         "\n[plugin.echo]\nprefix = new:\n");
+  BOOST_TEST(a.ask("reload\n") == "reloaded " + a.conf.string() + "\necho: applied\n\n");
+  BOOST_TEST(a.ask("echo x\n") == "new:x\n\n");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(control_clients)
+
+// Eight read-only watchers on a socket open to all with max-clients = 8:
+// one slot is kept for administrators, so root still gets in; watchers of
+// any level cannot take that slot either.
+BOOST_AUTO_TEST_CASE(read_only_watchers_leave_a_slot_for_root) {
+  require_nobody();
+  Agent a("max-clients = 8\nsocket-mode = 0666");
+  auto h = a.start();
+  std::vector<std::unique_ptr<RawClient>> watchers;
+  for (int i = 0; i < 7; ++i) {
+    watchers.push_back(connect_as_nobody(a.sock));
+    BOOST_TEST_REQUIRE(watchers.back()->connected);
+    std::string s = "watch\n";
+    BOOST_TEST_REQUIRE(write(watchers.back()->fd, s.data(), s.size()) == ssize_t(s.size()));
+  }
+  BOOST_TEST(wait_until([&] {
+    std::string l = h->log();
+    size_t n = 0;
+    for (size_t at = 0; (at = l.find("connected read-only", at)) != std::string::npos; ++at) ++n;
+    return n == 7;
+  }));
+  auto eighth = connect_as_nobody(a.sock);
+  std::string refused;
+  BOOST_TEST(eighth->read_until_closed(refused, 20));
+  BOOST_TEST(refused ==
+             "ERR: too many read-only clients (limit 7; the other slots are kept for "
+             "administrators); try again later\n\n");
+  RawClient root(a.sock);
+  BOOST_TEST_REQUIRE(root.connected);
+  BOOST_TEST(say(root, "echo in\n") == "echo: in\n\n");
+  BOOST_TEST(say(root, "watch\n") ==
+             "ERR: too many live watchers (limit 7; the other slots are kept for "
+             "administrators); try again later\n\n");
+  BOOST_TEST(say(root, "echo still in\n") == "echo: still in\n\n");
+}
+
+// A client over its output limit is closed, and nothing more of what it
+// had already sent runs: 2,000 pipelined echoes of 250 bytes each fill its
+// socket and then max-output; the "set prefix" sent behind them must not run.
+BOOST_AUTO_TEST_CASE(nothing_runs_after_a_client_is_closed_for_not_reading) {
+  Agent a("max-output = 4096");
+  auto h = a.start();
+  const std::string prefix(250, 'p');
+  BOOST_TEST_REQUIRE(a.ask("set prefix " + prefix + "\n") == "ok\n\n");
+  RawClient c(a.sock);
+  BOOST_TEST_REQUIRE(c.connected);
+  std::string batch;
+  for (int i = 0; i < 2000; ++i) batch += "echo x\n";
+  batch += "set prefix hacked:\n";
+  BOOST_TEST_REQUIRE(batch.size() < 16384u);  // one read of the agent's
+  BOOST_TEST_REQUIRE(send(c.fd, batch.data(), batch.size(), MSG_NOSIGNAL) == ssize_t(batch.size()));
+  BOOST_TEST(
+      wait_until([&] { return h->log().find("does not read its replies") != std::string::npos; }));
+  BOOST_TEST(a.ask("echo x\n") == prefix + "x\n\n");
+}
+
+// Out of descriptors (hard limit 64): the agent pauses accepting instead of
+// spinning on the listener, and serves again once clients have gone.
+BOOST_AUTO_TEST_CASE(emfile_backs_off_instead_of_spinning) {
+  Agent a;
+  auto h = std::make_unique<HostProcess>(
+      a.dir, std::vector<std::string>{"--config", a.conf.string()}, true,
+      std::vector<std::string>{"prlimit", "--nofile=64:64", "--"});
+  std::vector<std::unique_ptr<RawClient>> clients;
+  for (int i = 0; i < 80; ++i) {
+    clients.push_back(std::make_unique<RawClient>(a.sock));
+    BOOST_TEST_REQUIRE(clients.back()->connected);
+  }
+  BOOST_TEST_REQUIRE(
+      wait_until([&] { return h->log().find("accept: Too many open files") != std::string::npos; }),
+      h->log());
+  long before = cpu_ticks(h->pid());
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  long used = cpu_ticks(h->pid()) - before;
+  // A spinning accept loop burns the whole 2 s (about 200 ticks).
+  BOOST_TEST(used < 40, used << " ticks in 2 s");
+  BOOST_TEST(!h->exited());
+  clients.clear();
+  BOOST_TEST(a.ask("echo back\n") == "echo: back\n\n");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -266,6 +266,24 @@ static void echo_reload(void *state, const struct xdpfw_config_section *cfg)
 	e->reloads++;
 }
 
+#if ECHO_ABI_MINOR >= 2
+/* ABI 1.2: the same, answering what it applied. */
+static int echo_apply(void *state, const struct xdpfw_config_section *cfg, uint32_t flags,
+		      char *msg, size_t msg_len)
+{
+	struct echo *e = state;
+	char prefix[256] = "echo: ";
+
+	if (parse_section(cfg, prefix, sizeof(prefix), NULL, NULL, msg, msg_len))
+		return -1;
+	strcpy(e->prefix, prefix);
+	e->reloads++;
+	snprintf(msg, msg_len, "prefix '%s'%s", e->prefix,
+		 (flags & XDPFW_APPLY_FORCE) ? " (forced)" : "");
+	return 0;
+}
+#endif
+
 static void echo_reopen(void *state)
 {
 	((struct echo *)state)->reopens++;
@@ -282,6 +300,9 @@ static const struct xdpfw_plugin echo_plugin = {
     .check_config = echo_check,
     .reload = echo_reload,
     .reopen_logs = echo_reopen,
+#if ECHO_ABI_MINOR >= 2
+    .apply_config = echo_apply,
+#endif
 };
 
 XDPFW_PLUGIN_EXPORT const struct xdpfw_plugin *xdpfw_plugin_entry(void)
