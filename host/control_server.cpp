@@ -105,8 +105,14 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
     idle_.expires_after(std::chrono::seconds(server_.limits_.idle_timeout_s));
     idle_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
       if (ec || self->closed_) return;
-      log_info("control: client pid " + std::to_string(self->info_.pid) + " idle for " +
-               std::to_string(self->server_.limits_.idle_timeout_s) + " s: closed");
+      std::string idle = "idle for " + std::to_string(self->server_.limits_.idle_timeout_s) + " s";
+      log_info("control: client pid " + std::to_string(self->info_.pid) + " " + idle + ": closed");
+      // Told why, if its socket has room (never waiting for a client).
+      if (self->out_.empty()) {
+        std::string why = "ERR: " + idle + "; connection closed\n\n";
+        (void)!::send(self->sock_.native_handle(), why.data(), why.size(),
+                      MSG_DONTWAIT | MSG_NOSIGNAL);
+      }
       self->close();
     });
   }

@@ -13,6 +13,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "safe_files.hpp"
+
 namespace xdpfw {
 namespace {
 
@@ -59,10 +61,7 @@ AgentLock::AgentLock(const std::string& pin_dir, const std::string& state_dir) {
   if (!pin_dir.empty()) pin_fd_ = lock(pin_dir, O_RDONLY | O_DIRECTORY, "pin folder");
   if (!state_dir.empty() && state_dir != "none") {
     try {
-      if (!std::filesystem::exists(state_dir)) {
-        std::filesystem::create_directories(state_dir);
-        ::chmod(state_dir.c_str(), 0700);
-      }
+      make_private_dir(state_dir, 0700, "state-dir");
       state_fd_ = lock(state_dir + "/agent.lock", O_RDWR | O_CREAT, "state-dir");
     } catch (...) {
       if (pin_fd_ >= 0) ::close(pin_fd_);

@@ -26,10 +26,22 @@ EventLog::~EventLog() {
 
 bool EventLog::open_file() {
   if (fd_ >= 0) ::close(fd_);
-  fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  // Never through a symlink, never into a FIFO or device: only a regular
+  // file of its own is appended to.
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
+               0640);
+  struct stat st {};
+  if (fd_ >= 0 && (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode))) {
+    ::close(fd_);
+    fd_ = -1;
+    errno = EINVAL;
+  }
   if (fd_ < 0) {
     ++stats_.write_errors;
-    last_error_ = "open " + path_ + ": " + std::strerror(errno);
+    last_error_ = "open " + path_ + ": " +
+                  (errno == ELOOP    ? std::string("a symbolic link: refused")
+                   : errno == EINVAL ? std::string("not a regular file: refused")
+                                     : std::string(std::strerror(errno)));
     return false;
   }
   return true;
@@ -56,7 +68,7 @@ void EventLog::flush() {
   // Deleted or moved away without a reopen? Then write to a new file.
   struct stat at_path {
   }, open_one{};
-  if (fd_ < 0 || ::stat(path_.c_str(), &at_path) != 0 || ::fstat(fd_, &open_one) != 0 ||
+  if (fd_ < 0 || ::lstat(path_.c_str(), &at_path) != 0 || ::fstat(fd_, &open_one) != 0 ||
       at_path.st_ino != open_one.st_ino || at_path.st_dev != open_one.st_dev)
     open_file();
   bool ok = fd_ >= 0;

@@ -21,28 +21,32 @@
 #include <cstring>
 
 #include "rules_file.hpp"
+#include "safe_files.hpp"
 
 namespace xdpfw {
 namespace {
 
 // A folder on a bpf filesystem for the pins; bpffs is mounted on
-// /sys/fs/bpf where it is missing (it is not mounted at boot everywhere).
+// /sys/fs/bpf (mode 0700) where it is missing (it is not mounted at boot
+// everywhere). The pin folders are made 0700 and must be root's (or the
+// agent user's) alone: whoever can write them can swap the live maps.
 std::string prepare_pin_dir(const std::string& root, const char* sub) {
   if (root == "none") return "";
-  std::error_code ec;
   auto on_bpffs = [](const std::string& p) {
     struct statfs st {};
     return statfs(p.c_str(), &st) == 0 && st.f_type == BPF_FS_MAGIC;
   };
   if (root.rfind("/sys/fs/bpf", 0) == 0 && !on_bpffs("/sys/fs/bpf")) {
+    std::error_code ec;
     std::filesystem::create_directories("/sys/fs/bpf", ec);
-    if (mount("bpf", "/sys/fs/bpf", "bpf", 0, nullptr) != 0)
+    if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700") != 0)
       throw std::runtime_error(std::string("cannot mount bpffs on /sys/fs/bpf: ") +
                                std::strerror(errno));
   }
   std::string dir = root + "/" + sub;
-  std::filesystem::create_directories(dir, ec);
-  if (ec || !on_bpffs(dir))
+  make_private_dir(root, 0700, "pin-root");
+  make_private_dir(dir, 0700, "pin-root");
+  if (!on_bpffs(dir))
     throw std::runtime_error("pin-root " + root +
                              " is not on a bpf filesystem (mount -t bpf bpf DIR, or set "
                              "pin-root = none)");
@@ -54,6 +58,16 @@ DatapathOptions options(const FirewallConfig& cfg) {
   o.max_rules = cfg.max_rules;
   o.pin_dir = prepare_pin_dir(cfg.pin_root, "maps");
   return o;
+}
+
+// The log folder is created if missing, and must be root's alone: the
+// agent appends to a file in it as root.
+const FirewallConfig& check_log_dir(const FirewallConfig& cfg) {
+  std::error_code ec;
+  if (!std::filesystem::exists(cfg.log_dir, ec)) make_private_dir(cfg.log_dir, 0750, "log-dir");
+  std::string problem = private_dir_problem(cfg.log_dir, "log-dir");
+  if (!problem.empty()) throw std::runtime_error(problem);
+  return cfg;
 }
 
 std::string read_text(const std::string& path) {
@@ -94,6 +108,10 @@ std::string reply(const nlohmann::json& j) {
   return j.dump();
 }
 
+constexpr const char* no_interfaces_note =
+    "no interfaces configured ('interfaces =' in [plugin.xdpfw]): nothing is attached by "
+    "itself; set interfaces, or 'attach IF'";
+
 int64_t realtime_minus_monotonic() {
   timespec rt{}, mono{};
   clock_gettime(CLOCK_REALTIME, &rt);
@@ -104,7 +122,7 @@ int64_t realtime_minus_monotonic() {
 }  // namespace
 
 Firewall::Firewall(const FirewallConfig& cfg, Log log)
-    : cfg_(cfg),
+    : cfg_(check_log_dir(cfg)),
       log_(std::move(log)),
       lock_(prepare_pin_dir(cfg.pin_root, "maps"), cfg.state_dir),
       dp_(options(cfg)),
@@ -115,7 +133,7 @@ Firewall::Firewall(const FirewallConfig& cfg, Log log)
   std::string state = state_file("rules.state");
   if (dp_.resumed() && !state.empty() && std::filesystem::exists(state)) {
     rules_file_text_ = std::filesystem::exists(state_file("rules-file.applied"))
-                           ? read_text(state_file("rules-file.applied"))
+                           ? read_file_nofollow(state_file("rules-file.applied"))
                            : std::string();
     install(read_state());
     store_.raise_id_high_water(resumed_id_high_water_);
@@ -136,6 +154,7 @@ Firewall::Firewall(const FirewallConfig& cfg, Log log)
   dp_.set_event_limit(cfg_.event_rate, cfg_.event_burst);
   log_(2, std::to_string(store_.rules().size()) + " rule(s) installed" +
               (cfg_.rules_file.empty() ? "" : " from " + cfg_.rules_file));
+  if (cfg_.include.empty()) log_(1, no_interfaces_note);
 }
 
 Firewall::~Firewall() {
@@ -153,6 +172,8 @@ Firewall::~Firewall() {
 }
 
 void Firewall::open_log() {
+  // A folder someone else can write is refused at start and on reload
+  // (check_log_dir); one that vanished later costs counted lines only.
   std::error_code ec;
   std::filesystem::create_directories(cfg_.log_dir, ec);
   if (ec)
@@ -225,6 +246,11 @@ FirewallConfig Firewall::reloadable(const FirewallConfig& cfg) const {
 // new file says, since it changes only at a restart).
 void Firewall::check_reload(const FirewallConfig& cfg) const {
   FirewallConfig next = reloadable(cfg);
+  std::error_code ec;
+  if (std::filesystem::exists(next.log_dir, ec)) {
+    std::string problem = private_dir_problem(next.log_dir, "log-dir");
+    if (!problem.empty()) throw std::runtime_error(problem);
+  }
   std::string text = read_text(next.rules_file);
   try {
     compile_rules(store_.parsed(next.rules_file, text), next.policy, dp_.limits());
@@ -266,6 +292,7 @@ std::string Firewall::reload(const FirewallConfig& cfg, bool force) {
   log_(2, rules);
   for (const std::string& n : notes) log_(1, n);
   bool new_log = next.log_path() != cfg_.log_path();
+  if (new_log) check_log_dir(next);
   cfg_ = next;
   save_state();
   if (new_log) open_log();
@@ -306,11 +333,13 @@ void Firewall::journal(const std::string& line) {
 // between the two writes) changes nothing. A torn last line is ignored.
 std::vector<Rule> Firewall::read_state() {
   std::string state = state_file("rules.state");
-  std::string text = read_text(state);
+  std::string text = read_file_nofollow(state);
   std::vector<Rule> rules = parse_rules_text(state, text);
   resumed_id_high_water_ = read_id_high_water(text);
   std::string path = state_file("rules.journal");
-  std::ifstream in(path);
+  std::istringstream in(std::filesystem::exists(std::filesystem::symlink_status(path))
+                            ? read_file_nofollow(path)
+                            : std::string());
   std::string line;
   size_t n = 0;
   while (std::getline(in, line)) {
@@ -345,20 +374,19 @@ std::string Firewall::state_file(const char* name) const {
 void Firewall::save_state() {
   if (cfg_.state_dir == "none") return;
   try {
-    std::filesystem::create_directories(cfg_.state_dir);
     // After every change, on the request path: no fsync (a few ms on this
     // kind of disk). The file survives the agent's crash; after a power
     // loss the pins are gone anyway and ext4 gives the old or the new file.
     store_.save(state_file("rules.state"), false, false);
     // The journal's changes are in the new state file now.
-    if (::truncate(state_file("rules.journal").c_str(), 0) != 0 && errno != ENOENT)
+    // (Removed, not truncated: truncate would follow a planted symlink.)
+    if (::unlink(state_file("rules.journal").c_str()) != 0 && errno != ENOENT)
       throw std::runtime_error("cannot empty " + state_file("rules.journal") + ": " +
                                std::strerror(errno));
     journal_lines_ = 0;
     if (saved_rules_file_text_ != rules_file_text_) {  // not on every rule add
-      std::string applied = state_file("rules-file.applied");
-      std::ofstream(applied + ".tmp") << rules_file_text_;
-      std::filesystem::rename(applied + ".tmp", applied);
+      write_file_atomic(state_file("rules-file.applied"), rules_file_text_, false, false, 0600,
+                        "state-dir");
       saved_rules_file_text_ = rules_file_text_;
     }
   } catch (const std::exception& e) {
@@ -513,6 +541,9 @@ CommandOutput Firewall::show_metrics() const {
                   XDPFW_STAT_DEFAULT_PASS, XDPFW_STAT_MALFORMED_DROP, XDPFW_STAT_MALFORMED_PASS,
                   XDPFW_STAT_NON_IP})
     o << "xdpfw_verdicts_total{verdict=\"" << stat_name(st) << "\"} " << s[st] << "\n";
+  family("xdpfw_fragments_total", "counter",
+         "Non-first IP fragments seen (no L4 header: classified on addresses and protocol).");
+  o << "xdpfw_fragments_total " << s[XDPFW_STAT_FRAGMENTS] << "\n";
   family("xdpfw_malformed_total", "counter", "Malformed packets by reason.");
   for (int i = XDPFW_STAT_FIRST_MALFORMED; i <= XDPFW_STAT_LAST_MALFORMED; ++i)
     o << "xdpfw_malformed_total{reason=\"" << stat_name(static_cast<xdpfw_stat>(i)) << "\"} "
@@ -529,8 +560,13 @@ CommandOutput Firewall::show_metrics() const {
   o << "xdpfw_events_total{outcome=\"lost\"} " << events_lost_ << "\n";
   family("xdpfw_log_lines_total", "counter", "Event lines written to the log file.");
   o << "xdpfw_log_lines_total " << log_file_->stats().lines << "\n";
+  family("xdpfw_log_lines_dropped_total", "counter",
+         "Event lines not written: a failed write, a full buffer.");
+  o << "xdpfw_log_lines_dropped_total " << log_file_->stats().dropped << "\n";
   family("xdpfw_log_errors_total", "counter", "Failed opens and writes of the log file.");
   o << "xdpfw_log_errors_total " << log_file_->stats().write_errors << "\n";
+  family("xdpfw_log_reopens_total", "counter", "Reopens of the log file (log reopen, SIGUSR1).");
+  o << "xdpfw_log_reopens_total " << log_file_->stats().reopens << "\n";
   auto counters = dp_.all_rule_counters();
   family("xdpfw_rule_packets_total", "counter", "Packets matched per rule.");
   for (const Rule& r : store_.rules())
@@ -555,6 +591,7 @@ void Firewall::on_link(AttachManager::Change change, int ifindex, const std::str
 CommandOutput Firewall::show_interfaces(bool json) const {
   nlohmann::json arr = nlohmann::json::array();
   std::ostringstream o;
+  if (!json && cfg_.include.empty()) o << "# " << no_interfaces_note << "\n";
   for (const auto& [idx, i] : attach_.interfaces()) {
     if (json) {
       arr.push_back({{"name", i.name},

@@ -14,6 +14,7 @@
 
 #include "rule_compiler.hpp"
 #include "rules_file.hpp"
+#include "safe_files.hpp"
 
 namespace xdpfw {
 namespace {
@@ -125,58 +126,13 @@ std::string RuleStore::text() const {
 }
 
 void RuleStore::save(const std::string& path, bool durable, bool backup) const {
-  // Never through a symlink, never onto a device or a folder: the caller
-  // may be a less privileged client of a root agent.
-  struct stat old {};
-  bool exists = ::lstat(path.c_str(), &old) == 0;
-  if (!exists && errno != ENOENT) throw RuleError("save: " + path + ": " + std::strerror(errno));
-  if (exists && S_ISLNK(old.st_mode))
-    throw RuleError("save: " + path + " is a symbolic link: refused");
-  if (exists && !S_ISREG(old.st_mode))
-    throw RuleError("save: " + path + " is not a regular file: refused");
-  size_t slash = path.rfind('/');
-  std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
-  std::string tmp = dir + ".xdpfw-save-XXXXXX";  // created O_EXCL, unpredictable
-  int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
-  if (fd < 0) throw RuleError("save: cannot create a file in " + dir + ": " + std::strerror(errno));
-  auto fail = [&](const std::string& what) {
-    int e = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw RuleError("save: " + what + ": " + std::strerror(e));
-  };
-  // The new file keeps the old one's mode and owner.
-  if (::fchmod(fd, exists ? (old.st_mode & 07777) : 0640) != 0) fail("chmod " + tmp);
-  if (exists && ::fchown(fd, old.st_uid, old.st_gid) != 0) fail("chown " + tmp);
+  // The caller may be a less privileged client of a root agent.
   std::string body = "# written by xdpfw 'save'\n# ids-used-up-to " +
                      std::to_string(id_high_water()) + "\n" + text();
-  size_t off = 0;
-  while (off < body.size()) {
-    ssize_t n = ::write(fd, body.data() + off, body.size() - off);
-    if (n < 0) fail("writing " + path);
-    off += static_cast<size_t>(n);
-  }
-  if (durable && ::fsync(fd) != 0) fail("fsync " + path);
-  if (::close(fd) != 0) {
-    fd = -1;
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw RuleError("save: closing " + path + ": " + std::strerror(e));
-  }
-  // The replaced file stays as PATH.bak (same inode: same mode and owner).
-  if (exists && backup) {
-    std::string bak = path + ".bak", bak_tmp = tmp + ".bak";
-    if (::link(path.c_str(), bak_tmp.c_str()) != 0 || ::rename(bak_tmp.c_str(), bak.c_str()) != 0) {
-      int e = errno;
-      ::unlink(bak_tmp.c_str());
-      ::unlink(tmp.c_str());
-      throw RuleError("save: keeping " + bak + ": " + std::strerror(e));
-    }
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw RuleError("save: " + path + ": " + std::strerror(e));
+  try {
+    write_file_atomic(path, body, durable, backup, 0640, "save");
+  } catch (const FileError& e) {
+    throw RuleError(e.what());
   }
 }
 

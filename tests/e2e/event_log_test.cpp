@@ -180,7 +180,7 @@ BOOST_AUTO_TEST_CASE(full_disk_costs_lines_not_filtering_and_logging_resumes) {
   // runs in a mount namespace of its own (ip netns exec) and sees the
   // mounts made before.
   fs::create_directories(fw.log_dir());
-  BOOST_TEST_REQUIRE(mount("tmpfs", fw.log_dir().c_str(), "tmpfs", 0, "size=8k") == 0);
+  BOOST_TEST_REQUIRE(mount("tmpfs", fw.log_dir().c_str(), "tmpfs", 0, "size=8k,mode=0750") == 0);
   struct Unmount {
     fs::path dir;
     ~Unmount() { umount2(dir.c_str(), MNT_DETACH); }

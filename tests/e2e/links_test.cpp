@@ -51,6 +51,24 @@ BOOST_AUTO_TEST_CASE(attach_detach_as_links_come_rename_and_go) {
              fw.host->log());
 }
 
+// With no interface patterns the agent attaches nothing, and says so at
+// start and in 'show interfaces'.
+BOOST_AUTO_TEST_CASE(no_interfaces_configured_is_said) {
+  NetNs ns;
+  ns.run("ip link add fwq0 type veth peer name fwq1");
+  FirewallAgent fw(ns, "");
+  fw.start();
+  BOOST_TEST(wait_until(
+      [&] { return fw.ask("show interfaces").find("fwq0 ifindex") != std::string::npos; }));
+  std::string shown = fw.ask("show interfaces");
+  BOOST_TEST(shown.find("# no interfaces configured ('interfaces =' in [plugin.xdpfw]): nothing "
+                        "is attached by itself") == 0u,
+             shown);
+  BOOST_TEST(fw.host->log().find("no interfaces configured") != std::string::npos);
+  BOOST_TEST(ns.xdp_prog("fwq0") == 0u);
+  BOOST_TEST(fw.ask("show interfaces json").rfind("[", 0) == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(manual_attach_and_detach) {
   NetNs ns;
   ns.run("ip link add fwm0 type veth peer name man0");
@@ -67,6 +85,7 @@ BOOST_AUTO_TEST_CASE(manual_attach_and_detach) {
       [&] { return fw.ask("show interfaces").find("fwm0 ifindex") != std::string::npos; }));
   BOOST_TEST(ns.xdp_prog("fwm0") == 0u);
   BOOST_TEST(fw.ask("show interfaces").find("manual detach attached no") != std::string::npos);
+  BOOST_TEST(fw.ask("show interfaces").find("no interfaces configured") == std::string::npos);
   BOOST_TEST(fw.ask("auto fwm0") == "ok\n\n");
   BOOST_TEST(ns.xdp_prog("fwm0") != 0u);
   BOOST_TEST(fw.ask("attach") == "ERR: expected one interface name\n\n");

@@ -354,8 +354,9 @@ BOOST_AUTO_TEST_CASE(silent_and_slow_clients_do_not_block_others) {
   for (int i = 0; i < 20000; ++i) many += "help\n";
   BOOST_TEST(write(greedy.fd, many.data(), many.size()) > 0);
   BOOST_TEST(a.ask("echo served\n") == "echo: served\n\n");
-  std::string ignored;
-  BOOST_TEST(silent.read_until_closed(ignored, 20));  // the idle timeout closed it
+  std::string told;
+  BOOST_TEST(silent.read_until_closed(told, 20));  // the idle timeout closed it, saying so
+  BOOST_TEST(told == "ERR: idle for 1 s; connection closed\n\n");
   BOOST_TEST(
       wait_until([&] { return h->log().find("does not read its replies") != std::string::npos; }));
   BOOST_TEST(a.ask("echo still\n") == "echo: still\n\n");
