@@ -170,12 +170,14 @@ Host::Host(CommandLine cli, HostConfig cfg)
     : cli_(std::move(cli)),
       cfg_(std::move(cfg)),
       signals_(io_, SIGTERM, SIGINT, SIGHUP),
-      server_(io_, [this](const Request& r, const ClientInfo& c) { return dispatch(r, c); }) {
+      server_(io_, [this](const Request& r, const ClientInfo& c) { return dispatch(r, c); }),
+      metrics_(io_, [this] { return collect_metrics(); }) {
   signals_.add(SIGUSR1);
   add_builtin_commands();
 }
 
 Host::~Host() {
+  metrics_.stop();
   unload_plugins();
   server_.stop();
 }
@@ -501,6 +503,43 @@ Reply Host::dispatch(const Request& r, const ClientInfo& c) {
   return Reply{frame(std::move(res.text)), false};
 }
 
+// Every registered "show metrics" command (the plugins'), as a client would
+// run it, then the host's own series. A failing command fails the scrape
+// (500): a partial scrape would look like counters that went back.
+Scrape Host::collect_metrics() {
+  std::vector<CommandFn> fns;
+  for (const Command& c : commands_.all())
+    if (c.name() == "show metrics") fns.push_back(c.fn);
+  Scrape s;
+  for (const CommandFn& fn : fns) {
+    CommandResult r = fn("", nullptr);
+    if (!r.ok) return Scrape{false, "show metrics: " + r.text};
+    s.text += r.text;
+    if (!s.text.empty() && s.text.back() != '\n') s.text += '\n';
+  }
+  std::ostringstream o;
+  o << "# HELP xdpfw_host_info The agent's version and plugin ABI; always 1.\n"
+       "# TYPE xdpfw_host_info gauge\n"
+       "xdpfw_host_info{version=\""
+    << version << "\",abi=\"" << XDPFW_PLUGIN_ABI_MAJOR << "." << XDPFW_PLUGIN_ABI_MINOR
+    << "\"} 1\n"
+       "# HELP xdpfw_host_start_time_seconds When the agent started, in seconds since the epoch.\n"
+       "# TYPE xdpfw_host_start_time_seconds gauge\n"
+       "xdpfw_host_start_time_seconds "
+    << last_reload_.started
+    << "\n# HELP xdpfw_host_plugins Plugins loaded.\n# TYPE xdpfw_host_plugins gauge\n"
+       "xdpfw_host_plugins "
+    << plugins_.size()
+    << "\n# HELP xdpfw_host_reloads_total Reloads (SIGHUP, the reload command) by outcome.\n"
+       "# TYPE xdpfw_host_reloads_total counter\n"
+       "xdpfw_host_reloads_total{outcome=\"applied\"} "
+    << reloads_applied_ << "\nxdpfw_host_reloads_total{outcome=\"refused\"} " << reloads_refused_
+    << "\n"
+    << metrics_.own_metrics();
+  s.text += o.str();
+  return s;
+}
+
 // "audit: uid 0 pid 4242: rule add proto tcp dport 22 action drop: ok: id 7"
 // in the log, and as a JSON line to every live stream ("show events").
 void Host::audit(const Request& r, const ClientInfo& c, bool ok, const std::string& result) {
@@ -577,6 +616,15 @@ Host::ReloadResult Host::reload(bool force) {
       if (p->lib->plugin().check_config(p->state, &section.section, err, sizeof err) != 0)
         throw ConfigError(std::string(*err ? err : "rejected") + " (plugin " + p->name() + ")");
     }
+    // A new metrics-listen is bound now, the last check: a reload whose
+    // address cannot be bound is refused with nothing applied.
+    MetricsServer::Prepared listener = metrics_.prepare(next.metrics_listen);
+    bool relisten = next.metrics_listen != metrics_.address();
+    metrics_.serve(std::move(listener));  // (throws only with the old listener kept)
+    if (relisten)
+      notes.push_back(next.metrics_listen
+                          ? "metrics on http://" + next.metrics_listen->text() + "/metrics"
+                          : "metrics listener closed");
     server_.reconfigure(next);
     set_log_level(next.log_level);
     cfg_ = std::move(next);
@@ -604,6 +652,7 @@ Host::ReloadResult Host::reload(bool force) {
   }
   std::string one_line = result.text;
   std::replace(one_line.begin(), one_line.end(), '\n', ';');
+  ++(result.ok ? reloads_applied_ : reloads_refused_);
   if (result.ok) {
     log_info("reload: new config in effect: " + one_line);
     last_reload_.in_effect_since = last_reload_.at;
@@ -621,6 +670,7 @@ void Host::stop() {
   stopping_ = true;
   sd_notify("STOPPING=1");
   server_.stop();
+  metrics_.stop();
   unload_plugins();
   signals_.cancel();
   io_.stop();
@@ -629,6 +679,8 @@ void Host::stop() {
 int Host::run() {
   try {
     server_.start(cfg_);
+    if (cfg_.metrics_listen)
+      metrics_.serve({cfg_.metrics_listen, metrics_.listen(*cfg_.metrics_listen)});
     auto monitor = std::make_unique<netlink::LibnlLinkMonitor>(
         io_, cfg_.netlink_rcvbuf, [](const std::string& m) { log_warn(m); });
     links_ = std::move(monitor);
@@ -637,6 +689,7 @@ int Host::run() {
   } catch (const std::exception& e) {
     log_error(e.what());
     unload_plugins();
+    metrics_.stop();
     server_.stop();
     return 1;
   }

@@ -16,6 +16,7 @@
 #include "control_server.hpp"
 #include "host_config.hpp"
 #include "link_monitor.hpp"
+#include "metrics_server.hpp"
 #include "plugin_loader.hpp"
 #include "xdpfw_plugin.h"
 
@@ -77,6 +78,8 @@ class Host {
   void audit(const Request& r, const ClientInfo& c, bool ok, const std::string& result);
   void stop();
   Reply dispatch(const Request& r, const ClientInfo& c);
+  // GET /metrics: every "show metrics" command's text, then the host's own.
+  Scrape collect_metrics();
   void arm(const std::shared_ptr<FdWatch>& w);
   void arm(const std::shared_ptr<Timer>& t);
 
@@ -86,6 +89,7 @@ class Host {
   boost::asio::signal_set signals_;
   ControlServer server_;
   CommandRegistry commands_;
+  MetricsServer metrics_;
   std::unique_ptr<netlink::LinkMonitor> links_;
   std::vector<std::unique_ptr<Plugin>> plugins_;
   std::map<uint64_t, std::shared_ptr<FdWatch>> watches_;
@@ -93,6 +97,7 @@ class Host {
   std::map<uint64_t, LinkSub> link_subs_;
   uint64_t next_id_ = 1;
   bool stopping_ = false;
+  uint64_t reloads_applied_ = 0, reloads_refused_ = 0;
   struct {
     std::time_t started = std::time(nullptr), at = 0, in_effect_since = 0;
     bool ok = true;

@@ -3,6 +3,9 @@
 
 #include "text.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <boost/program_options.hpp>
 #include <charconv>
 #include <fstream>
@@ -31,6 +34,43 @@ uint64_t parse_number(const std::string& file, const IniEntry& e, uint64_t min, 
 }
 
 }  // namespace
+
+std::string ListenAddress::text() const {
+  return address.find(':') == std::string::npos ? address + ":" + std::to_string(port)
+                                                : "[" + address + "]:" + std::to_string(port);
+}
+
+std::optional<ListenAddress> parse_listen_address(std::string_view text, std::string& error) {
+  const std::string expected =
+      " (expected ADDRESS:PORT with a numeric IPv4 address or a bracketed IPv6 one, e.g. "
+      "127.0.0.1:9477 or [::1]:9477, or 'none')";
+  bool v6 = !text.empty() && text.front() == '[';
+  size_t colon = v6 ? text.find(']') : text.rfind(':');
+  if (v6 && colon != std::string_view::npos)
+    colon = colon + 1 < text.size() && text[colon + 1] == ':' ? colon + 1 : text.npos;
+  if (colon == std::string_view::npos || colon + 1 == text.size()) {
+    error = (v6 && text.find(']') == text.npos ? "no closing ']'" : "no port") + expected;
+    return std::nullopt;
+  }
+  std::string host(v6 ? text.substr(1, colon - 2) : text.substr(0, colon));
+  std::string_view port = text.substr(colon + 1);
+  unsigned char buf[sizeof(in6_addr)];
+  if (!v6 && host.find(':') != std::string::npos) {
+    error = "an IPv6 address goes in brackets" + expected;
+    return std::nullopt;
+  }
+  if (inet_pton(v6 ? AF_INET6 : AF_INET, host.c_str(), buf) != 1) {
+    error = "'" + host + "' is not a numeric " + (v6 ? "IPv6" : "IPv4") + " address" + expected;
+    return std::nullopt;
+  }
+  unsigned p = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+  if (ec != std::errc() || end != port.data() + port.size() || p < 1 || p > 65535) {
+    error = "port '" + std::string(port) + "' is not a number 1-65535";
+    return std::nullopt;
+  }
+  return ListenAddress{host, static_cast<uint16_t>(p), ""};
+}
 
 std::vector<IniSection> parse_ini(const std::string& path, std::string_view text) {
   std::vector<IniSection> out;
@@ -117,11 +157,19 @@ void apply_host_section(HostConfig& cfg, const std::string& file, const IniSecti
       cfg.limits.max_output = parse_number(file, e, 4096, 1ull << 32);
     } else if (e.key == "max-memory") {
       cfg.limits.max_memory = parse_number(file, e, 1 << 20, 1ull << 36);
+    } else if (e.key == "metrics-listen") {
+      cfg.metrics_listen.reset();
+      if (e.value.empty() || e.value == "none") continue;
+      std::string error;
+      cfg.metrics_listen = parse_listen_address(e.value, error);
+      if (!cfg.metrics_listen)
+        throw ConfigError(where(file, e.line) + "metrics-listen: '" + e.value + "': " + error);
+      cfg.metrics_listen->where = where(file, e.line);
     } else {
       throw ConfigError(where(file, e.line) + "unknown key '" + e.key +
                         "' in [host] (expected plugin, socket, socket-group, socket-mode, "
                         "log-level, max-clients, max-line, max-payload, max-output, max-memory, "
-                        "idle-timeout, netlink-rcvbuf)");
+                        "idle-timeout, netlink-rcvbuf, metrics-listen)");
     }
   }
 }

@@ -5,6 +5,8 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
+
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -49,6 +51,18 @@ struct ControlLimits {
   bool operator==(const ControlLimits&) const = default;
 };
 
+// [host] metrics-listen: where the HTTP listener serves GET /metrics.
+struct ListenAddress {
+  std::string address;  // numeric IPv4 or IPv6 (without brackets)
+  uint16_t port = 0;
+  std::string where;         // "FILE:LINE: " of the key, for errors found later (bind)
+  std::string text() const;  // "127.0.0.1:9477", "[::1]:9477"
+  bool operator==(const ListenAddress& o) const { return address == o.address && port == o.port; }
+};
+
+// "127.0.0.1:9477", "[::1]:9477"; std::nullopt and an error otherwise.
+std::optional<ListenAddress> parse_listen_address(std::string_view text, std::string& error);
+
 struct HostConfig {
   std::string config_file;  // "" when none
   std::vector<std::string> plugins;
@@ -58,6 +72,7 @@ struct HostConfig {
   LogLevel log_level = LogLevel::info;
   ControlLimits limits;
   size_t netlink_rcvbuf = 8 << 20;  // link monitor socket; tiny values force overflows (tests)
+  std::optional<ListenAddress> metrics_listen;        // none: no HTTP listener (the default)
   std::map<std::string, IniSection> plugin_sections;  // [plugin.NAME] by NAME
 };
 

@@ -87,6 +87,59 @@ BOOST_AUTO_TEST_CASE(values_are_applied) {
   BOOST_TEST(cfg.limits.idle_timeout_s == 9u);
 }
 
+BOOST_AUTO_TEST_CASE(metrics_listen) {
+  auto parsed = [](const std::string& text) {
+    HostConfig cfg;
+    for (const auto& s : parse_ini("x.conf", text)) apply_host_section(cfg, "x.conf", s);
+    return cfg.metrics_listen;
+  };
+  BOOST_TEST(!parsed("socket-mode = 0600\n"));  // off by default
+  BOOST_TEST(!parsed("metrics-listen = none\n"));
+  BOOST_TEST(!parsed("metrics-listen = 127.0.0.1:1\nmetrics-listen =\n"));
+  auto v4 = parsed("metrics-listen = 127.0.0.1:9477\n");
+  BOOST_TEST_REQUIRE(!!v4);
+  BOOST_TEST(v4->address == "127.0.0.1");
+  BOOST_TEST(v4->port == 9477u);
+  BOOST_TEST(v4->text() == "127.0.0.1:9477");
+  BOOST_TEST(v4->where == "x.conf:1: ");
+  auto v6 = parsed("\nmetrics-listen = [::1]:65535\n");
+  BOOST_TEST_REQUIRE(!!v6);
+  BOOST_TEST(v6->address == "::1");
+  BOOST_TEST(v6->port == 65535u);
+  BOOST_TEST(v6->text() == "[::1]:65535");
+  BOOST_TEST(v6->where == "x.conf:2: ");
+  BOOST_TEST(parsed("metrics-listen = [::]:9477\n")->address == "::");
+  struct {
+    const char* text;
+    const char* expect;
+  } cases[] = {
+      {"metrics-listen = 127.0.0.1\n", "x.conf:1: metrics-listen: '127.0.0.1': no port"},
+      {"metrics-listen = 127.0.0.1:\n", "x.conf:1: metrics-listen: '127.0.0.1:': no port"},
+      {"\nmetrics-listen = localhost:9477\n",
+       "x.conf:2: metrics-listen: 'localhost:9477': 'localhost' is not a numeric IPv4 address "
+       "(expected ADDRESS:PORT with a numeric IPv4 address or a bracketed IPv6 one"},
+      {"metrics-listen = 127.0.0.1:0\n",
+       "x.conf:1: metrics-listen: '127.0.0.1:0': port '0' is "
+       "not a number 1-65535"},
+      {"metrics-listen = 127.0.0.1:65536\n", "x.conf:1: metrics-listen: '127.0.0.1:65536': port"},
+      {"metrics-listen = 127.0.0.1:94x\n", "x.conf:1: metrics-listen: '127.0.0.1:94x': port"},
+      {"metrics-listen = ::1:9477\n",
+       "x.conf:1: metrics-listen: '::1:9477': an IPv6 address goes in brackets"},
+      {"metrics-listen = [::1]\n", "x.conf:1: metrics-listen: '[::1]': no port"},
+      {"metrics-listen = [::1:9477\n", "x.conf:1: metrics-listen: '[::1:9477': no closing ']'"},
+      {"metrics-listen = [127.0.0.1]:9477\n",
+       "x.conf:1: metrics-listen: '[127.0.0.1]:9477': '127.0.0.1' is not a numeric IPv6 address"},
+      {"metrics-listen = 300.0.0.1:9477\n",
+       "x.conf:1: metrics-listen: '300.0.0.1:9477': "
+       "'300.0.0.1' is not a numeric IPv4 address"},
+  };
+  for (const auto& c : cases) {
+    std::string err = ini_error(c.text);
+    BOOST_TEST_INFO("config: " << c.text << " gave: " << err);
+    BOOST_TEST(err.find(c.expect) == 0u);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(command_line_wins) {
   char path[] = "/tmp/xdpfw-host-config-XXXXXX";
   int fd = mkstemp(path);

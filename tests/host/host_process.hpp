@@ -122,6 +122,25 @@ struct Session {
   int to = -1, from = -1, status = 0;
 };
 
+// Forks and runs args (args[0] looked up in PATH) with stdout and stderr in
+// log; the child gets deathsig if the test process dies first.
+inline pid_t spawn_logged(std::vector<std::string> args, const fs::path& log, int deathsig) {
+  pid_t pid = fork();
+  BOOST_TEST_REQUIRE(pid >= 0);
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, deathsig);  // never outlive a killed test
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 2);
+    dup2(fd, 1);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execvp(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
 // The real xdpfw-host, started with args; stderr goes to a log file.
 class HostProcess {
  public:
@@ -131,19 +150,7 @@ class HostProcess {
       : log_(dir / ("host-" + std::to_string(counter()++) + ".log")) {
     args.insert(args.begin(), XDPFW_HOST_BIN);
     args.insert(args.begin(), prefix.begin(), prefix.end());
-    pid_ = fork();
-    BOOST_TEST_REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGTERM);  // never outlive a killed test
-      int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      dup2(fd, 2);
-      dup2(fd, 1);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execvp(argv[0], argv.data());
-      _exit(127);
-    }
+    pid_ = spawn_logged(std::move(args), log_, SIGTERM);
     if (wait_ready)
       BOOST_TEST_REQUIRE(
           wait_until([&] { return log().find(" ready, ") != std::string::npos || exited(); }),
