@@ -9,9 +9,25 @@ pkgs=(
   libclang-rt-14-dev  # ASan, UBSan, libFuzzer runtimes (only recommended by clang)
   libboost-dev libboost-program-options-dev libboost-test-dev
   libnl-3-dev libnl-route-3-dev nlohmann-json3-dev
+  # the .deb (cpack; dpkg-shlibdeps comes with build-essential's dpkg-dev) and
+  # tests/package: lintian, man --warnings, logrotate, systemd-analyze, strace
+  lintian man-db logrotate systemd file adduser strace
   iproute2 socat ethtool
   nftables gnuplot-nox  # bench/: the nftables baseline and the plot
+  prometheus curl  # metrics tests: promtool, a server of their own, an HTTP client
 )
+# prometheus: its service is neither started nor enabled here (the tests run
+# their own instance). Without a policy-rc.d (Docker's refuses every start)
+# one refusing prometheus is in place while this script runs.
+prometheus_new=
+dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -q "install ok installed" ||
+  prometheus_new=1
+if [[ -n $prometheus_new && ! -e /usr/sbin/policy-rc.d ]]; then
+  printf '#!/bin/sh\n# xdpfw install-deps.sh: no prometheus daemon\nfor a; do [ "$a" = prometheus ] && exit 101; done\nexit 0\n' \
+    >/usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -19,6 +35,19 @@ done
 if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if [[ -n $prometheus_new ]]; then
+  if [[ -d /run/systemd/system ]]; then
+    systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  else
+    # No systemd running: stop only what the init script may have started
+    # (its pid file), then keep it from starting at boot either way.
+    if [[ -x /etc/init.d/prometheus ]] && /etc/init.d/prometheus status >/dev/null 2>&1; then
+      /etc/init.d/prometheus stop >/dev/null || true
+    fi
+    update-rc.d prometheus disable >/dev/null 2>&1 || true
+    systemctl disable prometheus.service >/dev/null 2>&1 || true
+  fi
 fi
 # The BPF filesystem, for pinned maps and links (not mounted at boot here).
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
