@@ -350,6 +350,14 @@ void ControlServer::shed() {
   }
 }
 
+ControlServer::Counts ControlServer::counts() const {
+  Counts c;
+  for (const auto& s : sessions_) ++(s->admin() ? c.admins : c.read_only);
+  c.watchers = streams_.size();
+  c.held_bytes = held_;
+  return c;
+}
+
 size_t ControlServer::read_only_clients() const {
   size_t n = 0;
   for (const auto& s : sessions_) n += !s->admin();

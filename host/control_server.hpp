@@ -65,6 +65,11 @@ class ControlServer {
   void check(const HostConfig& cfg) const;
   // Applies new limits (new sessions and existing ones) and socket mode/group.
   void reconfigure(const HostConfig& cfg);
+  // Clients now, for the host's metrics.
+  struct Counts {
+    size_t admins = 0, read_only = 0, watchers = 0, held_bytes = 0;
+  };
+  Counts counts() const;
   // A line to every live stream (the host's audit lines); slow watchers
   // lose it as they lose their own lines.
   void broadcast(const std::string& line);

@@ -534,7 +534,21 @@ Scrape Host::collect_metrics() {
        "# TYPE xdpfw_host_reloads_total counter\n"
        "xdpfw_host_reloads_total{outcome=\"applied\"} "
     << reloads_applied_ << "\nxdpfw_host_reloads_total{outcome=\"refused\"} " << reloads_refused_
-    << "\n"
+    << "\n";
+  ControlServer::Counts c = server_.counts();
+  o << "# HELP xdpfw_host_control_clients Control socket clients by level.\n"
+       "# TYPE xdpfw_host_control_clients gauge\n"
+       "xdpfw_host_control_clients{level=\"admin\"} "
+    << c.admins << "\nxdpfw_host_control_clients{level=\"read_only\"} " << c.read_only
+    << "\n# HELP xdpfw_host_control_watchers Control clients turned into live streams.\n"
+       "# TYPE xdpfw_host_control_watchers gauge\n"
+       "xdpfw_host_control_watchers "
+    << c.watchers
+    << "\n# HELP xdpfw_host_control_held_bytes Unread replies and unrun input of all clients "
+       "(max-memory bounds it).\n"
+       "# TYPE xdpfw_host_control_held_bytes gauge\n"
+       "xdpfw_host_control_held_bytes "
+    << c.held_bytes << "\n"
     << metrics_.own_metrics();
   s.text += o.str();
   return s;

@@ -247,6 +247,15 @@ BOOST_AUTO_TEST_CASE(scrape_matches_rules_and_stats) {
   BOOST_TEST(m["xdpfw_rules"] == 2);
   BOOST_TEST(m["xdpfw_host_http_connections"] == 1);  // this one
   BOOST_TEST(m["xdpfw_host_plugins"] == 1);
+  {
+    Session admin(s.fw.sock);  // one control client, as root
+    BOOST_TEST_REQUIRE(admin.command("version").find("xdpfw-host") == 0u);
+    auto with_client = samples(s.get().body);
+    BOOST_TEST(with_client["xdpfw_host_control_clients{level=\"admin\"}"] == 1);
+    BOOST_TEST(with_client["xdpfw_host_control_clients{level=\"read_only\"}"] == 0);
+    BOOST_TEST(with_client["xdpfw_host_control_watchers"] == 0);
+    BOOST_TEST(with_client.count("xdpfw_host_control_held_bytes") == 1u);
+  }
   // Every value of 'show stats' has its series, with the same value. The
   // two are read one after the other and a stray packet (IPv6 neighbour
   // discovery) may fall between them: read both again until they agree.
