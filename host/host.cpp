@@ -462,8 +462,8 @@ void Host::add_builtin_commands() {
                   else
                     o << "config " << (cfg_.config_file.empty() ? "-" : cfg_.config_file)
                       << "\nstarted " << when(l.started) << "\nin effect since "
-                      << when(l.in_effect_since) << "\nlast reload " << when(l.at) << " " << outcome
-                      << "\n"
+                      << when(l.in_effect_since) << "\nlast reload " << when(l.at)
+                      << (l.at ? " " + outcome : std::string()) << "\n"
                       << l.text;
                   return CommandResult{true, o.str()};
                 });

@@ -482,6 +482,9 @@ BOOST_AUTO_TEST_CASE(sighup_good_then_bad_config) {
 BOOST_AUTO_TEST_CASE(reload_command_answers) {
   Agent a("", "prefix = one:");
   auto h = a.start();
+  std::string before = a.ask("show reload\n");
+  BOOST_TEST(before.find("config " + a.conf.string() + "\nstarted ") == 0u, before);
+  BOOST_TEST(before.find("\nlast reload never\n") != std::string::npos, before);
   a.write_config("", "prefix = two:");
   BOOST_TEST(a.ask("reload\n") ==
              "reloaded " + a.conf.string() + "\necho: prefix 'two:' (forced)\n\n");
@@ -494,6 +497,7 @@ BOOST_AUTO_TEST_CASE(reload_command_answers) {
   BOOST_TEST(a.ask("echo x\n") == "two:x\n\n");
   std::string shown = a.ask("show reload\n");
   BOOST_TEST(shown.find("refused") != std::string::npos, shown);
+  BOOST_TEST(a.ask("show reload json\n").find("\"outcome\":\"refused\"") != std::string::npos);
   BOOST_TEST(shown.find("unknown key 'colour'") != std::string::npos, shown);
   BOOST_TEST(a.ask("reload now\n") == "ERR: reload: takes no argument\n\n");
   // Audited: who, what, the outcome.

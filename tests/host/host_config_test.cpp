@@ -56,6 +56,7 @@ BOOST_AUTO_TEST_CASE(errors_name_file_and_line) {
       {"[host]\ncolour = red\n", "x.conf:2: unknown key 'colour' in [host]"},
       {"max-clients = lots\n", "x.conf:1: max-clients: 'lots' is not a number 1-100000"},
       {"\n\nmax-clients = 0\n", "x.conf:3: max-clients: '0' is not a number"},
+      {"max-memory = 1024\n", "x.conf:1: max-memory: '1024' is not a number 1048576-"},
       {"socket-mode = 0999\n", "x.conf:1: socket-mode: '0999' is not a number 0-511 in octal"},
       {"socket = relative.sock\n", "x.conf:1: socket: 'relative.sock' is not an absolute path"},
       {"log-level = loud\n", "x.conf:1: log-level: 'loud' is not a log level"},
@@ -78,8 +79,10 @@ BOOST_AUTO_TEST_CASE(values_are_applied) {
   HostConfig cfg;
   for (const auto& s : parse_ini("x.conf",
                                  "plugin = /a.so\nplugin = /b.so\nsocket-mode = 0600\n"
-                                 "socket-group = adm\nmax-line = 1024\nidle-timeout = 9\n"))
+                                 "socket-group = adm\nmax-line = 1024\nidle-timeout = 9\n"
+                                 "max-memory = 2097152\n"))
     apply_host_section(cfg, "x.conf", s);
+  BOOST_TEST(cfg.limits.max_memory == 2097152u);
   BOOST_TEST(cfg.plugins == (std::vector<std::string>{"/a.so", "/b.so"}));
   BOOST_TEST(cfg.socket_mode == 0600u);
   BOOST_TEST(cfg.socket_group == "adm");
