@@ -395,17 +395,18 @@ void Firewall::save_state() {
   }
 }
 
+// One rule in place: no copy of the set unless the datapath must recompile.
 CommandOutput Firewall::rule_add(const std::string& spec) {
   try {
-    uint32_t id = 0;
-    auto list = store_.with_added(parse_rule(spec), &id);
-    auto added = std::find_if(list.begin(), list.end(), [&](const Rule& r) { return r.id == id; });
+    Rule added = store_.prepared(parse_rule(spec));
     // One bucket write where the rule fits in place; a recompile otherwise.
-    if (!dp_.add_in_place(*added)) dp_.apply(list, cfg_.policy);
-    std::string line = "add " + format_rule(*added);
-    store_.commit(std::move(list));
-    journal(line);
-    return {true, "id " + std::to_string(id)};
+    if (!dp_.add_in_place(added)) {
+      uint32_t id = 0;
+      dp_.apply(store_.with_added(added, &id), cfg_.policy);
+    }
+    store_.insert(added);
+    journal("add " + format_rule(added));
+    return {true, "id " + std::to_string(added.id)};
   } catch (const std::exception& e) {
     return fail("rule add", e);
   }
@@ -417,11 +418,11 @@ CommandOutput Firewall::rule_del(const std::string& arg) {
   if (arg.empty() || ec != std::errc() || p != arg.data() + arg.size() || id == 0)
     return {false, "rule del: '" + arg + "' is not a rule id (expected a number, see 'rule list')"};
   try {
-    auto list = store_.without(id);  // throws if there is no such rule
-    const auto& now = store_.rules();
-    auto gone = std::find_if(now.begin(), now.end(), [&](const Rule& r) { return r.id == id; });
-    if (!dp_.remove_in_place(*gone)) dp_.apply(list, cfg_.policy);
-    store_.commit(std::move(list));
+    const Rule* gone = store_.find(id);
+    if (!gone)
+      return fail("rule del", RuleError("id: no rule " + arg + " ('rule list' shows them)"));
+    if (!dp_.remove_in_place(*gone)) dp_.apply(store_.without(id), cfg_.policy);
+    store_.erase(id);
     journal("del " + std::to_string(id));
     return {true, "deleted " + arg};
   } catch (const std::exception& e) {

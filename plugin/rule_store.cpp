@@ -37,29 +37,30 @@ uint32_t read_id_high_water(const std::string& text) {
   }
 }
 
+// high_water_id_ covers every rule held now (commit and insert keep it so).
 uint32_t RuleStore::next_id() const {
-  uint32_t id = high_water_id_;
-  for (const Rule& r : rules_) id = std::max(id, r.id);
-  return id + 1;
+  return high_water_id_ + 1;
 }
 
+// "After the existing ones": the list is sorted by priority, so the last.
 uint32_t RuleStore::last_priority() const {
-  uint32_t p = default_priority;
-  for (const Rule& r : rules_) p = std::max(p, *r.priority);
-  return p;
+  return rules_.empty() ? default_priority : std::max(default_priority, *rules_.back().priority);
 }
 
-std::vector<Rule> RuleStore::with_added(Rule r, uint32_t* id_out) const {
+Rule RuleStore::prepared(Rule r) const {
   if (r.id) {
-    for (const Rule& x : rules_)
-      if (x.id == r.id)
-        throw RuleError("id: " + std::to_string(r.id) +
-                        " is taken (rule del it first, or omit id)");
+    if (ids_.count(r.id))
+      throw RuleError("id: " + std::to_string(r.id) + " is taken (rule del it first, or omit id)");
   } else {
     if (next_id() == 0) throw RuleError("id: no ids left");
     r.id = next_id();
   }
   if (!r.priority) r.priority = last_priority();
+  return r;
+}
+
+std::vector<Rule> RuleStore::with_added(Rule r, uint32_t* id_out) const {
+  r = prepared(std::move(r));
   std::vector<Rule> out;
   out.reserve(rules_.size() + 1);
   auto at = std::upper_bound(rules_.begin(), rules_.end(), r, before);
@@ -68,6 +69,25 @@ std::vector<Rule> RuleStore::with_added(Rule r, uint32_t* id_out) const {
   out.insert(out.end(), at, rules_.end());
   if (id_out) *id_out = r.id;
   return out;
+}
+
+void RuleStore::insert(const Rule& r) {
+  rules_.insert(std::upper_bound(rules_.begin(), rules_.end(), r, before), r);
+  ids_.insert(r.id);
+  high_water_id_ = std::max(high_water_id_, r.id);
+}
+
+const Rule* RuleStore::find(uint32_t id) const {
+  if (!ids_.count(id)) return nullptr;
+  auto it = std::find_if(rules_.begin(), rules_.end(), [&](const Rule& r) { return r.id == id; });
+  return it == rules_.end() ? nullptr : &*it;
+}
+
+void RuleStore::erase(uint32_t id) {
+  auto it = std::find_if(rules_.begin(), rules_.end(), [&](const Rule& r) { return r.id == id; });
+  if (it == rules_.end()) return;
+  rules_.erase(it);
+  ids_.erase(id);
 }
 
 std::vector<Rule> RuleStore::without(uint32_t id) const {
@@ -110,9 +130,14 @@ std::vector<Rule> RuleStore::parsed(const std::string& name, const std::string& 
 }
 
 void RuleStore::commit(std::vector<Rule> rules) {
-  for (const Rule& r : rules_) high_water_id_ = std::max(high_water_id_, r.id);
   sort_rules(rules);
   rules_ = std::move(rules);
+  ids_.clear();
+  ids_.reserve(rules_.size());
+  for (const Rule& r : rules_) {
+    ids_.insert(r.id);
+    high_water_id_ = std::max(high_water_id_, r.id);
+  }
 }
 
 std::string RuleStore::text() const {

@@ -43,4 +43,30 @@ BOOST_AUTO_TEST_CASE(replace_keeps_ids_of_unchanged_rules_and_never_reuses_one) 
   BOOST_TEST(id == 10u);
 }
 
+// One rule at a time: prepared() changes nothing, insert() keeps the order
+// (priority, then id), erase() frees no id for reuse, a taken id is refused.
+BOOST_AUTO_TEST_CASE(insert_and_erase_in_place) {
+  RuleStore s;
+  s.commit(
+      s.parsed("a", "prio 10 proto tcp dport 22 action drop\nprio 3000 proto udp action pass\n"));
+  Rule r = s.prepared(parse_rule("prio 20 proto icmp action drop"));
+  BOOST_TEST(r.id == 3u);
+  BOOST_TEST(s.rules().size() == 2u);  // not yet in
+  s.insert(r);
+  std::vector<uint32_t> order;
+  for (const Rule& x : s.rules()) order.push_back(x.id);
+  BOOST_TEST(order == (std::vector<uint32_t>{1, 3, 2}));
+  BOOST_TEST(*s.prepared(parse_rule("proto tcp action pass")).priority == 3000u);  // after the last
+  BOOST_CHECK_THROW(s.prepared(parse_rule("id 3 proto tcp action pass")), RuleError);
+  BOOST_TEST(s.find(3) != nullptr);
+  s.erase(3);
+  BOOST_TEST(s.find(3) == nullptr);
+  BOOST_TEST(s.rules().size() == 2u);
+  BOOST_TEST(s.prepared(parse_rule("proto tcp action pass")).id == 4u);  // 3 never comes back
+  BOOST_TEST(s.id_high_water() == 3u);
+  Rule explicit_id = s.prepared(parse_rule("id 50 proto tcp action pass"));
+  s.insert(explicit_id);
+  BOOST_TEST(s.prepared(parse_rule("proto udp action pass")).id == 51u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
