@@ -603,6 +603,15 @@ BOOST_AUTO_TEST_CASE(nothing_runs_after_a_client_is_closed_for_not_reading) {
 // Out of descriptors (hard limit 64): the agent pauses accepting instead of
 // spinning on the listener, and serves again once clients have gone.
 BOOST_AUTO_TEST_CASE(emfile_backs_off_instead_of_spinning) {
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  // The sanitizers' runtime needs descriptors of its own (UBSan's vptr
+  // check probes memory through a pipe): out of them it reports Asio's
+  // error categories as bad objects. This case runs in the normal build.
+  BOOST_TEST_MESSAGE("skipped in the sanitizer build: its runtime needs free descriptors");
+  return;
+#endif
+#endif
   Agent a;
   auto h = std::make_unique<HostProcess>(
       a.dir, std::vector<std::string>{"--config", a.conf.string()}, true,
@@ -622,7 +631,7 @@ BOOST_AUTO_TEST_CASE(emfile_backs_off_instead_of_spinning) {
   BOOST_TEST(used < 40, used << " ticks in 2 s");
   BOOST_TEST(!h->exited());
   clients.clear();
-  BOOST_TEST(a.ask("echo back\n") == "echo: back\n\n");
+  BOOST_TEST(a.ask("echo back\n") == "echo: back\n\n", h->log());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -38,7 +38,7 @@ int fake_getsockopt(int, int level, int name, void* value, socklen_t* len) {
       *len = need;
       return errno = ERANGE, -1;
     }
-    std::memcpy(value, peer.groups.data(), need);
+    if (need) std::memcpy(value, peer.groups.data(), need);
     *len = need;
     return 0;
   }
