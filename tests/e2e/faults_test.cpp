@@ -266,8 +266,8 @@ BOOST_AUTO_TEST_CASE(non_reading_clients_share_one_memory_budget) {
                        ssize_t(pipelined.size()));
   }
   Session admin(fw.sock);
-  for (int i = 0; i < 5; ++i)
-    BOOST_TEST(admin.command("show stats").find("match_drop") != std::string::npos);
+  for (int i = 0; i < 5; ++i)  // liveness, not speed: a generous deadline
+    BOOST_TEST(admin.command("show stats", 120).find("match_drop") != std::string::npos);
   // Wait for the agent to be done with every request (its CPU time stops).
   long last = cpu_ticks(fw.host->pid());
   BOOST_TEST(wait_until(
@@ -281,9 +281,10 @@ BOOST_AUTO_TEST_CASE(non_reading_clients_share_one_memory_budget) {
       120));
   long grew_mib = (proc_status_kib(fw.host->pid(), "VmHWM:") - peak_before) / 1024;
   BOOST_TEST_MESSAGE("peak RSS grew by " << grew_mib << " MiB (max-memory 96 MiB)");
-  BOOST_TEST(grew_mib < 96 + 64, "peak RSS grew by " << grew_mib << " MiB");
+  if (!sanitized_build)  // ASan's quarantine keeps what the agent freed
+    BOOST_TEST(grew_mib < 96 + 64, "peak RSS grew by " << grew_mib << " MiB");
   BOOST_TEST(fw.host->log().find("over max-memory (96 MiB): closed client") != std::string::npos);
-  BOOST_TEST(admin.command("show stats").find("match_drop") != std::string::npos);
+  BOOST_TEST(admin.command("show stats", 120).find("match_drop") != std::string::npos);
   BOOST_TEST(!fw.host->exited());
 }
 

@@ -102,17 +102,20 @@ struct Session {
     kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
   }
-  // Sends one line and reads its reply, up to and including the empty line.
-  std::string command(const std::string& line) {
+  // Sends one line and reads its reply, up to and including the empty line
+  // (waiting up to seconds).
+  std::string command(const std::string& line, int seconds = 20) {
     std::string s = line + "\n";
     BOOST_TEST_REQUIRE(write(to, s.data(), s.size()) == ssize_t(s.size()));
     std::string reply;
-    wait_until([&] {
-      char buf[4096];
-      ssize_t n;
-      while ((n = read(from, buf, sizeof buf)) > 0) reply.append(buf, size_t(n));
-      return reply.ends_with("\n\n") || n == 0;
-    });
+    wait_until(
+        [&] {
+          char buf[4096];
+          ssize_t n;
+          while ((n = read(from, buf, sizeof buf)) > 0) reply.append(buf, size_t(n));
+          return reply.ends_with("\n\n") || n == 0;
+        },
+        seconds);
     return reply;
   }
   bool ended() {
