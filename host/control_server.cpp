@@ -41,7 +41,7 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
     std::string refusal;
     if (server_.sessions_.size() > l.max_clients)
       refusal = "too many clients (limit " + std::to_string(l.max_clients) + ")";
-    else if (!info_.admin && server_.read_only_clients() > ro_slots)
+    else if (!info_.admin && server_.counts().read_only > ro_slots)
       refusal = "too many read-only clients (limit " + std::to_string(ro_slots) +
                 "; the other slots are kept for administrators)";
     if (!refusal.empty()) {
@@ -356,12 +356,6 @@ ControlServer::Counts ControlServer::counts() const {
   c.watchers = streams_.size();
   c.held_bytes = held_;
   return c;
-}
-
-size_t ControlServer::read_only_clients() const {
-  size_t n = 0;
-  for (const auto& s : sessions_) n += !s->admin();
-  return n;
 }
 
 ControlServer::~ControlServer() {

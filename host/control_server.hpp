@@ -86,7 +86,6 @@ class ControlServer {
   // holding the most is closed.
   void charge(ptrdiff_t delta);
   void shed();
-  size_t read_only_clients() const;
 
   boost::asio::io_context& io_;
   Dispatch dispatch_;

@@ -400,10 +400,7 @@ CommandOutput Firewall::rule_add(const std::string& spec) {
   try {
     Rule added = store_.prepared(parse_rule(spec));
     // One bucket write where the rule fits in place; a recompile otherwise.
-    if (!dp_.add_in_place(added)) {
-      uint32_t id = 0;
-      dp_.apply(store_.with_added(added, &id), cfg_.policy);
-    }
+    if (!dp_.add_in_place(added)) dp_.apply(store_.with_added(added, nullptr), cfg_.policy);
     store_.insert(added);
     journal("add " + format_rule(added));
     return {true, "id " + std::to_string(added.id)};
