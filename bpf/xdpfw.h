@@ -139,10 +139,16 @@ struct xdpfw_cand {
 	__u8 pad[5];
 };
 
+/* What the pinned maps' contents mean. Bump it when a map's contents change
+ * meaning without any map changing size: an agent that finds pins of another
+ * layout (or of other sizes) replaces them (docs/PACKAGING.md, "Upgrades").
+ * 0 is the layout of the first package, whose config had a zero pad here. */
+#define XDPFW_MAP_LAYOUT 0
+
 /* Global run-time settings (one entry). */
 struct xdpfw_config {
 	__u32 active_slot;
-	__u32 pad;
+	__u32 layout; /* XDPFW_MAP_LAYOUT of the agent that wrote the maps */
 	__u64 event_cost_ns;  /* per-CPU token cost of one event; 0 = events off */
 	__u64 event_burst_ns; /* per-CPU bucket depth */
 };

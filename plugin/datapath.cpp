@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <set>
 
 #include "xdpfw.skel.h"
@@ -106,11 +107,11 @@ Datapath::Datapath(const DatapathOptions& opts) : opts_(opts) {
     int rc = xdpfw_bpf__load(skel_);
     if (rc < 0 && resumed_)
       throw DatapathError("cannot reuse the maps pinned in " + opts_.pin_dir + " (" +
-                          errstr(errno ? errno : rc) +
-                          "); were they made with other sizes (max-rules)? Remove them "
-                          "(rm -r " +
-                          opts_.pin_dir + ") or restore the old settings");
+                          errstr(errno ? errno : rc) + "); remove them (rm -r " + opts_.pin_dir +
+                          ") to start with fresh maps");
     check(rc, "load the XDP program (needs root or CAP_BPF+CAP_NET_ADMIN)");
+    config_.layout = XDPFW_MAP_LAYOUT;
+    if (!replaced_.empty()) repin();
     if (resumed_) {
       resume();
     } else {
@@ -134,16 +135,91 @@ Datapath::~Datapath() {
 
 // The maps that carry state across restarts: rules, counters, the active
 // slot. (The sync maps and the perf array are the process's own.)
+std::vector<bpf_map*> Datapath::pinned_maps() const {
+  return {skel_->maps.xdpfw_config,        skel_->maps.xdpfw_rulesets,
+          skel_->maps.xdpfw_summary,       skel_->maps.xdpfw_buckets_v4,
+          skel_->maps.xdpfw_buckets_v6,    skel_->maps.xdpfw_cands,
+          skel_->maps.xdpfw_rule_counters, skel_->maps.xdpfw_stats,
+          skel_->maps.xdpfw_event_bucket};
+}
+
+std::string Datapath::pin_path(const bpf_map* m) const {
+  return opts_.pin_dir + "/" + bpf_map__name(m);
+}
+
+// Pins reusable as they are are handed to libbpf, which opens them at load.
+// Pins of another layout (another build, another max-rules) are left alone
+// until the new program has loaded, then replaced (repin).
 void Datapath::pin_maps() {
-  bpf_map* maps[] = {skel_->maps.xdpfw_config,        skel_->maps.xdpfw_rulesets,
-                     skel_->maps.xdpfw_summary,       skel_->maps.xdpfw_buckets_v4,
-                     skel_->maps.xdpfw_buckets_v6,    skel_->maps.xdpfw_cands,
-                     skel_->maps.xdpfw_rule_counters, skel_->maps.xdpfw_stats,
-                     skel_->maps.xdpfw_event_bucket};
-  for (bpf_map* m : maps) {
-    std::string path = opts_.pin_dir + "/" + bpf_map__name(m);
+  replaced_ = pins_mismatch();
+  if (!replaced_.empty()) return;
+  for (bpf_map* m : pinned_maps()) {
+    std::string path = pin_path(m);
     if (access(path.c_str(), F_OK) == 0) resumed_ = true;
     check(bpf_map__set_pin_path(m, path.c_str()), "pin " + path);
+  }
+}
+
+// Why the pins in pin_dir cannot be reused as they are: the first map of
+// another type or size, the config of another XDPFW_MAP_LAYOUT, or a map
+// missing beside the others. "" when they can, or when there are none.
+std::string Datapath::pins_mismatch() const {
+  std::string differs, missing;
+  bool found = false;
+  for (bpf_map* m : pinned_maps()) {
+    std::string path = pin_path(m), name = bpf_map__name(m);
+    int fd = bpf_obj_get(path.c_str());
+    if (fd < 0) {
+      if (errno != ENOENT)
+        throw DatapathError("cannot open the pinned map " + path + ": " + errstr(errno));
+      if (missing.empty()) missing = name + " is missing";
+      continue;
+    }
+    found = true;
+    bpf_map_info info{};
+    __u32 len = sizeof info;
+    std::string diff;
+    auto field = [&](const char* what, uint64_t was, uint64_t now) {
+      if (was != now && diff.empty())
+        diff = name + " has " + what + " " + std::to_string(was) + ", this agent " +
+               std::to_string(now);
+    };
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0) {
+      diff = name + " is not a map";
+    } else {
+      field("type", info.type, bpf_map__type(m));
+      field("key size", info.key_size, bpf_map__key_size(m));
+      field("value size", info.value_size, bpf_map__value_size(m));
+      field("max_entries", info.max_entries, bpf_map__max_entries(m));
+      field("flags", info.map_flags, bpf_map__map_flags(m));
+      xdpfw_config c{};
+      __u32 zero = 0;
+      if (diff.empty() && m == skel_->maps.xdpfw_config && bpf_map_lookup_elem(fd, &zero, &c) == 0)
+        field("layout", c.layout, XDPFW_MAP_LAYOUT);
+    }
+    close(fd);
+    if (differs.empty()) differs = diff;
+  }
+  if (!found) return "";
+  return differs.empty() ? missing : differs;
+}
+
+// After a load beside pins of another layout: the old pins go (with any
+// xdpfw_ map an older layout had and this one has not), the new maps take
+// their names. An old program still attached through pinned links
+// (persistent mode) keeps its own maps, and filters, until its links move to
+// this program.
+void Datapath::repin() {
+  namespace fs = std::filesystem;
+  for (const auto& e : fs::directory_iterator(opts_.pin_dir)) {
+    std::string path = e.path().string();
+    if (e.path().filename().string().rfind("xdpfw_", 0) == 0 && unlink(path.c_str()) != 0 &&
+        errno != ENOENT)
+      throw DatapathError("cannot remove the old pin " + path + ": " + errstr(errno));
+  }
+  for (bpf_map* m : pinned_maps()) {
+    errno = 0;
+    check(bpf_map__pin(m, pin_path(m).c_str()), "pin " + pin_path(m));
   }
 }
 

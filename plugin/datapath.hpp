@@ -19,6 +19,7 @@
 #include "xdpfw.h"
 
 struct xdpfw_bpf;  // the skeleton (xdpfw.skel.h)
+struct bpf_map;
 
 namespace xdpfw {
 
@@ -61,6 +62,11 @@ class Datapath {
   const DatapathOptions& options() const { return opts_; }
   // True when pinned maps of an earlier run were found and reused.
   bool resumed() const { return resumed_; }
+  // Set when pinned maps of an earlier run were found but had another
+  // layout (another build's maps, another max-rules): why, e.g.
+  // "xdpfw_rule_counters has max_entries 100000, this agent 1000". They were
+  // replaced by fresh maps (resumed() is false): counters start from zero.
+  const std::string& replaced_pins() const { return replaced_; }
   CompileLimits limits() const;
 
   // Replaces the rule set. Packets see the old set or the new one, never a
@@ -111,7 +117,11 @@ class Datapath {
   xdpfw_bucket to_bucket(uint32_t slot, const Bucket& b) const;
   uint32_t alloc_rule_slot();
   void write_config();
+  std::vector<bpf_map*> pinned_maps() const;
+  std::string pin_path(const bpf_map* m) const;
   void pin_maps();
+  std::string pins_mismatch() const;
+  void repin();
   void resume();
 
   DatapathOptions opts_;
@@ -139,6 +149,7 @@ class Datapath {
   uint32_t next_rule_slot_ = 0;
   xdpfw_config config_{};
   bool resumed_ = false;
+  std::string replaced_;
 };
 
 }  // namespace xdpfw

@@ -129,16 +129,23 @@ Firewall::Firewall(const FirewallConfig& cfg, Log log)
       attacher_(dp_.prog_fd(), prepare_pin_dir(cfg.pin_root, "links"), cfg.persistent),
       attach_(attacher_, cfg, log_) {
   // Precedence: the rule set of the previous run (pinned maps and the state
-  // folder both found) wins; else the rules file.
+  // folder both found) wins; else the rules file. Pins of another layout
+  // (an upgrade, another max-rules) were replaced: the rules still come
+  // from the state, the counters start from zero.
   std::string state = state_file("rules.state");
-  if (dp_.resumed() && !state.empty() && std::filesystem::exists(state)) {
+  if (!dp_.replaced_pins().empty())
+    log_(1, "the maps pinned in " + dp_.options().pin_dir + " were made with another layout (" +
+                dp_.replaced_pins() +
+                "); replaced them: rule counters and statistics start from zero");
+  if ((dp_.resumed() || !dp_.replaced_pins().empty()) && !state.empty() &&
+      std::filesystem::exists(state)) {
     rules_file_text_ = std::filesystem::exists(state_file("rules-file.applied"))
                            ? read_file_nofollow(state_file("rules-file.applied"))
                            : std::string();
     install(read_state());
     store_.raise_id_high_water(resumed_id_high_water_);
     log_(2, "resumed the previous run's " + std::to_string(store_.rules().size()) +
-                " rule(s) and counters");
+                (dp_.resumed() ? " rule(s) and counters" : " rule(s)"));
   } else {
     rules_file_text_ = read_text(cfg_.rules_file);
     install(parse_rules_text(cfg_.rules_file, rules_file_text_));

@@ -1,6 +1,7 @@
 // Maps pinned on a bpf filesystem survive the process: a new Datapath finds
 // them, the old rule set keeps filtering until the next apply, and rule
 // counters carry on. A private bpffs per test, unmounted at the end.
+#include <bpf/bpf.h>
 #include <sys/mount.h>
 
 #include <boost/test/unit_test.hpp>
@@ -67,21 +68,75 @@ BOOST_AUTO_TEST_CASE(rules_and_counters_survive_the_process) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(other_sizes_are_refused_with_advice) {
+// An upgrade or another max-rules: pins the new program cannot use are
+// replaced once it has loaded, and say why; the next run reuses the new ones.
+BOOST_AUTO_TEST_CASE(pins_of_other_sizes_are_replaced) {
+  BpfFs fs;
+  DatapathOptions o = require_root();
+  o.pin_dir = fs.root.string();
+  auto frame53 = build_packet(udp4(53));
+  {
+    Datapath a(o);
+    a.apply(rules({"id 4 prio 1 proto udp dport 53 action drop"}), Policy{});
+    BOOST_TEST(run_xdp(a.prog_fd(), frame53, 3).retval == XDP_DROP);
+  }
+  o.max_rules = 1000;
+  {
+    Datapath b(o);
+    BOOST_TEST(!b.resumed());
+    BOOST_TEST(b.replaced_pins() == "xdpfw_cands has max_entries " +
+                                        std::to_string(XDPFW_SLOTS * XDPFW_DEFAULT_MAX_RULES) +
+                                        ", this agent " + std::to_string(XDPFW_SLOTS * 1000));
+    BOOST_TEST(run_xdp(b.prog_fd(), frame53).retval == XDP_PASS);  // fresh: empty set
+    b.apply(rules({"id 4 prio 1 proto udp dport 53 action drop"}), Policy{});
+    BOOST_TEST(run_xdp(b.prog_fd(), frame53, 2).retval == XDP_DROP);
+    BOOST_TEST(b.rule_counters(4).value().packets == 2u);  // from zero
+  }
+  Datapath c(o);  // the new pins are the ones found now
+  BOOST_TEST(c.resumed());
+  BOOST_TEST(c.replaced_pins() == "");
+  BOOST_TEST(c.rule_counters(4).value().packets == 2u);
+  BOOST_TEST(run_xdp(c.prog_fd(), frame53).retval == XDP_DROP);
+}
+
+// Same sizes, other meaning: the layout number in the config decides. A map
+// missing beside the others (a layout that added one) is another layout too,
+// and pins of maps this layout no longer has are removed with the others.
+BOOST_AUTO_TEST_CASE(pins_of_another_layout_are_replaced) {
   BpfFs fs;
   DatapathOptions o = require_root();
   o.pin_dir = fs.root.string();
   { Datapath a(o); }
-  o.max_rules = 1000;
-  try {
-    Datapath b(o);
-    BOOST_FAIL("maps of another size were reused");
-  } catch (const DatapathError& e) {
-    BOOST_TEST(
-        std::string(e.what()).find("cannot reuse the maps pinned in " + fs.root.string()) == 0u,
-        e.what());
-    BOOST_TEST(std::string(e.what()).find("rm -r") != std::string::npos);
+  {
+    int fd = bpf_obj_get((fs.root / "xdpfw_config").c_str());
+    BOOST_TEST_REQUIRE(fd >= 0);
+    xdpfw_config c{};
+    __u32 zero = 0;
+    BOOST_TEST_REQUIRE(bpf_map_lookup_elem(fd, &zero, &c) == 0);
+    BOOST_TEST(c.layout == XDPFW_MAP_LAYOUT);
+    c.layout = XDPFW_MAP_LAYOUT + 7;
+    BOOST_TEST_REQUIRE(bpf_map_update_elem(fd, &zero, &c, BPF_ANY) == 0);
+    close(fd);
   }
+  // A pin only an older layout had: any map will do.
+  int stale = bpf_obj_get((fs.root / "xdpfw_stats").c_str());
+  BOOST_TEST_REQUIRE(stale >= 0);
+  BOOST_TEST_REQUIRE(bpf_obj_pin(stale, (fs.root / "xdpfw_old_map").c_str()) == 0);
+  close(stale);
+  {
+    Datapath b(o);
+    BOOST_TEST(!b.resumed());
+    BOOST_TEST(b.replaced_pins() == "xdpfw_config has layout " +
+                                        std::to_string(XDPFW_MAP_LAYOUT + 7) + ", this agent " +
+                                        std::to_string(XDPFW_MAP_LAYOUT));
+    BOOST_TEST(!fs::exists(fs.root / "xdpfw_old_map"));
+    BOOST_TEST(fs::exists(fs.root / "xdpfw_config"));
+  }
+  BOOST_TEST_REQUIRE(unlink((fs.root / "xdpfw_summary").c_str()) == 0);
+  Datapath c(o);
+  BOOST_TEST(!c.resumed());
+  BOOST_TEST(c.replaced_pins() == "xdpfw_summary is missing");
+  BOOST_TEST(fs::exists(fs.root / "xdpfw_summary"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -174,4 +174,75 @@ BOOST_AUTO_TEST_CASE(persistent_mode_never_leaks) {
   close(tx);
 }
 
+// An upgrade whose maps differ (here: another max-rules, which changes their
+// sizes): the new agent replaces the old pins by itself, keeps the rules of
+// the previous run (run-time changes and ids included; counters restart),
+// and in persistent mode the old program filters until the links move on.
+BOOST_AUTO_TEST_CASE(pins_of_another_layout_are_replaced_without_a_gap) {
+  Pair p;
+  FirewallAgent fw(p.fw_ns, "interfaces = fwt*\npersistent = yes",
+                   "id 1 proto udp dport 5000 action drop\n");
+  fw.start();
+  BOOST_TEST_REQUIRE(wait_until([&] { return p.fw_ns.xdp_prog("fwt0") != 0; }));
+  BOOST_TEST(fw.ask("rule add proto udp dport 5002 action drop") == "id 2\n\n");
+  int blocked = bound(p.fw_ns, AF_INET, 5000), open_port = bound(p.fw_ns, AF_INET, 5001);
+  int tx = p.peer_ns.socket_in(AF_INET, SOCK_DGRAM);
+  warm_up(p.peer_ns, tx, open_port);
+  auto flow = [&](int n) {
+    send_to(tx, AF_INET, "198.18.0.1", 5000, n);
+    send_to(tx, AF_INET, "198.18.0.1", 5001, n);
+    int got = 0;
+    BOOST_TEST(wait_until([&] { return (got += drain(open_port)) >= n; }));
+    return drain(blocked);
+  };
+  BOOST_TEST(flow(20) == 0);
+  BOOST_TEST_REQUIRE(wait_until([&] { return rule_packets(fw, 1) == 20; }));
+  fw.host->signal(SIGTERM);
+  BOOST_TEST(fw.host->exit_code() == 0);
+  {
+    std::ofstream conf(fw.dir / "xdpfw.conf", std::ios::app);
+    conf << "max-rules = 5000\n";
+  }
+  // Packets all through the restart: none of the blocked port's gets in.
+  std::atomic<bool> flowing{true};
+  uint64_t sent = 0;
+  int tx2 = p.peer_ns.socket_in(AF_INET, SOCK_DGRAM);
+  std::thread sender([&] {
+    while (flowing) {
+      send_to(tx2, AF_INET, "198.18.0.1", 5000, 1);
+      ++sent;
+      usleep(1000);
+    }
+  });
+  fw.start();
+  BOOST_TEST(wait_until([&] {
+    return fw.ask("show interfaces")
+               .find("fwt0 ifindex 2 kind veth selected yes manual - attached yes") !=
+           std::string::npos;
+  }));
+  usleep(100000);
+  flowing = false;
+  sender.join();
+  close(tx2);
+  BOOST_TEST(drain(blocked) == 0);
+  std::string log = fw.host->log();
+  BOOST_TEST(log.find("were made with another layout (xdpfw_") != std::string::npos, log);
+  BOOST_TEST(log.find("resumed the previous run's 2 rule(s)") != std::string::npos, log);
+  json after = json::parse(fw.ask("rule list json"));
+  BOOST_TEST_REQUIRE(after.size() == 2u, after.dump());
+  BOOST_TEST(after[0]["rule"] == "id 1 prio 1000 proto udp dport 5000 action drop");
+  BOOST_TEST(after[1]["rule"] == "id 2 prio 1000 proto udp dport 5002 action drop");
+  // The new maps counted from zero: at most the packets sent since the stop
+  // (kept counters would hold the 20 before it as well).
+  uint64_t now = rule_packets(fw, 1);
+  BOOST_TEST(now <= sent);
+  BOOST_TEST(flow(10) == 0);
+  BOOST_TEST(wait_until([&] { return rule_packets(fw, 1) >= now + 10; }));
+  BOOST_TEST(fw.ask("rule add proto udp dport 5003 action drop") == "id 3\n\n");  // ids go on
+  BOOST_TEST(fw.ask("detach fwt0") == "ok\n\n");
+  close(blocked);
+  close(open_port);
+  close(tx);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
