@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "xdpfw.skel.h"
@@ -265,6 +266,20 @@ void Datapath::resume() {
   for (uint32_t s = 0; s < next_rule_slot_; ++s)
     if (!used.count(s)) free_rule_slots_.push_back(s);
   slots_[0].known = slots_[1].known = false;
+}
+
+uint64_t Datapath::map_memory() const {
+  uint64_t total = 0;
+  bpf_map* m;
+  bpf_object__for_each_map(m, skel_->obj) {
+    int fd = bpf_map__fd(m);
+    if (fd < 0) continue;
+    std::ifstream in("/proc/self/fdinfo/" + std::to_string(fd));
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind("memlock:", 0) == 0) total += std::stoull(line.substr(8));
+  }
+  return total;
 }
 
 int Datapath::prog_fd() const {

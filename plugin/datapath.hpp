@@ -92,6 +92,9 @@ class Datapath {
   std::optional<RuleCounters> rule_counters(uint32_t rule_id) const;
   std::unordered_map<uint32_t, RuleCounters> all_rule_counters() const;
   Stats stats() const;
+  // Kernel memory held by the program's maps, as the kernel accounts it
+  // (memlock in /proc/self/fdinfo), in bytes.
+  uint64_t map_memory() const;
 
   // Unmatched-packet events: at most events_per_sec on average with bursts
   // of up to burst, split evenly across CPUs. 0 turns events off.
