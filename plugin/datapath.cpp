@@ -568,7 +568,7 @@ bool Datapath::in_sync() {
 void Datapath::write_delta(uint32_t slot, const CompiledDelta& d, const Rule* added) {
   const CompiledRuleset& c = *slots_[slot].compiled;
   errno = 0;
-  if (added) {
+  if (added && c.cands.count(added->id)) {  // a shadowed duplicate has none
     xdpfw_cand v = c.cands.at(added->id);
     v.counter = rule_slot_.at(added->id);
     uint32_t idx = cand_index(slot, added->id);

@@ -399,7 +399,10 @@ CompiledRuleset compile_rules(const std::vector<Rule>& input, const Policy& poli
   placed.reserve(rules.size());
   out.matches.reserve(rules.size());
   for (const Rule* r : rules)
-    if (++out.matches[match_key(*r)] == 1) placed.push_back(r);
+    if (auto& m = out.matches[match_key(*r)]; ++m.count == 1) {
+      m.placed = r->id;
+      placed.push_back(r);
+    }
   FamilyBuilder<xdpfw_key4> v4(XDPFW_FAMILY_V4, limits);
   FamilyBuilder<xdpfw_key6> v6(XDPFW_FAMILY_V6, limits);
   for (const Rule* r : placed) {
@@ -583,44 +586,102 @@ auto& delta_of(CompiledDelta& d) {
     return d.v6;
 }
 
-struct AddPlan {
-  uint32_t table;
-  Bucket bucket;
-};
-
+// The links of the chain under k (chain 0 first), as far as they go.
 template <typename K>
-std::optional<std::pair<K, AddPlan>> plan_add(const CompiledRuleset& c, int fam, const Rule& r) {
+std::vector<std::pair<K, const Bucket*>> chain_of(const BucketMap<K>& buckets, K k) {
+  std::vector<std::pair<K, const Bucket*>> links;
+  for (uint32_t link = 0; link < XDPFW_MAX_CHAIN; ++link) {
+    k.chain = static_cast<uint8_t>(link);
+    auto it = buckets.find(k);
+    if (it == buckets.end()) break;
+    links.emplace_back(k, &it->second);
+    if (!it->second.more) break;
+  }
+  return links;
+}
+
+// Where a rule goes in a chain, as one or two bucket writes every packet
+// sees whole: into the link that holds its place in the order when it has
+// room, or at the end of the link before; past the end, into a new link
+// written before the link that points to it. Empty: not in place (a full
+// link would have to shift).
+template <typename K>
+std::vector<std::pair<K, Bucket>> plan_chain_insert(
+    const CompiledRuleset& c, const std::vector<std::pair<K, const Bucket*>>& links, const Rule& r,
+    bool new_link) {
+  auto order = [&](uint32_t id) { return c.cands.at(id).order; };
+  auto with = [&](const Bucket& b) {
+    Bucket nb = b;
+    uint32_t at = nb.n;
+    while (at > 0 && order(nb.ids[at - 1]) > r.order()) --at;
+    std::copy_backward(nb.ids + at, nb.ids + nb.n, nb.ids + nb.n + 1);
+    nb.ids[at] = r.id;
+    ++nb.n;
+    return nb;
+  };
+  size_t j = 0;  // the first link with a rule after r
+  while (j < links.size() &&
+         !std::any_of(links[j].second->ids, links[j].second->ids + links[j].second->n,
+                      [&](uint32_t id) { return order(id) > r.order(); }))
+    ++j;
+  if (j == links.size()) {  // after every rule of the chain
+    const auto& [k, last] = links.back();
+    if (last->n < XDPFW_BUCKET_SIZE) return {{k, with(*last)}};
+    if (!new_link || links.size() >= XDPFW_MAX_CHAIN) return {};
+    K nk = k;
+    nk.chain = static_cast<uint8_t>(links.size());
+    Bucket nb;
+    nb.ids[nb.n++] = r.id;
+    Bucket prev = *last;
+    prev.more = true;
+    return {{nk, nb}, {k, prev}};  // the new link first
+  }
+  const auto& [k, b] = links[j];
+  if (b->n < XDPFW_BUCKET_SIZE) return {{k, with(*b)}};
+  // Full: r may still end the link before, if it goes before all of this one.
+  if (j > 0 && order(b->ids[0]) > r.order() && links[j - 1].second->n < XDPFW_BUCKET_SIZE)
+    return {{links[j - 1].first, with(*links[j - 1].second)}};
+  return {};
+}
+
+// The first table that admits r (and whose best rule r would not beat)
+// with room for it in place; only when none has, a new link at the end of
+// a chain.
+template <typename K>
+std::optional<std::pair<uint32_t, std::vector<std::pair<K, Bucket>>>> plan_add(
+    const CompiledRuleset& c, int fam, const Rule& r) {
   const BucketMap<K>& buckets = buckets_of<K>(c);
   Tuple nat = natural(r);
-  for (uint32_t i = 0; i < c.header.ntables[fam]; ++i) {
-    const xdpfw_table& t = c.header.tables[fam][i];
-    // A new best rule could put the table out of order: not in place.
-    if (!table_tuple(t).admits(nat) || r.order() < t.min_order) continue;
-    K k = rule_key<K>(t, i, r);
-    Bucket b;
-    if (auto it = buckets.find(k); it != buckets.end()) {
-      if (it->second.more || it->second.n >= XDPFW_BUCKET_SIZE) continue;
-      b = it->second;
+  for (bool new_link : {false, true})
+    for (uint32_t i = 0; i < c.header.ntables[fam]; ++i) {
+      const xdpfw_table& t = c.header.tables[fam][i];
+      // A new best rule could put the table out of order: not in place.
+      if (!table_tuple(t).admits(nat) || r.order() < t.min_order) continue;
+      K k = rule_key<K>(t, i, r);
+      auto links = chain_of(buckets, k);
+      if (links.empty()) {
+        Bucket b;
+        b.ids[b.n++] = r.id;
+        return std::make_pair(i, std::vector<std::pair<K, Bucket>>{{k, b}});
+      }
+      auto writes = plan_chain_insert(c, links, r, new_link);
+      if (!writes.empty()) return std::make_pair(i, std::move(writes));
     }
-    uint32_t at = b.n;
-    while (at > 0 && c.cands.at(b.ids[at - 1]).order > r.order()) --at;
-    std::copy_backward(b.ids + at, b.ids + b.n, b.ids + b.n + 1);
-    b.ids[at] = r.id;
-    ++b.n;
-    return std::make_pair(k, AddPlan{i, b});
-  }
   return std::nullopt;
 }
 
 template <typename K>
-void apply_add(CompiledRuleset& c, int fam, const Rule& r, const K& k, const AddPlan& p,
-               CompiledDelta& d) {
-  buckets_of<K>(c)[k] = p.bucket;
-  delta_of<K>(d).emplace_back(k, p.bucket);
+void apply_add(CompiledRuleset& c, int fam, const Rule& r,
+               const std::pair<uint32_t, std::vector<std::pair<K, Bucket>>>& p, CompiledDelta& d) {
+  for (const auto& [k, b] : p.second) {
+    buckets_of<K>(c)[k] = b;
+    delta_of<K>(d).emplace_back(k, b);
+  }
+  const uint32_t table = p.first;
   xdpfw_ruleset& h = c.header;
   auto set = [&](xdpfw_tmask& m) {
-    if (has_bit(m, p.table)) return false;
-    set_bit(m, p.table);
+    if (has_bit(m, table)) return false;
+    set_bit(m, table);
     return true;
   };
   if (r.proto) {
@@ -637,6 +698,9 @@ void apply_add(CompiledRuleset& c, int fam, const Rule& r, const K& k, const Add
   }
 }
 
+// One bucket write: the link that holds the rule, without it. Links of a
+// chain keep their place (no shift): a link may be left short or empty, and
+// the scan reads on while "more" says so. A lone bucket left empty goes.
 template <typename K>
 std::optional<std::pair<K, Bucket>> plan_remove(const CompiledRuleset& c, int fam, const Rule& r) {
   const BucketMap<K>& buckets = buckets_of<K>(c);
@@ -644,20 +708,17 @@ std::optional<std::pair<K, Bucket>> plan_remove(const CompiledRuleset& c, int fa
   for (uint32_t i = 0; i < c.header.ntables[fam]; ++i) {
     const xdpfw_table& t = c.header.tables[fam][i];
     if (!table_tuple(t).admits(nat)) continue;
-    K k = rule_key<K>(t, i, r);
-    auto it = buckets.find(k);
-    if (it == buckets.end()) continue;
-    const Bucket& b = it->second;
-    auto pos = std::find(b.ids, b.ids + b.n, r.id);
-    if (pos == b.ids + b.n) continue;
-    if (b.more) return std::nullopt;  // a chain: its links would shift
-    Bucket nb = b;
-    std::copy(pos + 1, b.ids + b.n, nb.ids + (pos - b.ids));
-    --nb.n;
-    nb.ids[nb.n] = 0;
-    return std::make_pair(k, nb);
+    for (const auto& [k, b] : chain_of(buckets, rule_key<K>(t, i, r))) {
+      auto pos = std::find(b->ids, b->ids + b->n, r.id);
+      if (pos == b->ids + b->n) continue;
+      Bucket nb = *b;
+      std::copy(pos + 1, b->ids + b->n, nb.ids + (pos - b->ids));
+      --nb.n;
+      nb.ids[nb.n] = 0;
+      return std::make_pair(k, nb);
+    }
   }
-  return std::nullopt;  // in a chain link (or not placed)
+  return std::nullopt;  // not placed
 }
 
 bool in_family(const Rule& r, int fam) {
@@ -668,27 +729,40 @@ bool in_family(const Rule& r, int fam) {
 }  // namespace
 
 std::optional<CompiledDelta> add_in_place(CompiledRuleset& c, const Rule& r) {
+  if (c.cands.count(r.id)) return std::nullopt;
   MatchKey mk = match_key(r);
-  if (c.matches.count(mk) || c.cands.count(r.id)) return std::nullopt;
-  std::optional<std::pair<xdpfw_key4, AddPlan>> p4;
-  std::optional<std::pair<xdpfw_key6, AddPlan>> p6;
+  if (auto m = c.matches.find(mk); m != c.matches.end()) {
+    // Shadowed by the placed rule of the same match: nothing to write. A
+    // better one would have to take its place: not in place.
+    if (c.cands.at(m->second.placed).order > r.order()) return std::nullopt;
+    ++m->second.count;
+    return CompiledDelta{};
+  }
+  std::optional<std::pair<uint32_t, std::vector<std::pair<xdpfw_key4, Bucket>>>> p4;
+  std::optional<std::pair<uint32_t, std::vector<std::pair<xdpfw_key6, Bucket>>>> p6;
   if (in_family(r, XDPFW_FAMILY_V4) && !(p4 = plan_add<xdpfw_key4>(c, XDPFW_FAMILY_V4, r)))
     return std::nullopt;
   if (in_family(r, XDPFW_FAMILY_V6) && !(p6 = plan_add<xdpfw_key6>(c, XDPFW_FAMILY_V6, r)))
     return std::nullopt;
   // The candidate first: the buckets' sorted insert above read the others'.
   c.cands.emplace(r.id, make_cand(r));
-  c.matches.emplace(mk, 1);
+  c.matches.emplace(mk, CompiledRuleset::Match{1, r.id});
   CompiledDelta d;
-  if (p4) apply_add(c, XDPFW_FAMILY_V4, r, p4->first, p4->second, d);
-  if (p6) apply_add(c, XDPFW_FAMILY_V6, r, p6->first, p6->second, d);
+  if (p4) apply_add(c, XDPFW_FAMILY_V4, r, *p4, d);
+  if (p6) apply_add(c, XDPFW_FAMILY_V6, r, *p6, d);
   return d;
 }
 
 std::optional<CompiledDelta> remove_in_place(CompiledRuleset& c, const Rule& r) {
   MatchKey mk = match_key(r);
   auto m = c.matches.find(mk);
-  if (m == c.matches.end() || m->second != 1 || !c.cands.count(r.id)) return std::nullopt;
+  if (m == c.matches.end()) return std::nullopt;
+  if (m->second.placed != r.id) {  // shadowed: in no bucket
+    if (m->second.count < 2) return std::nullopt;
+    --m->second.count;
+    return CompiledDelta{};
+  }
+  if (m->second.count != 1 || !c.cands.count(r.id)) return std::nullopt;
   std::optional<std::pair<xdpfw_key4, Bucket>> p4;
   std::optional<std::pair<xdpfw_key6, Bucket>> p6;
   if (in_family(r, XDPFW_FAMILY_V4) && !(p4 = plan_remove<xdpfw_key4>(c, XDPFW_FAMILY_V4, r)))
@@ -697,7 +771,7 @@ std::optional<CompiledDelta> remove_in_place(CompiledRuleset& c, const Rule& r) 
     return std::nullopt;
   CompiledDelta d;
   auto apply = [&](auto& buckets, auto& delta, auto& plan) {
-    if (plan->second.n == 0) {
+    if (plan->second.n == 0 && plan->first.chain == 0 && !plan->second.more) {
       buckets.erase(plan->first);
       delta.emplace_back(plan->first, std::nullopt);
     } else {
@@ -727,8 +801,21 @@ std::string check_family(const CompiledRuleset& c, int fam,
       return std::string(family_name(fam)) + " table " + std::to_string(i) + " out of order";
   std::unordered_map<uint32_t, int> seen;
   for (const auto& [k, b] : buckets) {
+    if (k.chain == 0) {  // sorted along the whole chain, short or empty links included
+      uint64_t last = 0;
+      for (const auto& [lk, lb] : chain_of(buckets, k))
+        for (uint32_t j = 0; j < lb->n; ++j) {
+          auto it = c.cands.find(lb->ids[j]);
+          if (it == c.cands.end()) continue;  // reported below
+          if (it->second.order <= last && (lk.chain || j))
+            return "a chain out of order at rule " + std::to_string(lb->ids[j]);
+          last = it->second.order;
+        }
+    }
     if (k.table >= h.ntables[fam]) return "a bucket of a table that does not exist";
-    if (b.n == 0 || b.n > XDPFW_BUCKET_SIZE) return "a bucket of " + std::to_string(b.n) + " rules";
+    // Empty only as a link of a chain (a removal in place leaves it).
+    if ((b.n == 0 && k.chain == 0 && !b.more) || b.n > XDPFW_BUCKET_SIZE)
+      return "a bucket of " + std::to_string(b.n) + " rules";
     if (k.chain > 0) {
       K prev = k;
       prev.chain = static_cast<uint8_t>(k.chain - 1);
@@ -738,8 +825,14 @@ std::string check_family(const CompiledRuleset& c, int fam,
     if (b.more) {
       K next = k;
       next.chain = static_cast<uint8_t>(k.chain + 1);
-      if (!buckets.count(next)) return "a chain that says more but ends";
-      if (b.n != XDPFW_BUCKET_SIZE) return "a chain link that is not full";
+      auto it = buckets.find(next);
+      if (it == buckets.end()) return "a chain that says more but ends";
+      // Sorted across links too: this link's rules before the next one's.
+      const Bucket& nb = it->second;
+      if (b.n && nb.n && c.cands.count(b.ids[b.n - 1]) && c.cands.count(nb.ids[0]) &&
+          c.cands.at(b.ids[b.n - 1]).order >= c.cands.at(nb.ids[0]).order)
+        return "a chain out of order between links " + std::to_string(k.chain) + " and " +
+               std::to_string(k.chain + 1);
     }
     for (uint32_t j = 0; j < b.n; ++j) {
       ++seen[b.ids[j]];
@@ -796,10 +889,13 @@ std::string check_invariants(const CompiledRuleset& c, const std::vector<Rule>& 
   std::sort(sorted.begin(), sorted.end(),
             [](const Rule* a, const Rule* b) { return a->order() < b->order(); });
   // Placed: exactly the best rule of each match key.
-  std::unordered_map<MatchKey, uint32_t, MatchKeyHash> count;
+  std::unordered_map<MatchKey, CompiledRuleset::Match, MatchKeyHash> count;
   std::vector<const Rule*> placed;
   for (const Rule* r : sorted)
-    if (++count[match_key(*r)] == 1) placed.push_back(r);
+    if (auto& m = count[match_key(*r)]; ++m.count == 1) {
+      m.placed = r->id;
+      placed.push_back(r);
+    }
   if (count != c.matches) return "match counts differ from the rules";
   if (placed.size() != c.cands.size()) return "placed rules and candidate records differ";
   for (const Rule* r : placed) {

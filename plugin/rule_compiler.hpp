@@ -89,7 +89,13 @@ struct CompiledRuleset {
   BucketMap<xdpfw_key4> v4;  // keys carry slot 0
   BucketMap<xdpfw_key6> v6;
   CandidateMap cands;  // rules that can never win (duplicates) have none
-  std::unordered_map<MatchKey, uint32_t, MatchKeyHash> matches;  // rules per match key
+  // Per match key: how many rules have it, and the one placed (the best).
+  struct Match {
+    uint32_t count = 0;
+    uint32_t placed = 0;
+    bool operator==(const Match&) const = default;
+  };
+  std::unordered_map<MatchKey, Match, MatchKeyHash> matches;
   // Per family: XDPFW_SUMMARY_FIELDS x XDPFW_SUMMARY_SPACE masks, field-major;
   // empty when the family has no table (all zero).
   std::vector<xdpfw_tmask> summary[2];
@@ -106,14 +112,21 @@ struct CompiledDelta {
 };
 
 // Adds one rule to c in place, as a change every packet sees whole or not
-// at all: only when it fits an existing bucket without a chain, duplicates
-// no rule, and does not become a table's best rule (which could reorder the
-// tables). Returns nullopt, with c unchanged, when it does not: the caller
-// then compiles the whole list. The rule must be valid, with id and priority.
+// at all: into a bucket or chain link of a table that admits it where its
+// place in the order has room, or as a new link at the end of a chain (the
+// link written before the one that points to it); never as a table's new
+// best rule (which could reorder the tables) or a duplicate. Returns
+// nullopt, with c unchanged, when it does not fit: the caller then compiles
+// the whole list. A rule whose match a better rule has already is only
+// counted (an empty delta: it can never decide a packet). The rule must be
+// valid, with id and priority.
 std::optional<CompiledDelta> add_in_place(CompiledRuleset& c, const Rule& r);
-// Removes one rule in place (one bucket write per family); nullopt, with c
-// unchanged, when the rule has duplicates or sits in a chain. Masks and a
-// table's best order are left as they were: they only cost a probe.
+// Removes one rule in place (one bucket write per family; a chain link may
+// be left short or empty, never shifted); a rule shadowed by a better one
+// with the same match is only uncounted (an empty delta); nullopt, with c
+// unchanged, when the rule is placed and has duplicates (the next one would
+// take its place). Masks and a table's best order are left as they
+// were: they only cost a probe.
 std::optional<CompiledDelta> remove_in_place(CompiledRuleset& c, const Rule& r);
 
 // Every placed rule is in exactly one bucket per family it applies to, at

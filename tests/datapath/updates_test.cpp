@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "common/classbench.hpp"
+#include "common/worst_case.hpp"
 #include "datapath/fixture.hpp"
 
 using namespace xdpfw;
@@ -91,6 +92,41 @@ BOOST_AUTO_TEST_CASE(in_place_sequences_on_classbench) {
   sequence("acl1_1000", 500, 400, 1, 60, 1);
   sequence("ipc1_10000", 9000, 300, 10, 200, 2);
   sequence("fw1_100000", 100000, 300, 100, 2000, 3);
+}
+
+// The program reads a chain on past links that removals in place left short
+// or empty, and finds rules added into them and into a new link.
+BOOST_AUTO_TEST_CASE(chains_change_in_place_in_the_live_program) {
+  DatapathFixture fx;
+  std::vector<Rule> rs = worst_case_chain(Family::v6, 68), more = worst_case_chain(Family::v6, 100);
+  fx.dp.apply(rs, Policy{});
+  PacketSpec h{.f = worst_case_header(Family::v6)};
+  BOOST_TEST(fx.run(h) == XDP_DROP);
+  for (uint32_t id = 17; id <= 64; ++id) BOOST_TEST_REQUIRE(fx.dp.remove_in_place(rs[id - 1]));
+  BOOST_TEST(fx.run(h) == XDP_DROP);  // rule 68, past three empty links
+  BOOST_TEST(fx.hits(68) == 2u);
+  BOOST_TEST_REQUIRE(fx.dp.remove_in_place(rs[67]));
+  BOOST_TEST(fx.run(h) == XDP_PASS);
+  // A rule that matches, after all the others: into the last link's room.
+  Rule last = rs[67];
+  last.id = 200;
+  last.priority = 200;
+  BOOST_TEST_REQUIRE(fx.dp.add_in_place(last));
+  BOOST_TEST(fx.run(h) == XDP_DROP);
+  BOOST_TEST(fx.hits(200) == 1u);
+  std::vector<Rule> live(rs.begin(), rs.begin() + 16);
+  live.insert(live.end(), rs.begin() + 64, rs.begin() + 67);
+  live.push_back(last);
+  // Past the end: the last link fills, then a new link. (Rule 100 would have
+  // the match of rule 200 and beat it: not in place, not tried here.)
+  for (uint32_t id = 69; id <= 99; ++id) {
+    BOOST_TEST_INFO("rule " << id);
+    BOOST_TEST_REQUIRE(fx.dp.add_in_place(more[id - 1]));
+    live.push_back(more[id - 1]);
+  }
+  BOOST_TEST(check_invariants(fx.dp.compiled(), live) == "");
+  BOOST_TEST(fx.run(h) == XDP_DROP);
+  BOOST_TEST(fx.hits(200) == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(in_place_add_is_one_bucket_write_in_the_live_slot) {
