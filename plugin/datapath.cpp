@@ -561,17 +561,17 @@ bool Datapath::in_sync() {
 }
 
 // The writes of an in-place change into one slot. For the active slot the
-// order matters: the new rule's record, then the masks (bits only added:
+// order matters: the records of rules new in a bucket, then the masks (bits only added:
 // a packet that sees them early probes one table more), then the header
 // (bits only added), and last the buckets, one write each: a packet sees
 // the rule once its bucket is written, and all it needs is there by then.
-void Datapath::write_delta(uint32_t slot, const CompiledDelta& d, const Rule* added) {
+void Datapath::write_delta(uint32_t slot, const CompiledDelta& d) {
   const CompiledRuleset& c = *slots_[slot].compiled;
   errno = 0;
-  if (added && c.cands.count(added->id)) {  // a shadowed duplicate has none
-    xdpfw_cand v = c.cands.at(added->id);
-    v.counter = rule_slot_.at(added->id);
-    uint32_t idx = cand_index(slot, added->id);
+  for (uint32_t id : d.cands) {
+    xdpfw_cand v = c.cands.at(id);
+    v.counter = rule_slot_.at(id);
+    uint32_t idx = cand_index(slot, id);
     check(bpf_map_update_elem(bpf_map__fd(skel_->maps.xdpfw_cands), &idx, &v, BPF_ANY),
           "write xdpfw_cands");
   }
@@ -619,8 +619,8 @@ bool Datapath::add_in_place(const Rule& r) {
   if (!d) return false;
   try {
     rule_slot_[r.id] = alloc_rule_slot();
-    write_delta(active_ ^ 1, *d, &r);
-    write_delta(active_, *d, &r);
+    write_delta(active_ ^ 1, *d);
+    write_delta(active_, *d);
   } catch (...) {
     slots_[0].known = slots_[1].known = false;  // the next apply rewrites both
     throw;
@@ -634,8 +634,8 @@ bool Datapath::remove_in_place(const Rule& r) {
   auto d = xdpfw::remove_in_place(c, r);
   if (!d) return false;
   try {
-    write_delta(active_ ^ 1, *d, nullptr);
-    write_delta(active_, *d, nullptr);
+    write_delta(active_ ^ 1, *d);
+    write_delta(active_, *d);
   } catch (...) {
     slots_[0].known = slots_[1].known = false;
     throw;

@@ -108,7 +108,7 @@ class Datapath {
   };
 
   void write_slot(uint32_t slot, const std::shared_ptr<CompiledRuleset>& next);
-  void write_delta(uint32_t slot, const CompiledDelta& d, const Rule* added);
+  void write_delta(uint32_t slot, const CompiledDelta& d);
   bool in_sync();
   void start_grace();
   void reap();

@@ -402,6 +402,8 @@ CompiledRuleset compile_rules(const std::vector<Rule>& input, const Policy& poli
     if (auto& m = out.matches[match_key(*r)]; ++m.count == 1) {
       m.placed = r->id;
       placed.push_back(r);
+    } else {
+      m.others.emplace_back(r->order(), static_cast<uint8_t>(r->action.value_or(Action::drop)));
     }
   FamilyBuilder<xdpfw_key4> v4(XDPFW_FAMILY_V4, limits);
   FamilyBuilder<xdpfw_key6> v6(XDPFW_FAMILY_V6, limits);
@@ -721,6 +723,48 @@ std::optional<std::pair<K, Bucket>> plan_remove(const CompiledRuleset& c, int fa
   return std::nullopt;  // not placed
 }
 
+// The link that holds the placed rule `was` of r's match (same keys as r),
+// with `was` replaced by `now` at its place in the order: one write. Empty
+// when `now` would beat its table's best rule.
+template <typename K>
+std::optional<std::pair<K, Bucket>> plan_swap(const CompiledRuleset& c, int fam, const Rule& r,
+                                              uint32_t was, uint32_t now, uint64_t now_order) {
+  const BucketMap<K>& buckets = buckets_of<K>(c);
+  Tuple nat = natural(r);
+  auto order = [&](uint32_t id) { return id == now ? now_order : c.cands.at(id).order; };
+  for (uint32_t i = 0; i < c.header.ntables[fam]; ++i) {
+    const xdpfw_table& t = c.header.tables[fam][i];
+    if (!table_tuple(t).admits(nat)) continue;
+    auto links = chain_of(buckets, rule_key<K>(t, i, r));
+    for (size_t j = 0; j < links.size(); ++j) {
+      const auto& [k, b] = links[j];
+      auto pos = std::find(b->ids, b->ids + b->n, was);
+      if (pos == b->ids + b->n) continue;
+      if (now_order < t.min_order) return std::nullopt;
+      Bucket nb = *b;
+      nb.ids[pos - b->ids] = now;
+      std::sort(nb.ids, nb.ids + nb.n, [&](uint32_t a, uint32_t x) { return order(a) < order(x); });
+      // Still sorted along the chain: within this link's neighbours.
+      if (j > 0 && links[j - 1].second->n &&
+          order(links[j - 1].second->ids[links[j - 1].second->n - 1]) > now_order)
+        return std::nullopt;
+      if (j + 1 < links.size() && links[j + 1].second->n &&
+          order(links[j + 1].second->ids[0]) < now_order)
+        return std::nullopt;
+      return std::make_pair(k, nb);
+    }
+  }
+  return std::nullopt;
+}
+
+// Rule `id` with the match of r: r's record with that order and action.
+xdpfw_cand cand_like(const Rule& r, uint64_t order, uint8_t action) {
+  xdpfw_cand c = make_cand(r);
+  c.order = order;
+  c.action = action;
+  return c;
+}
+
 bool in_family(const Rule& r, int fam) {
   auto f = r.family();
   return !f || static_cast<int>(*f) == fam;
@@ -728,15 +772,59 @@ bool in_family(const Rule& r, int fam) {
 
 }  // namespace
 
+// The placed rule of r's match gives its bucket place to rule `now`
+// (order and action in `me`): its record first, then one bucket write per
+// family. The old placed rule's record goes. When it was placed, it joins
+// the others (an add); the caller drops it (a removal).
+std::optional<CompiledDelta> swap_placed(CompiledRuleset& c, CompiledRuleset::Match& mt,
+                                         const Rule& r, uint32_t now,
+                                         std::pair<uint64_t, uint8_t> me) {
+  uint32_t was = mt.placed;
+  std::optional<std::pair<xdpfw_key4, Bucket>> p4;
+  std::optional<std::pair<xdpfw_key6, Bucket>> p6;
+  if (in_family(r, XDPFW_FAMILY_V4) &&
+      !(p4 = plan_swap<xdpfw_key4>(c, XDPFW_FAMILY_V4, r, was, now, me.first)))
+    return std::nullopt;
+  if (in_family(r, XDPFW_FAMILY_V6) &&
+      !(p6 = plan_swap<xdpfw_key6>(c, XDPFW_FAMILY_V6, r, was, now, me.first)))
+    return std::nullopt;
+  xdpfw_cand old = c.cands.at(was);
+  c.cands.erase(was);
+  c.cands.emplace(now, cand_like(r, me.first, me.second));
+  CompiledDelta d;
+  d.cands.push_back(now);
+  if (p4) {
+    c.v4[p4->first] = p4->second;
+    d.v4.emplace_back(p4->first, p4->second);
+  }
+  if (p6) {
+    c.v6[p6->first] = p6->second;
+    d.v6.emplace_back(p6->first, p6->second);
+  }
+  mt.placed = now;
+  if (now == r.id && was != r.id) {  // an add: the old placed rule is shadowed now
+    std::pair<uint64_t, uint8_t> o{old.order, old.action};
+    mt.others.insert(std::upper_bound(mt.others.begin(), mt.others.end(), o), o);
+    ++mt.count;
+  }
+  return d;
+}
+
 std::optional<CompiledDelta> add_in_place(CompiledRuleset& c, const Rule& r) {
   if (c.cands.count(r.id)) return std::nullopt;
   MatchKey mk = match_key(r);
   if (auto m = c.matches.find(mk); m != c.matches.end()) {
-    // Shadowed by the placed rule of the same match: nothing to write. A
-    // better one would have to take its place: not in place.
-    if (c.cands.at(m->second.placed).order > r.order()) return std::nullopt;
-    ++m->second.count;
-    return CompiledDelta{};
+    CompiledRuleset::Match& mt = m->second;
+    const xdpfw_cand& placed = c.cands.at(mt.placed);
+    std::pair<uint64_t, uint8_t> me{r.order(),
+                                    static_cast<uint8_t>(r.action.value_or(Action::drop))};
+    if (placed.order < r.order()) {  // shadowed: nothing to write
+      mt.others.insert(std::upper_bound(mt.others.begin(), mt.others.end(), me), me);
+      ++mt.count;
+      return CompiledDelta{};
+    }
+    // Better than the placed rule: it takes that rule's place.
+    return swap_placed(c, mt, r, r.id, me);
   }
   std::optional<std::pair<uint32_t, std::vector<std::pair<xdpfw_key4, Bucket>>>> p4;
   std::optional<std::pair<uint32_t, std::vector<std::pair<xdpfw_key6, Bucket>>>> p6;
@@ -746,8 +834,9 @@ std::optional<CompiledDelta> add_in_place(CompiledRuleset& c, const Rule& r) {
     return std::nullopt;
   // The candidate first: the buckets' sorted insert above read the others'.
   c.cands.emplace(r.id, make_cand(r));
-  c.matches.emplace(mk, CompiledRuleset::Match{1, r.id});
+  c.matches.emplace(mk, CompiledRuleset::Match{1, r.id, {}});
   CompiledDelta d;
+  d.cands.push_back(r.id);
   if (p4) apply_add(c, XDPFW_FAMILY_V4, r, *p4, d);
   if (p6) apply_add(c, XDPFW_FAMILY_V6, r, *p6, d);
   return d;
@@ -757,12 +846,25 @@ std::optional<CompiledDelta> remove_in_place(CompiledRuleset& c, const Rule& r) 
   MatchKey mk = match_key(r);
   auto m = c.matches.find(mk);
   if (m == c.matches.end()) return std::nullopt;
-  if (m->second.placed != r.id) {  // shadowed: in no bucket
-    if (m->second.count < 2) return std::nullopt;
-    --m->second.count;
+  CompiledRuleset::Match& mt = m->second;
+  if (mt.placed != r.id) {  // shadowed: in no bucket
+    auto it = std::find_if(mt.others.begin(), mt.others.end(),
+                           [&](const auto& o) { return o.first == r.order(); });
+    if (it == mt.others.end()) return std::nullopt;
+    mt.others.erase(it);
+    --mt.count;
     return CompiledDelta{};
   }
-  if (m->second.count != 1 || !c.cands.count(r.id)) return std::nullopt;
+  if (!c.cands.count(r.id)) return std::nullopt;
+  if (mt.count > 1) {  // the next of its duplicates takes its place
+    auto next = mt.others.front();
+    auto d = swap_placed(c, mt, r, static_cast<uint32_t>(next.first), next);
+    if (d) {
+      mt.others.erase(mt.others.begin());
+      --mt.count;
+    }
+    return d;
+  }
   std::optional<std::pair<xdpfw_key4, Bucket>> p4;
   std::optional<std::pair<xdpfw_key6, Bucket>> p6;
   if (in_family(r, XDPFW_FAMILY_V4) && !(p4 = plan_remove<xdpfw_key4>(c, XDPFW_FAMILY_V4, r)))
@@ -895,6 +997,8 @@ std::string check_invariants(const CompiledRuleset& c, const std::vector<Rule>& 
     if (auto& m = count[match_key(*r)]; ++m.count == 1) {
       m.placed = r->id;
       placed.push_back(r);
+    } else {
+      m.others.emplace_back(r->order(), static_cast<uint8_t>(r->action.value_or(Action::drop)));
     }
   if (count != c.matches) return "match counts differ from the rules";
   if (placed.size() != c.cands.size()) return "placed rules and candidate records differ";

@@ -89,10 +89,12 @@ struct CompiledRuleset {
   BucketMap<xdpfw_key4> v4;  // keys carry slot 0
   BucketMap<xdpfw_key6> v6;
   CandidateMap cands;  // rules that can never win (duplicates) have none
-  // Per match key: how many rules have it, and the one placed (the best).
+  // Per match key: how many rules have it, the one placed (the best), and
+  // the others, best first (order and action), to take its place.
   struct Match {
     uint32_t count = 0;
     uint32_t placed = 0;
+    std::vector<std::pair<uint64_t, uint8_t>> others;
     bool operator==(const Match&) const = default;
   };
   std::unordered_map<MatchKey, Match, MatchKeyHash> matches;
@@ -108,7 +110,8 @@ struct CompiledDelta {
   std::vector<std::pair<xdpfw_key4, std::optional<Bucket>>> v4;
   std::vector<std::pair<xdpfw_key6, std::optional<Bucket>>> v6;
   std::vector<uint32_t> summary[2];
-  bool header = false;  // protocol or no-port masks gained bits
+  bool header = false;          // protocol or no-port masks gained bits
+  std::vector<uint32_t> cands;  // rules whose records go first (new in a bucket)
 };
 
 // Adds one rule to c in place, as a change every packet sees whole or not
@@ -118,14 +121,15 @@ struct CompiledDelta {
 // best rule (which could reorder the tables) or a duplicate. Returns
 // nullopt, with c unchanged, when it does not fit: the caller then compiles
 // the whole list. A rule whose match a better rule has already is only
-// counted (an empty delta: it can never decide a packet). The rule must be
-// valid, with id and priority.
+// counted (an empty delta: it can never decide a packet); one better than
+// the rule placed for its match takes that rule's place in its bucket. The
+// rule must be valid, with id and priority.
 std::optional<CompiledDelta> add_in_place(CompiledRuleset& c, const Rule& r);
 // Removes one rule in place (one bucket write per family; a chain link may
-// be left short or empty, never shifted); a rule shadowed by a better one
-// with the same match is only uncounted (an empty delta); nullopt, with c
-// unchanged, when the rule is placed and has duplicates (the next one would
-// take its place). Masks and a table's best order are left as they
+// be left short or empty, never shifted; a placed rule with duplicates
+// gives its place to the next of them, in the same write); a rule shadowed
+// by a better one with the same match is only uncounted (an empty delta).
+// Masks and a table's best order are left as they
 // were: they only cost a probe.
 std::optional<CompiledDelta> remove_in_place(CompiledRuleset& c, const Rule& r);
 

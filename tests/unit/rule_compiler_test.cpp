@@ -281,22 +281,43 @@ BOOST_AUTO_TEST_CASE(in_place_changes_keep_the_structure_and_the_answers) {
   in_place_sequence(gen.rules({.rules = 1500, .templates = 12}), 1000, 1000, 1, 300, 4);
 }
 
-BOOST_AUTO_TEST_CASE(in_place_refuses_what_would_reorder_and_counts_shadowed_duplicates) {
+BOOST_AUTO_TEST_CASE(in_place_refuses_what_would_reorder_and_keeps_duplicates_in_order) {
   auto rs = rules({"prio 10 src 198.18.0.1 action drop", "prio 20 src 198.18.0.2 action pass"});
   auto c = compile_rules(rs, Policy{});
+  auto decides = [&](const char* src) {
+    PacketFields p;
+    p.src = parse_prefix(src, "src").addr;
+    auto got = lookup_compiled(c, p);
+    return got ? got->rule_id() : 0u;
+  };
   Rule better = parse_rule("id 3 prio 5 src 198.18.0.3 action drop");
   BOOST_TEST(!add_in_place(c, better).has_value());  // would be its table's new best
+  // Same match as rule 2 and better: it takes rule 2's place, one write,
+  // its record first.
   Rule over = parse_rule("id 6 prio 15 src 198.18.0.2 action drop");
-  BOOST_TEST(!add_in_place(c, over).has_value());  // would take rule 2's place
-  // Same match as rule 2, after it: it can never decide, nothing is written.
+  auto swap = add_in_place(c, over);
+  BOOST_TEST_REQUIRE(swap.has_value());
+  BOOST_TEST(swap->v4.size() == 1u);
+  BOOST_TEST(swap->cands == std::vector<uint32_t>{6});
+  rs.push_back(over);
+  BOOST_TEST(check_invariants(c, rs) == "");
+  BOOST_TEST(decides("198.18.0.2") == 6u);
+  // Same match, after both: it can never decide, nothing is written.
   Rule dup = parse_rule("id 4 prio 30 src 198.18.0.2 action drop");
   auto none = add_in_place(c, dup);
   BOOST_TEST_REQUIRE(none.has_value());
-  BOOST_TEST((none->v4.empty() && none->v6.empty() && !none->header));
+  BOOST_TEST((none->v4.empty() && none->v6.empty() && !none->header && none->cands.empty()));
   rs.push_back(dup);
   BOOST_TEST(check_invariants(c, rs) == "");
-  BOOST_TEST(!remove_in_place(c, rs[1]).has_value());  // placed, rule 4 would take over
-  auto gone = remove_in_place(c, dup);
+  // The placed one goes: the next of its duplicates (rule 2) takes its place.
+  auto back = remove_in_place(c, over);
+  BOOST_TEST_REQUIRE(back.has_value());
+  BOOST_TEST(back->v4.size() == 1u);
+  BOOST_TEST(back->cands == std::vector<uint32_t>{2});
+  rs.erase(std::find(rs.begin(), rs.end(), over));
+  BOOST_TEST(check_invariants(c, rs) == "");
+  BOOST_TEST(decides("198.18.0.2") == 2u);
+  auto gone = remove_in_place(c, dup);  // shadowed: nothing to write
   BOOST_TEST_REQUIRE(gone.has_value());
   BOOST_TEST((gone->v4.empty() && gone->v6.empty()));
   rs.pop_back();
