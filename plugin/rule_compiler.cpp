@@ -398,13 +398,16 @@ CompiledRuleset compile_rules(const std::vector<Rule>& input, const Policy& poli
   std::vector<const Rule*> placed;
   placed.reserve(rules.size());
   out.matches.reserve(rules.size());
-  for (const Rule* r : rules)
-    if (auto& m = out.matches[match_key(*r)]; ++m.count == 1) {
+  for (const Rule* r : rules) {
+    MatchKey mk = match_key(*r);
+    if (auto& m = out.matches[mk]; ++m.count == 1) {
       m.placed = r->id;
       placed.push_back(r);
     } else {
-      m.others.emplace_back(r->order(), static_cast<uint8_t>(r->action.value_or(Action::drop)));
+      out.shadowed[mk].emplace_back(r->order(),
+                                    static_cast<uint8_t>(r->action.value_or(Action::drop)));
     }
+  }
   FamilyBuilder<xdpfw_key4> v4(XDPFW_FAMILY_V4, limits);
   FamilyBuilder<xdpfw_key6> v6(XDPFW_FAMILY_V6, limits);
   for (const Rule* r : placed) {
@@ -774,11 +777,11 @@ bool in_family(const Rule& r, int fam) {
 
 // The placed rule of r's match gives its bucket place to rule `now`
 // (order and action in `me`): its record first, then one bucket write per
-// family. The old placed rule's record goes. When it was placed, it joins
-// the others (an add); the caller drops it (a removal).
+// family. The old placed rule's record goes. On an add it joins `others`,
+// the duplicates of the match; on a removal the caller drops it.
 std::optional<CompiledDelta> swap_placed(CompiledRuleset& c, CompiledRuleset::Match& mt,
-                                         const Rule& r, uint32_t now,
-                                         std::pair<uint64_t, uint8_t> me) {
+                                         CompiledRuleset::Shadowed& others, const Rule& r,
+                                         uint32_t now, std::pair<uint64_t, uint8_t> me) {
   uint32_t was = mt.placed;
   std::optional<std::pair<xdpfw_key4, Bucket>> p4;
   std::optional<std::pair<xdpfw_key6, Bucket>> p6;
@@ -804,7 +807,7 @@ std::optional<CompiledDelta> swap_placed(CompiledRuleset& c, CompiledRuleset::Ma
   mt.placed = now;
   if (now == r.id && was != r.id) {  // an add: the old placed rule is shadowed now
     std::pair<uint64_t, uint8_t> o{old.order, old.action};
-    mt.others.insert(std::upper_bound(mt.others.begin(), mt.others.end(), o), o);
+    others.insert(std::upper_bound(others.begin(), others.end(), o), o);
     ++mt.count;
   }
   return d;
@@ -819,12 +822,16 @@ std::optional<CompiledDelta> add_in_place(CompiledRuleset& c, const Rule& r) {
     std::pair<uint64_t, uint8_t> me{r.order(),
                                     static_cast<uint8_t>(r.action.value_or(Action::drop))};
     if (placed.order < r.order()) {  // shadowed: nothing to write
-      mt.others.insert(std::upper_bound(mt.others.begin(), mt.others.end(), me), me);
+      auto& others = c.shadowed[mk];
+      others.insert(std::upper_bound(others.begin(), others.end(), me), me);
       ++mt.count;
       return CompiledDelta{};
     }
     // Better than the placed rule: it takes that rule's place.
-    return swap_placed(c, mt, r, r.id, me);
+    CompiledRuleset::Shadowed& others = c.shadowed[mk];
+    auto d = swap_placed(c, mt, others, r, r.id, me);
+    if (others.empty()) c.shadowed.erase(mk);  // refused: as it was
+    return d;
   }
   std::optional<std::pair<uint32_t, std::vector<std::pair<xdpfw_key4, Bucket>>>> p4;
   std::optional<std::pair<uint32_t, std::vector<std::pair<xdpfw_key6, Bucket>>>> p6;
@@ -834,7 +841,7 @@ std::optional<CompiledDelta> add_in_place(CompiledRuleset& c, const Rule& r) {
     return std::nullopt;
   // The candidate first: the buckets' sorted insert above read the others'.
   c.cands.emplace(r.id, make_cand(r));
-  c.matches.emplace(mk, CompiledRuleset::Match{1, r.id, {}});
+  c.matches.emplace(mk, CompiledRuleset::Match{1, r.id});
   CompiledDelta d;
   d.cands.push_back(r.id);
   if (p4) apply_add(c, XDPFW_FAMILY_V4, r, *p4, d);
@@ -848,19 +855,25 @@ std::optional<CompiledDelta> remove_in_place(CompiledRuleset& c, const Rule& r) 
   if (m == c.matches.end()) return std::nullopt;
   CompiledRuleset::Match& mt = m->second;
   if (mt.placed != r.id) {  // shadowed: in no bucket
-    auto it = std::find_if(mt.others.begin(), mt.others.end(),
+    auto sh = c.shadowed.find(mk);
+    if (sh == c.shadowed.end()) return std::nullopt;
+    auto it = std::find_if(sh->second.begin(), sh->second.end(),
                            [&](const auto& o) { return o.first == r.order(); });
-    if (it == mt.others.end()) return std::nullopt;
-    mt.others.erase(it);
+    if (it == sh->second.end()) return std::nullopt;
+    sh->second.erase(it);
+    if (sh->second.empty()) c.shadowed.erase(sh);
     --mt.count;
     return CompiledDelta{};
   }
   if (!c.cands.count(r.id)) return std::nullopt;
   if (mt.count > 1) {  // the next of its duplicates takes its place
-    auto next = mt.others.front();
-    auto d = swap_placed(c, mt, r, static_cast<uint32_t>(next.first), next);
+    auto sh = c.shadowed.find(mk);
+    if (sh == c.shadowed.end() || sh->second.empty()) return std::nullopt;
+    auto next = sh->second.front();
+    auto d = swap_placed(c, mt, sh->second, r, static_cast<uint32_t>(next.first), next);
     if (d) {
-      mt.others.erase(mt.others.begin());
+      sh->second.erase(sh->second.begin());
+      if (sh->second.empty()) c.shadowed.erase(sh);
       --mt.count;
     }
     return d;
@@ -993,13 +1006,17 @@ std::string check_invariants(const CompiledRuleset& c, const std::vector<Rule>& 
   // Placed: exactly the best rule of each match key.
   std::unordered_map<MatchKey, CompiledRuleset::Match, MatchKeyHash> count;
   std::vector<const Rule*> placed;
-  for (const Rule* r : sorted)
-    if (auto& m = count[match_key(*r)]; ++m.count == 1) {
+  std::unordered_map<MatchKey, CompiledRuleset::Shadowed, MatchKeyHash> shadowed;
+  for (const Rule* r : sorted) {
+    MatchKey mk = match_key(*r);
+    if (auto& m = count[mk]; ++m.count == 1) {
       m.placed = r->id;
       placed.push_back(r);
     } else {
-      m.others.emplace_back(r->order(), static_cast<uint8_t>(r->action.value_or(Action::drop)));
+      shadowed[mk].emplace_back(r->order(), static_cast<uint8_t>(r->action.value_or(Action::drop)));
     }
+  }
+  if (shadowed != c.shadowed) return "the duplicates kept differ from the rules";
   if (count != c.matches) return "match counts differ from the rules";
   if (placed.size() != c.cands.size()) return "placed rules and candidate records differ";
   for (const Rule* r : placed) {

@@ -89,15 +89,17 @@ struct CompiledRuleset {
   BucketMap<xdpfw_key4> v4;  // keys carry slot 0
   BucketMap<xdpfw_key6> v6;
   CandidateMap cands;  // rules that can never win (duplicates) have none
-  // Per match key: how many rules have it, the one placed (the best), and
-  // the others, best first (order and action), to take its place.
+  // Per match key: how many rules have it and the one placed (the best);
+  // for keys with more than one, the others, best first (order and action),
+  // to take its place.
   struct Match {
     uint32_t count = 0;
     uint32_t placed = 0;
-    std::vector<std::pair<uint64_t, uint8_t>> others;
     bool operator==(const Match&) const = default;
   };
+  using Shadowed = std::vector<std::pair<uint64_t, uint8_t>>;
   std::unordered_map<MatchKey, Match, MatchKeyHash> matches;
+  std::unordered_map<MatchKey, Shadowed, MatchKeyHash> shadowed;
   // Per family: XDPFW_SUMMARY_FIELDS x XDPFW_SUMMARY_SPACE masks, field-major;
   // empty when the family has no table (all zero).
   std::vector<xdpfw_tmask> summary[2];
