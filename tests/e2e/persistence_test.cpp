@@ -26,6 +26,15 @@ int warm_up(const NetNs& peer, int tx, int open_port) {
   (void)peer;
   return got;
 }
+// n packets to the blocked port 5000, then n to the open 5001: once those
+// are in, all were judged. Returns how many blocked ones got through.
+int leaked(int tx, int blocked, int open_port, int n) {
+  send_to(tx, AF_INET, "198.18.0.1", 5000, n);
+  send_to(tx, AF_INET, "198.18.0.1", 5001, n);
+  int got = 0;
+  BOOST_TEST(wait_until([&] { return (got += drain(open_port)) >= n; }));
+  return drain(blocked);
+}
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(persistence)
@@ -144,13 +153,7 @@ BOOST_AUTO_TEST_CASE(persistent_mode_never_leaks) {
   int blocked = bound(p.fw_ns, AF_INET, 5000), open_port = bound(p.fw_ns, AF_INET, 5001);
   int tx = p.peer_ns.socket_in(AF_INET, SOCK_DGRAM);
   warm_up(p.peer_ns, tx, open_port);
-  auto flow = [&](int n) {  // n blocked, then n open: once those are in, all were judged
-    send_to(tx, AF_INET, "198.18.0.1", 5000, n);
-    send_to(tx, AF_INET, "198.18.0.1", 5001, n);
-    int got = 0;
-    BOOST_TEST(wait_until([&] { return (got += drain(open_port)) >= n; }));
-    return drain(blocked);
-  };
+  auto flow = [&](int n) { return leaked(tx, blocked, open_port, n); };
   BOOST_TEST(flow(50) == 0);
   fw.host->signal(SIGTERM);  // a clean stop ...
   BOOST_TEST(fw.host->exit_code() == 0);
@@ -188,13 +191,7 @@ BOOST_AUTO_TEST_CASE(pins_of_another_layout_are_replaced_without_a_gap) {
   int blocked = bound(p.fw_ns, AF_INET, 5000), open_port = bound(p.fw_ns, AF_INET, 5001);
   int tx = p.peer_ns.socket_in(AF_INET, SOCK_DGRAM);
   warm_up(p.peer_ns, tx, open_port);
-  auto flow = [&](int n) {
-    send_to(tx, AF_INET, "198.18.0.1", 5000, n);
-    send_to(tx, AF_INET, "198.18.0.1", 5001, n);
-    int got = 0;
-    BOOST_TEST(wait_until([&] { return (got += drain(open_port)) >= n; }));
-    return drain(blocked);
-  };
+  auto flow = [&](int n) { return leaked(tx, blocked, open_port, n); };
   BOOST_TEST(flow(20) == 0);
   BOOST_TEST_REQUIRE(wait_until([&] { return rule_packets(fw, 1) == 20; }));
   fw.host->signal(SIGTERM);
