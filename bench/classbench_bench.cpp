@@ -6,7 +6,9 @@
 // the time to compile and write the set. The original design at one exact
 // rule is measured again beside every set: every ratio is to that figure of
 // the same moment.
-//   xdpfw_classbench_bench [--quick] [--csv FILE]
+//   xdpfw_classbench_bench [--quick] [--csv FILE] [--plot FILE]
+// --plot writes, per family, the mean against the rule count as a ratio to
+// the seed design beside it (IPv4 sets), for bench/run.sh's plot.
 #include <bpf/libbpf.h>
 
 #include <algorithm>
@@ -59,14 +61,16 @@ double seed_ns() {
 
 int main(int argc, char** argv) {
   bool quick = false;
-  std::string csv;
+  std::string csv, plot;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick"))
       quick = true;
     else if (!std::strcmp(argv[i], "--csv") && i + 1 < argc)
       csv = argv[++i];
+    else if (!std::strcmp(argv[i], "--plot") && i + 1 < argc)
+      plot = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--quick] [--csv FILE]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--quick] [--csv FILE] [--plot FILE]\n", argv[0]);
       return 2;
     }
   }
@@ -88,6 +92,8 @@ int main(int argc, char** argv) {
 
   Report rep;
   std::map<std::string, double> mean_of;
+  std::map<std::string, std::vector<std::pair<size_t, double>>>
+      plot_rows;  // family -> (rules, ratio)
   double empty_memory = double(Datapath(DatapathOptions{}).map_memory());
   rep.add({"classbench", "no rules, kernel map memory", empty_memory / 1048576.0, "MiB", "", 0});
   double worst_10k = 0, worst_growth = 0, worst_v6 = 0, worst_load = 0, worst_add_p99 = 0;
@@ -133,6 +139,8 @@ int main(int argc, char** argv) {
     rep.add({"classbench", name + ", kernel map memory", dp.map_memory() / 1048576.0, "MiB",
              "the same maps empty", double(dp.map_memory()) / empty_memory});
     mean_of[name] = ns;
+    if (!c.v6)
+      plot_rows[c.set.substr(0, c.set.find('_'))].emplace_back(rules.size(), ns / seed_now);
     if (c.set.find("_10000") != std::string::npos && !c.v6)
       worst_10k = std::max(worst_10k, ns / seed_now);
     if (c.set.find("_100000") != std::string::npos) {
@@ -216,6 +224,17 @@ int main(int argc, char** argv) {
                "ns", "seed design, 1 exact rule, beside it", ns / seed_now});
       worst_case = std::max(worst_case, ns / seed_now);
     }
+  }
+
+  if (!plot.empty()) {  // one gnuplot block per family, as prog_run_bench's mixes
+    std::FILE* f = std::fopen(plot.c_str(), "w");
+    if (!f) die("cannot write " + plot);
+    for (const auto& [fam, rows] : plot_rows) {
+      std::fprintf(f, "\"ClassBench %s\" ratio\n", fam.c_str());
+      for (const auto& [n, r] : rows) std::fprintf(f, "%zu %.3f\n", n, r);
+      std::fprintf(f, "\n\n");
+    }
+    std::fclose(f);
   }
 
   rep.print_markdown("ClassBench sets, per-packet cost (BPF_PROG_TEST_RUN)");

@@ -6,7 +6,8 @@
 // xdpfw, so that drift of the machine shows in all three alike.
 //   xdpfw_prog_run_bench [--quick] [--csv FILE] [--plot FILE]
 // --plot writes "rules floor seed xdpfw" (ns/packet, exact 5-tuple v4 hit)
-// for gnuplot. Environment knobs for investigation: XDPFW_BENCH_COUNTS=N
+// for gnuplot, and FILE.mixes: per mix, hit and miss as ratios to the seed
+// design beside them. Environment knobs for investigation: XDPFW_BENCH_COUNTS=N
 // (one rule count), XDPFW_BENCH_ROUNDS=N, XDPFW_BENCH_MIN=1 (minimum
 // instead of median), XDPFW_BENCH_NOEVENTS=1 (unmatched-packet events off).
 #include <arpa/inet.h>
@@ -99,12 +100,16 @@ int main(int argc, char** argv) {
   std::FILE* plot_out = plot.empty() ? nullptr : std::fopen(plot.c_str(), "w");
   if (plot_out)
     std::fprintf(plot_out, "# rules floor_ns seed_ns xdpfw_ns (exact 5-tuple v4 hit)\n");
+  // Every mix, hits and misses, as ratios to the seed design beside them:
+  // one gnuplot data block per mix, its name in the block's first line.
+  std::FILE* mixes_out = plot.empty() ? nullptr : std::fopen((plot + ".mixes").c_str(), "w");
 
   for (const Mix& mix : mixes()) {
     bool exact_v4 = &mix == &exact_v4_mix();
     if (quick && !exact_v4 && std::strcmp(mix.name, "mixed prefixes+ranges v4") != 0) continue;
     std::vector<uint32_t> mix_counts = counts;
     if (million && exact_v4) mix_counts.push_back(1000000);
+    if (mixes_out) std::fprintf(mixes_out, "\"%s\" hit_ratio miss_ratio\n", mix.name);
     for (uint32_t n : mix_counts) {
       DatapathOptions opts;
       if (n > opts.max_rules) {
@@ -145,6 +150,8 @@ int main(int argc, char** argv) {
       std::string beside = "seed design (" + std::to_string(seed_n) + " rules) beside it";
       rep.add({"per-packet", at + ", hit", hit_ns, "ns", beside, hit_ns / seed_now});
       rep.add({"per-packet", at + ", miss", miss_ns, "ns", beside, miss_ns / seed_now});
+      if (mixes_out)
+        std::fprintf(mixes_out, "%u %.3f %.3f\n", n, hit_ns / seed_now, miss_ns / seed_now);
       if (exact_v4) {
         rep.add({"per-packet", "seed design, " + std::to_string(n) + " exact rules, hit", seed_now,
                  "ns", "floor beside it", seed_now / floor_now});
@@ -157,7 +164,9 @@ int main(int argc, char** argv) {
                    load_s);
       perf_buffer__free(pb);
     }
+    if (mixes_out) std::fprintf(mixes_out, "\n\n");
   }
+  if (mixes_out) std::fclose(mixes_out);
   floor_bpf__destroy(fl);
   if (plot_out) std::fclose(plot_out);
 

@@ -51,7 +51,7 @@ run() {  # NAME CMD...: tables to the report, summary line to the terminal
   grep -v '^SUMMARY' "$out/$name.md" >>"$out/report.md"
 }
 run per_packet "$bin"/xdpfw_prog_run_bench $quick --plot "$out/per_packet.dat"
-run classbench "$bin"/xdpfw_classbench_bench $quick
+run classbench "$bin"/xdpfw_classbench_bench $quick --plot "$out/classbench.dat"
 run e2e "$bin"/xdpfw_live_bench $quick
 run agent "$bin"/xdpfw_agent_bench $quick
 
@@ -69,8 +69,21 @@ set grid
 plot "$out/per_packet.dat" using 1:4 with linespoints lw 2 title "xdpfw", \
      "" using 1:3 with linespoints lw 2 title "original design", \
      "" using 1:2 with linespoints lw 2 title "parse-and-drop floor"
+
+# Every mix, hits (solid) and misses (dashed), and the ClassBench sets, as
+# ratios to the original design at one exact rule measured beside each.
+set output "$out/per_packet_mixes.png"
+set terminal pngcairo size 1000,620 font ",10" dashed
+set title "Per-packet cost of every mix, x the original design beside it (BPF\\_PROG\\_TEST\\_RUN)"
+set ylabel "x the original design's one exact rule"
+set key outside right top
+mixes = system("grep -c '^\"' '$out/per_packet.dat.mixes'")
+sets = system("grep -c '^\"' '$out/classbench.dat'")
+plot for [i=0:mixes-1] "$out/per_packet.dat.mixes" index i using 1:2 with linespoints lw 2 lc i+1 dt 1 title columnheader(1).", hit", \
+     for [i=0:mixes-1] "$out/per_packet.dat.mixes" index i using 1:3 with linespoints lw 1 lc i+1 dt 2 title columnheader(1).", miss", \
+     for [i=0:sets-1] "$out/classbench.dat" index i using 1:2 with linespoints lw 3 lc i+6 pt 7 title columnheader(1).", mean"
 PLOT
 fi
-plot=", $out/per_packet.png"
+plot=", $out/per_packet.png, $out/per_packet_mixes.png"
 [[ -n $quick ]] && plot=
 echo "results: $out/report.md, $out/results.csv$plot ($((SECONDS - start)) s)"
