@@ -15,14 +15,24 @@ namespace {
 
 constexpr uint32_t kSpace = XDPFW_SUMMARY_SPACE;
 
-// What a table hashes: two prefix lengths and the exact fields.
+// What a table hashes: two address prefix lengths, the protocol or not,
+// and a prefix of each port (16: the exact port; a range lo-hi hashes the
+// bits lo and hi share, so that rules of one port block share a key only
+// with their block).
 struct Tuple {
   uint8_t s = 0, d = 0;
-  uint8_t flags = 0;  // enum xdpfw_table_flags
+  uint8_t flags = 0;  // enum xdpfw_table_flags; SPORT / DPORT set when sp / dp > 0
+  uint8_t sp = 0, dp = 0;
   bool operator==(const Tuple&) const = default;
   // A rule of natural tuple n may sit in a table of tuple t.
-  bool admits(const Tuple& n) const { return n.s >= s && n.d >= d && (flags & ~n.flags) == 0; }
+  bool admits(const Tuple& n) const {
+    return n.s >= s && n.d >= d && n.sp >= sp && n.dp >= dp && (flags & ~n.flags) == 0;
+  }
 };
+
+uint16_t port_mask(uint8_t plen) {
+  return plen == 0 ? 0 : static_cast<uint16_t>(0xffffu << (16 - plen));
+}
 
 std::string rule_name(const Rule& r) {
   return "rule " + std::to_string(r.id);
@@ -48,16 +58,6 @@ void masked(const std::array<uint8_t, 16>& a, const uint32_t mask[4], uint32_t* 
   }
 }
 
-// The exact value a rule gives a hashed port field (sport/icmp type or
-// dport/icmp code), if it gives one.
-std::optional<uint16_t> exact_port(const Rule& r, bool dport) {
-  const auto& ports = dport ? r.dport : r.sport;
-  const auto& icmp = dport ? r.icmp_code : r.icmp_type;
-  if (ports && ports->lo == ports->hi) return ports->lo;
-  if (icmp) return *icmp;
-  return std::nullopt;
-}
-
 // The range a rule allows in a port field; nullopt: not constrained.
 std::optional<PortRange> port_range(const Rule& r, bool dport) {
   const auto& ports = dport ? r.dport : r.sport;
@@ -67,14 +67,38 @@ std::optional<PortRange> port_range(const Rule& r, bool dport) {
   return std::nullopt;
 }
 
+// The bits every port of the rule's range shares (16: one port; 0: the
+// range spans both halves of the port space, or no range).
+uint8_t port_plen(const Rule& r, bool dport) {
+  auto pr = port_range(r, dport);
+  if (!pr) return 0;
+  uint8_t n = 0;
+  while (n < 16 && ((pr->lo ^ pr->hi) & (0x8000u >> n)) == 0) ++n;
+  return n;
+}
+
+// The value a rule gives a hashed port field: its range's low end (masked
+// by the table to the bits the range shares).
+uint16_t port_key(const Rule& r, bool dport) {
+  auto pr = port_range(r, dport);
+  return pr ? pr->lo : 0;
+}
+
+Tuple with_port_flags(Tuple t) {
+  t.flags &= ~(XDPFW_TABLE_SPORT | XDPFW_TABLE_DPORT);
+  if (t.sp) t.flags |= XDPFW_TABLE_SPORT;
+  if (t.dp) t.flags |= XDPFW_TABLE_DPORT;
+  return t;
+}
+
 Tuple natural(const Rule& r) {
   Tuple t;
   t.s = r.src ? r.src->len : 0;
   t.d = r.dst ? r.dst->len : 0;
   if (r.proto) t.flags |= XDPFW_TABLE_PROTO;
-  if (exact_port(r, false)) t.flags |= XDPFW_TABLE_SPORT;
-  if (exact_port(r, true)) t.flags |= XDPFW_TABLE_DPORT;
-  return t;
+  t.sp = port_plen(r, false);
+  t.dp = port_plen(r, true);
+  return with_port_flags(t);
 }
 
 // TupleMerge's relaxation (Daly et al.): a new table hashes a little less
@@ -94,17 +118,24 @@ uint8_t round_down(uint8_t l, int fam) {
   if (l <= 64) return static_cast<uint8_t>(32 + round_down4(static_cast<uint8_t>(l - 32)));
   return static_cast<uint8_t>(64 + 2 * round_down4(static_cast<uint8_t>((l - 64) / 2)));
 }
+// Ports: an exact port stays exact (most port rules name one); a range's
+// shared bits are rounded down to a multiple of 4.
+uint8_t round_down_port(uint8_t l) {
+  return l == 16 ? 16 : static_cast<uint8_t>(l & ~3u);
+}
 Tuple relaxed(Tuple t, int fam) {
   if (t.d > t.s + 4) {
     t.s = 0;
-    t.flags &= ~XDPFW_TABLE_SPORT;
+    t.sp = 0;
   } else if (t.s > t.d + 4) {
     t.d = 0;
-    t.flags &= ~XDPFW_TABLE_DPORT;
+    t.dp = 0;
   }
   t.s = round_down(t.s, fam);
   t.d = round_down(t.d, fam);
-  return t;
+  t.sp = round_down_port(t.sp);
+  t.dp = round_down_port(t.dp);
+  return with_port_flags(t);
 }
 
 template <typename K>
@@ -115,8 +146,8 @@ void fill_key(K& k, uint8_t table, const Tuple& t, const uint32_t smask[4], cons
   k = K{};
   k.table = table;
   k.proto = (t.flags & XDPFW_TABLE_PROTO) ? proto : 0;
-  k.sport = (t.flags & XDPFW_TABLE_SPORT) ? sport : 0;
-  k.dport = (t.flags & XDPFW_TABLE_DPORT) ? dport : 0;
+  k.sport = sport & port_mask(t.sp);
+  k.dport = dport & port_mask(t.dp);
   if constexpr (words == 1) {
     masked(src, smask, &k.src, 1);
     masked(dst, dmask, &k.dst, 1);
@@ -220,8 +251,8 @@ class FamilyBuilder {
       t.src_plen = tb.tuple.s;
       t.dst_plen = tb.tuple.d;
       t.proto_mask = (t.flags & XDPFW_TABLE_PROTO) ? 0xff : 0;
-      t.sport_mask = (t.flags & XDPFW_TABLE_SPORT) ? 0xffff : 0;
-      t.dport_mask = (t.flags & XDPFW_TABLE_DPORT) ? 0xffff : 0;
+      t.sport_mask = port_mask(tb.tuple.sp);
+      t.dport_mask = port_mask(tb.tuple.dp);
     }
     out.reserve(buckets_.size());
     for (auto& [k, b] : buckets_) {
@@ -299,7 +330,7 @@ class FamilyBuilder {
     K k;
     fill_key(k, static_cast<uint8_t>(table), tb.tuple, tb.smask, tb.dmask,
              r.src ? r.src->addr : zero, r.dst ? r.dst->addr : zero, r.proto.value_or(0),
-             exact_port(r, false).value_or(0), exact_port(r, true).value_or(0));
+             port_key(r, false), port_key(r, true));
     return k;
   }
 
@@ -472,8 +503,10 @@ std::optional<LookupResult> lookup_compiled(const CompiledRuleset& c, const Pack
       const xdpfw_table& t = h.tables[fam][i];
       if (best && best->order <= t.min_order) break;
       ++probes;
-      Tuple tu;
+      Tuple tu;  // what the key needs: the fields hashed (masks as the program uses them)
       tu.flags = t.flags;
+      tu.sp = static_cast<uint8_t>(__builtin_popcount(t.sport_mask));
+      tu.dp = static_cast<uint8_t>(__builtin_popcount(t.dport_mask));
       auto find_in = [&](const auto& map, auto k, uint8_t chain) -> const Bucket* {
         fill_key(k, static_cast<uint8_t>(i), tu, t.src_mask, t.dst_mask, p.src, p.dst, p.proto,
                  p.sport, p.dport);
@@ -543,7 +576,9 @@ MatchKey match_key(const Rule& r) {
 namespace {
 
 Tuple table_tuple(const xdpfw_table& t) {
-  return Tuple{t.src_plen, t.dst_plen, t.flags};
+  return Tuple{t.src_plen, t.dst_plen, t.flags,
+               static_cast<uint8_t>(__builtin_popcount(t.sport_mask)),
+               static_cast<uint8_t>(__builtin_popcount(t.dport_mask))};
 }
 
 template <typename K>
@@ -552,7 +587,7 @@ K rule_key(const xdpfw_table& t, uint32_t i, const Rule& r) {
   K k;
   fill_key(k, static_cast<uint8_t>(i), table_tuple(t), t.src_mask, t.dst_mask,
            r.src ? r.src->addr : zero, r.dst ? r.dst->addr : zero, r.proto.value_or(0),
-           exact_port(r, false).value_or(0), exact_port(r, true).value_or(0));
+           port_key(r, false), port_key(r, true));
   return k;
 }
 

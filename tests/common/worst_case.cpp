@@ -17,14 +17,20 @@ const char* dst_of(Family fam) {
 }
 
 // A rule around the header: its prefixes hold the header's addresses, and
-// sport lo-lo+1 misses its sport 1000 unless lo is 999 or 1000.
-Rule around(Family fam, int src_len, int dst_len, bool exact_dport, uint16_t lo, uint32_t id) {
+// its sport range spans the middle of the port space, so that no table can
+// hash it (ranges hash only the bits their ends share: none here). Range k
+// (32767-k to 32768+k) misses the header's sport 1000; the range `hit`
+// (999-40000) holds it.
+Rule around(Family fam, int src_len, int dst_len, bool exact_dport, int k, uint32_t id) {
+  std::string range =
+      k < 0 ? "999-40000" : std::to_string(32767 - k) + "-" + std::to_string(32768 + k);
   std::string t = "id " + std::to_string(id) + " prio " + std::to_string(id) + " src " +
                   src_of(fam) + "/" + std::to_string(src_len) + " dst " + dst_of(fam) + "/" +
-                  std::to_string(dst_len) + " proto udp sport " + std::to_string(lo) + "-" +
-                  std::to_string(lo + 1) + (exact_dport ? " dport 2000" : "") + " action drop";
+                  std::to_string(dst_len) + " proto udp sport " + range +
+                  (exact_dport ? " dport 2000" : "") + " action drop";
   return parse_rule(t);
 }
+constexpr int hit = -1;
 
 }  // namespace
 
@@ -49,11 +55,11 @@ std::vector<Rule> worst_case_tables(Family fam, uint32_t tables) {
     for (int d = max_len; d >= 0; --d)
       for (bool exact : {true, false}) {
         for (uint16_t k = 0; k < XDPFW_BUCKET_SIZE; ++k, ++id)
-          out.push_back(around(fam, s, d, exact, static_cast<uint16_t>(1002 + 2 * k), id));
+          out.push_back(around(fam, s, d, exact, k, id));
         uint32_t n = compile_rules(out, Policy{}).header.ntables[f];
         if (n > tables) throw std::runtime_error("worst_case_tables: overshot");
         if (n == tables) {  // the last shape once more, matching: no new table
-          out.push_back(around(fam, s, d, exact, 999, id));
+          out.push_back(around(fam, s, d, exact, hit, id));
           return out;
         }
       }
@@ -64,9 +70,7 @@ std::vector<Rule> worst_case_chain(Family fam, uint32_t rules) {
   const int max_len = fam == Family::v4 ? 32 : 128;
   std::vector<Rule> out;
   for (uint32_t id = 1; id <= rules; ++id) {
-    // sport ranges 1002-1003, 1004-1005, ...; the last one 999-1000 matches
-    uint16_t lo = id == rules ? 999 : static_cast<uint16_t>(1000 + 2 * id);
-    out.push_back(around(fam, max_len, max_len, true, lo, id));
+    out.push_back(around(fam, max_len, max_len, true, id == rules ? hit : int(id), id));
   }
   return out;
 }

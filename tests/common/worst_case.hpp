@@ -16,7 +16,8 @@ namespace xdpfw::test {
 PacketFields worst_case_header(Family fam);
 
 // Rules that all sit in the header's bucket of their table and fail it only
-// on a sport range, 16 to a shape (a full bucket: the next shape opens a
+// on a sport range that no table hashes (it spans the middle of the port
+// space), 16 to a shape (a full bucket: the next shape opens a
 // table), shapes from the longest prefixes down, until the set has `tables`
 // tables for the family; then one rule of the worst priority, of the last
 // shape, that matches the header. Classifying the header probes every table and scans a full

@@ -60,12 +60,13 @@ BOOST_AUTO_TEST_CASE(tables_sorted_by_best_rule) {
 }
 
 BOOST_AUTO_TEST_CASE(full_bucket_opens_another_table) {
-  // 20 rules equal on every hashed field (same addresses and protocol,
-  // different port ranges): 16 fill one bucket, the rest go to a second table.
+  // 20 rules equal on every hashed field (same addresses and protocol, port
+  // ranges across the middle of the port space, which no table can hash):
+  // 16 fill one bucket, the rest go to a second table.
   std::vector<Rule> rs;
   for (uint32_t i = 0; i < 20; ++i) {
     Rule r = parse_rule("src 198.18.0.1 dst 198.18.0.2 proto tcp action drop");
-    r.dport = PortRange{static_cast<uint16_t>(1000 + 10 * i), static_cast<uint16_t>(1005 + 10 * i)};
+    r.dport = PortRange{static_cast<uint16_t>(32767 - i), static_cast<uint16_t>(32768 + i)};
     r.id = i + 1;
     r.priority = 100;
     rs.push_back(r);
@@ -81,11 +82,47 @@ BOOST_AUTO_TEST_CASE(full_bucket_opens_another_table) {
     p.dst = {198, 18, 0, 2};
     p.proto = proto_tcp;
     p.has_l4 = true;
-    p.dport = static_cast<uint16_t>(1003 + 10 * i);
+    p.dport = static_cast<uint16_t>(32767 - i);  // inside rule i+1's range, outside the ones before
     auto got = lookup_compiled(c, p);
     BOOST_TEST_REQUIRE(got.has_value());
     BOOST_TEST(got->rule_id() == uint32_t(i + 1));
   }
+}
+
+BOOST_AUTO_TEST_CASE(port_ranges_hash_the_bits_their_ends_share) {
+  // 4,000 rules on one address pair, each a block of 16 ports: the tables
+  // hash dport's top 12 bits, so each rule has a bucket of its own, where
+  // unhashed ranges would have filled one chain of 4,000.
+  std::vector<Rule> rs;
+  for (uint32_t i = 0; i < 4000; ++i) {
+    Rule r = parse_rule("src 198.18.0.1 dst 198.18.0.2 proto tcp action drop");
+    uint16_t lo = static_cast<uint16_t>(1024 + 16 * i);
+    r.dport = PortRange{lo, static_cast<uint16_t>(lo + 15)};
+    r.id = i + 1;
+    r.priority = 100;
+    rs.push_back(r);
+  }
+  auto c = compile_rules(rs, Policy{});
+  BOOST_TEST(check_invariants(c, rs) == "");
+  size_t biggest = 0;
+  for (const auto& [k, b] : c.v4) biggest = std::max<size_t>(biggest, b.n + (b.more ? 16 : 0));
+  BOOST_TEST(biggest <= 2u);
+  BOOST_TEST(c.header.tables[0][0].dport_mask == 0xfff0);
+  ReferenceClassifier ref(rs, Action::pass);
+  for (uint32_t i = 0; i < 4000; i += 37)
+    for (uint16_t off : {0, 7, 15, 16}) {
+      PacketFields p;
+      p.src = {198, 18, 0, 1};
+      p.dst = {198, 18, 0, 2};
+      p.proto = proto_tcp;
+      p.has_l4 = true;
+      p.dport = static_cast<uint16_t>(1024 + 16 * i + off);
+      uint32_t probes = 0;
+      auto got = lookup_compiled(c, p, &probes);
+      auto want = ref.classify(p);
+      BOOST_TEST_REQUIRE(got.has_value() == want.rule_id.has_value());
+      if (got) BOOST_TEST(got->rule_id() == *want.rule_id);
+    }
 }
 
 BOOST_AUTO_TEST_CASE(candidate_masks_skip_tables_that_cannot_match) {
