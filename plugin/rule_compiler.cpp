@@ -342,7 +342,7 @@ class FamilyBuilder {
     if (link >= XDPFW_MAX_CHAIN)
       throw CompileError(rule_name(r) + ": more than " +
                          std::to_string(XDPFW_MAX_CHAIN * XDPFW_BUCKET_SIZE) +
-                         " rules agree on the addresses, protocol and exact ports that one " +
+                         " rules agree on the addresses, protocol and port bits that one " +
                          family_name(fam_) + " table hashes (limit of a bucket chain)");
     ++count;
     K key = k;
