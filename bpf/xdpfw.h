@@ -148,7 +148,7 @@ struct xdpfw_cand {
 /* Global run-time settings (one entry). */
 struct xdpfw_config {
 	__u32 active_slot;
-	__u32 layout; /* XDPFW_MAP_LAYOUT of the agent that wrote the maps */
+	__u32 layout;	      /* XDPFW_MAP_LAYOUT of the agent that wrote the maps */
 	__u64 event_cost_ns;  /* per-CPU token cost of one event; 0 = events off */
 	__u64 event_burst_ns; /* per-CPU bucket depth */
 };
