@@ -2,7 +2,7 @@
 # Every benchmark, each with its baselines measured in the same run (as root).
 #   bash bench/run.sh            full run (about 25 minutes, most of it nftables on the
 #                                ClassBench sets): tables, CSV, two plots
-#   bash bench/run.sh --quick    under a minute: one summary line per benchmark
+#   bash bench/run.sh --quick    about 90 seconds: one summary line per benchmark
 #   bash bench/run.sh --out DIR  where the results go (default bench/results/DATE)
 #   --no-build                   use the build as it is ($XDPFW_BUILD_DIR, default build/)
 set -euo pipefail
