@@ -138,6 +138,14 @@ Tuple relaxed(Tuple t, int fam) {
   return with_port_flags(t);
 }
 
+// A table's tuple as its header says it (port lengths from the masks the
+// program uses).
+Tuple table_tuple(const xdpfw_table& t) {
+  return Tuple{t.src_plen, t.dst_plen, t.flags,
+               static_cast<uint8_t>(__builtin_popcount(t.sport_mask)),
+               static_cast<uint8_t>(__builtin_popcount(t.dport_mask))};
+}
+
 template <typename K>
 void fill_key(K& k, uint8_t table, const Tuple& t, const uint32_t smask[4], const uint32_t dmask[4],
               const std::array<uint8_t, 16>& src, const std::array<uint8_t, 16>& dst, uint8_t proto,
@@ -503,10 +511,7 @@ std::optional<LookupResult> lookup_compiled(const CompiledRuleset& c, const Pack
       const xdpfw_table& t = h.tables[fam][i];
       if (best && best->order <= t.min_order) break;
       ++probes;
-      Tuple tu;  // what the key needs: the fields hashed (masks as the program uses them)
-      tu.flags = t.flags;
-      tu.sp = static_cast<uint8_t>(__builtin_popcount(t.sport_mask));
-      tu.dp = static_cast<uint8_t>(__builtin_popcount(t.dport_mask));
+      Tuple tu = table_tuple(t);
       auto find_in = [&](const auto& map, auto k, uint8_t chain) -> const Bucket* {
         fill_key(k, static_cast<uint8_t>(i), tu, t.src_mask, t.dst_mask, p.src, p.dst, p.proto,
                  p.sport, p.dport);
@@ -574,12 +579,6 @@ MatchKey match_key(const Rule& r) {
 }
 
 namespace {
-
-Tuple table_tuple(const xdpfw_table& t) {
-  return Tuple{t.src_plen, t.dst_plen, t.flags,
-               static_cast<uint8_t>(__builtin_popcount(t.sport_mask)),
-               static_cast<uint8_t>(__builtin_popcount(t.dport_mask))};
-}
 
 template <typename K>
 K rule_key(const xdpfw_table& t, uint32_t i, const Rule& r) {
