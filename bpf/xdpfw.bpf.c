@@ -46,8 +46,13 @@ struct classify_ctx {
 	__u64 m[XDPFW_MASK_WORDS]; /* tables still worth probing */
 	__u64 best_order;
 	__u32 best_counter;
-	__u32 slot;
+	__u32 slot; /* with the view: slot + XDPFW_SLOTS * view */
 	__u8 best_action;
+	/* Malformed packets: the candidate fields the packet lacks, and those of
+	 * them the best rule needs (non-zero: the malformed action decides).
+	 * Values, not branches: the verifier sees one state either way. */
+	__u8 skip;
+	__u8 best_unreadable;
 };
 
 static __always_inline void and_summary(struct classify_ctx *c, __u32 fam, __u32 field, __u32 v)
@@ -89,9 +94,13 @@ static __always_inline void candidates(struct classify_ctx *c, __u32 fam)
 			    bpf_ntohl(fam == XDPFW_FAMILY_V4 ? p->dst[0] : p->dst[1]) >> 16);
 }
 
+/* Does the candidate match, on the fields it constrains other than those in
+ * skip (the ones a malformed packet lacks: enum xdpfw_cand_flags)? */
 static __always_inline int cand_matches(const struct xdpfw_cand *r, const struct xdpfw_pkt *p,
-					__u32 fam)
+					__u32 fam, __u8 skip)
 {
+	__u8 flags = r->flags & ~skip;
+
 	if ((p->src[0] ^ r->src[0]) & r->src_mask[0])
 		return 0;
 	if ((p->dst[0] ^ r->dst[0]) & r->dst_mask[0])
@@ -106,9 +115,9 @@ static __always_inline int cand_matches(const struct xdpfw_cand *r, const struct
 		    ((p->dst[3] ^ r->dst[3]) & r->dst_mask[3]))
 			return 0;
 	}
-	if ((r->flags & XDPFW_CAND_PROTO) && p->proto != r->proto)
+	if ((flags & XDPFW_CAND_PROTO) && p->proto != r->proto)
 		return 0;
-	if (r->flags & XDPFW_CAND_L4) {
+	if (flags & XDPFW_CAND_L4) {
 		if (!p->has_ports)
 			return 0;
 		if (p->sport < r->sport_lo || p->sport > r->sport_hi)
@@ -142,11 +151,12 @@ static __always_inline long check_cand(struct scan_ctx *s, __u32 j)
 		s->done = 1;
 		return 1;
 	}
-	if (!cand_matches(r, c->pkt, s->fam))
+	if (!cand_matches(r, c->pkt, s->fam, c->skip))
 		return 0;
 	c->best_order = r->order;
 	c->best_counter = r->counter;
 	c->best_action = r->action;
+	c->best_unreadable = r->flags & c->skip;
 	s->done = 1;
 	return 1;
 }
@@ -443,23 +453,38 @@ int xdpfw_main(struct xdp_md *ctx)
 		st->c[XDPFW_STAT_NON_IP]++;
 		return XDP_PASS;
 	}
-	if (reason != PARSE_OK) {
-		if (reason >= XDPFW_STAT_FIRST_MALFORMED && reason <= XDPFW_STAT_LAST_MALFORMED)
-			st->c[reason]++;
-		return verdict(rs->malformed_action, st, XDPFW_STAT_MALFORMED_DROP,
-			       XDPFW_STAT_MALFORMED_PASS);
-	}
-	if (pkt.fragment)
-		st->c[XDPFW_STAT_FRAGMENTS]++;
-
 	struct classify_ctx c = {
 	    .rs = rs,
 	    .pkt = &pkt,
 	    .best_order = ORDER_NONE,
 	    .slot = slot,
 	};
+	if (reason != PARSE_OK) {
+		__u32 readable = pkt.readable;
+
+		if (reason >= XDPFW_STAT_FIRST_MALFORMED && reason <= XDPFW_STAT_LAST_MALFORMED)
+			st->c[reason]++;
+		/* A malformed packet: the first rule whose readable fields match
+		 * decides, through the view of the rule set blind to what the
+		 * packet lacks (XDPFW_READ_NO_L4 or _NO_PROTO, tested as a range:
+		 * one verifier state); when that rule needs a field the parser
+		 * could not read, when no rule matches, or when not even the
+		 * addresses were read, malformed_action does. */
+		if (readable - 1 > XDPFW_READ_NO_PROTO - 1)
+			goto malformed;
+		c.slot = slot + XDPFW_SLOTS * readable;
+		c.rs = bpf_map_lookup_elem(&xdpfw_rulesets, &c.slot);
+		if (!c.rs)
+			goto malformed;
+		/* no L4: ports and ICMP; view 2: the protocol too */
+		c.skip = XDPFW_CAND_L4 | ((readable >> 1) & XDPFW_CAND_PROTO);
+		pkt.has_ports = 0;
+	} else if (pkt.fragment) {
+		st->c[XDPFW_STAT_FRAGMENTS]++;
+	}
+
 	count_probes(st, classify(&c));
-	if (c.best_order != ORDER_NONE) {
+	if (c.best_order != ORDER_NONE && !c.best_unreadable) {
 		struct xdpfw_rule_counters *rc;
 
 		rc = bpf_map_lookup_elem(&xdpfw_rule_counters, &c.best_counter);
@@ -469,8 +494,13 @@ int xdpfw_main(struct xdp_md *ctx)
 		}
 		return verdict(c.best_action, st, XDPFW_STAT_MATCH_DROP, XDPFW_STAT_MATCH_PASS);
 	}
+	if (c.skip)
+		goto malformed;
 	report_unmatched(ctx, cfg, st, &pkt, len);
 	return verdict(rs->default_action, st, XDPFW_STAT_DEFAULT_DROP, XDPFW_STAT_DEFAULT_PASS);
+malformed:
+	return verdict(rs->malformed_action, st, XDPFW_STAT_MALFORMED_DROP,
+		       XDPFW_STAT_MALFORMED_PASS);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -16,13 +16,25 @@
 #define XDPFW_MAX_IPV6_EXT	8   /* IPv6 extension headers walked */
 #define XDPFW_SUMMARY_SPACE	65536 /* entries per summary field */
 #define XDPFW_SLOTS		2     /* double-buffered rule sets */
+#define XDPFW_VIEWS		3 /* per slot: the rule set, and as two kinds of malformed packet see it */
 #define XDPFW_DEFAULT_MAX_RULES 131072
 #define XDPFW_DEFAULT_MAX_ENTRIES                                                                  \
-	(XDPFW_SLOTS * XDPFW_DEFAULT_MAX_RULES) /* buckets per family map */
+	(XDPFW_SLOTS * 2 * XDPFW_DEFAULT_MAX_RULES) /* buckets per family map (views included) */
 
 enum xdpfw_family {
 	XDPFW_FAMILY_V4 = 0,
 	XDPFW_FAMILY_V6 = 1,
+};
+
+/* What a packet's headers let the parser read (docs/DATAPATH.md, "Parser").
+ * A malformed packet whose addresses were read is classified in the view of
+ * the rule set blind to what it lacks: view 1 (no ports, ICMP type/code) or
+ * view 2 (no protocol either). A rule that needs an unreadable field and
+ * whose readable ones match gives the packet the malformed action. */
+enum xdpfw_readable {
+	XDPFW_READ_ALL = 0,
+	XDPFW_READ_NO_L4 = 1,	 /* addresses and protocol */
+	XDPFW_READ_NO_PROTO = 2, /* addresses only */
 };
 
 enum xdpfw_action {
@@ -75,8 +87,9 @@ struct xdpfw_table {
 	__u8 dst_plen;
 };
 
-/* One rule set (one per slot). Tables of a family are sorted by min_order;
- * table i is bit i of every mask and the table id in its keys. */
+/* One rule set (one per slot and view: xdpfw_rulesets index and key slot
+ * field slot + XDPFW_SLOTS * view; views have no summaries). Tables of a family are sorted by
+ * min_order; table i is bit i of every mask and the table id in its keys. */
 struct xdpfw_ruleset {
 	__u64 generation;
 	__u8 default_action;		  /* enum xdpfw_action: no rule matched */
@@ -142,8 +155,9 @@ struct xdpfw_cand {
 /* What the pinned maps' contents mean. Bump it when a map's contents change
  * meaning without any map changing size: an agent that finds pins of another
  * layout (or of other sizes) replaces them (docs/PACKAGING.md, "Upgrades").
- * 0 is the layout of the first package, whose config had a zero pad here. */
-#define XDPFW_MAP_LAYOUT 0
+ * 0 is the layout of the first package, whose config had a zero pad here;
+ * 1 added the views of malformed packets (xdpfw_rulesets x3, key slots). */
+#define XDPFW_MAP_LAYOUT 1
 
 /* Global run-time settings (one entry). */
 struct xdpfw_config {

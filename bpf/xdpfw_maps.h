@@ -16,7 +16,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, XDPFW_SLOTS);
+	__uint(max_entries, XDPFW_SLOTS *XDPFW_VIEWS);
 	__type(key, __u32);
 	__type(value, struct xdpfw_ruleset);
 } xdpfw_rulesets SEC(".maps");

@@ -1,7 +1,9 @@
 /* xdpfw_parse.h: the packet parser. Reads Ethernet (0-2 VLAN tags), IPv4
  * (honouring IHL and fragments), IPv6 (bounded extension-header walk) and the
  * TCP/UDP/ICMP/ICMPv6 header into struct xdpfw_pkt. Returns PARSE_OK,
- * PARSE_NOT_IP, or the enum xdpfw_stat reason of a malformed packet. */
+ * PARSE_NOT_IP, or the enum xdpfw_stat reason of a malformed packet; for a
+ * malformed packet whose addresses were read, pkt->readable says what was
+ * (enum xdpfw_readable; XDPFW_READ_ALL there means nothing was). */
 #ifndef XDPFW_PARSE_H
 #define XDPFW_PARSE_H
 
@@ -56,6 +58,7 @@ struct xdpfw_pkt {
 	__u8 tcp_flags;
 	__u8 has_ports; /* L4 header read: sport/dport valid */
 	__u8 fragment;	/* non-first fragment */
+	__u8 readable;	/* enum xdpfw_readable */
 };
 
 /* Reads the L4 header at data + off, which must end within data + l3_end. */
@@ -68,9 +71,11 @@ static __always_inline int parse_l4(void *data, void *data_end, __u32 off, __u32
 		struct tcphdr *th = l4;
 
 		if ((void *)(th + 1) > data_end || off + sizeof(*th) > l3_end)
-			return XDPFW_STAT_L4_TRUNCATED;
-		if (th->doff < 5)
+			goto truncated;
+		if (th->doff < 5) {
+			pkt->readable = XDPFW_READ_NO_L4;
 			return XDPFW_STAT_L4_BAD_HEADER;
+		}
 		pkt->sport = bpf_ntohs(th->source);
 		pkt->dport = bpf_ntohs(th->dest);
 		pkt->tcp_flags = ((__u8 *)th)[13];
@@ -79,7 +84,7 @@ static __always_inline int parse_l4(void *data, void *data_end, __u32 off, __u32
 		struct udphdr *uh = l4;
 
 		if ((void *)(uh + 1) > data_end || off + sizeof(*uh) > l3_end)
-			return XDPFW_STAT_L4_TRUNCATED;
+			goto truncated;
 		pkt->sport = bpf_ntohs(uh->source);
 		pkt->dport = bpf_ntohs(uh->dest);
 		pkt->has_ports = 1;
@@ -88,12 +93,15 @@ static __always_inline int parse_l4(void *data, void *data_end, __u32 off, __u32
 
 		/* type, code, checksum */
 		if ((void *)(ih + 4) > data_end || off + 4 > l3_end)
-			return XDPFW_STAT_L4_TRUNCATED;
+			goto truncated;
 		pkt->sport = ih[0];
 		pkt->dport = ih[1];
 		pkt->has_ports = 1;
 	}
 	return PARSE_OK;
+truncated:
+	pkt->readable = XDPFW_READ_NO_L4;
+	return XDPFW_STAT_L4_TRUNCATED;
 }
 
 static __always_inline int parse_ipv4(void *data, void *data_end, __u32 off, struct xdpfw_pkt *pkt)
@@ -109,13 +117,16 @@ static __always_inline int parse_ipv4(void *data, void *data_end, __u32 off, str
 	tot_len = bpf_ntohs(iph->tot_len);
 	if (tot_len < ihl)
 		return XDPFW_STAT_IPV4_BAD_HEADER;
-	if (data + off + tot_len > data_end)
-		return XDPFW_STAT_IPV4_TRUNCATED;
 
 	pkt->family = XDPFW_FAMILY_V4;
 	pkt->proto = iph->protocol;
 	pkt->src[0] = iph->saddr;
 	pkt->dst[0] = iph->daddr;
+	if (data + off + tot_len > data_end) {
+		/* the header is whole, the payload cut short */
+		pkt->readable = XDPFW_READ_NO_L4;
+		return XDPFW_STAT_IPV4_TRUNCATED;
+	}
 	if (bpf_ntohs(iph->frag_off) & IPV4_FRAG_OFFSET_MASK) {
 		pkt->fragment = 1; /* no L4 header in this packet */
 		return PARSE_OK;
@@ -134,13 +145,15 @@ static __always_inline int parse_ipv6(void *data, void *data_end, __u32 off, str
 		return XDPFW_STAT_IPV6_TRUNCATED;
 	if (ip6h->version != 6)
 		return XDPFW_STAT_IPV6_BAD_HEADER;
-	l3_end = off + sizeof(*ip6h) + bpf_ntohs(ip6h->payload_len);
-	if (data + l3_end > data_end)
-		return XDPFW_STAT_IPV6_TRUNCATED;
-
 	pkt->family = XDPFW_FAMILY_V6;
 	__builtin_memcpy(pkt->src, &ip6h->saddr, 16);
 	__builtin_memcpy(pkt->dst, &ip6h->daddr, 16);
+	/* from here on, a malformed packet has its addresses only: the
+	 * upper-layer protocol is at the end of the extension headers */
+	pkt->readable = XDPFW_READ_NO_PROTO;
+	l3_end = off + sizeof(*ip6h) + bpf_ntohs(ip6h->payload_len);
+	if (data + l3_end > data_end)
+		return XDPFW_STAT_IPV6_TRUNCATED;
 	nexthdr = ip6h->nexthdr;
 	off += sizeof(*ip6h);
 
@@ -153,6 +166,7 @@ static __always_inline int parse_ipv6(void *data, void *data_end, __u32 off, str
 		    nexthdr != IPV6_NEXTHDR_DEST && nexthdr != IPV6_NEXTHDR_FRAGMENT &&
 		    nexthdr != IPV6_NEXTHDR_AH) {
 			pkt->proto = nexthdr;
+			pkt->readable = XDPFW_READ_ALL;
 			return parse_l4(data, data_end, off, l3_end, pkt);
 		}
 		if (i == XDPFW_MAX_IPV6_EXT)
@@ -168,6 +182,7 @@ static __always_inline int parse_ipv6(void *data, void *data_end, __u32 off, str
 			if (bpf_ntohs(fh->frag_off) & ~7) {
 				pkt->proto = fh->nexthdr;
 				pkt->fragment = 1;
+				pkt->readable = XDPFW_READ_ALL;
 				return PARSE_OK;
 			}
 			nexthdr = fh->nexthdr;

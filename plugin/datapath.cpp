@@ -353,6 +353,18 @@ uint32_t Datapath::alloc_rule_slot() {
   return s;
 }
 
+namespace {
+
+// View v of a compiled set (0: the set itself); an empty set where it has
+// none (a slot not written yet).
+const CompiledRuleset& view_of(const CompiledRuleset& c, uint32_t v) {
+  static const CompiledRuleset none{};
+  if (v == 0) return c;
+  return v <= c.views.size() ? c.views[v - 1] : none;
+}
+
+}  // namespace
+
 // Brings one slot's maps from slots_[slot].compiled to next (or, for a slot
 // whose content is unknown, rewrites it whole). The slot must not be the
 // active one.
@@ -364,12 +376,13 @@ void Datapath::write_slot(uint32_t slot, const std::shared_ptr<CompiledRuleset>&
   const CompiledRuleset& next = *next_ptr;
   st.known = false;  // until every write below succeeded
 
-  auto diff = [&](const auto& now, const auto& want, auto& d) {
+  // Keys carry the slot and the view (slot + XDPFW_SLOTS * view).
+  auto diff = [&](const auto& now, const auto& want, auto& d, uint32_t kslot) {
     for (const auto& [k, b] : want) {
       auto it = now.find(k);
       if (!full && it != now.end() && it->second == b) continue;
       auto key = k;
-      key.slot = static_cast<uint8_t>(slot);
+      key.slot = static_cast<uint8_t>(kslot);
       d.upsert_keys.push_back(key);
       d.upsert_vals.push_back(to_bucket(slot, b));
     }
@@ -377,14 +390,18 @@ void Datapath::write_slot(uint32_t slot, const std::shared_ptr<CompiledRuleset>&
     for (const auto& [k, b] : now)
       if (!want.count(k)) {
         auto key = k;
-        key.slot = static_cast<uint8_t>(slot);
+        key.slot = static_cast<uint8_t>(kslot);
         d.del_keys.push_back(key);
       }
   };
   Diff<xdpfw_key4> d4;
   Diff<xdpfw_key6> d6;
-  diff(cur.v4, next.v4, d4);
-  diff(cur.v6, next.v6, d6);
+  for (uint32_t v = 0; v < XDPFW_VIEWS; ++v) {
+    const CompiledRuleset& a = view_of(cur, v);
+    const CompiledRuleset& b = view_of(next, v);
+    diff(a.v4, b.v4, d4, slot + XDPFW_SLOTS * v);
+    diff(a.v6, b.v6, d6, slot + XDPFW_SLOTS * v);
+  }
 
   // Candidate records: new rules, and ids whose rule changed.
   std::vector<__u32> cidx;
@@ -432,11 +449,7 @@ void Datapath::write_slot(uint32_t slot, const std::shared_ptr<CompiledRuleset>&
   delete_batch(fd4, d4.del_keys.data(), d4.del_keys.size(), "xdpfw_buckets_v4");
   delete_batch(fd6, d6.del_keys.data(), d6.del_keys.size(), "xdpfw_buckets_v6");
 
-  xdpfw_ruleset hdr = next.header;
-  hdr.generation = generation_;
-  errno = 0;
-  check(bpf_map_update_elem(bpf_map__fd(skel_->maps.xdpfw_rulesets), &slot, &hdr, BPF_ANY),
-        "write xdpfw_rulesets");
+  for (uint32_t v = 0; v < XDPFW_VIEWS; ++v) write_header(slot, v, view_of(next, v).header);
   st.compiled = next_ptr;
   st.known = true;
 }
@@ -451,7 +464,7 @@ void Datapath::purge_slot(uint32_t slot) {
     K k{}, next{};
     const void* prev = nullptr;
     while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-      if (next.slot == slot) dead.push_back(next);
+      if (next.slot % XDPFW_SLOTS == slot) dead.push_back(next);  // every view
       k = next;
       prev = &k;
     }
@@ -587,17 +600,15 @@ void Datapath::write_delta(uint32_t slot, const CompiledDelta& d) {
     update_batch(bpf_map__fd(skel_->maps.xdpfw_summary), idx.data(), val.data(), idx.size(),
                  "xdpfw_summary");
   }
-  if (d.header) {
-    xdpfw_ruleset hdr = c.header;
-    hdr.generation = generation_;
-    check(bpf_map_update_elem(bpf_map__fd(skel_->maps.xdpfw_rulesets), &slot, &hdr, BPF_ANY),
-          "write xdpfw_rulesets");
+  for (uint32_t v = 0; v < XDPFW_VIEWS; ++v) {
+    const CompiledDelta* dv = v == 0 ? &d : v <= d.views.size() ? &d.views[v - 1] : nullptr;
+    if (dv && dv->header) write_header(slot, v, view_of(c, v).header);
   }
-  auto buckets = [&](bpf_map* map, const auto& list) {
+  auto buckets = [&](bpf_map* map, const auto& list, uint32_t kslot) {
     int fd = bpf_map__fd(map);
     for (const auto& [k, b] : list) {
       auto key = k;
-      key.slot = static_cast<uint8_t>(slot);
+      key.slot = static_cast<uint8_t>(kslot);
       if (b) {
         xdpfw_bucket v = to_bucket(slot, *b);
         check(bpf_map_update_elem(fd, &key, &v, BPF_ANY), "write a bucket");
@@ -606,8 +617,22 @@ void Datapath::write_delta(uint32_t slot, const CompiledDelta& d) {
       }
     }
   };
-  buckets(skel_->maps.xdpfw_buckets_v4, d.v4);
-  buckets(skel_->maps.xdpfw_buckets_v6, d.v6);
+  buckets(skel_->maps.xdpfw_buckets_v4, d.v4, slot);
+  buckets(skel_->maps.xdpfw_buckets_v6, d.v6, slot);
+  for (uint32_t v = 1; v <= d.views.size(); ++v) {
+    buckets(skel_->maps.xdpfw_buckets_v4, d.views[v - 1].v4, slot + XDPFW_SLOTS * v);
+    buckets(skel_->maps.xdpfw_buckets_v6, d.views[v - 1].v6, slot + XDPFW_SLOTS * v);
+  }
+}
+
+// The header of one view of a slot (view 0: the rule set itself).
+void Datapath::write_header(uint32_t slot, uint32_t view, const xdpfw_ruleset& h) {
+  xdpfw_ruleset hdr = h;
+  hdr.generation = generation_;
+  uint32_t idx = slot + XDPFW_SLOTS * view;
+  errno = 0;
+  check(bpf_map_update_elem(bpf_map__fd(skel_->maps.xdpfw_rulesets), &idx, &hdr, BPF_ANY),
+        "write xdpfw_rulesets");
 }
 
 bool Datapath::add_in_place(const Rule& r) {

@@ -109,6 +109,7 @@ class Datapath {
 
   void write_slot(uint32_t slot, const std::shared_ptr<CompiledRuleset>& next);
   void write_delta(uint32_t slot, const CompiledDelta& d);
+  void write_header(uint32_t slot, uint32_t view, const xdpfw_ruleset& h);
   bool in_sync();
   void start_grace();
   void reap();

@@ -20,13 +20,38 @@ bool rule_matches(const Rule& r, const PacketFields& p) {
   return true;
 }
 
-ReferenceClassifier::ReferenceClassifier(std::vector<Rule> rules, Action default_action)
-    : rules_(std::move(rules)), default_action_(default_action) {
+int rule_matches_readable(const Rule& r, const PacketFields& p) {
+  if (p.readable == Readable::nothing) return 0;
+  if (auto fam = r.family(); fam && *fam != p.family) return 0;
+  if (r.src && !r.src->contains(p.src)) return 0;
+  if (r.dst && !r.dst->contains(p.dst)) return 0;
+  int found = 1;
+  if (r.proto) {
+    if (p.readable == Readable::no_proto)
+      found = 2;
+    else if (*r.proto != p.proto)
+      return 0;
+  }
+  if (r.sport || r.dport || r.icmp_type || r.icmp_code) found = 2;
+  return found;
+}
+
+ReferenceClassifier::ReferenceClassifier(std::vector<Rule> rules, Action default_action,
+                                         Action malformed_action)
+    : rules_(std::move(rules)),
+      default_action_(default_action),
+      malformed_action_(malformed_action) {
   std::sort(rules_.begin(), rules_.end(),
             [](const Rule& a, const Rule& b) { return a.order() < b.order(); });
 }
 
 Verdict ReferenceClassifier::classify(const PacketFields& p) const {
+  if (p.readable != Readable::all) {
+    for (const Rule& r : rules_)
+      if (int m = rule_matches_readable(r, p))
+        return m == 1 ? Verdict{*r.action, r.id} : Verdict{malformed_action_, std::nullopt};
+    return Verdict{malformed_action_, std::nullopt};
+  }
   for (const Rule& r : rules_)
     if (rule_matches(r, p)) return Verdict{*r.action, r.id};
   return Verdict{default_action_, std::nullopt};

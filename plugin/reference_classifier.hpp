@@ -12,31 +12,49 @@
 
 namespace xdpfw {
 
-// What the parser extracted from a well-formed IP packet.
+// What the parser read of a malformed packet (docs/DATAPATH.md, "Parser"):
+// everything (a well-formed packet), the addresses and protocol but not
+// the L4 header, the addresses only, or nothing.
+enum class Readable : uint8_t { all = 0, no_l4 = 1, no_proto = 2, nothing = 3 };
+
+// What the parser extracted from an IP packet.
 struct PacketFields {
   Family family = Family::v4;
   std::array<uint8_t, 16> src{}, dst{};  // IPv4 in the first 4 bytes
   uint8_t proto = 0;
   bool has_l4 = false;  // sport/dport (icmp: type/code) were read
   uint16_t sport = 0, dport = 0;
+  Readable readable = Readable::all;  // other than all: a malformed packet
 };
 
 struct Verdict {
   Action action = Action::pass;
-  std::optional<uint32_t> rule_id;  // absent: no rule matched (default action)
+  // Absent: no rule decided (the default action, or for a malformed
+  // packet the malformed action).
+  std::optional<uint32_t> rule_id;
 };
 
 bool rule_matches(const Rule& r, const PacketFields& p);
 
+// For a malformed packet (p.readable other than all): 0 when a readable
+// field of r does not match, 2 when they all match but r needs a field that
+// could not be read, 1 when r matches on what was read.
+int rule_matches_readable(const Rule& r, const PacketFields& p);
+
 class ReferenceClassifier {
  public:
   // Rules must have ids and priorities assigned.
-  ReferenceClassifier(std::vector<Rule> rules, Action default_action);
+  ReferenceClassifier(std::vector<Rule> rules, Action default_action,
+                      Action malformed_action = Action::drop);
+  // A malformed packet: the first rule whose readable fields match decides;
+  // the malformed action when that rule needs a field that could not be
+  // read, when none matches, or when nothing was read.
   Verdict classify(const PacketFields& p) const;
 
  private:
   std::vector<Rule> rules_;  // sorted by (priority, id)
   Action default_action_;
+  Action malformed_action_;
 };
 
 }  // namespace xdpfw

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <functional>
 #include <unordered_set>
 
 #include "reference_classifier.hpp"
@@ -240,7 +241,8 @@ class FamilyBuilder {
 
   // Tables sorted by their best rule, keys renumbered to match; header,
   // buckets and summaries written.
-  void finish(xdpfw_ruleset& hdr, BucketMap<K>& out, std::vector<xdpfw_tmask>& summary) {
+  void finish(xdpfw_ruleset& hdr, BucketMap<K>& out, std::vector<xdpfw_tmask>& summary,
+              bool summaries) {
     size_t n = tables_.size();
     hdr.ntables[fam_] = static_cast<uint32_t>(n);
     if (n == 0) return;
@@ -271,7 +273,7 @@ class FamilyBuilder {
 
     // Candidate masks. Per table and field: every value, or the union of
     // its rules' ranges.
-    summary.assign(XDPFW_SUMMARY_FIELDS * kSpace, xdpfw_tmask{});
+    if (summaries) summary.assign(XDPFW_SUMMARY_FIELDS * kSpace, xdpfw_tmask{});
     xdpfw_tmask every[XDPFW_SUMMARY_FIELDS] = {};
     bool narrows[XDPFW_SUMMARY_FIELDS] = {};
     std::vector<std::pair<uint32_t, uint32_t>> ranges;
@@ -291,6 +293,7 @@ class FamilyBuilder {
       }
       if (all_proto)
         for (auto& m : hdr.proto[fam_]) set_bit(m, bit);
+      if (!summaries) continue;
       for (int f = 0; f < XDPFW_SUMMARY_FIELDS; ++f) {
         if (all[f]) {
           set_bit(every[f], bit);
@@ -313,7 +316,7 @@ class FamilyBuilder {
           for (uint32_t v = std::max(lo, next); v <= hi; ++v) set_bit(field[v], bit), next = v + 1;
       }
     }
-    for (int f = 0; f < XDPFW_SUMMARY_FIELDS; ++f) {
+    for (int f = 0; f < XDPFW_SUMMARY_FIELDS && summaries; ++f) {
       xdpfw_tmask* field = &summary[f * kSpace];
       for (uint32_t v = 0; v < kSpace; ++v)
         for (int w = 0; w < XDPFW_MASK_WORDS; ++w) field[v].w[w] |= every[f].w[w];
@@ -399,6 +402,43 @@ xdpfw_cand make_cand(const Rule& r) {
   return c;
 }
 
+// Rules sorted best first, validated.
+CompiledRuleset compile_sorted(const std::vector<const Rule*>& rules, const Policy& policy,
+                               const CompileLimits& limits, bool summaries) {
+  CompiledRuleset out;
+  out.header.default_action = static_cast<uint8_t>(policy.default_action);
+  out.header.malformed_action = static_cast<uint8_t>(policy.malformed_action);
+
+  // A rule whose match fields equal a better rule's can never decide a
+  // packet: it gets no place in the tables (it keeps its id and counters).
+  std::vector<const Rule*> placed;
+  placed.reserve(rules.size());
+  out.matches.reserve(rules.size());
+  for (const Rule* r : rules) {
+    MatchKey mk = match_key(*r);
+    if (auto& m = out.matches[mk]; ++m.count == 1) {
+      m.placed = r->id;
+      placed.push_back(r);
+    } else {
+      out.shadowed[mk].emplace_back(r->order(),
+                                    static_cast<uint8_t>(r->action.value_or(Action::drop)));
+    }
+  }
+  FamilyBuilder<xdpfw_key4> v4(XDPFW_FAMILY_V4, limits);
+  FamilyBuilder<xdpfw_key6> v6(XDPFW_FAMILY_V6, limits);
+  for (const Rule* r : placed) {
+    auto fam = r->family();
+    if (!fam || *fam == Family::v4) v4.insert(*r);
+    if (!fam || *fam == Family::v6) v6.insert(*r);
+  }
+  v4.finish(out.header, out.v4, out.summary[XDPFW_FAMILY_V4], summaries);
+  v6.finish(out.header, out.v6, out.summary[XDPFW_FAMILY_V6], summaries);
+
+  out.cands.reserve(placed.size());
+  for (const Rule* r : placed) out.cands.emplace(r->id, make_cand(*r));
+  return out;
+}
+
 }  // namespace
 
 CompiledRuleset compile_rules(const std::vector<Rule>& input, const Policy& policy,
@@ -428,62 +468,79 @@ CompiledRuleset compile_rules(const std::vector<Rule>& input, const Policy& poli
   std::sort(rules.begin(), rules.end(),
             [](const Rule* a, const Rule* b) { return a->order() < b->order(); });
 
-  CompiledRuleset out;
-  out.header.default_action = static_cast<uint8_t>(policy.default_action);
-  out.header.malformed_action = static_cast<uint8_t>(policy.malformed_action);
-
-  // A rule whose match fields equal a better rule's can never decide a
-  // packet: it gets no place in the tables (it keeps its id and counters).
-  std::vector<const Rule*> placed;
-  placed.reserve(rules.size());
-  out.matches.reserve(rules.size());
-  for (const Rule* r : rules) {
-    MatchKey mk = match_key(*r);
-    if (auto& m = out.matches[mk]; ++m.count == 1) {
-      m.placed = r->id;
-      placed.push_back(r);
-    } else {
-      out.shadowed[mk].emplace_back(r->order(),
-                                    static_cast<uint8_t>(r->action.value_or(Action::drop)));
-    }
+  CompiledRuleset out = compile_sorted(rules, policy, limits, true);
+  // The views of malformed packets, from the same order.
+  for (int v = XDPFW_READ_NO_L4; v <= XDPFW_READ_NO_PROTO; ++v) {
+    std::vector<Rule> seen;
+    seen.reserve(rules.size());
+    for (const Rule* r : rules)
+      if (auto p = project_rule(*r, v)) seen.push_back(std::move(*p));
+    std::vector<const Rule*> order;
+    order.reserve(seen.size());
+    for (const Rule& r : seen) order.push_back(&r);
+    out.views.push_back(compile_sorted(order, policy, limits, false));
   }
-  FamilyBuilder<xdpfw_key4> v4(XDPFW_FAMILY_V4, limits);
-  FamilyBuilder<xdpfw_key6> v6(XDPFW_FAMILY_V6, limits);
-  for (const Rule* r : placed) {
-    auto fam = r->family();
-    if (!fam || *fam == Family::v4) v4.insert(*r);
-    if (!fam || *fam == Family::v6) v6.insert(*r);
-  }
-  v4.finish(out.header, out.v4, out.summary[XDPFW_FAMILY_V4]);
-  v6.finish(out.header, out.v6, out.summary[XDPFW_FAMILY_V6]);
-
-  out.cands.reserve(placed.size());
-  for (const Rule* r : placed) out.cands.emplace(r->id, make_cand(*r));
+  // One map holds the buckets of the set and of its views.
+  size_t n4 = out.v4.size(), n6 = out.v6.size();
+  for (const CompiledRuleset& v : out.views) n4 += v.v4.size(), n6 += v.v6.size();
+  if (std::max(n4, n6) > limits.max_buckets_per_family)
+    throw CompileError("the rule set needs more than " +
+                       std::to_string(limits.max_buckets_per_family) + " " +
+                       family_name(n4 > n6 ? XDPFW_FAMILY_V4 : XDPFW_FAMILY_V6) +
+                       " hash buckets with its views of malformed packets (the map size set at "
+                       "load)");
   return out;
+}
+
+std::optional<Rule> project_rule(const Rule& r, int view) {
+  if (view == XDPFW_READ_NO_PROTO && r.family() == Family::v4) return std::nullopt;
+  Rule p = r;
+  p.sport.reset();
+  p.dport.reset();
+  p.icmp_type.reset();
+  p.icmp_code.reset();
+  if (view == XDPFW_READ_NO_PROTO) p.proto.reset();
+  return p;
 }
 
 namespace {
 
-bool cand_matches(const xdpfw_cand& c, const PacketFields& p) {
+// As the program's cand_matches: 1 a match, 2 a match on what a malformed
+// packet has but the rule needs more, 0 no match.
+int cand_matches(const xdpfw_cand& c, const PacketFields& p) {
   for (int i = 0; i < 4; ++i) {
     uint32_t s, d;
     std::memcpy(&s, p.src.data() + 4 * i, 4);
     std::memcpy(&d, p.dst.data() + 4 * i, 4);
-    if (((s ^ c.src[i]) & c.src_mask[i]) || ((d ^ c.dst[i]) & c.dst_mask[i])) return false;
+    if (((s ^ c.src[i]) & c.src_mask[i]) || ((d ^ c.dst[i]) & c.dst_mask[i])) return 0;
   }
-  if ((c.flags & XDPFW_CAND_PROTO) && p.proto != c.proto) return false;
+  int found = 1;
+  if (c.flags & XDPFW_CAND_PROTO) {
+    if (p.readable == Readable::no_proto)
+      found = 2;
+    else if (p.proto != c.proto)
+      return 0;
+  }
   if (c.flags & XDPFW_CAND_L4) {
-    if (!p.has_l4) return false;
-    if (p.sport < c.sport_lo || p.sport > c.sport_hi) return false;
-    if (p.dport < c.dport_lo || p.dport > c.dport_hi) return false;
+    if (p.readable != Readable::all) return 2;
+    if (!p.has_l4) return 0;
+    if (p.sport < c.sport_lo || p.sport > c.sport_hi) return 0;
+    if (p.dport < c.dport_lo || p.dport > c.dport_hi) return 0;
   }
-  return true;
+  return found;
 }
 
 }  // namespace
 
-std::optional<LookupResult> lookup_compiled(const CompiledRuleset& c, const PacketFields& p,
+std::optional<LookupResult> lookup_compiled(const CompiledRuleset& set, const PacketFields& p,
                                             uint32_t* probes_out) {
+  if (probes_out) *probes_out = 0;
+  if (p.readable == Readable::nothing) return std::nullopt;
+  const bool blind = p.readable != Readable::all;
+  if (blind && set.views.size() < static_cast<size_t>(p.readable)) return std::nullopt;
+  // A malformed packet: the tables and buckets of its view, the records of
+  // the set.
+  const CompiledRuleset& c = blind ? set.views[static_cast<size_t>(p.readable) - 1] : set;
   int fam = static_cast<int>(p.family);
   const xdpfw_ruleset& h = c.header;
   std::optional<LookupResult> best;
@@ -499,7 +556,7 @@ std::optional<LookupResult> lookup_compiled(const CompiledRuleset& c, const Pack
       int at = fam == XDPFW_FAMILY_V4 ? 0 : 4;
       return (uint32_t{a[at]} << 8) | a[at + 1];
     };
-    if (!p.has_l4)
+    if (!p.has_l4 || blind)
       narrow(h.noport[fam]);
     else if (use & (1u << XDPFW_SUMMARY_DPORT))
       narrow(sum[XDPFW_SUMMARY_DPORT * kSpace + p.dport]);
@@ -514,7 +571,7 @@ std::optional<LookupResult> lookup_compiled(const CompiledRuleset& c, const Pack
       Tuple tu = table_tuple(t);
       auto find_in = [&](const auto& map, auto k, uint8_t chain) -> const Bucket* {
         fill_key(k, static_cast<uint8_t>(i), tu, t.src_mask, t.dst_mask, p.src, p.dst, p.proto,
-                 p.sport, p.dport);
+                 blind ? 0 : p.sport, blind ? 0 : p.dport);
         k.chain = chain;
         auto it = map.find(k);
         return it == map.end() ? nullptr : &it->second;
@@ -528,11 +585,12 @@ std::optional<LookupResult> lookup_compiled(const CompiledRuleset& c, const Pack
         const Bucket* b = find_bucket(static_cast<uint8_t>(link));
         if (!b) break;
         for (uint32_t j = 0; j < b->n && !done; ++j) {
-          auto it = c.cands.find(b->ids[j]);
-          if (it == c.cands.end() || (best && it->second.order >= best->order)) {
+          auto it = set.cands.find(b->ids[j]);
+          if (it == set.cands.end() || (best && it->second.order >= best->order)) {
             done = true;
-          } else if (cand_matches(it->second, p)) {
-            best = LookupResult{it->second.order, static_cast<Action>(it->second.action), 0};
+          } else if (int found = cand_matches(it->second, p)) {
+            best = LookupResult{it->second.order, static_cast<Action>(it->second.action), 0,
+                                found == 2};
             done = true;
           }
         }
@@ -730,7 +788,7 @@ void apply_add(CompiledRuleset& c, int fam, const Rule& r,
   }
   if (!needs_l4(r)) d.header |= set(h.noport[fam]);
   auto& sum = c.summary[fam];
-  for (int f = 0; f < XDPFW_SUMMARY_FIELDS; ++f) {
+  for (int f = 0; f < XDPFW_SUMMARY_FIELDS && !sum.empty(); ++f) {  // views have none
     auto [lo, hi] = field_range(r, fam, f);
     for (uint32_t v = lo; v <= hi; ++v)
       if (set(sum[f * kSpace + v])) d.summary[fam].push_back(f * kSpace + v);
@@ -809,14 +867,21 @@ bool in_family(const Rule& r, int fam) {
 
 }  // namespace
 
+namespace {
+
+// An in-place change planned on one rule set (the set or a view): applying
+// it changes the set and returns its writes. Planned for the set and every
+// view before any is applied, so that a change that does not fit one of
+// them changes none.
+using Commit = std::function<CompiledDelta()>;
+
 // The placed rule of r's match gives its bucket place to rule `now`
 // (order and action in `me`): its record first, then one bucket write per
-// family. The old placed rule's record goes. On an add it joins `others`,
-// the duplicates of the match; on a removal the caller drops it.
-std::optional<CompiledDelta> swap_placed(CompiledRuleset& c, CompiledRuleset::Match& mt,
-                                         CompiledRuleset::Shadowed& others, const Rule& r,
-                                         uint32_t now, std::pair<uint64_t, uint8_t> me) {
-  uint32_t was = mt.placed;
+// family. The old placed rule's record goes. On an add it joins the
+// duplicates of the match; on a removal the caller drops it.
+std::optional<Commit> prepare_swap(CompiledRuleset& c, const MatchKey& mk, const Rule& r,
+                                   uint32_t now, std::pair<uint64_t, uint8_t> me) {
+  uint32_t was = c.matches.at(mk).placed;
   std::optional<std::pair<xdpfw_key4, Bucket>> p4;
   std::optional<std::pair<xdpfw_key6, Bucket>> p6;
   if (in_family(r, XDPFW_FAMILY_V4) &&
@@ -825,47 +890,46 @@ std::optional<CompiledDelta> swap_placed(CompiledRuleset& c, CompiledRuleset::Ma
   if (in_family(r, XDPFW_FAMILY_V6) &&
       !(p6 = plan_swap<xdpfw_key6>(c, XDPFW_FAMILY_V6, r, was, now, me.first)))
     return std::nullopt;
-  xdpfw_cand old = c.cands.at(was);
-  c.cands.erase(was);
-  c.cands.emplace(now, cand_like(r, me.first, me.second));
-  CompiledDelta d;
-  d.cands.push_back(now);
-  if (p4) {
-    c.v4[p4->first] = p4->second;
-    d.v4.emplace_back(p4->first, p4->second);
-  }
-  if (p6) {
-    c.v6[p6->first] = p6->second;
-    d.v6.emplace_back(p6->first, p6->second);
-  }
-  mt.placed = now;
-  if (now == r.id && was != r.id) {  // an add: the old placed rule is shadowed now
-    std::pair<uint64_t, uint8_t> o{old.order, old.action};
-    others.insert(std::upper_bound(others.begin(), others.end(), o), o);
-    ++mt.count;
-  }
-  return d;
+  return Commit([&c, mk, r, now, me, was, p4, p6] {
+    CompiledRuleset::Match& mt = c.matches.at(mk);
+    xdpfw_cand old = c.cands.at(was);
+    c.cands.erase(was);
+    c.cands.emplace(now, cand_like(r, me.first, me.second));
+    CompiledDelta d;
+    d.cands.push_back(now);
+    if (p4) {
+      c.v4[p4->first] = p4->second;
+      d.v4.emplace_back(p4->first, p4->second);
+    }
+    if (p6) {
+      c.v6[p6->first] = p6->second;
+      d.v6.emplace_back(p6->first, p6->second);
+    }
+    mt.placed = now;
+    if (now == r.id && was != r.id) {  // an add: the old placed rule is shadowed now
+      auto& others = c.shadowed[mk];
+      std::pair<uint64_t, uint8_t> o{old.order, old.action};
+      others.insert(std::upper_bound(others.begin(), others.end(), o), o);
+      ++mt.count;
+    }
+    return d;
+  });
 }
 
-std::optional<CompiledDelta> add_in_place(CompiledRuleset& c, const Rule& r) {
+std::optional<Commit> prepare_add(CompiledRuleset& c, const Rule& r) {
   if (c.cands.count(r.id)) return std::nullopt;
   MatchKey mk = match_key(r);
+  std::pair<uint64_t, uint8_t> me{r.order(), static_cast<uint8_t>(r.action.value_or(Action::drop))};
   if (auto m = c.matches.find(mk); m != c.matches.end()) {
-    CompiledRuleset::Match& mt = m->second;
-    const xdpfw_cand& placed = c.cands.at(mt.placed);
-    std::pair<uint64_t, uint8_t> me{r.order(),
-                                    static_cast<uint8_t>(r.action.value_or(Action::drop))};
-    if (placed.order < r.order()) {  // shadowed: nothing to write
-      auto& others = c.shadowed[mk];
-      others.insert(std::upper_bound(others.begin(), others.end(), me), me);
-      ++mt.count;
-      return CompiledDelta{};
-    }
+    if (c.cands.at(m->second.placed).order < r.order())  // shadowed: nothing to write
+      return Commit([&c, mk, me] {
+        auto& others = c.shadowed[mk];
+        others.insert(std::upper_bound(others.begin(), others.end(), me), me);
+        ++c.matches.at(mk).count;
+        return CompiledDelta{};
+      });
     // Better than the placed rule: it takes that rule's place.
-    CompiledRuleset::Shadowed& others = c.shadowed[mk];
-    auto d = swap_placed(c, mt, others, r, r.id, me);
-    if (others.empty()) c.shadowed.erase(mk);  // refused: as it was
-    return d;
+    return prepare_swap(c, mk, r, r.id, me);
   }
   std::optional<std::pair<uint32_t, std::vector<std::pair<xdpfw_key4, Bucket>>>> p4;
   std::optional<std::pair<uint32_t, std::vector<std::pair<xdpfw_key6, Bucket>>>> p6;
@@ -873,44 +937,52 @@ std::optional<CompiledDelta> add_in_place(CompiledRuleset& c, const Rule& r) {
     return std::nullopt;
   if (in_family(r, XDPFW_FAMILY_V6) && !(p6 = plan_add<xdpfw_key6>(c, XDPFW_FAMILY_V6, r)))
     return std::nullopt;
-  // The candidate first: the buckets' sorted insert above read the others'.
-  c.cands.emplace(r.id, make_cand(r));
-  c.matches.emplace(mk, CompiledRuleset::Match{1, r.id});
-  CompiledDelta d;
-  d.cands.push_back(r.id);
-  if (p4) apply_add(c, XDPFW_FAMILY_V4, r, *p4, d);
-  if (p6) apply_add(c, XDPFW_FAMILY_V6, r, *p6, d);
-  return d;
+  return Commit([&c, mk, r, p4, p6] {
+    // The candidate first: the buckets' sorted insert above read the others'.
+    c.cands.emplace(r.id, make_cand(r));
+    c.matches.emplace(mk, CompiledRuleset::Match{1, r.id});
+    CompiledDelta d;
+    d.cands.push_back(r.id);
+    if (p4) apply_add(c, XDPFW_FAMILY_V4, r, *p4, d);
+    if (p6) apply_add(c, XDPFW_FAMILY_V6, r, *p6, d);
+    return d;
+  });
 }
 
-std::optional<CompiledDelta> remove_in_place(CompiledRuleset& c, const Rule& r) {
+std::optional<Commit> prepare_remove(CompiledRuleset& c, const Rule& r) {
   MatchKey mk = match_key(r);
   auto m = c.matches.find(mk);
   if (m == c.matches.end()) return std::nullopt;
-  CompiledRuleset::Match& mt = m->second;
+  const CompiledRuleset::Match& mt = m->second;
   if (mt.placed != r.id) {  // shadowed: in no bucket
     auto sh = c.shadowed.find(mk);
     if (sh == c.shadowed.end()) return std::nullopt;
     auto it = std::find_if(sh->second.begin(), sh->second.end(),
                            [&](const auto& o) { return o.first == r.order(); });
     if (it == sh->second.end()) return std::nullopt;
-    sh->second.erase(it);
-    if (sh->second.empty()) c.shadowed.erase(sh);
-    --mt.count;
-    return CompiledDelta{};
+    return Commit([&c, mk, at = it - sh->second.begin()] {
+      auto sh = c.shadowed.find(mk);
+      sh->second.erase(sh->second.begin() + at);
+      if (sh->second.empty()) c.shadowed.erase(sh);
+      --c.matches.at(mk).count;
+      return CompiledDelta{};
+    });
   }
   if (!c.cands.count(r.id)) return std::nullopt;
   if (mt.count > 1) {  // the next of its duplicates takes its place
     auto sh = c.shadowed.find(mk);
     if (sh == c.shadowed.end() || sh->second.empty()) return std::nullopt;
     auto next = sh->second.front();
-    auto d = swap_placed(c, mt, sh->second, r, static_cast<uint32_t>(next.first), next);
-    if (d) {
+    auto swap = prepare_swap(c, mk, r, static_cast<uint32_t>(next.first), next);
+    if (!swap) return std::nullopt;
+    return Commit([&c, mk, swap = std::move(*swap)] {
+      CompiledDelta d = swap();
+      auto sh = c.shadowed.find(mk);
       sh->second.erase(sh->second.begin());
       if (sh->second.empty()) c.shadowed.erase(sh);
-      --mt.count;
-    }
-    return d;
+      --c.matches.at(mk).count;
+      return d;
+    });
   }
   std::optional<std::pair<xdpfw_key4, Bucket>> p4;
   std::optional<std::pair<xdpfw_key6, Bucket>> p6;
@@ -918,21 +990,54 @@ std::optional<CompiledDelta> remove_in_place(CompiledRuleset& c, const Rule& r) 
     return std::nullopt;
   if (in_family(r, XDPFW_FAMILY_V6) && !(p6 = plan_remove<xdpfw_key6>(c, XDPFW_FAMILY_V6, r)))
     return std::nullopt;
-  CompiledDelta d;
-  auto apply = [&](auto& buckets, auto& delta, auto& plan) {
-    if (plan->second.n == 0 && plan->first.chain == 0 && !plan->second.more) {
-      buckets.erase(plan->first);
-      delta.emplace_back(plan->first, std::nullopt);
-    } else {
-      buckets[plan->first] = plan->second;
-      delta.emplace_back(plan->first, plan->second);
+  return Commit([&c, mk, id = r.id, p4, p6] {
+    CompiledDelta d;
+    auto apply = [&](auto& buckets, auto& delta, auto& plan) {
+      if (plan->second.n == 0 && plan->first.chain == 0 && !plan->second.more) {
+        buckets.erase(plan->first);
+        delta.emplace_back(plan->first, std::nullopt);
+      } else {
+        buckets[plan->first] = plan->second;
+        delta.emplace_back(plan->first, plan->second);
+      }
+    };
+    if (p4) apply(c.v4, d.v4, p4);
+    if (p6) apply(c.v6, d.v6, p6);
+    c.cands.erase(id);
+    c.matches.erase(mk);
+    return d;
+  });
+}
+
+// The change planned on the set and on each view (r projected), applied
+// only when every one fits.
+template <typename Prepare>
+std::optional<CompiledDelta> in_place(CompiledRuleset& c, const Rule& r, Prepare prepare) {
+  auto main = prepare(c, r);
+  if (!main) return std::nullopt;
+  std::vector<std::optional<Commit>> views;
+  for (size_t v = 0; v < c.views.size(); ++v) {
+    auto seen = project_rule(r, static_cast<int>(v) + 1);
+    if (!seen) {
+      views.emplace_back(Commit([] { return CompiledDelta{}; }));
+      continue;
     }
-  };
-  if (p4) apply(c.v4, d.v4, p4);
-  if (p6) apply(c.v6, d.v6, p6);
-  c.cands.erase(r.id);
-  c.matches.erase(m);
+    views.push_back(prepare(c.views[v], *seen));
+    if (!views.back()) return std::nullopt;
+  }
+  CompiledDelta d = (*main)();
+  for (auto& v : views) d.views.push_back((*v)());
   return d;
+}
+
+}  // namespace
+
+std::optional<CompiledDelta> add_in_place(CompiledRuleset& c, const Rule& r) {
+  return in_place(c, r, prepare_add);
+}
+
+std::optional<CompiledDelta> remove_in_place(CompiledRuleset& c, const Rule& r) {
+  return in_place(c, r, prepare_remove);
 }
 
 namespace {
@@ -1015,7 +1120,7 @@ std::string check_family(const CompiledRuleset& c, int fam,
       if (!has_bit(h.proto[fam][r->proto.value_or(0)], i))
         return where(*r) + "its protocol's mask lacks its table";
       if (!needs_l4(*r) && !has_bit(h.noport[fam], i)) return where(*r) + "no-port mask lacks it";
-      for (int f = 0; f < XDPFW_SUMMARY_FIELDS; ++f) {
+      for (int f = 0; f < XDPFW_SUMMARY_FIELDS && !c.summary[fam].empty(); ++f) {
         auto [lo, hi] = field_range(*r, fam, f);
         for (uint32_t v : {lo, hi, lo + (hi - lo) / 2})
           if (!has_bit(c.summary[fam][f * kSpace + v], i))
@@ -1062,7 +1167,21 @@ std::string check_invariants(const CompiledRuleset& c, const std::vector<Rule>& 
   }
   std::string e = check_family<xdpfw_key4>(c, XDPFW_FAMILY_V4, placed);
   if (e.empty()) e = check_family<xdpfw_key6>(c, XDPFW_FAMILY_V6, placed);
-  return e;
+  if (!e.empty() || c.views.empty()) return e;
+  if (c.views.size() != XDPFW_VIEWS - 1) return "views missing";
+  for (size_t v = 0; v < c.views.size(); ++v) {
+    std::vector<Rule> seen;
+    for (const Rule& r : rules)
+      if (auto p = project_rule(r, static_cast<int>(v) + 1)) seen.push_back(std::move(*p));
+    if (!c.views[v].views.empty()) return "a view with views";
+    e = check_invariants(c.views[v], seen);
+    if (!e.empty()) return "view " + std::to_string(v + 1) + ": " + e;
+    for (const auto& [id, cand] : c.views[v].cands)
+      if (!c.cands.count(id))
+        return "view " + std::to_string(v + 1) + ": rule " + std::to_string(id) +
+               " placed, without a record in the set";
+  }
+  return "";
 }
 
 }  // namespace xdpfw

@@ -101,9 +101,20 @@ struct CompiledRuleset {
   std::unordered_map<MatchKey, Match, MatchKeyHash> matches;
   std::unordered_map<MatchKey, Shadowed, MatchKeyHash> shadowed;
   // Per family: XDPFW_SUMMARY_FIELDS x XDPFW_SUMMARY_SPACE masks, field-major;
-  // empty when the family has no table (all zero).
+  // empty when the family has no table (all zero), and in views.
   std::vector<xdpfw_tmask> summary[2];
+  // The rule set's views of malformed packets, views[v - 1] for view v
+  // (enum xdpfw_readable): every rule projected onto what such a packet
+  // has (project_rule), compiled the same way, without summaries; its
+  // buckets name rules by id like the set's own (candidate records are the
+  // set's: cands). Empty in a view.
+  std::vector<CompiledRuleset> views;
 };
+
+// Rule r as view v (enum xdpfw_readable, 1 or 2) sees it: without its ports
+// and ICMP type/code, and in view 2 without its protocol either. nullopt:
+// not in the view (view 2 is IPv6's only; IPv4 always has its protocol).
+std::optional<Rule> project_rule(const Rule& r, int view);
 
 // The writes of an in-place change: buckets to write (nullopt: delete the
 // key), summary entries (index field * XDPFW_SUMMARY_SPACE + value) whose
@@ -112,11 +123,12 @@ struct CompiledDelta {
   std::vector<std::pair<xdpfw_key4, std::optional<Bucket>>> v4;
   std::vector<std::pair<xdpfw_key6, std::optional<Bucket>>> v6;
   std::vector<uint32_t> summary[2];
-  bool header = false;          // protocol or no-port masks gained bits
-  std::vector<uint32_t> cands;  // rules whose records go first (new in a bucket)
+  bool header = false;               // protocol or no-port masks gained bits
+  std::vector<uint32_t> cands;       // rules whose records go first (new in a bucket)
+  std::vector<CompiledDelta> views;  // the same change in each view (buckets, header)
 };
 
-// Adds one rule to c in place, as a change every packet sees whole or not
+// Adds one rule to c (and its views) in place, as a change every packet sees whole or not
 // at all: into a bucket or chain link of a table that admits it where its
 // place in the order has room, or as a new link at the end of a chain (the
 // link written before the one that points to it); never as a table's new
@@ -149,13 +161,17 @@ struct LookupResult {
   uint64_t order = 0;  // priority << 32 | rule id
   Action action = Action::pass;
   uint32_t probes = 0;  // tables probed
+  // Malformed packets: the rule's readable fields match, but it needs one
+  // that could not be read (the malformed action decides).
+  bool unreadable = false;
   uint32_t rule_id() const { return static_cast<uint32_t>(order); }
 };
 
 // The classifier of the XDP program, run in user space over a compiled rule
 // set: same candidate masks, table order, early stop and bucket scan. Lets
 // unit tests check the compiler against the reference without root. The
-// result is empty when no rule matched; probes is set either way.
+// result is empty when no rule matched; probes is set either way. A
+// malformed packet (p.readable) is looked up in its view.
 std::optional<LookupResult> lookup_compiled(const CompiledRuleset& c, const struct PacketFields& p,
                                             uint32_t* probes = nullptr);
 

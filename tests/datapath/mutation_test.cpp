@@ -5,8 +5,9 @@
 // padded), run through the program with BPF_PROG_TEST_RUN. A byte-level
 // reference parser written from the parser table of docs/DATAPATH.md says
 // what the program must do with each: the verdict, the one counter among
-// match/default/malformed/non_ip that moves, the malformed reason, and for a
-// parsed packet the rule the reference classifier picks.
+// match/default/malformed/non_ip that moves, the malformed reason, and the
+// rule the reference classifier picks (for a malformed packet, from the
+// fields the parser could read).
 // XDPFW_MUTATION_SEED=N reruns one seed.
 #include <boost/test/unit_test.hpp>
 #include <cstdlib>
@@ -36,6 +37,18 @@ Parsed bad(xdpfw_stat why) {
   Parsed p;
   p.kind = Parsed::malformed;
   p.reason = why;
+  p.f.readable = Readable::nothing;
+  return p;
+}
+
+// Malformed, with what was read so far (addresses, and the protocol or not).
+Parsed bad(xdpfw_stat why, Parsed p, Readable what) {
+  p.kind = Parsed::malformed;
+  p.reason = why;
+  p.f.readable = what;
+  p.f.has_l4 = false;
+  p.f.sport = p.f.dport = 0;
+  if (what == Readable::no_proto) p.f.proto = 0;
   return p;
 }
 
@@ -44,8 +57,9 @@ Parsed l4(const std::vector<uint8_t>& b, Parsed p, size_t off, size_t end) {
   uint8_t proto = p.f.proto;
   size_t need = proto == 6 ? 20 : proto == 17 ? 8 : (proto == 1 || proto == 58) ? 4 : 0;
   if (!need) return p;  // other protocols: addresses and protocol only
-  if (off + need > end) return bad(XDPFW_STAT_L4_TRUNCATED);
-  if (proto == 6 && (b[off + 12] >> 4) < 5) return bad(XDPFW_STAT_L4_BAD_HEADER);
+  if (off + need > end) return bad(XDPFW_STAT_L4_TRUNCATED, p, Readable::no_l4);
+  if (proto == 6 && (b[off + 12] >> 4) < 5)
+    return bad(XDPFW_STAT_L4_BAD_HEADER, p, Readable::no_l4);
   p.f.has_l4 = true;
   p.f.sport = (proto == 6 || proto == 17) ? be16(b, off) : b[off];
   p.f.dport = (proto == 6 || proto == 17) ? be16(b, off + 2) : b[off + 1];
@@ -68,11 +82,11 @@ Parsed parse_frame(const std::vector<uint8_t>& b) {
     if (off + 20 > b.size()) return bad(XDPFW_STAT_IPV4_TRUNCATED);
     size_t ihl = (b[off] & 0xf) * 4u, total = be16(b, off + 2);
     if ((b[off] >> 4) != 4 || ihl < 20 || total < ihl) return bad(XDPFW_STAT_IPV4_BAD_HEADER);
-    if (off + total > b.size()) return bad(XDPFW_STAT_IPV4_TRUNCATED);
     p.f.family = Family::v4;
     p.f.proto = b[off + 9];
     std::copy(b.begin() + off + 12, b.begin() + off + 16, p.f.src.begin());
     std::copy(b.begin() + off + 16, b.begin() + off + 20, p.f.dst.begin());
+    if (off + total > b.size()) return bad(XDPFW_STAT_IPV4_TRUNCATED, p, Readable::no_l4);
     if (be16(b, off + 6) & 0x1fff) return p;  // non-first fragment: no L4
     return l4(b, p, off + ihl, off + total);
   }
@@ -83,10 +97,10 @@ Parsed parse_frame(const std::vector<uint8_t>& b) {
   if (off + 40 > b.size()) return bad(XDPFW_STAT_IPV6_TRUNCATED);
   if ((b[off] >> 4) != 6) return bad(XDPFW_STAT_IPV6_BAD_HEADER);
   size_t end = off + 40 + be16(b, off + 4);
-  if (end > b.size()) return bad(XDPFW_STAT_IPV6_TRUNCATED);
   p.f.family = Family::v6;
   std::copy(b.begin() + off + 8, b.begin() + off + 24, p.f.src.begin());
   std::copy(b.begin() + off + 24, b.begin() + off + 40, p.f.dst.begin());
+  if (end > b.size()) return bad(XDPFW_STAT_IPV6_TRUNCATED, p, Readable::no_proto);
   uint8_t next = b[off + 6];
   off += 40;
   for (int n = 0;; ++n) {
@@ -95,9 +109,9 @@ Parsed parse_frame(const std::vector<uint8_t>& b) {
       p.f.proto = next;
       return l4(b, p, off, end);
     }
-    if (n == 8) return bad(XDPFW_STAT_IPV6_EXT_TOO_MANY);
+    if (n == 8) return bad(XDPFW_STAT_IPV6_EXT_TOO_MANY, p, Readable::no_proto);
     if (next == 44) {  // fragment header: 8 bytes
-      if (off + 8 > end) return bad(XDPFW_STAT_IPV6_EXT_TRUNCATED);
+      if (off + 8 > end) return bad(XDPFW_STAT_IPV6_EXT_TRUNCATED, p, Readable::no_proto);
       if (be16(b, off + 2) & ~7u) {  // offset > 0: no L4
         p.f.proto = b[off];
         return p;
@@ -106,9 +120,9 @@ Parsed parse_frame(const std::vector<uint8_t>& b) {
       off += 8;
       continue;
     }
-    if (off + 2 > end) return bad(XDPFW_STAT_IPV6_EXT_TRUNCATED);
+    if (off + 2 > end) return bad(XDPFW_STAT_IPV6_EXT_TRUNCATED, p, Readable::no_proto);
     size_t len = next == 51 ? (b[off + 1] + 2u) * 4 : (b[off + 1] + 1u) * 8;
-    if (off + len > end) return bad(XDPFW_STAT_IPV6_EXT_TRUNCATED);
+    if (off + len > end) return bad(XDPFW_STAT_IPV6_EXT_TRUNCATED, p, Readable::no_proto);
     next = b[off];
     off += len;
   }
@@ -177,8 +191,8 @@ void run_seed(uint64_t seed, int frames) {
   Policy policy{(seed & 1) ? Action::drop : Action::pass, (seed & 2) ? Action::pass : Action::drop};
   DatapathFixture fx;
   fx.dp.apply(rules, policy);
-  ReferenceClassifier ref(rules, policy.default_action);
-  int bad = 0, malformed = 0, non_ip = 0, matched = 0;
+  ReferenceClassifier ref(rules, policy.default_action, policy.malformed_action);
+  int bad = 0, malformed = 0, non_ip = 0, matched = 0, decided_malformed = 0;
   for (int i = 0; i < frames && bad < 5; ++i) {
     PacketSpec spec = random_encapsulation(gen.packet(rules), gen.rng());
     std::vector<uint8_t> frame = build_packet(spec);
@@ -193,9 +207,15 @@ void run_seed(uint64_t seed, int frames) {
       outcome = XDPFW_STAT_NON_IP;
       ++non_ip;
     } else if (want.kind == Parsed::malformed) {
-      act = policy.malformed_action;
-      outcome = act == Action::drop ? XDPFW_STAT_MALFORMED_DROP : XDPFW_STAT_MALFORMED_PASS;
+      // decided by a rule on the fields read, or by the malformed action
+      Verdict v = ref.classify(want.f);
+      act = v.action;
+      rule = v.rule_id;
+      outcome = rule
+                    ? (act == Action::drop ? XDPFW_STAT_MATCH_DROP : XDPFW_STAT_MATCH_PASS)
+                    : (act == Action::drop ? XDPFW_STAT_MALFORMED_DROP : XDPFW_STAT_MALFORMED_PASS);
       ++malformed;
+      decided_malformed += rule.has_value();
     } else {
       Verdict v = ref.classify(want.f);
       act = v.action;
@@ -225,12 +245,13 @@ void run_seed(uint64_t seed, int frames) {
     }
   }
   BOOST_TEST_MESSAGE("seed " << seed << ": " << frames << " mutated frames, " << malformed
-                             << " malformed, " << non_ip << " non-IP, " << matched
-                             << " matched a rule");
+                             << " malformed (" << decided_malformed << " decided by a rule), "
+                             << non_ip << " non-IP, " << matched << " matched a rule");
   // The mutations reach every outcome, or the test proves little.
   BOOST_TEST(malformed > frames / 20);
   BOOST_TEST(non_ip > 0);
   BOOST_TEST(matched > frames / 20);
+  BOOST_TEST(decided_malformed > 0);
 }
 
 }  // namespace

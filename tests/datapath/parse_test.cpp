@@ -107,7 +107,10 @@ BOOST_FIXTURE_TEST_CASE(non_ip_passes_and_is_counted, DatapathFixture) {
 }
 
 BOOST_FIXTURE_TEST_CASE(malformed_headers_each_reason, DatapathFixture) {
-  install({"action pass"}, Policy{Action::pass, Action::drop});
+  // Rules that need ports: a malformed packet whose addresses were read
+  // meets one of them first, which it cannot satisfy (malformed action).
+  install({"proto udp dport 53 action pass", "proto tcp dport 80 action pass"},
+          Policy{Action::pass, Action::drop});
   struct Case {
     const char* what;
     PacketSpec spec;
@@ -144,6 +147,56 @@ BOOST_FIXTURE_TEST_CASE(malformed_headers_each_reason, DatapathFixture) {
   }
   BOOST_TEST(stat(XDPFW_STAT_MALFORMED_DROP) == malformed);
   BOOST_TEST(hits(1) == 0u);
+  BOOST_TEST(hits(2) == 0u);
+}
+
+// docs/DATAPATH.md, "Parser": a malformed packet is decided by the first rule
+// whose readable fields match, unless that rule needs a field that could
+// not be read; with malformed-action pass, an address rule still drops.
+BOOST_FIXTURE_TEST_CASE(malformed_packets_meet_the_rules_they_can, DatapathFixture) {
+  auto rs =
+      install({"id 1 prio 1 dst 198.18.0.0/15 proto tcp dport 22 action pass",
+               "id 2 prio 2 src 198.18.0.7 action drop", "id 3 prio 3 src 2001:db8::7 action drop"},
+              Policy{Action::pass, Action::pass});
+  auto cut = [](PacketSpec s, size_t offset, uint8_t value) {
+    auto frame = build_packet(s);
+    frame.at(l3_offset(s) + offset) = value;
+    return frame;
+  };
+  PacketSpec udp = {.f = fields4("198.18.0.7", "198.18.0.1", 17, 1000, 53)};
+  PacketSpec tcp = {.f = fields4("198.18.0.7", "198.18.0.1", 6, 1000, 22)};
+  PacketSpec udp_other = {.f = fields4("198.18.0.8", "198.18.0.1", 17, 1000, 53)};
+  PacketSpec v6 = {.f = fields6("2001:db8::7", "2001:db8::1", 17, 1000, 53)};
+  v6.ext = {60};
+
+  // UDP cut by the IPv4 total length: rule 1 is TCP's, rule 2 decides
+  BOOST_TEST(run(cut(udp, 3, 24)) == XDP_DROP);
+  BOOST_TEST(hits(2) == 1u);
+  BOOST_TEST(stat(XDPFW_STAT_MATCH_DROP) == 1u);
+  // total length past the frame: the header was read whole
+  BOOST_TEST(run(cut(udp, 2, 0x7f)) == XDP_DROP);
+  BOOST_TEST(hits(2) == 2u);
+  // TCP with data offset 4: rule 1 would need its port
+  BOOST_TEST(run(cut(tcp, 20 + 12, 0x40)) == XDP_PASS);
+  BOOST_TEST(stat(XDPFW_STAT_MALFORMED_PASS) == 1u);
+  BOOST_TEST(hits(1) == 0u);
+  // no rule matches what was read
+  BOOST_TEST(run(cut(udp_other, 3, 24)) == XDP_PASS);
+  BOOST_TEST(stat(XDPFW_STAT_MALFORMED_PASS) == 2u);
+  // IPv4 version 5: nothing was read
+  BOOST_TEST(run(cut(udp, 0, 0x55)) == XDP_PASS);
+  BOOST_TEST(stat(XDPFW_STAT_MALFORMED_PASS) == 3u);
+  // IPv6 option header past the payload: addresses only; rule 1 is IPv4's
+  BOOST_TEST(run(cut(v6, 5, 8)) == XDP_DROP);
+  BOOST_TEST(hits(3) == 1u);
+  BOOST_TEST(stat(XDPFW_STAT_IPV6_EXT_TRUNCATED) == 1u);
+  BOOST_TEST(stat(XDPFW_STAT_MATCH_DROP) == 3u);
+  BOOST_TEST(stat(XDPFW_STAT_DEFAULT_PASS) == 0u);
+
+  // A rule removed in place is gone from the views too.
+  BOOST_TEST(dp.remove_in_place(rs[1]));
+  BOOST_TEST(run(cut(udp, 3, 24)) == XDP_PASS);
+  BOOST_TEST(stat(XDPFW_STAT_MALFORMED_PASS) == 4u);
 }
 
 BOOST_FIXTURE_TEST_CASE(malformed_action_pass_is_honoured, DatapathFixture) {

@@ -24,6 +24,49 @@ std::vector<Rule> rules(std::initializer_list<const char*> texts) {
   }
   return out;
 }
+// What the program does with a lookup's result: for a malformed packet
+// (p.readable), the malformed action unless the rule found matches on what
+// was read.
+Verdict verdict_of(const std::optional<LookupResult>& got, const PacketFields& p,
+                   const Policy& pol) {
+  if (p.readable != Readable::all && (!got || got->unreadable))
+    return {pol.malformed_action, std::nullopt};
+  if (!got) return {pol.default_action, std::nullopt};
+  return {got->action, got->rule_id()};
+}
+
+// The packet as its malformed variants: L4 header unreadable, and (IPv6)
+// the protocol too.
+std::vector<PacketFields> as_read(const PacketFields& p) {
+  std::vector<PacketFields> out{p};
+  PacketFields b = p;
+  b.has_l4 = false;
+  b.sport = b.dport = 0;
+  b.readable = Readable::no_l4;
+  out.push_back(b);
+  if (p.family == Family::v6) {
+    b.readable = Readable::no_proto;
+    out.push_back(b);
+  }
+  b.readable = Readable::nothing;
+  out.push_back(b);
+  return out;
+}
+
+// c (and each of its views) decides p and its malformed variants as the
+// reference does: verdict and deciding rule.
+void expect_agrees(const CompiledRuleset& c, const ReferenceClassifier& ref, const PacketFields& p,
+                   const Policy& pol = {}) {
+  for (const PacketFields& q : as_read(p)) {
+    Verdict want = ref.classify(q);
+    Verdict got = verdict_of(lookup_compiled(c, q), q, pol);
+    BOOST_TEST_INFO("readable " << int(q.readable));
+    BOOST_REQUIRE_EQUAL(got.rule_id.has_value(), want.rule_id.has_value());
+    if (got.rule_id) BOOST_REQUIRE_EQUAL(*got.rule_id, *want.rule_id);
+    BOOST_REQUIRE(got.action == want.action);
+  }
+}
+
 std::string compile_error(const std::vector<Rule>& rs, const CompileLimits& l = {}) {
   try {
     compile_rules(rs, Policy{}, l);
@@ -233,11 +276,8 @@ BOOST_AUTO_TEST_CASE(agrees_with_reference_on_random_sets) {
     ReferenceClassifier ref(rs, Action::pass);
     for (int i = 0; i < 3000; ++i) {
       PacketFields p = gen.packet(rs);
-      auto want = ref.classify(p);
-      auto got = lookup_compiled(c, p);
       BOOST_TEST_INFO("seed " << seed << " packet " << i);
-      BOOST_REQUIRE_EQUAL(got.has_value(), want.rule_id.has_value());
-      if (got) BOOST_REQUIRE_EQUAL(got->rule_id(), *want.rule_id);
+      expect_agrees(c, ref, p);
     }
   }
 }
@@ -287,13 +327,8 @@ void in_place_sequence(std::vector<Rule> pool, size_t start, int steps, int chec
     CompiledRuleset fresh = compile_rules(live, Policy{});
     ReferenceClassifier ref(live, Action::pass);
     for (const PacketFields& p : sample) {
-      auto want = ref.classify(p);
-      auto got = lookup_compiled(c, p);
-      auto again = lookup_compiled(fresh, p);
-      BOOST_REQUIRE_EQUAL(got.has_value(), want.rule_id.has_value());
-      BOOST_REQUIRE_EQUAL(again.has_value(), want.rule_id.has_value());
-      if (got) BOOST_REQUIRE_EQUAL(got->rule_id(), *want.rule_id);
-      if (again) BOOST_REQUIRE_EQUAL(again->rule_id(), *want.rule_id);
+      expect_agrees(c, ref, p);
+      expect_agrees(fresh, ref, p);
     }
   }
   BOOST_TEST_MESSAGE(steps << " steps from " << start << " rules: " << in_place << " in place, "
@@ -449,15 +484,67 @@ BOOST_AUTO_TEST_CASE(agrees_with_reference_on_classbench_sets) {
                               << c.header.ntables[fam] << " tables, "
                               << (v6 ? c.v6.size() : c.v4.size()) << " buckets");
       for (const PacketFields& p : test::classbench_headers(rs, 20000, rng)) {
-        auto want = ref.classify(p);
-        auto got = lookup_compiled(c, p);
         BOOST_TEST_INFO(name << (v6 ? " v6 " : " v4 ") << format_address(p.family, p.src) << " -> "
                              << format_address(p.family, p.dst) << " proto " << int(p.proto) << " "
                              << p.sport << "/" << p.dport);
-        BOOST_REQUIRE_EQUAL(got.has_value(), want.rule_id.has_value());
-        if (got) BOOST_REQUIRE_EQUAL(got->rule_id(), *want.rule_id);
+        expect_agrees(c, ref, p);
       }
     }
+}
+
+BOOST_AUTO_TEST_CASE(malformed_packets_are_decided_by_their_readable_fields) {
+  // docs/DATAPATH.md, "Parser": the first rule whose readable fields match
+  // decides; the malformed action when it needs one that was not read.
+  auto rs =
+      rules({"id 1 prio 1 proto tcp dport 22 action pass", "id 2 prio 2 src 198.18.0.7 action drop",
+             "id 3 prio 3 src 2001:db8::7 proto udp action drop",
+             "id 4 prio 4 dst 2001:db8::1 action pass"});
+  Policy pol{Action::pass, Action::pass};
+  auto c = compile_rules(rs, pol);
+  ReferenceClassifier ref(rs, pol.default_action, pol.malformed_action);
+  auto v4 = [](const char* src, uint8_t proto, Readable r) {
+    PacketFields p;
+    p.src = parse_prefix(src, "src").addr;
+    p.dst = parse_prefix("198.18.0.1", "dst").addr;
+    p.proto = proto;
+    p.readable = r;
+    return p;
+  };
+  auto v6 = [](const char* src, uint8_t proto, Readable r) {
+    PacketFields p;
+    p.family = Family::v6;
+    p.src = parse_prefix(src, "src").addr;
+    p.dst = parse_prefix("2001:db8::1", "dst").addr;
+    p.proto = proto;
+    p.readable = r;
+    return p;
+  };
+  struct Case {
+    PacketFields p;
+    Action action;
+    std::optional<uint32_t> rule;
+  } cases[] = {
+      // TCP without its header: rule 1 would need its port
+      {v4("198.18.0.7", 6, Readable::no_l4), Action::pass, std::nullopt},
+      // UDP without its header: rule 1 cannot match, the address rule decides
+      {v4("198.18.0.7", 17, Readable::no_l4), Action::drop, 2u},
+      {v4("198.18.0.8", 17, Readable::no_l4), Action::pass, std::nullopt},
+      {v4("198.18.0.7", 17, Readable::nothing), Action::pass, std::nullopt},
+      // IPv6 without its protocol: rule 1 needs it, whatever the address
+      {v6("2001:db8::7", 17, Readable::no_proto), Action::pass, std::nullopt},
+      // with it: rule 3 decides on address and protocol
+      {v6("2001:db8::7", 17, Readable::no_l4), Action::drop, 3u},
+      {v6("2001:db8::8", 17, Readable::no_l4), Action::pass, 4u},
+  };
+  for (const Case& k : cases) {
+    Verdict want = ref.classify(k.p);
+    BOOST_TEST((want.action == k.action));
+    BOOST_TEST((want.rule_id == k.rule));
+    Verdict got = verdict_of(lookup_compiled(c, k.p), k.p, pol);
+    BOOST_TEST((got.action == k.action));
+    BOOST_TEST((got.rule_id == k.rule));
+  }
+  BOOST_TEST(check_invariants(c, rs) == "");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
