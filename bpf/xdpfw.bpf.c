@@ -48,11 +48,11 @@ struct classify_ctx {
 	__u32 best_counter;
 	__u32 slot; /* with the view: slot + XDPFW_SLOTS * view */
 	__u8 best_action;
-	/* Malformed packets: the candidate fields the packet lacks, and those of
-	 * them the best rule needs (non-zero: the malformed action decides).
-	 * Values, not branches: the verifier sees one state either way. */
+	/* Malformed packets: the candidate fields the packet lacks (a value,
+	 * not a branch: the verifier sees one state either way); the best
+	 * rule's record is read again afterwards to see whether it needs one. */
 	__u8 skip;
-	__u8 best_unreadable;
+	__u32 best_idx;
 };
 
 static __always_inline void and_summary(struct classify_ctx *c, __u32 fam, __u32 field, __u32 v)
@@ -156,7 +156,7 @@ static __always_inline long check_cand(struct scan_ctx *s, __u32 j)
 	c->best_order = r->order;
 	c->best_counter = r->counter;
 	c->best_action = r->action;
-	c->best_unreadable = r->flags & c->skip;
+	c->best_idx = idx;
 	s->done = 1;
 	return 1;
 }
@@ -484,8 +484,15 @@ int xdpfw_main(struct xdp_md *ctx)
 	}
 
 	count_probes(st, classify(&c));
-	if (c.best_order != ORDER_NONE && !c.best_unreadable) {
+	if (c.best_order != ORDER_NONE) {
 		struct xdpfw_rule_counters *rc;
+
+		if (c.skip) { /* malformed: does the rule need what was not read? */
+			const struct xdpfw_cand *r = bpf_map_lookup_elem(&xdpfw_cands, &c.best_idx);
+
+			if (!r || (r->flags & c.skip))
+				goto malformed;
+		}
 
 		rc = bpf_map_lookup_elem(&xdpfw_rule_counters, &c.best_counter);
 		if (rc) {

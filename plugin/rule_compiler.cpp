@@ -403,8 +403,9 @@ xdpfw_cand make_cand(const Rule& r) {
 }
 
 // Rules sorted best first, validated.
+// A view (view): no summaries and no candidate records (the set's serve).
 CompiledRuleset compile_sorted(const std::vector<const Rule*>& rules, const Policy& policy,
-                               const CompileLimits& limits, bool summaries) {
+                               const CompileLimits& limits, bool view) {
   CompiledRuleset out;
   out.header.default_action = static_cast<uint8_t>(policy.default_action);
   out.header.malformed_action = static_cast<uint8_t>(policy.malformed_action);
@@ -431,8 +432,9 @@ CompiledRuleset compile_sorted(const std::vector<const Rule*>& rules, const Poli
     if (!fam || *fam == Family::v4) v4.insert(*r);
     if (!fam || *fam == Family::v6) v6.insert(*r);
   }
-  v4.finish(out.header, out.v4, out.summary[XDPFW_FAMILY_V4], summaries);
-  v6.finish(out.header, out.v6, out.summary[XDPFW_FAMILY_V6], summaries);
+  v4.finish(out.header, out.v4, out.summary[XDPFW_FAMILY_V4], !view);
+  v6.finish(out.header, out.v6, out.summary[XDPFW_FAMILY_V6], !view);
+  if (view) return out;
 
   out.cands.reserve(placed.size());
   for (const Rule* r : placed) out.cands.emplace(r->id, make_cand(*r));
@@ -468,7 +470,7 @@ CompiledRuleset compile_rules(const std::vector<Rule>& input, const Policy& poli
   std::sort(rules.begin(), rules.end(),
             [](const Rule* a, const Rule* b) { return a->order() < b->order(); });
 
-  CompiledRuleset out = compile_sorted(rules, policy, limits, true);
+  CompiledRuleset out = compile_sorted(rules, policy, limits, false);
   // The views of malformed packets, from the same order.
   for (int v = XDPFW_READ_NO_L4; v <= XDPFW_READ_NO_PROTO; ++v) {
     std::vector<Rule> seen;
@@ -478,7 +480,7 @@ CompiledRuleset compile_rules(const std::vector<Rule>& input, const Policy& poli
     std::vector<const Rule*> order;
     order.reserve(seen.size());
     for (const Rule& r : seen) order.push_back(&r);
-    out.views.push_back(compile_sorted(order, policy, limits, false));
+    out.views.push_back(compile_sorted(order, policy, limits, true));
   }
   // One map holds the buckets of the set and of its views.
   size_t n4 = out.v4.size(), n6 = out.v6.size();
@@ -704,9 +706,9 @@ std::vector<std::pair<K, const Bucket*>> chain_of(const BucketMap<K>& buckets, K
 // link would have to shift).
 template <typename K>
 std::vector<std::pair<K, Bucket>> plan_chain_insert(
-    const CompiledRuleset& c, const std::vector<std::pair<K, const Bucket*>>& links, const Rule& r,
+    const CandidateMap& recs, const std::vector<std::pair<K, const Bucket*>>& links, const Rule& r,
     bool new_link) {
-  auto order = [&](uint32_t id) { return c.cands.at(id).order; };
+  auto order = [&](uint32_t id) { return recs.at(id).order; };
   auto with = [&](const Bucket& b) {
     Bucket nb = b;
     uint32_t at = nb.n;
@@ -746,7 +748,7 @@ std::vector<std::pair<K, Bucket>> plan_chain_insert(
 // a chain.
 template <typename K>
 std::optional<std::pair<uint32_t, std::vector<std::pair<K, Bucket>>>> plan_add(
-    const CompiledRuleset& c, int fam, const Rule& r) {
+    const CompiledRuleset& c, const CandidateMap& recs, int fam, const Rule& r) {
   const BucketMap<K>& buckets = buckets_of<K>(c);
   Tuple nat = natural(r);
   for (bool new_link : {false, true})
@@ -761,7 +763,7 @@ std::optional<std::pair<uint32_t, std::vector<std::pair<K, Bucket>>>> plan_add(
         b.ids[b.n++] = r.id;
         return std::make_pair(i, std::vector<std::pair<K, Bucket>>{{k, b}});
       }
-      auto writes = plan_chain_insert(c, links, r, new_link);
+      auto writes = plan_chain_insert(recs, links, r, new_link);
       if (!writes.empty()) return std::make_pair(i, std::move(writes));
     }
   return std::nullopt;
@@ -822,11 +824,12 @@ std::optional<std::pair<K, Bucket>> plan_remove(const CompiledRuleset& c, int fa
 // with `was` replaced by `now` at its place in the order: one write. Empty
 // when `now` would beat its table's best rule.
 template <typename K>
-std::optional<std::pair<K, Bucket>> plan_swap(const CompiledRuleset& c, int fam, const Rule& r,
-                                              uint32_t was, uint32_t now, uint64_t now_order) {
+std::optional<std::pair<K, Bucket>> plan_swap(const CompiledRuleset& c, const CandidateMap& recs,
+                                              int fam, const Rule& r, uint32_t was, uint32_t now,
+                                              uint64_t now_order) {
   const BucketMap<K>& buckets = buckets_of<K>(c);
   Tuple nat = natural(r);
-  auto order = [&](uint32_t id) { return id == now ? now_order : c.cands.at(id).order; };
+  auto order = [&](uint32_t id) { return id == now ? now_order : recs.at(id).order; };
   for (uint32_t i = 0; i < c.header.ntables[fam]; ++i) {
     const xdpfw_table& t = c.header.tables[fam][i];
     if (!table_tuple(t).admits(nat)) continue;
@@ -872,31 +875,35 @@ namespace {
 // An in-place change planned on one rule set (the set or a view): applying
 // it changes the set and returns its writes. Planned for the set and every
 // view before any is applied, so that a change that does not fit one of
-// them changes none.
+// them changes none. recs: the set's candidate records (a view has none of
+// its own); read while planning only, as the set's commit changes them.
 using Commit = std::function<CompiledDelta()>;
 
 // The placed rule of r's match gives its bucket place to rule `now`
 // (order and action in `me`): its record first, then one bucket write per
 // family. The old placed rule's record goes. On an add it joins the
 // duplicates of the match; on a removal the caller drops it.
-std::optional<Commit> prepare_swap(CompiledRuleset& c, const MatchKey& mk, const Rule& r,
-                                   uint32_t now, std::pair<uint64_t, uint8_t> me) {
+std::optional<Commit> prepare_swap(CompiledRuleset& c, const CandidateMap& recs, const MatchKey& mk,
+                                   const Rule& r, uint32_t now, std::pair<uint64_t, uint8_t> me) {
   uint32_t was = c.matches.at(mk).placed;
   std::optional<std::pair<xdpfw_key4, Bucket>> p4;
   std::optional<std::pair<xdpfw_key6, Bucket>> p6;
   if (in_family(r, XDPFW_FAMILY_V4) &&
-      !(p4 = plan_swap<xdpfw_key4>(c, XDPFW_FAMILY_V4, r, was, now, me.first)))
+      !(p4 = plan_swap<xdpfw_key4>(c, recs, XDPFW_FAMILY_V4, r, was, now, me.first)))
     return std::nullopt;
   if (in_family(r, XDPFW_FAMILY_V6) &&
-      !(p6 = plan_swap<xdpfw_key6>(c, XDPFW_FAMILY_V6, r, was, now, me.first)))
+      !(p6 = plan_swap<xdpfw_key6>(c, recs, XDPFW_FAMILY_V6, r, was, now, me.first)))
     return std::nullopt;
-  return Commit([&c, mk, r, now, me, was, p4, p6] {
+  const bool own = &recs == &c.cands;
+  std::pair<uint64_t, uint8_t> old{recs.at(was).order, recs.at(was).action};
+  return Commit([&c, mk, r, now, me, was, old, own, p4, p6] {
     CompiledRuleset::Match& mt = c.matches.at(mk);
-    xdpfw_cand old = c.cands.at(was);
-    c.cands.erase(was);
-    c.cands.emplace(now, cand_like(r, me.first, me.second));
     CompiledDelta d;
-    d.cands.push_back(now);
+    if (own) {
+      c.cands.erase(was);
+      c.cands.emplace(now, cand_like(r, me.first, me.second));
+      d.cands.push_back(now);
+    }
     if (p4) {
       c.v4[p4->first] = p4->second;
       d.v4.emplace_back(p4->first, p4->second);
@@ -908,20 +915,19 @@ std::optional<Commit> prepare_swap(CompiledRuleset& c, const MatchKey& mk, const
     mt.placed = now;
     if (now == r.id && was != r.id) {  // an add: the old placed rule is shadowed now
       auto& others = c.shadowed[mk];
-      std::pair<uint64_t, uint8_t> o{old.order, old.action};
-      others.insert(std::upper_bound(others.begin(), others.end(), o), o);
+      others.insert(std::upper_bound(others.begin(), others.end(), old), old);
       ++mt.count;
     }
     return d;
   });
 }
 
-std::optional<Commit> prepare_add(CompiledRuleset& c, const Rule& r) {
-  if (c.cands.count(r.id)) return std::nullopt;
+std::optional<Commit> prepare_add(CompiledRuleset& c, const CandidateMap& recs, const Rule& r) {
+  if (recs.count(r.id)) return std::nullopt;
   MatchKey mk = match_key(r);
   std::pair<uint64_t, uint8_t> me{r.order(), static_cast<uint8_t>(r.action.value_or(Action::drop))};
   if (auto m = c.matches.find(mk); m != c.matches.end()) {
-    if (c.cands.at(m->second.placed).order < r.order())  // shadowed: nothing to write
+    if (recs.at(m->second.placed).order < r.order())  // shadowed: nothing to write
       return Commit([&c, mk, me] {
         auto& others = c.shadowed[mk];
         others.insert(std::upper_bound(others.begin(), others.end(), me), me);
@@ -929,27 +935,30 @@ std::optional<Commit> prepare_add(CompiledRuleset& c, const Rule& r) {
         return CompiledDelta{};
       });
     // Better than the placed rule: it takes that rule's place.
-    return prepare_swap(c, mk, r, r.id, me);
+    return prepare_swap(c, recs, mk, r, r.id, me);
   }
   std::optional<std::pair<uint32_t, std::vector<std::pair<xdpfw_key4, Bucket>>>> p4;
   std::optional<std::pair<uint32_t, std::vector<std::pair<xdpfw_key6, Bucket>>>> p6;
-  if (in_family(r, XDPFW_FAMILY_V4) && !(p4 = plan_add<xdpfw_key4>(c, XDPFW_FAMILY_V4, r)))
+  if (in_family(r, XDPFW_FAMILY_V4) && !(p4 = plan_add<xdpfw_key4>(c, recs, XDPFW_FAMILY_V4, r)))
     return std::nullopt;
-  if (in_family(r, XDPFW_FAMILY_V6) && !(p6 = plan_add<xdpfw_key6>(c, XDPFW_FAMILY_V6, r)))
+  if (in_family(r, XDPFW_FAMILY_V6) && !(p6 = plan_add<xdpfw_key6>(c, recs, XDPFW_FAMILY_V6, r)))
     return std::nullopt;
-  return Commit([&c, mk, r, p4, p6] {
-    // The candidate first: the buckets' sorted insert above read the others'.
-    c.cands.emplace(r.id, make_cand(r));
-    c.matches.emplace(mk, CompiledRuleset::Match{1, r.id});
+  const bool own = &recs == &c.cands;
+  return Commit([&c, mk, r, own, p4, p6] {
     CompiledDelta d;
-    d.cands.push_back(r.id);
+    // The candidate first: the buckets' sorted insert above read the others'.
+    if (own) {
+      c.cands.emplace(r.id, make_cand(r));
+      d.cands.push_back(r.id);
+    }
+    c.matches.emplace(mk, CompiledRuleset::Match{1, r.id});
     if (p4) apply_add(c, XDPFW_FAMILY_V4, r, *p4, d);
     if (p6) apply_add(c, XDPFW_FAMILY_V6, r, *p6, d);
     return d;
   });
 }
 
-std::optional<Commit> prepare_remove(CompiledRuleset& c, const Rule& r) {
+std::optional<Commit> prepare_remove(CompiledRuleset& c, const CandidateMap& recs, const Rule& r) {
   MatchKey mk = match_key(r);
   auto m = c.matches.find(mk);
   if (m == c.matches.end()) return std::nullopt;
@@ -968,12 +977,12 @@ std::optional<Commit> prepare_remove(CompiledRuleset& c, const Rule& r) {
       return CompiledDelta{};
     });
   }
-  if (!c.cands.count(r.id)) return std::nullopt;
+  if (!recs.count(r.id)) return std::nullopt;
   if (mt.count > 1) {  // the next of its duplicates takes its place
     auto sh = c.shadowed.find(mk);
     if (sh == c.shadowed.end() || sh->second.empty()) return std::nullopt;
     auto next = sh->second.front();
-    auto swap = prepare_swap(c, mk, r, static_cast<uint32_t>(next.first), next);
+    auto swap = prepare_swap(c, recs, mk, r, static_cast<uint32_t>(next.first), next);
     if (!swap) return std::nullopt;
     return Commit([&c, mk, swap = std::move(*swap)] {
       CompiledDelta d = swap();
@@ -1003,7 +1012,7 @@ std::optional<Commit> prepare_remove(CompiledRuleset& c, const Rule& r) {
     };
     if (p4) apply(c.v4, d.v4, p4);
     if (p6) apply(c.v6, d.v6, p6);
-    c.cands.erase(id);
+    c.cands.erase(id);  // a view has none
     c.matches.erase(mk);
     return d;
   });
@@ -1013,7 +1022,7 @@ std::optional<Commit> prepare_remove(CompiledRuleset& c, const Rule& r) {
 // only when every one fits.
 template <typename Prepare>
 std::optional<CompiledDelta> in_place(CompiledRuleset& c, const Rule& r, Prepare prepare) {
-  auto main = prepare(c, r);
+  auto main = prepare(c, c.cands, r);
   if (!main) return std::nullopt;
   std::vector<std::optional<Commit>> views;
   for (size_t v = 0; v < c.views.size(); ++v) {
@@ -1022,7 +1031,7 @@ std::optional<CompiledDelta> in_place(CompiledRuleset& c, const Rule& r, Prepare
       views.emplace_back(Commit([] { return CompiledDelta{}; }));
       continue;
     }
-    views.push_back(prepare(c.views[v], *seen));
+    views.push_back(prepare(c.views[v], c.cands, *seen));
     if (!views.back()) return std::nullopt;
   }
   CompiledDelta d = (*main)();
@@ -1043,7 +1052,7 @@ std::optional<CompiledDelta> remove_in_place(CompiledRuleset& c, const Rule& r) 
 namespace {
 
 template <typename K>
-std::string check_family(const CompiledRuleset& c, int fam,
+std::string check_family(const CompiledRuleset& c, const CandidateMap& recs, int fam,
                          const std::vector<const Rule*>& placed) {
   const BucketMap<K>& buckets = buckets_of<K>(c);
   const xdpfw_ruleset& h = c.header;
@@ -1059,8 +1068,8 @@ std::string check_family(const CompiledRuleset& c, int fam,
       uint64_t last = 0;
       for (const auto& [lk, lb] : chain_of(buckets, k))
         for (uint32_t j = 0; j < lb->n; ++j) {
-          auto it = c.cands.find(lb->ids[j]);
-          if (it == c.cands.end()) continue;  // reported below
+          auto it = recs.find(lb->ids[j]);
+          if (it == recs.end()) continue;  // reported below
           if (it->second.order <= last && (lk.chain || j))
             return "a chain out of order at rule " + std::to_string(lb->ids[j]);
           last = it->second.order;
@@ -1083,17 +1092,16 @@ std::string check_family(const CompiledRuleset& c, int fam,
       if (it == buckets.end()) return "a chain that says more but ends";
       // Sorted across links too: this link's rules before the next one's.
       const Bucket& nb = it->second;
-      if (b.n && nb.n && c.cands.count(b.ids[b.n - 1]) && c.cands.count(nb.ids[0]) &&
-          c.cands.at(b.ids[b.n - 1]).order >= c.cands.at(nb.ids[0]).order)
+      if (b.n && nb.n && recs.count(b.ids[b.n - 1]) && recs.count(nb.ids[0]) &&
+          recs.at(b.ids[b.n - 1]).order >= recs.at(nb.ids[0]).order)
         return "a chain out of order between links " + std::to_string(k.chain) + " and " +
                std::to_string(k.chain + 1);
     }
     for (uint32_t j = 0; j < b.n; ++j) {
       ++seen[b.ids[j]];
-      auto it = c.cands.find(b.ids[j]);
-      if (it == c.cands.end())
-        return "rule " + std::to_string(b.ids[j]) + " in a bucket, no record";
-      if (j > 0 && c.cands.at(b.ids[j - 1]).order >= it->second.order)
+      auto it = recs.find(b.ids[j]);
+      if (it == recs.end()) return "rule " + std::to_string(b.ids[j]) + " in a bucket, no record";
+      if (j > 0 && recs.at(b.ids[j - 1]).order >= it->second.order)
         return "a bucket out of order at rule " + std::to_string(b.ids[j]);
     }
   }
@@ -1131,13 +1139,14 @@ std::string check_family(const CompiledRuleset& c, int fam,
     if (!found) return where(*r) + "not at its own key in a table that admits it";
   }
   for (const auto& [id, n] : seen)
-    if (!c.cands.count(id)) return "rule " + std::to_string(id) + " in buckets, not placed";
+    if (!recs.count(id)) return "rule " + std::to_string(id) + " in buckets, not placed";
   return "";
 }
 
-}  // namespace
-
-std::string check_invariants(const CompiledRuleset& c, const std::vector<Rule>& rules) {
+// One set or view: recs are the set's candidate records.
+std::string check_set(const CompiledRuleset& c, const CandidateMap& recs,
+                      const std::vector<Rule>& rules) {
+  const bool own = &recs == &c.cands;
   std::vector<const Rule*> sorted;
   for (const Rule& r : rules) sorted.push_back(&r);
   std::sort(sorted.begin(), sorted.end(),
@@ -1157,16 +1166,25 @@ std::string check_invariants(const CompiledRuleset& c, const std::vector<Rule>& 
   }
   if (shadowed != c.shadowed) return "the duplicates kept differ from the rules";
   if (count != c.matches) return "match counts differ from the rules";
-  if (placed.size() != c.cands.size()) return "placed rules and candidate records differ";
+  if (!own && !c.cands.empty()) return "a view with records of its own";
+  if (own && placed.size() != c.cands.size()) return "placed rules and candidate records differ";
   for (const Rule* r : placed) {
-    auto it = c.cands.find(r->id);
-    if (it == c.cands.end()) return "rule " + std::to_string(r->id) + " placed without a record";
+    auto it = recs.find(r->id);
+    if (it == recs.end()) return "rule " + std::to_string(r->id) + " placed without a record";
+    if (!own) continue;
     xdpfw_cand want = make_cand(*r);
     if (std::memcmp(&want, &it->second, sizeof want) != 0)
       return "rule " + std::to_string(r->id) + ": its record differs from the rule";
   }
-  std::string e = check_family<xdpfw_key4>(c, XDPFW_FAMILY_V4, placed);
-  if (e.empty()) e = check_family<xdpfw_key6>(c, XDPFW_FAMILY_V6, placed);
+  std::string e = check_family<xdpfw_key4>(c, recs, XDPFW_FAMILY_V4, placed);
+  if (e.empty()) e = check_family<xdpfw_key6>(c, recs, XDPFW_FAMILY_V6, placed);
+  return e;
+}
+
+}  // namespace
+
+std::string check_invariants(const CompiledRuleset& c, const std::vector<Rule>& rules) {
+  std::string e = check_set(c, c.cands, rules);
   if (!e.empty() || c.views.empty()) return e;
   if (c.views.size() != XDPFW_VIEWS - 1) return "views missing";
   for (size_t v = 0; v < c.views.size(); ++v) {
@@ -1174,12 +1192,8 @@ std::string check_invariants(const CompiledRuleset& c, const std::vector<Rule>& 
     for (const Rule& r : rules)
       if (auto p = project_rule(r, static_cast<int>(v) + 1)) seen.push_back(std::move(*p));
     if (!c.views[v].views.empty()) return "a view with views";
-    e = check_invariants(c.views[v], seen);
+    e = check_set(c.views[v], c.cands, seen);
     if (!e.empty()) return "view " + std::to_string(v + 1) + ": " + e;
-    for (const auto& [id, cand] : c.views[v].cands)
-      if (!c.cands.count(id))
-        return "view " + std::to_string(v + 1) + ": rule " + std::to_string(id) +
-               " placed, without a record in the set";
   }
   return "";
 }

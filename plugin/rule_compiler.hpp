@@ -106,8 +106,8 @@ struct CompiledRuleset {
   // The rule set's views of malformed packets, views[v - 1] for view v
   // (enum xdpfw_readable): every rule projected onto what such a packet
   // has (project_rule), compiled the same way, without summaries; its
-  // buckets name rules by id like the set's own (candidate records are the
-  // set's: cands). Empty in a view.
+  // buckets name rules by id like the set's own; a view has no candidate
+  // records (cands) of its own: the set's serve it. Empty in a view.
   std::vector<CompiledRuleset> views;
 };
 
