@@ -402,8 +402,8 @@ xdpfw_cand make_cand(const Rule& r) {
   return c;
 }
 
-// Rules sorted best first, validated.
-// A view (view): no summaries and no candidate records (the set's serve).
+// Rules sorted best first, validated. A view has no summaries and no
+// candidate records of its own (the set's serve it).
 CompiledRuleset compile_sorted(const std::vector<const Rule*>& rules, const Policy& policy,
                                const CompileLimits& limits, bool view) {
   CompiledRuleset out;
