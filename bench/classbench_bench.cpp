@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
   std::map<std::string, double> mean_of;
   std::map<std::string, std::vector<std::pair<size_t, double>>>
       plot_rows;  // family -> (rules, ratio)
-  double empty_memory = double(Datapath(DatapathOptions{}).map_memory());
+  double empty_memory = double(KernelDatapath(DatapathOptions{}).map_memory());
   rep.add({"classbench", "no rules, kernel map memory", empty_memory / 1048576.0, "MiB", "", 0});
   double worst_10k = 0, worst_growth = 0, worst_v6 = 0, worst_load = 0, worst_add_p99 = 0;
   for (const Case& c : cases) {
@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
     for (const auto& h : headers) frames.push_back(build_packet(PacketSpec{.f = h}));
 
     DatapathOptions opts;
-    Datapath dp(opts);
+    KernelDatapath dp(opts);
     double t0 = now_s();
     dp.apply(rules, Policy{});
     double load_s = now_s() - t0;
@@ -211,7 +211,7 @@ int main(int argc, char** argv) {
          test::worst_case_tables(fam, XDPFW_MAX_TABLES)},
         {"a chain of " + std::to_string(chain) + " rules", test::worst_case_chain(fam, chain)}};
     for (auto& [what, rules] : sets) {
-      Datapath dp;
+      KernelDatapath dp;
       dp.apply(rules, Policy{});
       PacketFields hit = test::worst_case_header(fam), miss = hit;
       miss.sport = 60000;

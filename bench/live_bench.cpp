@@ -152,7 +152,7 @@ int main(int argc, char** argv) {
       quick ? std::vector<uint32_t>{1, 1000} : std::vector<uint32_t>{1, 1000, 10000};
   std::map<uint32_t, double> xdpfw_pps, nft_pps;
   {
-    Datapath dp;
+    KernelDatapath dp;
     for (uint32_t n : counts) {
       dp.apply(make_rules(exact_v4_mix(), n), Policy{});
       // The frame hits the last rule: the worst case of a linear chain.
@@ -180,7 +180,7 @@ int main(int argc, char** argv) {
       Nft nft(pair, nft_source_set(n), "    ip saddr @blocklist counter name hits drop\n");
       set_pps = rate(frame, [&] { return nft.hits(); }).delivered_pps;
     }
-    Datapath dp;
+    KernelDatapath dp;
     dp.apply(make_rules(sources_v4_mix(), n), Policy{});
     double ours = xdp_rate(dp.prog_fd(), frame).delivered_pps;
     rep.add({"e2e", "nftables set, 100000 sources", mpps(set_pps), "Mpps", "floor",
@@ -204,7 +204,7 @@ int main(int argc, char** argv) {
     auto headers = test::classbench_headers(rules, 4, rng);  // nft takes ~40 s each
     double ours = 0, theirs = 0;
     {
-      Datapath dp;
+      KernelDatapath dp;
       dp.apply(rules, Policy{.default_action = Action::drop});
       for (const auto& h : headers) ours += xdp_rate(dp.prog_fd(), frame_of(h)).delivered_pps;
     }

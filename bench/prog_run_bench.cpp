@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
         opts.max_rules = n + 1;
         opts.max_entries = 4 * n;
       }
-      Datapath dp(opts);
+      KernelDatapath dp(opts);
       perf_buffer* pb = perf_buffer__new(dp.events_map_fd(), 8, nullptr, nullptr, nullptr, nullptr);
       if (!std::getenv("XDPFW_BENCH_NOEVENTS")) dp.set_event_limit(1000, 100);  // as deployed
       double t0 = now_s();

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <utility>
 
 #include "xdpfw.skel.h"
 
@@ -87,7 +88,7 @@ const char* stat_name(xdpfw_stat s) {
   return "unknown";
 }
 
-Datapath::Datapath(const DatapathOptions& opts) : opts_(opts) {
+KernelDatapath::KernelDatapath(const DatapathOptions& opts) : opts_(opts) {
   ncpus_ = libbpf_num_possible_cpus();
   if (ncpus_ <= 0) throw DatapathError("cannot count possible CPUs: " + errstr(ncpus_));
   if (opts_.max_rules == 0 || opts_.max_entries < XDPFW_SLOTS)
@@ -129,14 +130,15 @@ Datapath::Datapath(const DatapathOptions& opts) : opts_(opts) {
   }
 }
 
-Datapath::~Datapath() {
+KernelDatapath::~KernelDatapath() {
   if (grace_.joinable()) grace_.join();
+  if (events_) perf_buffer__free(events_);
   xdpfw_bpf__destroy(skel_);
 }
 
 // The maps that carry state across restarts: rules, counters, the active
 // slot. (The sync maps and the perf array are the process's own.)
-std::vector<bpf_map*> Datapath::pinned_maps() const {
+std::vector<bpf_map*> KernelDatapath::pinned_maps() const {
   return {skel_->maps.xdpfw_config,        skel_->maps.xdpfw_rulesets,
           skel_->maps.xdpfw_summary,       skel_->maps.xdpfw_buckets_v4,
           skel_->maps.xdpfw_buckets_v6,    skel_->maps.xdpfw_cands,
@@ -144,14 +146,14 @@ std::vector<bpf_map*> Datapath::pinned_maps() const {
           skel_->maps.xdpfw_event_bucket};
 }
 
-std::string Datapath::pin_path(const bpf_map* m) const {
+std::string KernelDatapath::pin_path(const bpf_map* m) const {
   return opts_.pin_dir + "/" + bpf_map__name(m);
 }
 
 // Pins reusable as they are are handed to libbpf, which opens them at load.
 // Pins of another layout (another build, another max-rules) are left alone
 // until the new program has loaded, then replaced (repin).
-void Datapath::pin_maps() {
+void KernelDatapath::pin_maps() {
   replaced_ = pins_mismatch();
   if (!replaced_.empty()) return;
   for (bpf_map* m : pinned_maps()) {
@@ -164,7 +166,7 @@ void Datapath::pin_maps() {
 // Why the pins in pin_dir cannot be reused as they are: the first map of
 // another type or size, the config of another XDPFW_MAP_LAYOUT, or a map
 // missing beside the others. "" when they can, or when there are none.
-std::string Datapath::pins_mismatch() const {
+std::string KernelDatapath::pins_mismatch() const {
   std::string differs, missing;
   bool found = false;
   for (bpf_map* m : pinned_maps()) {
@@ -210,7 +212,7 @@ std::string Datapath::pins_mismatch() const {
 // their names. An old program still attached through pinned links
 // (persistent mode) keeps its own maps, and filters, until its links move to
 // this program.
-void Datapath::repin() {
+void KernelDatapath::repin() {
   namespace fs = std::filesystem;
   for (const auto& e : fs::directory_iterator(opts_.pin_dir)) {
     std::string path = e.path().string();
@@ -228,7 +230,7 @@ void Datapath::repin() {
 // generation, and which counter slot each rule id has (from the active
 // slot's entries). Both slots are then treated as unknown: the next apply
 // rewrites the standby one fully, flips, and rewrites the other.
-void Datapath::resume() {
+void KernelDatapath::resume() {
   __u32 zero = 0;
   errno = 0;
   check(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.xdpfw_config), &zero, &config_),
@@ -268,7 +270,7 @@ void Datapath::resume() {
   slots_[0].known = slots_[1].known = false;
 }
 
-uint64_t Datapath::map_memory() const {
+uint64_t KernelDatapath::map_memory() const {
   uint64_t total = 0;
   bpf_map* m;
   bpf_object__for_each_map(m, skel_->obj) {
@@ -282,21 +284,21 @@ uint64_t Datapath::map_memory() const {
   return total;
 }
 
-int Datapath::prog_fd() const {
+int KernelDatapath::prog_fd() const {
   return bpf_program__fd(skel_->progs.xdpfw_main);
 }
-int Datapath::events_map_fd() const {
+int KernelDatapath::events_map_fd() const {
   return bpf_map__fd(skel_->maps.xdpfw_events);
 }
 
-CompileLimits Datapath::limits() const {
+CompileLimits KernelDatapath::limits() const {
   CompileLimits l;
   l.max_rules = opts_.max_rules;
   l.max_buckets_per_family = opts_.max_entries / XDPFW_SLOTS;
   return l;
 }
 
-void Datapath::write_config() {
+void KernelDatapath::write_config() {
   __u32 zero = 0;
   errno = 0;
   check(bpf_map_update_elem(bpf_map__fd(skel_->maps.xdpfw_config), &zero, &config_, BPF_ANY),
@@ -311,18 +313,18 @@ static int sync_with_readers(int outer, int inner) {
   return bpf_map_update_elem(outer, &zero, &inner, BPF_ANY);
 }
 
-void Datapath::wait_for_readers() {
+void KernelDatapath::wait_for_readers() {
   errno = 0;
   check(sync_with_readers(bpf_map__fd(skel_->maps.xdpfw_sync),
                           bpf_map__fd(skel_->maps.xdpfw_sync_inner)),
         "wait for XDP readers (xdpfw_sync)");
 }
 
-uint32_t Datapath::cand_index(uint32_t slot, uint32_t rule_id) const {
+uint32_t KernelDatapath::cand_index(uint32_t slot, uint32_t rule_id) const {
   return slot * opts_.max_rules + rule_slot_.at(rule_id);
 }
 
-xdpfw_bucket Datapath::to_bucket(uint32_t slot, const Bucket& b) const {
+xdpfw_bucket KernelDatapath::to_bucket(uint32_t slot, const Bucket& b) const {
   xdpfw_bucket out{};
   out.n = static_cast<uint8_t>(b.n);
   out.more = b.more;
@@ -330,7 +332,7 @@ xdpfw_bucket Datapath::to_bucket(uint32_t slot, const Bucket& b) const {
   return out;
 }
 
-uint32_t Datapath::alloc_rule_slot() {
+uint32_t KernelDatapath::alloc_rule_slot() {
   uint32_t s;
   if (!free_rule_slots_.empty()) {
     s = free_rule_slots_.back();
@@ -368,7 +370,7 @@ const CompiledRuleset& view_of(const CompiledRuleset& c, uint32_t v) {
 // Brings one slot's maps from slots_[slot].compiled to next (or, for a slot
 // whose content is unknown, rewrites it whole). The slot must not be the
 // active one.
-void Datapath::write_slot(uint32_t slot, const std::shared_ptr<CompiledRuleset>& next_ptr) {
+void KernelDatapath::write_slot(uint32_t slot, const std::shared_ptr<CompiledRuleset>& next_ptr) {
   SlotState& st = slots_[slot];
   bool full = !st.known;
   if (full) purge_slot(slot);
@@ -456,7 +458,7 @@ void Datapath::write_slot(uint32_t slot, const std::shared_ptr<CompiledRuleset>&
 
 // Before a slot of unknown content is rewritten: delete every bucket of the
 // slot (candidate records and masks are overwritten whole).
-void Datapath::purge_slot(uint32_t slot) {
+void KernelDatapath::purge_slot(uint32_t slot) {
   auto purge = [&](bpf_map* map, auto key_type) {
     using K = decltype(key_type);
     int fd = bpf_map__fd(map);
@@ -475,7 +477,7 @@ void Datapath::purge_slot(uint32_t slot) {
   slots_[slot].compiled = std::make_shared<CompiledRuleset>();
 }
 
-void Datapath::apply(const std::vector<Rule>& rules, const Policy& policy) {
+void KernelDatapath::apply(const std::vector<Rule>& rules, const Policy& policy) {
   auto next = std::make_shared<CompiledRuleset>(compile_rules(rules, policy, limits()));
   finish_catch_up();
 
@@ -523,7 +525,7 @@ void Datapath::apply(const std::vector<Rule>& rules, const Policy& policy) {
   start_grace();
 }
 
-void Datapath::start_grace() {
+void KernelDatapath::start_grace() {
   int outer = bpf_map__fd(skel_->maps.xdpfw_sync);
   int inner = bpf_map__fd(skel_->maps.xdpfw_sync_inner);
   grace_ok_ = false;
@@ -536,7 +538,7 @@ void Datapath::start_grace() {
 
 // Without blocking: a grace period that is over frees the counter slots it
 // covers, and the slots retired since get one of their own.
-void Datapath::reap() {
+void KernelDatapath::reap() {
   if (grace_.joinable()) {
     if (!grace_done_) return;
     grace_.join();
@@ -551,7 +553,7 @@ void Datapath::reap() {
 }
 
 // Blocking: every retired counter slot free again.
-void Datapath::drain_retired() {
+void KernelDatapath::drain_retired() {
   if (grace_.joinable()) grace_.join();
   if (!grace_covers_.empty() || !retired_.empty()) {
     if (!grace_ok_ || !retired_.empty()) wait_for_readers();
@@ -565,7 +567,7 @@ void Datapath::drain_retired() {
 // Both slots hold the same set, known, with no catch-up due. A pending
 // catch-up (after a flip) is finished, waiting for its grace period; the
 // grace periods of in-place deletes are not waited for.
-bool Datapath::in_sync() {
+bool KernelDatapath::in_sync() {
   if (catch_up_)
     finish_catch_up();
   else
@@ -578,7 +580,7 @@ bool Datapath::in_sync() {
 // a packet that sees them early probes one table more), then the header
 // (bits only added), and last the buckets, one write each: a packet sees
 // the rule once its bucket is written, and all it needs is there by then.
-void Datapath::write_delta(uint32_t slot, const CompiledDelta& d) {
+void KernelDatapath::write_delta(uint32_t slot, const CompiledDelta& d) {
   const CompiledRuleset& c = *slots_[slot].compiled;
   errno = 0;
   for (uint32_t id : d.cands) {
@@ -626,7 +628,7 @@ void Datapath::write_delta(uint32_t slot, const CompiledDelta& d) {
 }
 
 // The header of one view of a slot (view 0: the rule set itself).
-void Datapath::write_header(uint32_t slot, uint32_t view, const xdpfw_ruleset& h) {
+void KernelDatapath::write_header(uint32_t slot, uint32_t view, const xdpfw_ruleset& h) {
   xdpfw_ruleset hdr = h;
   hdr.generation = generation_;
   uint32_t idx = slot + XDPFW_SLOTS * view;
@@ -635,7 +637,7 @@ void Datapath::write_header(uint32_t slot, uint32_t view, const xdpfw_ruleset& h
         "write xdpfw_rulesets");
 }
 
-bool Datapath::add_in_place(const Rule& r) {
+bool KernelDatapath::add_in_place(const Rule& r) {
   if (!in_sync() || rule_slot_.count(r.id) || rule_slot_.size() >= opts_.max_rules) return false;
   CompiledRuleset& c = *slots_[active_].compiled;
   // Plan on the shared set (nothing written if it does not fit), then the
@@ -653,7 +655,7 @@ bool Datapath::add_in_place(const Rule& r) {
   return true;
 }
 
-bool Datapath::remove_in_place(const Rule& r) {
+bool KernelDatapath::remove_in_place(const Rule& r) {
   if (!in_sync() || !rule_slot_.count(r.id)) return false;
   CompiledRuleset& c = *slots_[active_].compiled;
   auto d = xdpfw::remove_in_place(c, r);
@@ -677,7 +679,7 @@ bool Datapath::remove_in_place(const Rule& r) {
 // flipped away from gets the same set, and counter slots of rules gone from
 // both slots are free again. A failed write leaves the slot unknown, to be
 // rewritten whole before it is used.
-void Datapath::finish_catch_up() {
+void KernelDatapath::finish_catch_up() {
   if (!catch_up_) return drain_retired();
   if (grace_.joinable()) grace_.join();
   CatchUp c = std::move(*catch_up_);
@@ -698,7 +700,7 @@ void Datapath::finish_catch_up() {
   }
 }
 
-std::optional<RuleCounters> Datapath::rule_counters(uint32_t rule_id) const {
+std::optional<RuleCounters> KernelDatapath::rule_counters(uint32_t rule_id) const {
   auto it = rule_slot_.find(rule_id);
   if (it == rule_slot_.end()) return std::nullopt;
   if (catch_up_ && !catch_up_->wanted.count(rule_id)) return std::nullopt;  // removed
@@ -714,14 +716,14 @@ std::optional<RuleCounters> Datapath::rule_counters(uint32_t rule_id) const {
   return rc;
 }
 
-std::unordered_map<uint32_t, RuleCounters> Datapath::all_rule_counters() const {
+std::unordered_map<uint32_t, RuleCounters> KernelDatapath::all_rule_counters() const {
   std::unordered_map<uint32_t, RuleCounters> out;
   for (const auto& [id, slot] : rule_slot_)
     if (auto c = rule_counters(id)) out[id] = *c;
   return out;
 }
 
-Stats Datapath::stats() const {
+Stats KernelDatapath::stats() const {
   std::vector<xdpfw_stats> v(ncpus_);
   __u32 zero = 0;
   errno = 0;
@@ -733,7 +735,7 @@ Stats Datapath::stats() const {
   return s;
 }
 
-void Datapath::set_event_limit(uint64_t events_per_sec, uint64_t burst) {
+void KernelDatapath::set_event_limit(uint64_t events_per_sec, uint64_t burst) {
   if (events_per_sec == 0) {
     config_.event_cost_ns = 0;
     config_.event_burst_ns = 0;
@@ -745,6 +747,41 @@ void Datapath::set_event_limit(uint64_t events_per_sec, uint64_t burst) {
     config_.event_burst_ns = cost * per_cpu_burst;
   }
   write_config();
+}
+
+int KernelDatapath::events_fd() {
+  if (!events_) {
+    perf_buffer_opts opts{};
+    opts.sz = sizeof opts;
+    auto on_sample = [](void* self, int, void* data, unsigned size) {
+      auto* dp = static_cast<KernelDatapath*>(self);
+      if (size < sizeof(xdpfw_event) || !dp->each_event_) return;
+      xdpfw_event ev;
+      std::memcpy(&ev, data, sizeof ev);
+      (*dp->each_event_)(ev);
+    };
+    auto on_lost = [](void* self, int, unsigned long long n) {
+      static_cast<KernelDatapath*>(self)->events_lost_ += n;
+    };
+    // 256 pages (1 MiB) per CPU: about 16,000 events, so that a burst at
+    // the event cap waits in the ring rather than failing while the loop is
+    // busy.
+    events_ = perf_buffer__new(events_map_fd(), 256, on_sample, on_lost, this, &opts);
+    if (!events_) throw DatapathError("cannot open the events perf buffer: " + errstr(errno));
+  }
+  return perf_buffer__epoll_fd(events_);
+}
+
+uint64_t KernelDatapath::read_events(const std::function<void(const xdpfw_event&)>& each) {
+  events_fd();
+  each_event_ = &each;
+  // poll(0) empties libbpf's inner epoll ready list; without it a later
+  // wakeup may raise no new edge on the fd the host loop watches, and
+  // events would wait in the ring. consume then reads every ring.
+  perf_buffer__poll(events_, 0);
+  perf_buffer__consume(events_);
+  each_event_ = nullptr;
+  return std::exchange(events_lost_, 0);
 }
 
 }  // namespace xdpfw

@@ -1,11 +1,15 @@
-// datapath.hpp: the loaded XDP program and its maps, driven through the
-// libbpf skeleton. Owns the rule-set flip (two slots, diffs, RCU wait), the
-// rule-counter slots, and reading counters summed over CPUs.
+// datapath.hpp: what the firewall needs of its packet path (Datapath),
+// and the kernel's (KernelDatapath): the loaded XDP program and its maps,
+// driven through the libbpf skeleton. The kernel one owns the rule-set flip
+// (two slots, diffs, RCU wait), the rule-counter slots, reading counters
+// summed over CPUs, and the perf buffer of events. Unit tests use a fake
+// (tests/common/fake_datapath.hpp).
 #pragma once
 
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -20,6 +24,7 @@
 
 struct xdpfw_bpf;  // the skeleton (xdpfw.skel.h)
 struct bpf_map;
+struct perf_buffer;
 
 namespace xdpfw {
 
@@ -50,28 +55,60 @@ struct Stats {
 // Name of a counter as shown to users (e.g. "ipv4_truncated").
 const char* stat_name(xdpfw_stat s);
 
+// The packet path as the firewall drives it.
 class Datapath {
  public:
-  explicit Datapath(const DatapathOptions& opts = {});
-  ~Datapath();
-  Datapath(const Datapath&) = delete;
-  Datapath& operator=(const Datapath&) = delete;
+  virtual ~Datapath() = default;
 
-  int prog_fd() const;
-  int events_map_fd() const;
-  const DatapathOptions& options() const { return opts_; }
-  // True when pinned maps of an earlier run were found and reused.
-  bool resumed() const { return resumed_; }
-  // Set when pinned maps of an earlier run were found but had another
-  // layout (another build's maps, another max-rules): why, e.g.
-  // "xdpfw_rule_counters has max_entries 100000, this agent 1000". They were
-  // replaced by fresh maps (resumed() is false): counters start from zero.
-  const std::string& replaced_pins() const { return replaced_; }
-  CompileLimits limits() const;
+  // True when the rules and counters of an earlier run were found and kept.
+  virtual bool resumed() const = 0;
+  // Set when state of an earlier run was found but had another layout
+  // (another build's maps, another max-rules): why, e.g.
+  // "xdpfw_rule_counters has max_entries 100000, this agent 1000". It was
+  // replaced (resumed() is false): counters start from zero.
+  virtual const std::string& replaced_pins() const = 0;
+  // Where that state lives ("" for nowhere), for messages.
+  virtual const std::string& pin_dir() const = 0;
+  virtual CompileLimits limits() const = 0;
 
   // Replaces the rule set. Packets see the old set or the new one, never a
   // mix. Throws CompileError (nothing changed) or DatapathError.
-  void apply(const std::vector<Rule>& rules, const Policy& policy);
+  virtual void apply(const std::vector<Rule>& rules, const Policy& policy) = 0;
+  // One rule added or removed without a recompile; false (nothing changed)
+  // when it does not fit: call apply() then. The rule must be valid, with id
+  // and priority; the policy is unchanged. Throws DatapathError.
+  virtual bool add_in_place(const Rule& r) = 0;
+  virtual bool remove_in_place(const Rule& r) = 0;
+
+  virtual std::unordered_map<uint32_t, RuleCounters> all_rule_counters() const = 0;
+  virtual Stats stats() const = 0;
+
+  // Unmatched-packet events: at most events_per_sec on average with bursts
+  // of up to burst. 0 turns events off.
+  virtual void set_event_limit(uint64_t events_per_sec, uint64_t burst) = 0;
+  // A descriptor that becomes readable when events wait; read_events hands
+  // each waiting event to each and answers how many were lost (overwritten
+  // before they were read) since the last call.
+  virtual int events_fd() = 0;
+  virtual uint64_t read_events(const std::function<void(const xdpfw_event&)>& each) = 0;
+};
+
+class KernelDatapath : public Datapath {
+ public:
+  explicit KernelDatapath(const DatapathOptions& opts = {});
+  ~KernelDatapath() override;
+  KernelDatapath(const KernelDatapath&) = delete;
+  KernelDatapath& operator=(const KernelDatapath&) = delete;
+
+  int prog_fd() const;
+  int events_map_fd() const;
+  // Pinned maps of an earlier run found in pin_dir and reused.
+  bool resumed() const override { return resumed_; }
+  const std::string& replaced_pins() const override { return replaced_; }
+  const std::string& pin_dir() const override { return opts_.pin_dir; }
+  CompileLimits limits() const override;
+
+  void apply(const std::vector<Rule>& rules, const Policy& policy) override;
   uint64_t generation() const { return generation_; }
 
   // One rule added or removed in place, without a recompile or a flip
@@ -82,23 +119,26 @@ class Datapath {
   // new best rule of a table, slots not in sync): call apply() then. The rule
   // must be valid, with id and priority; the policy is unchanged. Throws
   // DatapathError (the next apply() rewrites both slots).
-  bool add_in_place(const Rule& r);
-  bool remove_in_place(const Rule& r);
+  bool add_in_place(const Rule& r) override;
+  bool remove_in_place(const Rule& r) override;
 
   // What the slots hold (in sync after apply() returns and its catch-up is
   // done), for tests: the same structure as a compile, changed in place.
   const CompiledRuleset& compiled() const { return *slots_[active_].compiled; }
 
   std::optional<RuleCounters> rule_counters(uint32_t rule_id) const;
-  std::unordered_map<uint32_t, RuleCounters> all_rule_counters() const;
-  Stats stats() const;
+  std::unordered_map<uint32_t, RuleCounters> all_rule_counters() const override;
+  Stats stats() const override;
   // Kernel memory held by the program's maps, as the kernel accounts it
   // (memlock in /proc/self/fdinfo), in bytes.
   uint64_t map_memory() const;
 
-  // Unmatched-packet events: at most events_per_sec on average with bursts
-  // of up to burst, split evenly across CPUs. 0 turns events off.
-  void set_event_limit(uint64_t events_per_sec, uint64_t burst);
+  // The rate is split evenly across CPUs.
+  void set_event_limit(uint64_t events_per_sec, uint64_t burst) override;
+  // The perf buffer is opened by the first call (tests that read the
+  // events map themselves never call these).
+  int events_fd() override;
+  uint64_t read_events(const std::function<void(const xdpfw_event&)>& each) override;
 
  private:
   struct SlotState {
@@ -154,6 +194,9 @@ class Datapath {
   xdpfw_config config_{};
   bool resumed_ = false;
   std::string replaced_;
+  ::perf_buffer* events_ = nullptr;
+  const std::function<void(const xdpfw_event&)>* each_event_ = nullptr;
+  uint64_t events_lost_ = 0;
 };
 
 }  // namespace xdpfw

@@ -1,6 +1,6 @@
 // xdpfw_plugin.cpp: libxdpfw.so, the firewall as an xdpfw-host plugin: the
-// C ABI of host/xdpfw_plugin.h on one side, the Firewall on the other. No
-// exception crosses into the host.
+// C ABI of host/xdpfw_plugin.h on one side, the FirewallService on the
+// other. No exception crosses into the host.
 #include <cstddef>
 #include <cstring>
 #include <functional>
@@ -8,52 +8,26 @@
 #include <string>
 #include <vector>
 
-#include "firewall.hpp"
+#include "firewall_service.hpp"
 #include "rule.hpp"
 #include "xdpfw_plugin.h"
 
 namespace {
 
 using xdpfw::CommandOutput;
-using xdpfw::Firewall;
 using xdpfw::FirewallConfig;
+using xdpfw::FirewallService;
 
 struct Command {
   std::function<CommandOutput(const std::string& args, const std::string* payload)> fn;
   struct State* state;
 };
 
-struct Watcher {
-  uint64_t stream;
-  uint64_t dropped = 0;  // not yet reported to it
-};
-
 struct State {
   const xdpfw_host_api* api = nullptr;
-  std::unique_ptr<Firewall> fw;
+  std::unique_ptr<FirewallService> fw;
   std::vector<std::unique_ptr<Command>> commands;
-  std::vector<Watcher> watchers;  // "show events": live streams of event lines
 };
-
-// One event line to every watcher. A slow one loses lines, and is told how
-// many before the next line it gets.
-void fan_out(State* s, const std::string& line) {
-  for (auto it = s->watchers.begin(); it != s->watchers.end();) {
-    std::string out;
-    if (it->dropped) out = "{\"dropped\":" + std::to_string(it->dropped) + "}\n";
-    out += line + "\n";
-    int rc = s->api->stream_write(s->api->host, it->stream, out.data(), out.size());
-    if (rc < 0) {
-      it = s->watchers.erase(it);
-      continue;
-    }
-    if (rc == 1)
-      ++it->dropped;
-    else
-      it->dropped = 0;
-    ++it;
-  }
-}
 
 void copy_error(char* err, size_t len, const std::string& msg) {
   if (!err || !len) return;
@@ -80,7 +54,7 @@ int run_command(void* ctx, const char* args, const char* payload, size_t len, xd
   c->state->api->reply_write(reply, out.text.data(), out.text.size());
   if (out.ok && out.stream) {
     uint64_t id = c->state->api->reply_stream(reply);
-    if (id) c->state->watchers.push_back({id});
+    if (id) c->state->fw->watchers().add(id);
   }
   return out.ok ? 0 : 1;
 }
@@ -143,15 +117,18 @@ int xdpfw_init(const xdpfw_host_api* api, const xdpfw_config_section* cfg, void*
   try {
     FirewallConfig fc = read_config(cfg);
     State* raw = s.get();
-    s->fw = std::make_unique<Firewall>(fc, [raw](int level, const std::string& msg) {
-      raw->api->log(raw->api->host, static_cast<xdpfw_log_level>(level), msg.c_str());
-    });
+    s->fw = std::make_unique<FirewallService>(
+        fc,
+        [raw](int level, const std::string& msg) {
+          raw->api->log(raw->api->host, static_cast<xdpfw_log_level>(level), msg.c_str());
+        },
+        xdpfw::kernel_parts(fc));
   } catch (const std::exception& e) {
     copy_error(err, err_len, e.what());
     return 1;
   }
   State* st = s.get();
-  Firewall& fw = *st->fw;
+  FirewallService& fw = *st->fw;
   add(st, "show interfaces", "[json]: links, whether they match, attached, mode, since, errors", 0,
       show("show interfaces", [&fw](bool j) { return fw.show_interfaces(j); }));
   add(st, "show stats", "[json]: packets by verdict and reason, events", 0,
@@ -202,7 +179,9 @@ int xdpfw_init(const xdpfw_host_api* api, const xdpfw_config_section* cfg, void*
           if (!a.empty()) return CommandOutput{false, "show events: takes no argument"};
           return CommandOutput{true, "", true};
         });
-    st->fw->set_event_sink([st](const std::string& line) { fan_out(st, line); });
+    fw.watchers().set_writer([st](uint64_t stream, const std::string& bytes) {
+      return st->api->stream_write(st->api->host, stream, bytes.data(), bytes.size());
+    });
   }
   add(st, "log reopen", "reopen the event log file (after logrotate moved it)", XDPFW_CMD_MUTATES,
       [&fw](const std::string&, const std::string*) { return fw.log_reopen(); });
@@ -224,7 +203,7 @@ int xdpfw_check(void* state, const xdpfw_config_section* cfg, char* err, size_t 
     if (state)
       static_cast<State*>(state)->fw->check_reload(read_config(cfg));
     else
-      Firewall::check(read_config(cfg));
+      FirewallService::check(read_config(cfg));
   } catch (const std::exception& e) {
     copy_error(err, err_len, e.what());
     return 1;

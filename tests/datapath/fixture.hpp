@@ -47,7 +47,7 @@ struct DatapathFixture {
   uint64_t stat(xdpfw_stat s) { return dp.stats()[s]; }
   uint64_t hits(uint32_t id) { return dp.rule_counters(id).value().packets; }
 
-  Datapath dp;
+  KernelDatapath dp;
 };
 
 inline PacketSpec udp4(uint16_t dport, uint16_t sport = 40000) {

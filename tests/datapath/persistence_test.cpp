@@ -1,4 +1,4 @@
-// Maps pinned on a bpf filesystem survive the process: a new Datapath finds
+// Maps pinned on a bpf filesystem survive the process: a new KernelDatapath finds
 // them, the old rule set keeps filtering until the next apply, and rule
 // counters carry on. A private bpffs per test, unmounted at the end.
 #include <bpf/bpf.h>
@@ -38,7 +38,7 @@ BOOST_AUTO_TEST_CASE(rules_and_counters_survive_the_process) {
   o.pin_dir = fs.root.string();
   auto frame53 = build_packet(udp4(53)), frame54 = build_packet(udp4(54));
   {
-    Datapath a(o);
+    KernelDatapath a(o);
     BOOST_TEST(!a.resumed());
     a.apply(rules({"id 4 prio 1 proto udp dport 53 action drop",
                    "id 9 prio 2 proto udp dport 54 action drop"}),
@@ -46,7 +46,7 @@ BOOST_AUTO_TEST_CASE(rules_and_counters_survive_the_process) {
     BOOST_TEST(run_xdp(a.prog_fd(), frame53, 5).retval == XDP_DROP);
     BOOST_TEST(run_xdp(a.prog_fd(), frame54, 2).retval == XDP_DROP);
   }  // the process's objects are gone; the pins are not
-  Datapath b(o);
+  KernelDatapath b(o);
   BOOST_TEST(b.resumed());
   // Until its first apply, the old set filters.
   BOOST_TEST(run_xdp(b.prog_fd(), frame53).retval == XDP_DROP);
@@ -76,13 +76,13 @@ BOOST_AUTO_TEST_CASE(pins_of_other_sizes_are_replaced) {
   o.pin_dir = fs.root.string();
   auto frame53 = build_packet(udp4(53));
   {
-    Datapath a(o);
+    KernelDatapath a(o);
     a.apply(rules({"id 4 prio 1 proto udp dport 53 action drop"}), Policy{});
     BOOST_TEST(run_xdp(a.prog_fd(), frame53, 3).retval == XDP_DROP);
   }
   o.max_rules = 1000;
   {
-    Datapath b(o);
+    KernelDatapath b(o);
     BOOST_TEST(!b.resumed());
     BOOST_TEST(b.replaced_pins() == "xdpfw_cands has max_entries " +
                                         std::to_string(XDPFW_SLOTS * XDPFW_DEFAULT_MAX_RULES) +
@@ -92,7 +92,7 @@ BOOST_AUTO_TEST_CASE(pins_of_other_sizes_are_replaced) {
     BOOST_TEST(run_xdp(b.prog_fd(), frame53, 2).retval == XDP_DROP);
     BOOST_TEST(b.rule_counters(4).value().packets == 2u);  // from zero
   }
-  Datapath c(o);  // the new pins are the ones found now
+  KernelDatapath c(o);  // the new pins are the ones found now
   BOOST_TEST(c.resumed());
   BOOST_TEST(c.replaced_pins() == "");
   BOOST_TEST(c.rule_counters(4).value().packets == 2u);
@@ -106,7 +106,7 @@ BOOST_AUTO_TEST_CASE(pins_of_another_layout_are_replaced) {
   BpfFs fs;
   DatapathOptions o = require_root();
   o.pin_dir = fs.root.string();
-  { Datapath a(o); }
+  { KernelDatapath a(o); }
   {
     int fd = bpf_obj_get((fs.root / "xdpfw_config").c_str());
     BOOST_TEST_REQUIRE(fd >= 0);
@@ -124,7 +124,7 @@ BOOST_AUTO_TEST_CASE(pins_of_another_layout_are_replaced) {
   BOOST_TEST_REQUIRE(bpf_obj_pin(stale, (fs.root / "xdpfw_old_map").c_str()) == 0);
   close(stale);
   {
-    Datapath b(o);
+    KernelDatapath b(o);
     BOOST_TEST(!b.resumed());
     BOOST_TEST(b.replaced_pins() == "xdpfw_config has layout " +
                                         std::to_string(XDPFW_MAP_LAYOUT + 7) + ", this agent " +
@@ -133,7 +133,7 @@ BOOST_AUTO_TEST_CASE(pins_of_another_layout_are_replaced) {
     BOOST_TEST(fs::exists(fs.root / "xdpfw_config"));
   }
   BOOST_TEST_REQUIRE(unlink((fs.root / "xdpfw_summary").c_str()) == 0);
-  Datapath c(o);
+  KernelDatapath c(o);
   BOOST_TEST(!c.resumed());
   BOOST_TEST(c.replaced_pins() == "xdpfw_summary is missing");
   BOOST_TEST(fs::exists(fs.root / "xdpfw_summary"));

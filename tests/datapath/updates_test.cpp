@@ -1,4 +1,4 @@
-// Rule changes in place (Datapath::add_in_place / remove_in_place) against
+// Rule changes in place (KernelDatapath::add_in_place / remove_in_place) against
 // the loaded program: random sequences of adds and deletes on ClassBench
 // sets; after the checked steps the structure passes the invariant check,
 // matches a fresh compile's answers, and the XDP program's verdict and

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "attach_manager.hpp"
+#include "common/fakes.hpp"
 #include "firewall_config.hpp"
 #include "rules_file.hpp"
 
@@ -11,27 +12,7 @@ using namespace xdpfw;
 
 namespace {
 
-struct FakeAttacher : Attacher {
-  AttachOutcome attach(int ifindex, const std::string&, AttachMode mode, bool takeover) override {
-    AttachOutcome o;
-    if (foreign.count(ifindex) && !takeover) {
-      o.foreign_id = 99;
-      o.error = "it carries another XDP program (id 99)";
-      return o;
-    }
-    if (mode == AttachMode::native && no_native.count(ifindex)) {
-      o.error = "attach failed: Operation not supported";
-      return o;
-    }
-    attached.insert(ifindex);
-    o.ok = true;
-    o.mode = no_native.count(ifindex) ? "generic" : "native";
-    o.prog_id = 7;
-    return o;
-  }
-  void detach(int ifindex) override { attached.erase(ifindex); }
-  std::set<int> attached, foreign, no_native;
-};
+using test::FakeAttacher;
 
 FirewallConfig config(const std::string& include, const std::string& exclude = "lo") {
   return parse_firewall_config("x.conf", {{"interfaces", include, 1}, {"exclude", exclude, 2}});

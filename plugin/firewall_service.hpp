@@ -1,5 +1,8 @@
-// firewall.hpp: the firewall as the plugin runs it: the loaded datapath,
-// the rules, the attach manager, and the text and JSON of its commands.
+// firewall_service.hpp: the firewall, built from parts that each own one
+// thing: the rule store and its persistence (here), a Datapath (the
+// kernel's, or a fake in unit tests), the attach manager over an Attacher,
+// and the event pipeline. libxdpfw.so is a thin adapter from the plugin C
+// ABI to this class; unit tests drive it without root.
 #pragma once
 
 #include <functional>
@@ -11,12 +14,9 @@
 #include "agent_lock.hpp"
 #include "attach_manager.hpp"
 #include "datapath.hpp"
-#include "event_log.hpp"
+#include "event_pipeline.hpp"
 #include "firewall_config.hpp"
 #include "rule_store.hpp"
-#include "xdp_attacher.hpp"
-
-struct perf_buffer;  // libbpf
 
 namespace xdpfw {
 
@@ -26,13 +26,31 @@ struct CommandOutput {
   bool stream = false;  // the connection becomes a live stream
 };
 
-class Firewall {
+// What the service is built on; it owns them from then on.
+struct FirewallParts {
+  // Held for the service's life; null: the service locks the state folder.
+  std::unique_ptr<AgentLock> lock;
+  std::unique_ptr<Datapath> datapath;
+  std::unique_ptr<Attacher> attacher;
+};
+
+// The log folder is created if missing and must be root's alone (the agent
+// appends to a file in it as root); throws with the reason.
+void check_log_dir(const FirewallConfig& cfg);
+
+// The kernel's parts for cfg: the log folder checked, bpffs mounted where it
+// is missing, the pin folders locked, the program loaded (its maps resumed
+// from the pins), and an attacher of bpf_links. Throws with a message for
+// the operator.
+FirewallParts kernel_parts(const FirewallConfig& cfg);
+
+class FirewallService {
  public:
   using Log = AttachManager::Log;
-  // Loads the program, reads the rules file and installs its rules; throws
+  // Installs the rule set of the previous run or the rules file's; throws
   // with a message for the operator.
-  Firewall(const FirewallConfig& cfg, Log log);
-  ~Firewall();
+  FirewallService(const FirewallConfig& cfg, Log log, FirewallParts parts);
+  ~FirewallService();
 
   // Validates a config on its own (--check-config); throws with the reason.
   static void check(const FirewallConfig& cfg);
@@ -62,41 +80,35 @@ class Firewall {
   CommandOutput show_metrics() const;
   CommandOutput log_reopen();
 
-  // The perf buffer of unmatched-packet events: watch this fd on the loop
-  // and call on_events when it is readable.
-  int events_fd() const;
-  void on_events();
-  // Also hands every event line to sink (the live watchers), if set.
-  void set_event_sink(std::function<void(const std::string&)> sink) { sink_ = std::move(sink); }
+  // Packet events: watch this fd on the loop and call on_events when it is
+  // readable. watchers(): the live streams of "show events".
+  int events_fd() { return dp_->events_fd(); }
+  void on_events() { events_.drain(); }
+  WatcherHub& watchers() { return events_.watchers(); }
 
  private:
   FirewallConfig reloadable(const FirewallConfig& cfg) const;
   // Installs list, then makes it the store's; errors leave both unchanged.
   void install(std::vector<Rule> list);
   void open_log();
+  std::string ifname(int ifindex) const;
   void save_state();                      // the rule list, for a restart (also after kill -9)
   void journal(const std::string& line);  // one change, appended
   std::vector<Rule> read_state();
   std::string state_file(const char* name) const;
-  static void on_sample(void* self, int cpu, void* data, unsigned size);
-  static void on_lost(void* self, int cpu, unsigned long long n);
 
   FirewallConfig cfg_;
   Log log_;
-  AgentLock lock_;  // before the maps are touched
-  Datapath dp_;
-  XdpAttacher attacher_;
+  std::unique_ptr<AgentLock> lock_;
+  std::unique_ptr<Datapath> dp_;
+  std::unique_ptr<Attacher> attacher_;
   AttachManager attach_;
   RuleStore store_;
   size_t journal_lines_ = 0;
   uint32_t resumed_id_high_water_ = 0;                // from the state of the previous run
   std::string rules_file_text_;                       // the rules file as last applied
   std::optional<std::string> saved_rules_file_text_;  // as last written to state-dir
-  std::unique_ptr<EventLog> log_file_;
-  ::perf_buffer* events_ = nullptr;
-  uint64_t events_lost_ = 0;  // overwritten in the perf ring before we read them
-  int64_t realtime_offset_ns_ = 0;
-  std::function<void(const std::string&)> sink_;
+  EventPipeline events_;
 };
 
 }  // namespace xdpfw

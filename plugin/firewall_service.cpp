@@ -1,11 +1,10 @@
-// firewall.cpp: see firewall.hpp.
-#include "firewall.hpp"
+// firewall_service.cpp: see firewall_service.hpp.
+#include "firewall_service.hpp"
 
 #include <fcntl.h>
 #include <malloc.h>
 #include <unistd.h>
 
-#include <bpf/libbpf.h>
 #include <linux/magic.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -22,6 +21,7 @@
 
 #include "rules_file.hpp"
 #include "safe_files.hpp"
+#include "xdp_attacher.hpp"
 
 namespace xdpfw {
 namespace {
@@ -58,16 +58,6 @@ DatapathOptions options(const FirewallConfig& cfg) {
   o.max_rules = cfg.max_rules;
   o.pin_dir = prepare_pin_dir(cfg.pin_root, "maps");
   return o;
-}
-
-// The log folder is created if missing, and must be root's alone: the
-// agent appends to a file in it as root.
-const FirewallConfig& check_log_dir(const FirewallConfig& cfg) {
-  std::error_code ec;
-  if (!std::filesystem::exists(cfg.log_dir, ec)) make_private_dir(cfg.log_dir, 0750, "log-dir");
-  std::string problem = private_dir_problem(cfg.log_dir, "log-dir");
-  if (!problem.empty()) throw std::runtime_error(problem);
-  return cfg;
 }
 
 std::string read_text(const std::string& path) {
@@ -112,32 +102,47 @@ constexpr const char* no_interfaces_note =
     "no interfaces configured ('interfaces =' in [plugin.xdpfw]): nothing is attached by "
     "itself; set interfaces, or 'attach IF'";
 
-int64_t realtime_minus_monotonic() {
-  timespec rt{}, mono{};
-  clock_gettime(CLOCK_REALTIME, &rt);
-  clock_gettime(CLOCK_MONOTONIC, &mono);
-  return (int64_t(rt.tv_sec) - mono.tv_sec) * 1000000000 + (rt.tv_nsec - mono.tv_nsec);
-}
-
 }  // namespace
 
-Firewall::Firewall(const FirewallConfig& cfg, Log log)
-    : cfg_(check_log_dir(cfg)),
+void check_log_dir(const FirewallConfig& cfg) {
+  std::error_code ec;
+  if (!std::filesystem::exists(cfg.log_dir, ec)) make_private_dir(cfg.log_dir, 0750, "log-dir");
+  std::string problem = private_dir_problem(cfg.log_dir, "log-dir");
+  if (!problem.empty()) throw std::runtime_error(problem);
+}
+
+FirewallParts kernel_parts(const FirewallConfig& cfg) {
+  check_log_dir(cfg);
+  FirewallParts p;
+  // The lock before the maps are touched.
+  p.lock = std::make_unique<AgentLock>(prepare_pin_dir(cfg.pin_root, "maps"), cfg.state_dir);
+  auto dp = std::make_unique<KernelDatapath>(options(cfg));
+  p.attacher = std::make_unique<XdpAttacher>(dp->prog_fd(), prepare_pin_dir(cfg.pin_root, "links"),
+                                             cfg.persistent);
+  p.datapath = std::move(dp);
+  return p;
+}
+
+FirewallService::FirewallService(const FirewallConfig& cfg, Log log, FirewallParts parts)
+    : cfg_(cfg),
       log_(std::move(log)),
-      lock_(prepare_pin_dir(cfg.pin_root, "maps"), cfg.state_dir),
-      dp_(options(cfg)),
-      attacher_(dp_.prog_fd(), prepare_pin_dir(cfg.pin_root, "links"), cfg.persistent),
-      attach_(attacher_, cfg, log_) {
+      // Parts without a lock (fakes): the state folder is locked here.
+      lock_(parts.lock ? std::move(parts.lock) : std::make_unique<AgentLock>("", cfg.state_dir)),
+      dp_(std::move(parts.datapath)),
+      attacher_(std::move(parts.attacher)),
+      attach_(*attacher_, cfg, log_),
+      events_(*dp_, [this](int ifindex) { return ifname(ifindex); }) {
+  check_log_dir(cfg_);
   // Precedence: the rule set of the previous run (pinned maps and the state
   // folder both found) wins; else the rules file. Pins of another layout
   // (an upgrade, another max-rules) were replaced: the rules still come
   // from the state, the counters start from zero.
   std::string state = state_file("rules.state");
-  if (!dp_.replaced_pins().empty())
-    log_(1, "the maps pinned in " + dp_.options().pin_dir + " were made with another layout (" +
-                dp_.replaced_pins() +
+  if (!dp_->replaced_pins().empty())
+    log_(1, "the maps pinned in " + dp_->pin_dir() + " were made with another layout (" +
+                dp_->replaced_pins() +
                 "); replaced them: rule counters and statistics start from zero");
-  if ((dp_.resumed() || !dp_.replaced_pins().empty()) && !state.empty() &&
+  if ((dp_->resumed() || !dp_->replaced_pins().empty()) && !state.empty() &&
       std::filesystem::exists(state)) {
     rules_file_text_ = std::filesystem::exists(state_file("rules-file.applied"))
                            ? read_file_nofollow(state_file("rules-file.applied"))
@@ -145,26 +150,20 @@ Firewall::Firewall(const FirewallConfig& cfg, Log log)
     install(read_state());
     store_.raise_id_high_water(resumed_id_high_water_);
     log_(2, "resumed the previous run's " + std::to_string(store_.rules().size()) +
-                (dp_.resumed() ? " rule(s) and counters" : " rule(s)"));
+                (dp_->resumed() ? " rule(s) and counters" : " rule(s)"));
   } else {
     rules_file_text_ = read_text(cfg_.rules_file);
     install(parse_rules_text(cfg_.rules_file, rules_file_text_));
   }
   open_log();
-  perf_buffer_opts opts{};
-  opts.sz = sizeof opts;
-  // 256 pages (1 MiB) per CPU: about 16,000 events, so that a burst at the
-  // event cap waits in the ring rather than failing while the loop is busy.
-  events_ = perf_buffer__new(dp_.events_map_fd(), 256, &Firewall::on_sample, &Firewall::on_lost,
-                             this, &opts);
-  if (!events_) throw std::runtime_error("cannot open the events perf buffer");
-  dp_.set_event_limit(cfg_.event_rate, cfg_.event_burst);
+  dp_->events_fd();  // the event reader before any event is allowed
+  dp_->set_event_limit(cfg_.event_rate, cfg_.event_burst);
   log_(2, std::to_string(store_.rules().size()) + " rule(s) installed" +
               (cfg_.rules_file.empty() ? "" : " from " + cfg_.rules_file));
   if (cfg_.include.empty()) log_(1, no_interfaces_note);
 }
 
-Firewall::~Firewall() {
+FirewallService::~FirewallService() {
   // Persistent: the pinned links keep filtering while the agent is away.
   if (!cfg_.persistent) {
     size_t n = attach_.detach_all();
@@ -175,61 +174,33 @@ Firewall::~Firewall() {
   } else {
     log_(2, "stopping: the pinned links keep filtering with the current rules (persistent)");
   }
-  if (events_) perf_buffer__free(events_);
 }
 
-void Firewall::open_log() {
+void FirewallService::open_log() {
   // A folder someone else can write is refused at start and on reload
   // (check_log_dir); one that vanished later costs counted lines only.
   std::error_code ec;
   std::filesystem::create_directories(cfg_.log_dir, ec);
   if (ec)
     log_(1, "log-dir " + cfg_.log_dir + ": " + ec.message() + " (events are counted, not written)");
-  if (log_file_) log_file_->flush();
-  log_file_ = std::make_unique<EventLog>(cfg_.log_path());
-  if (!log_file_->last_error().empty()) log_(1, log_file_->last_error());
+  events_.open_log(cfg_.log_path());
+  if (!events_.log().last_error().empty()) log_(1, events_.log().last_error());
 }
 
-int Firewall::events_fd() const {
-  return perf_buffer__epoll_fd(events_);
+std::string FirewallService::ifname(int ifindex) const {
+  auto it = attach_.interfaces().find(ifindex);
+  return it == attach_.interfaces().end() ? std::string() : it->second.name;
 }
 
-void Firewall::on_events() {
-  realtime_offset_ns_ = realtime_minus_monotonic();
-  // poll(0) empties libbpf's inner epoll ready list; without it a later
-  // wakeup may raise no new edge on the fd the host loop watches, and
-  // events would wait in the ring. consume then reads every ring.
-  perf_buffer__poll(events_, 0);
-  perf_buffer__consume(events_);
-  log_file_->flush();  // one write per batch
+CommandOutput FirewallService::log_reopen() {
+  events_.log().reopen();
+  if (!events_.log().last_error().empty() && events_.log().stats().write_errors)
+    return {true, "reopened " + events_.log().path() +
+                      " (last error: " + events_.log().last_error() + ")"};
+  return {true, "reopened " + events_.log().path()};
 }
 
-void Firewall::on_sample(void* self, int, void* data, unsigned size) {
-  auto* fw = static_cast<Firewall*>(self);
-  if (size < sizeof(xdpfw_event)) return;
-  xdpfw_event ev;
-  std::memcpy(&ev, data, sizeof ev);
-  std::string ifname;
-  auto it = fw->attach_.interfaces().find(static_cast<int>(ev.ifindex));
-  if (it != fw->attach_.interfaces().end()) ifname = it->second.name;
-  std::string line = format_event(ev, ifname, fw->realtime_offset_ns_);
-  if (fw->sink_) fw->sink_(line);
-  fw->log_file_->append(std::move(line));
-}
-
-void Firewall::on_lost(void* self, int, unsigned long long n) {
-  static_cast<Firewall*>(self)->events_lost_ += n;
-}
-
-CommandOutput Firewall::log_reopen() {
-  log_file_->reopen();
-  if (!log_file_->last_error().empty() && log_file_->stats().write_errors)
-    return {true,
-            "reopened " + log_file_->path() + " (last error: " + log_file_->last_error() + ")"};
-  return {true, "reopened " + log_file_->path()};
-}
-
-void Firewall::check(const FirewallConfig& cfg) {
+void FirewallService::check(const FirewallConfig& cfg) {
   CompileLimits limits;
   limits.max_rules = cfg.max_rules;
   try {
@@ -240,7 +211,7 @@ void Firewall::check(const FirewallConfig& cfg) {
 }
 
 // What a reload applies: the new settings, except those read only at start.
-FirewallConfig Firewall::reloadable(const FirewallConfig& cfg) const {
+FirewallConfig FirewallService::reloadable(const FirewallConfig& cfg) const {
   FirewallConfig next = cfg;
   next.max_rules = cfg_.max_rules;
   next.pin_root = cfg_.pin_root;
@@ -251,7 +222,7 @@ FirewallConfig Firewall::reloadable(const FirewallConfig& cfg) const {
 // As reload would do it, short of changing anything: the rules file read
 // and compiled with the running limits (max-rules as running, not as the
 // new file says, since it changes only at a restart).
-void Firewall::check_reload(const FirewallConfig& cfg) const {
+void FirewallService::check_reload(const FirewallConfig& cfg) const {
   FirewallConfig next = reloadable(cfg);
   std::error_code ec;
   if (std::filesystem::exists(next.log_dir, ec)) {
@@ -260,7 +231,7 @@ void Firewall::check_reload(const FirewallConfig& cfg) const {
   }
   std::string text = read_text(next.rules_file);
   try {
-    compile_rules(store_.parsed(next.rules_file, text), next.policy, dp_.limits());
+    compile_rules(store_.parsed(next.rules_file, text), next.policy, dp_->limits());
   } catch (const CompileError& e) {
     std::string why = (next.rules_file.empty() ? "rules" : next.rules_file) + ": " + e.what();
     if (cfg.max_rules != cfg_.max_rules)
@@ -273,7 +244,7 @@ void Firewall::check_reload(const FirewallConfig& cfg) const {
 // The rules file replaces the run-time rules when it changed since it was
 // last applied, or when force says so (the "reload" command); otherwise
 // (SIGHUP, file unchanged) run-time changes are kept.
-std::string Firewall::reload(const FirewallConfig& cfg, bool force) {
+std::string FirewallService::reload(const FirewallConfig& cfg, bool force) {
   std::vector<std::string> notes;
   if (cfg.max_rules != cfg_.max_rules)
     notes.push_back("max-rules changed: that takes a restart (kept " +
@@ -285,7 +256,7 @@ std::string Firewall::reload(const FirewallConfig& cfg, bool force) {
   bool file_changed = text != rules_file_text_ || next.rules_file != cfg_.rules_file;
   bool from_file = file_changed || force;
   std::vector<Rule> list = from_file ? store_.parsed(next.rules_file, text) : store_.rules();
-  dp_.apply(list, next.policy);  // all or nothing: throws with nothing changed
+  dp_->apply(list, next.policy);  // all or nothing: throws with nothing changed
   store_.commit(std::move(list));
   std::string rules = std::to_string(store_.rules().size()) + " rule(s)";
   if (from_file) {
@@ -303,14 +274,14 @@ std::string Firewall::reload(const FirewallConfig& cfg, bool force) {
   cfg_ = next;
   save_state();
   if (new_log) open_log();
-  dp_.set_event_limit(cfg_.event_rate, cfg_.event_burst);
+  dp_->set_event_limit(cfg_.event_rate, cfg_.event_burst);
   attach_.reconfigure(cfg_);
   for (const std::string& n : notes) rules += "\n" + n;
   return rules;
 }
 
-void Firewall::install(std::vector<Rule> list) {
-  dp_.apply(list, cfg_.policy);
+void FirewallService::install(std::vector<Rule> list) {
+  dp_->apply(list, cfg_.policy);
   store_.commit(std::move(list));
   save_state();
 }
@@ -318,7 +289,7 @@ void Firewall::install(std::vector<Rule> list) {
 // One rule added or deleted: a line appended to rules.journal instead of
 // the whole state rewritten (100,000 rules: tens of ms); the journal is folded
 // into rules.state once it holds more than a tenth of the rules.
-void Firewall::journal(const std::string& line) {
+void FirewallService::journal(const std::string& line) {
   if (cfg_.state_dir == "none") return;
   if (journal_lines_ >= std::max<size_t>(1000, store_.rules().size() / 10)) return save_state();
   std::string path = state_file("rules.journal");
@@ -338,7 +309,7 @@ void Firewall::journal(const std::string& line) {
 // rules.state, then the journal's changes in order ("add RULE", "del ID"),
 // each idempotent: a journal already folded into the state (the agent died
 // between the two writes) changes nothing. A torn last line is ignored.
-std::vector<Rule> Firewall::read_state() {
+std::vector<Rule> FirewallService::read_state() {
   std::string state = state_file("rules.state");
   std::string text = read_file_nofollow(state);
   std::vector<Rule> rules = parse_rules_text(state, text);
@@ -374,11 +345,11 @@ std::vector<Rule> Firewall::read_state() {
   return rules;
 }
 
-std::string Firewall::state_file(const char* name) const {
+std::string FirewallService::state_file(const char* name) const {
   return cfg_.state_dir == "none" ? "" : cfg_.state_dir + "/" + name;
 }
 
-void Firewall::save_state() {
+void FirewallService::save_state() {
   if (cfg_.state_dir == "none") return;
   try {
     // After every change, on the request path: no fsync (a few ms on this
@@ -403,11 +374,11 @@ void Firewall::save_state() {
 }
 
 // One rule in place: no copy of the set unless the datapath must recompile.
-CommandOutput Firewall::rule_add(const std::string& spec) {
+CommandOutput FirewallService::rule_add(const std::string& spec) {
   try {
     Rule added = store_.prepared(parse_rule(spec));
     // One bucket write where the rule fits in place; a recompile otherwise.
-    if (!dp_.add_in_place(added)) dp_.apply(store_.with_added(added, nullptr), cfg_.policy);
+    if (!dp_->add_in_place(added)) dp_->apply(store_.with_added(added, nullptr), cfg_.policy);
     store_.insert(added);
     journal("add " + format_rule(added));
     return {true, "id " + std::to_string(added.id)};
@@ -416,7 +387,7 @@ CommandOutput Firewall::rule_add(const std::string& spec) {
   }
 }
 
-CommandOutput Firewall::rule_del(const std::string& arg) {
+CommandOutput FirewallService::rule_del(const std::string& arg) {
   uint32_t id = 0;
   auto [p, ec] = std::from_chars(arg.data(), arg.data() + arg.size(), id);
   if (arg.empty() || ec != std::errc() || p != arg.data() + arg.size() || id == 0)
@@ -425,7 +396,7 @@ CommandOutput Firewall::rule_del(const std::string& arg) {
     const Rule* gone = store_.find(id);
     if (!gone)
       return fail("rule del", RuleError("id: no rule " + arg + " ('rule list' shows them)"));
-    if (!dp_.remove_in_place(*gone)) dp_.apply(store_.without(id), cfg_.policy);
+    if (!dp_->remove_in_place(*gone)) dp_->apply(store_.without(id), cfg_.policy);
     store_.erase(id);
     journal("del " + std::to_string(id));
     return {true, "deleted " + arg};
@@ -434,14 +405,14 @@ CommandOutput Firewall::rule_del(const std::string& arg) {
   }
 }
 
-CommandOutput Firewall::rule_flush() {
+CommandOutput FirewallService::rule_flush() {
   size_t n = store_.rules().size();
   install({});
   malloc_trim(0);
   return {true, "flushed " + std::to_string(n) + " rule(s)"};
 }
 
-CommandOutput Firewall::rule_replace(const std::string* payload) {
+CommandOutput FirewallService::rule_replace(const std::string* payload) {
   if (!payload)
     return {false,
             "rule replace: expects the new rules as a payload: 'rule replace <<END', one "
@@ -464,19 +435,19 @@ CommandOutput Firewall::rule_replace(const std::string* payload) {
   }
 }
 
-CommandOutput Firewall::rule_check(const std::string* payload) {
+CommandOutput FirewallService::rule_check(const std::string* payload) {
   if (!payload)
     return {false, "rule check: expects rules as a payload: 'rule check <<END' ... 'END'"};
   try {
     auto list = store_.parsed("payload", *payload);
-    compile_rules(list, cfg_.policy, dp_.limits());
+    compile_rules(list, cfg_.policy, dp_->limits());
     return {true, "ok: " + std::to_string(list.size()) + " rule(s) would be installed"};
   } catch (const std::exception& e) {
     return fail("rule check", e);
   }
 }
 
-CommandOutput Firewall::save(const std::string& arg) {
+CommandOutput FirewallService::save(const std::string& arg) {
   if (arg == "-") return {true, store_.text()};  // the rule set in the file grammar
   std::string path = arg.empty() ? cfg_.rules_file : arg;
   if (path.empty()) return {false, "save: no rules file configured; give a path: save PATH"};
@@ -504,7 +475,7 @@ CommandOutput Firewall::save(const std::string& arg) {
   return {true, "saved " + std::to_string(store_.rules().size()) + " rule(s) to " + path};
 }
 
-CommandOutput Firewall::show_config(bool json) const {
+CommandOutput FirewallService::show_config(bool json) const {
   nlohmann::json j = {{"interfaces", cfg_.include},
                       {"exclude", cfg_.exclude},
                       {"mode", attach_mode_name(cfg_.mode)},
@@ -531,8 +502,8 @@ CommandOutput Firewall::show_config(bool json) const {
   return {true, o.str()};
 }
 
-CommandOutput Firewall::show_metrics() const {
-  Stats s = dp_.stats();
+CommandOutput FirewallService::show_metrics() const {
+  Stats s = dp_->stats();
   std::ostringstream o;
   auto family = [&](const char* name, const char* type, const char* help) {
     o << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
@@ -562,17 +533,17 @@ CommandOutput Firewall::show_metrics() const {
   o << "xdpfw_events_total{outcome=\"sent\"} " << s[XDPFW_STAT_EVENTS_SENT] << "\n";
   o << "xdpfw_events_total{outcome=\"suppressed\"} " << s[XDPFW_STAT_EVENTS_SUPPRESSED] << "\n";
   o << "xdpfw_events_total{outcome=\"failed\"} " << s[XDPFW_STAT_EVENTS_FAILED] << "\n";
-  o << "xdpfw_events_total{outcome=\"lost\"} " << events_lost_ << "\n";
+  o << "xdpfw_events_total{outcome=\"lost\"} " << events_.lost() << "\n";
   family("xdpfw_log_lines_total", "counter", "Event lines written to the log file.");
-  o << "xdpfw_log_lines_total " << log_file_->stats().lines << "\n";
+  o << "xdpfw_log_lines_total " << events_.log().stats().lines << "\n";
   family("xdpfw_log_lines_dropped_total", "counter",
          "Event lines not written: a failed write, a full buffer.");
-  o << "xdpfw_log_lines_dropped_total " << log_file_->stats().dropped << "\n";
+  o << "xdpfw_log_lines_dropped_total " << events_.log().stats().dropped << "\n";
   family("xdpfw_log_errors_total", "counter", "Failed opens and writes of the log file.");
-  o << "xdpfw_log_errors_total " << log_file_->stats().write_errors << "\n";
+  o << "xdpfw_log_errors_total " << events_.log().stats().write_errors << "\n";
   family("xdpfw_log_reopens_total", "counter", "Reopens of the log file (log reopen, SIGUSR1).");
-  o << "xdpfw_log_reopens_total " << log_file_->stats().reopens << "\n";
-  auto counters = dp_.all_rule_counters();
+  o << "xdpfw_log_reopens_total " << events_.log().stats().reopens << "\n";
+  auto counters = dp_->all_rule_counters();
   family("xdpfw_rule_packets_total", "counter", "Packets matched per rule.");
   for (const Rule& r : store_.rules())
     o << "xdpfw_rule_packets_total{id=\"" << r.id << "\"} " << counters[r.id].packets << "\n";
@@ -588,12 +559,12 @@ CommandOutput Firewall::show_metrics() const {
   return {true, o.str()};
 }
 
-void Firewall::on_link(AttachManager::Change change, int ifindex, const std::string& name,
-                       const std::string& kind, bool up) {
+void FirewallService::on_link(AttachManager::Change change, int ifindex, const std::string& name,
+                              const std::string& kind, bool up) {
   attach_.on_link(change, ifindex, name, kind, up);
 }
 
-CommandOutput Firewall::show_interfaces(bool json) const {
+CommandOutput FirewallService::show_interfaces(bool json) const {
   nlohmann::json arr = nlohmann::json::array();
   std::ostringstream o;
   if (!json && cfg_.include.empty()) o << "# " << no_interfaces_note << "\n";
@@ -621,13 +592,13 @@ CommandOutput Firewall::show_interfaces(bool json) const {
   return {true, json ? reply(arr) : o.str()};
 }
 
-CommandOutput Firewall::show_stats(bool json) const {
-  Stats s = dp_.stats();
+CommandOutput FirewallService::show_stats(bool json) const {
+  Stats s = dp_->stats();
   std::vector<std::pair<std::string, uint64_t>> all;
   for (int i = 0; i < XDPFW_STAT_MAX; ++i)
     all.emplace_back(stat_name(static_cast<xdpfw_stat>(i)), s.c[i]);
-  const EventLogStats& l = log_file_->stats();
-  all.insert(all.end(), {{"events_lost", events_lost_},
+  const EventLogStats& l = events_.log().stats();
+  all.insert(all.end(), {{"events_lost", events_.lost()},
                          {"log_lines", l.lines},
                          {"log_dropped", l.dropped},
                          {"log_write_errors", l.write_errors},
@@ -643,8 +614,8 @@ CommandOutput Firewall::show_stats(bool json) const {
   return {true, json ? reply(j) : o.str()};
 }
 
-CommandOutput Firewall::rule_list(bool json) const {
-  auto counters = dp_.all_rule_counters();
+CommandOutput FirewallService::rule_list(bool json) const {
+  auto counters = dp_->all_rule_counters();
   std::vector<const Rule*> sorted;
   for (const Rule& r : store_.rules()) sorted.push_back(&r);
   nlohmann::json arr = nlohmann::json::array();
@@ -663,7 +634,7 @@ CommandOutput Firewall::rule_list(bool json) const {
   return {true, json ? reply(arr) : o.str()};
 }
 
-CommandOutput Firewall::force(const std::string& name, Interface::Sticky how) {
+CommandOutput FirewallService::force(const std::string& name, Interface::Sticky how) {
   if (name.empty() || name.find(' ') != std::string::npos)
     return {false, "expected one interface name"};
   bool exists = false;

@@ -1,0 +1,317 @@
+// The firewall service on fakes (no root, no kernel): rule commands reach
+// the datapath whole or not at all, which rule set a restart installs
+// (state folder, journal, rules file), and where packet events go (the log
+// file and the live watchers).
+#include <arpa/inet.h>
+
+#include <boost/test/unit_test.hpp>
+#include <nlohmann/json.hpp>
+
+#include "common/fakes.hpp"
+#include "common/test_util.hpp"
+#include "firewall_service.hpp"
+#include "rule.hpp"
+
+using namespace xdpfw;
+using namespace xdpfw::test;
+
+namespace {
+
+const char* two_rules =
+    "prio 10 src 198.18.0.0/24 proto tcp dport 22 action drop\n"
+    "prio 20 proto udp dport 53 action pass\n";
+
+// A service on fakes, with its folders in a private temporary folder; it
+// can be stopped and started again on the same folders, as a restart.
+struct Rig {
+  TempDir dir;
+  FakeDatapath* dp = nullptr;
+  FakeAttacher* attacher = nullptr;
+  std::vector<std::string> logged;
+  std::unique_ptr<FirewallService> fw;
+
+  Rig() { write_file(dir / "rules.conf", two_rules); }
+
+  FirewallConfig config(std::vector<ConfigLine> extra = {}) const {
+    std::vector<ConfigLine> lines = {{"rules", (dir / "rules.conf").string(), 1},
+                                     {"log-dir", (dir / "log").string(), 2},
+                                     {"state-dir", (dir / "state").string(), 3},
+                                     {"pin-root", "none", 4},
+                                     {"interfaces", "veth*", 5}};
+    lines.insert(lines.end(), extra.begin(), extra.end());
+    return parse_firewall_config("test.conf", lines);
+  }
+
+  // resumed: the fake says the kernel kept the previous run's maps.
+  void start(bool resumed = false, const std::string& replaced = "") {
+    fw.reset();
+    auto d = std::make_unique<FakeDatapath>();
+    auto a = std::make_unique<FakeAttacher>();
+    d->resumed_ = resumed;
+    d->replaced_ = replaced;
+    dp = d.get();
+    attacher = a.get();
+    FirewallParts parts;
+    parts.datapath = std::move(d);
+    parts.attacher = std::move(a);
+    fw = std::make_unique<FirewallService>(
+        config(), [this](int, const std::string& m) { logged.push_back(m); }, std::move(parts));
+  }
+
+  std::vector<std::string> rule_texts() const {
+    std::vector<std::string> out;
+    for (const Rule& r : dp->rules()) out.push_back(format_rule(r));
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  std::string verdict(const PacketFields& p) const { return action_name(dp->classify(p).action); }
+
+  bool logged_has(const std::string& s) const {
+    return std::any_of(logged.begin(), logged.end(),
+                       [&](const std::string& m) { return m.find(s) != std::string::npos; });
+  }
+};
+
+PacketFields v4(const char* src, uint8_t proto, uint16_t dport) {
+  PacketFields p;
+  inet_pton(AF_INET, src, p.src.data());
+  inet_pton(AF_INET, "198.19.0.1", p.dst.data());
+  p.proto = proto;
+  p.has_l4 = true;
+  p.sport = 40000;
+  p.dport = dport;
+  return p;
+}
+
+xdpfw_event event(const char* src, uint16_t dport, uint32_t ifindex = 4) {
+  xdpfw_event ev{};
+  ev.ifindex = ifindex;
+  ev.pkt_len = 60;
+  ev.family = XDPFW_FAMILY_V4;
+  ev.proto = 6;
+  ev.flags = XDPFW_EVENT_HAS_PORTS;
+  ev.sport = 40000;
+  ev.dport = dport;
+  inet_pton(AF_INET, src, &ev.src[0]);
+  inet_pton(AF_INET, "198.19.0.1", &ev.dst[0]);
+  return ev;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(firewall_service)
+
+BOOST_AUTO_TEST_CASE(rule_add_and_del_reach_the_datapath_in_place) {
+  Rig rig;
+  rig.start();
+  BOOST_TEST(rig.dp->rules().size() == 2u);
+  BOOST_TEST(rig.verdict(v4("198.18.0.9", 6, 22)) == "drop");
+  BOOST_TEST(rig.verdict(v4("198.18.0.9", 6, 80)) == "pass");
+
+  CommandOutput out = rig.fw->rule_add("prio 5 proto tcp dport 80 action drop");
+  BOOST_TEST(out.ok);
+  BOOST_TEST(out.text == "id 3");
+  BOOST_TEST(rig.dp->in_place == 1);
+  BOOST_TEST(rig.dp->applies == 1);  // the start's only
+  BOOST_TEST(rig.verdict(v4("198.18.0.9", 6, 80)) == "drop");
+  BOOST_TEST(rig.fw->rule_list(false).text.find("id 3 prio 5 proto tcp dport 80 action drop") !=
+             std::string::npos);
+
+  out = rig.fw->rule_del("1");
+  BOOST_TEST(out.ok);
+  BOOST_TEST(rig.dp->rules().size() == 2u);
+  BOOST_TEST(rig.verdict(v4("198.18.0.9", 6, 22)) == "pass");
+  BOOST_TEST(rig.fw->rule_list(false).text.find("id 1 ") == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_change_that_does_not_fit_in_place_recompiles) {
+  Rig rig;
+  rig.start();
+  rig.dp->fits_in_place = false;
+  BOOST_TEST(rig.fw->rule_add("prio 5 proto tcp dport 80 action drop").ok);
+  BOOST_TEST(rig.dp->applies == 2);
+  BOOST_TEST(rig.dp->rules().size() == 3u);
+  BOOST_TEST(rig.fw->rule_del("2").ok);
+  BOOST_TEST(rig.dp->applies == 3);
+  BOOST_TEST(rig.dp->rules().size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(bad_commands_say_why_and_change_nothing) {
+  Rig rig;
+  rig.start();
+  auto before = rig.rule_texts();
+  std::string list = rig.fw->rule_list(false).text;
+
+  CommandOutput out = rig.fw->rule_add("proto tcp dport 99999 action drop");
+  BOOST_TEST(!out.ok);
+  BOOST_TEST(out.text.find("rule add: ") == 0u);
+  BOOST_TEST(out.text.find("99999") != std::string::npos);
+  out = rig.fw->rule_del("abc");
+  BOOST_TEST(!out.ok);
+  BOOST_TEST(out.text.find("is not a rule id") != std::string::npos);
+  out = rig.fw->rule_del("99");
+  BOOST_TEST(!out.ok);
+  BOOST_TEST(out.text.find("no rule 99") != std::string::npos);
+  out = rig.fw->rule_replace(nullptr);
+  BOOST_TEST(!out.ok);
+  std::string empty = "# nothing\n";
+  out = rig.fw->rule_replace(&empty);
+  BOOST_TEST(!out.ok);
+  BOOST_TEST(out.text.find("holds no rule, nothing was changed") != std::string::npos);
+  std::string bad = "proto tcp action drop\nproto bogus action drop\n";
+  out = rig.fw->rule_replace(&bad);
+  BOOST_TEST(!out.ok);
+  BOOST_TEST(out.text.find("payload:2") != std::string::npos);
+  out = rig.fw->rule_check(&bad);
+  BOOST_TEST(!out.ok);
+
+  // A datapath that fails: the store keeps the rules the kernel has.
+  rig.dp->fail_next_apply = true;
+  std::string good = "proto icmp action drop\n";
+  out = rig.fw->rule_replace(&good);
+  BOOST_TEST(!out.ok);
+  BOOST_TEST(out.text.find("Cannot allocate memory") != std::string::npos);
+
+  BOOST_TEST(rig.rule_texts() == before);
+  BOOST_TEST(rig.fw->rule_list(false).text == list);
+  BOOST_TEST(rig.dp->applies == 1);
+}
+
+BOOST_AUTO_TEST_CASE(replace_check_flush_and_save) {
+  Rig rig;
+  rig.start();
+  std::string two = "proto icmp action drop\nprio 7 proto udp action drop\n";
+  CommandOutput out = rig.fw->rule_check(&two);
+  BOOST_TEST(out.ok);
+  BOOST_TEST(out.text == "ok: 2 rule(s) would be installed");
+  BOOST_TEST(rig.dp->applies == 1);  // check changes nothing
+  out = rig.fw->rule_replace(&two);
+  BOOST_TEST(out.ok);
+  BOOST_TEST(out.text == "replaced: 2 rule(s)");
+  BOOST_TEST(rig.verdict(v4("198.18.0.9", 17, 53)) == "drop");
+
+  BOOST_TEST(rig.fw->save("-").text ==
+             "id 4 prio 7 proto udp action drop\nid 3 prio 1000 proto icmp action drop\n");
+  out = rig.fw->save((rig.dir / "elsewhere.rules").string());
+  BOOST_TEST(!out.ok);
+  BOOST_TEST(out.text.find("is neither the rules file") != std::string::npos);
+  BOOST_TEST(!fs::exists(rig.dir / "elsewhere.rules"));
+  BOOST_TEST(rig.fw->save("").ok);  // the rules file
+  BOOST_TEST(read_file(rig.dir / "rules.conf").find("proto icmp action drop") != std::string::npos);
+
+  out = rig.fw->rule_flush();
+  BOOST_TEST(out.text == "flushed 2 rule(s)");
+  BOOST_TEST(rig.dp->rules().empty());
+}
+
+// A restart: the previous run's rules (state folder and journal) win when
+// the kernel kept the maps, or when it had them in another layout; after a
+// reboot (no maps) the rules file decides.
+BOOST_AUTO_TEST_CASE(restart_precedence) {
+  Rig rig;
+  rig.start();
+  BOOST_TEST(rig.fw->rule_add("prio 5 proto tcp dport 80 action drop").ok);  // id 3
+  BOOST_TEST(rig.fw->rule_add("prio 6 proto tcp dport 81 action drop").ok);  // id 4
+  BOOST_TEST(rig.fw->rule_del("3").ok);
+  BOOST_TEST(fs::exists(rig.dir / "state" / "rules.journal"));  // one line per change
+  auto running = rig.rule_texts();
+  BOOST_TEST(running.size() == 3u);
+
+  rig.start(/*resumed=*/true);
+  BOOST_TEST(rig.rule_texts() == running);
+  BOOST_TEST(rig.logged_has("resumed the previous run's 3 rule(s) and counters"));
+  // Ids are never reused, not even those of deleted rules.
+  BOOST_TEST(rig.fw->rule_add("proto icmp action drop").text == "id 5");
+
+  rig.start(/*resumed=*/false, "xdpfw_rule_counters has max_entries 1, this agent 1000");
+  BOOST_TEST(rig.rule_texts().size() == 4u);
+  BOOST_TEST(rig.logged_has("were made with another layout"));
+  BOOST_TEST(rig.logged_has("resumed the previous run's 4 rule(s)"));
+
+  rig.start(/*resumed=*/false);  // a reboot: nothing pinned
+  BOOST_TEST(
+      rig.rule_texts() ==
+      (std::vector<std::string>{"id 1 prio 10 src 198.18.0.0/24 proto tcp dport 22 action drop",
+                                "id 2 prio 20 proto udp dport 53 action pass"}));
+}
+
+// Reload: a changed rules file replaces run-time changes; an unchanged one
+// keeps them, unless forced (the "reload" command).
+BOOST_AUTO_TEST_CASE(reload_precedence) {
+  Rig rig;
+  rig.start();
+  BOOST_TEST(rig.fw->rule_add("prio 5 proto tcp dport 80 action drop").ok);
+  std::string r = rig.fw->reload(rig.config());
+  BOOST_TEST(r.find("kept: the rules file is as last applied") != std::string::npos);
+  BOOST_TEST(rig.dp->rules().size() == 3u);
+  r = rig.fw->reload(rig.config(), /*force=*/true);
+  BOOST_TEST(r.find("(re-applied), run-time changes replaced") != std::string::npos);
+  BOOST_TEST(rig.dp->rules().size() == 2u);
+  BOOST_TEST(rig.fw->rule_add("prio 5 proto tcp dport 80 action drop").ok);
+  write_file(rig.dir / "rules.conf", "proto icmp action drop\n");
+  r = rig.fw->reload(rig.config());
+  BOOST_TEST(r.find("(rules file changed)") != std::string::npos);
+  BOOST_TEST(rig.dp->rules().size() == 1u);
+
+  // A file that does not compile: refused, the running set stays.
+  write_file(rig.dir / "rules.conf", "proto icmp action drop\nproto tcp dport x action drop\n");
+  BOOST_CHECK_THROW(rig.fw->check_reload(rig.config()), std::exception);
+  BOOST_CHECK_THROW(rig.fw->reload(rig.config()), std::exception);
+  BOOST_TEST(rig.dp->rules().size() == 1u);
+}
+
+// Every event becomes one JSON line in the log file and on every watcher;
+// a watcher that cannot take a line is told how many it lost, one that is
+// gone is dropped; lines lost in the kernel's ring are counted.
+BOOST_AUTO_TEST_CASE(events_fan_out_to_the_log_and_the_watchers) {
+  Rig rig;
+  rig.start();
+  rig.fw->on_link(AttachManager::Change::added, 4, "veth-a", "veth", true);
+  BOOST_TEST(rig.attacher->attached.count(4) == 1u);
+
+  std::map<uint64_t, std::string> got;
+  std::map<uint64_t, int> answer = {{1, 0}, {2, 0}, {3, 0}};
+  rig.fw->watchers().set_writer([&](uint64_t stream, const std::string& bytes) {
+    if (answer[stream] == 0) got[stream] += bytes;
+    return answer[stream];
+  });
+  for (uint64_t s : {1, 2, 3}) rig.fw->watchers().add(s);
+
+  rig.dp->send_event(event("198.18.0.7", 22));
+  rig.fw->on_events();
+  answer[2] = 1;   // full: loses the next line
+  answer[3] = -1;  // gone
+  rig.dp->send_event(event("198.18.0.8", 23));
+  rig.fw->on_events();
+  BOOST_TEST(rig.fw->watchers().size() == 2u);
+  answer[2] = 0;
+  rig.dp->send_event(event("198.18.0.9", 24));
+  rig.dp->lose_events(5);
+  rig.fw->on_events();
+
+  auto log = lines_of(read_file(rig.dir / "log" / "firewall_log.json"));
+  BOOST_TEST_REQUIRE(log.size() == 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    auto j = nlohmann::json::parse(log[i]);
+    BOOST_TEST(j["src_ip"] == "198.18.0." + std::to_string(7 + i));
+    BOOST_TEST(j["dst_port"] == 22 + i);
+    BOOST_TEST(j["interface"] == "veth-a");
+  }
+  BOOST_TEST(lines_of(got[1]) == log);
+  BOOST_TEST(lines_of(got[2]) == (std::vector<std::string>{log[0], "{\"dropped\":1}", log[2]}));
+  BOOST_TEST(lines_of(got[3]) == (std::vector<std::string>{log[0]}));
+
+  auto stats = nlohmann::json::parse(rig.fw->show_stats(true).text);
+  BOOST_TEST(stats["events_lost"] == 5);
+  BOOST_TEST(stats["log_lines"] == 3);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
