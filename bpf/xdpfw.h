@@ -173,42 +173,48 @@ struct xdpfw_event_bucket {
 	__u64 last_ns;
 };
 
-/* Global per-CPU counters, indexed by enum xdpfw_stat. */
+/* Global per-CPU counters, indexed by enum xdpfw_stat: the one list of
+ * them (X(ENUM, name)); user space derives "show stats" names and metrics
+ * from it (plugin/firewall_service.cpp, counters()). */
+#define XDPFW_STATS(X)                                                                             \
+	X(PACKETS, packets)                                                                        \
+	X(BYTES, bytes)                                                                            \
+	X(MATCH_DROP, match_drop)                                                                  \
+	X(MATCH_PASS, match_pass)                                                                  \
+	X(DEFAULT_DROP, default_drop)                                                              \
+	X(DEFAULT_PASS, default_pass)                                                              \
+	X(MALFORMED_DROP, malformed_drop)                                                          \
+	X(MALFORMED_PASS, malformed_pass)                                                          \
+	X(NON_IP, non_ip)	/* not IPv4/IPv6: always passed */                                 \
+	X(FRAGMENTS, fragments) /* non-first fragments seen (no L4) */                             \
+	/* malformed reasons: exactly one per malformed packet */                                  \
+	X(BAD_L2, bad_l2)			  /* Ethernet or VLAN header truncated */          \
+	X(VLAN_TOO_DEEP, vlan_too_deep)		  /* more than XDPFW_MAX_VLAN_TAGS tags */         \
+	X(IPV4_TRUNCATED, ipv4_truncated)	  /* header or total length beyond the frame */    \
+	X(IPV4_BAD_HEADER, ipv4_bad_header)	  /* version != 4, IHL < 5, total < IHL */         \
+	X(IPV6_TRUNCATED, ipv6_truncated)	  /* fixed header or payload beyond the frame */   \
+	X(IPV6_BAD_HEADER, ipv6_bad_header)	  /* version != 6 */                               \
+	X(IPV6_EXT_TRUNCATED, ipv6_ext_truncated) /* an extension header runs past */              \
+	X(IPV6_EXT_TOO_MANY, ipv6_ext_too_many)	  /* > XDPFW_MAX_IPV6_EXT headers */               \
+	X(L4_TRUNCATED, l4_truncated)		  /* TCP/UDP/ICMP header past the IP payload */    \
+	X(L4_BAD_HEADER, l4_bad_header)		  /* TCP data offset < 5 */                        \
+	X(EVENTS_SENT, events_sent)                                                                \
+	X(EVENTS_SUPPRESSED, events_suppressed) /* over the rate limit */                          \
+	X(EVENTS_FAILED, events_failed)		/* perf buffer full or not open */                 \
+	/* tables probed (hash lookups) per classified packet: one of these each */                \
+	X(PROBES_0, probes_0)                                                                      \
+	X(PROBES_1, probes_1)                                                                      \
+	X(PROBES_2, probes_2)                                                                      \
+	X(PROBES_3_4, probes_3_4)                                                                  \
+	X(PROBES_5_8, probes_5_8)                                                                  \
+	X(PROBES_9_16, probes_9_16)                                                                \
+	X(PROBES_17_PLUS, probes_17_plus)
+
+#define XDPFW_STAT_ENUM(e, name) XDPFW_STAT_##e,
 enum xdpfw_stat {
-	XDPFW_STAT_PACKETS = 0,
-	XDPFW_STAT_BYTES,
-	XDPFW_STAT_MATCH_DROP,
-	XDPFW_STAT_MATCH_PASS,
-	XDPFW_STAT_DEFAULT_DROP,
-	XDPFW_STAT_DEFAULT_PASS,
-	XDPFW_STAT_MALFORMED_DROP,
-	XDPFW_STAT_MALFORMED_PASS,
-	XDPFW_STAT_NON_IP,    /* not IPv4/IPv6: always passed */
-	XDPFW_STAT_FRAGMENTS, /* non-first fragments seen (no L4) */
-	/* malformed reasons: exactly one per malformed packet */
-	XDPFW_STAT_BAD_L2,	       /* Ethernet or VLAN header truncated */
-	XDPFW_STAT_VLAN_TOO_DEEP,      /* more than XDPFW_MAX_VLAN_TAGS tags */
-	XDPFW_STAT_IPV4_TRUNCATED,     /* header or total length beyond the frame */
-	XDPFW_STAT_IPV4_BAD_HEADER,    /* version != 4, IHL < 5, total length < IHL */
-	XDPFW_STAT_IPV6_TRUNCATED,     /* fixed header or payload length beyond frame */
-	XDPFW_STAT_IPV6_BAD_HEADER,    /* version != 6 */
-	XDPFW_STAT_IPV6_EXT_TRUNCATED, /* an extension header runs past the payload */
-	XDPFW_STAT_IPV6_EXT_TOO_MANY,  /* more than XDPFW_MAX_IPV6_EXT headers */
-	XDPFW_STAT_L4_TRUNCATED,       /* TCP/UDP/ICMP header runs past the IP payload */
-	XDPFW_STAT_L4_BAD_HEADER,      /* TCP data offset < 5 */
-	XDPFW_STAT_EVENTS_SENT,
-	XDPFW_STAT_EVENTS_SUPPRESSED, /* over the rate limit */
-	XDPFW_STAT_EVENTS_FAILED,     /* perf buffer full or not open */
-	/* tables probed (hash lookups) per classified packet: one of these each */
-	XDPFW_STAT_PROBES_0,
-	XDPFW_STAT_PROBES_1,
-	XDPFW_STAT_PROBES_2,
-	XDPFW_STAT_PROBES_3_4,
-	XDPFW_STAT_PROBES_5_8,
-	XDPFW_STAT_PROBES_9_16,
-	XDPFW_STAT_PROBES_17_PLUS,
-	XDPFW_STAT_MAX,
+	XDPFW_STATS(XDPFW_STAT_ENUM) XDPFW_STAT_MAX,
 };
+#undef XDPFW_STAT_ENUM
 
 #define XDPFW_STAT_FIRST_MALFORMED XDPFW_STAT_BAD_L2
 #define XDPFW_STAT_LAST_MALFORMED  XDPFW_STAT_L4_BAD_HEADER

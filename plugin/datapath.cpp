@@ -52,40 +52,11 @@ void delete_batch(int fd, const void* keys, size_t n, const char* what) {
 }  // namespace
 
 const char* stat_name(xdpfw_stat s) {
-  switch (s) {
-    case XDPFW_STAT_PACKETS: return "packets";
-    case XDPFW_STAT_BYTES: return "bytes";
-    case XDPFW_STAT_MATCH_DROP: return "match_drop";
-    case XDPFW_STAT_MATCH_PASS: return "match_pass";
-    case XDPFW_STAT_DEFAULT_DROP: return "default_drop";
-    case XDPFW_STAT_DEFAULT_PASS: return "default_pass";
-    case XDPFW_STAT_MALFORMED_DROP: return "malformed_drop";
-    case XDPFW_STAT_MALFORMED_PASS: return "malformed_pass";
-    case XDPFW_STAT_NON_IP: return "non_ip";
-    case XDPFW_STAT_FRAGMENTS: return "fragments";
-    case XDPFW_STAT_BAD_L2: return "bad_l2";
-    case XDPFW_STAT_VLAN_TOO_DEEP: return "vlan_too_deep";
-    case XDPFW_STAT_IPV4_TRUNCATED: return "ipv4_truncated";
-    case XDPFW_STAT_IPV4_BAD_HEADER: return "ipv4_bad_header";
-    case XDPFW_STAT_IPV6_TRUNCATED: return "ipv6_truncated";
-    case XDPFW_STAT_IPV6_BAD_HEADER: return "ipv6_bad_header";
-    case XDPFW_STAT_IPV6_EXT_TRUNCATED: return "ipv6_ext_truncated";
-    case XDPFW_STAT_IPV6_EXT_TOO_MANY: return "ipv6_ext_too_many";
-    case XDPFW_STAT_L4_TRUNCATED: return "l4_truncated";
-    case XDPFW_STAT_L4_BAD_HEADER: return "l4_bad_header";
-    case XDPFW_STAT_EVENTS_SENT: return "events_sent";
-    case XDPFW_STAT_EVENTS_SUPPRESSED: return "events_suppressed";
-    case XDPFW_STAT_EVENTS_FAILED: return "events_failed";
-    case XDPFW_STAT_PROBES_0: return "probes_0";
-    case XDPFW_STAT_PROBES_1: return "probes_1";
-    case XDPFW_STAT_PROBES_2: return "probes_2";
-    case XDPFW_STAT_PROBES_3_4: return "probes_3_4";
-    case XDPFW_STAT_PROBES_5_8: return "probes_5_8";
-    case XDPFW_STAT_PROBES_9_16: return "probes_9_16";
-    case XDPFW_STAT_PROBES_17_PLUS: return "probes_17_plus";
-    case XDPFW_STAT_MAX: break;
-  }
-  return "unknown";
+#define XDPFW_STAT_NAME(e, name) #name,
+  static constexpr const char* names[] = {XDPFW_STATS(XDPFW_STAT_NAME)};
+#undef XDPFW_STAT_NAME
+  static_assert(std::size(names) == XDPFW_STAT_MAX);
+  return s >= 0 && s < XDPFW_STAT_MAX ? names[s] : "unknown";
 }
 
 KernelDatapath::KernelDatapath(const DatapathOptions& opts) : opts_(opts) {

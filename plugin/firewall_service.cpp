@@ -502,61 +502,120 @@ CommandOutput FirewallService::show_config(bool json) const {
   return {true, o.str()};
 }
 
-CommandOutput FirewallService::show_metrics() const {
+// The Prometheus family and label of each counter of "show stats": one list
+// (XDPFW_STATS and the agent's own counters), two renderings. A counter
+// added to the list gets a metric of its own name without a word here.
+namespace {
+
+struct Metric {
+  const char* family;
+  std::string label;  // 'verdict="match_drop"', or none
+};
+
+Metric metric_of(const std::string& name, int stat) {
+  auto in = [&](int first, int last) { return stat >= first && stat <= last; };
+  if (in(XDPFW_STAT_MATCH_DROP, XDPFW_STAT_NON_IP))
+    return {"xdpfw_verdicts_total", "verdict=\"" + name + "\""};
+  if (in(XDPFW_STAT_FIRST_MALFORMED, XDPFW_STAT_LAST_MALFORMED))
+    return {"xdpfw_malformed_total", "reason=\"" + name + "\""};
+  if (in(XDPFW_STAT_PROBES_0, XDPFW_STAT_PROBES_17_PLUS))
+    return {"xdpfw_tables_probed_total", "tables=\"" + name.substr(7) + "\""};
+  if (in(XDPFW_STAT_EVENTS_SENT, XDPFW_STAT_EVENTS_FAILED) || name == "events_lost")
+    return {"xdpfw_events_total", "outcome=\"" + name.substr(7) + "\""};
+  if (name == "log_dropped") return {"xdpfw_log_lines_dropped_total", ""};
+  if (name == "log_write_errors") return {"xdpfw_log_errors_total", ""};
+  return {nullptr, ""};  // xdpfw_NAME_total
+}
+
+struct Family {
+  const char* name;
+  const char* type;
+  const char* help;
+};
+
+constexpr Family families[] = {
+    {"xdpfw_packets_total", "counter", "Packets seen by the XDP program."},
+    {"xdpfw_bytes_total", "counter", "Bytes seen by the XDP program."},
+    {"xdpfw_verdicts_total", "counter", "Packets by verdict and its cause."},
+    {"xdpfw_fragments_total", "counter",
+     "Non-first IP fragments seen (no L4 header: classified on addresses and protocol)."},
+    {"xdpfw_malformed_total", "counter", "Malformed packets by reason."},
+    {"xdpfw_events_total", "counter", "Unmatched-packet events by outcome."},
+    {"xdpfw_tables_probed_total", "counter",
+     "Classified packets by the number of classifier tables they probed."},
+    {"xdpfw_log_lines_total", "counter", "Event lines written to the log file."},
+    {"xdpfw_log_lines_dropped_total", "counter",
+     "Event lines not written: a failed write, a full buffer."},
+    {"xdpfw_log_errors_total", "counter", "Failed opens and writes of the log file."},
+    {"xdpfw_log_reopens_total", "counter", "Reopens of the log file (log reopen, SIGUSR1)."},
+    {"xdpfw_rule_packets_total", "counter", "Packets matched per rule."},
+    {"xdpfw_rule_bytes_total", "counter", "Bytes matched per rule."},
+    {"xdpfw_interfaces_attached", "gauge", "Interfaces carrying the program."},
+    {"xdpfw_rules", "gauge", "Rules installed."},
+};
+
+// Prometheus' text format: a family's samples together, after its HELP
+// and TYPE lines.
+class Exposition {
+ public:
+  void add(const std::string& family, const std::string& label, uint64_t v) {
+    auto it = std::find_if(order_.begin(), order_.end(),
+                           [&](const auto& f) { return f.first == family; });
+    if (it == order_.end()) it = order_.insert(order_.end(), {family, ""});
+    it->second +=
+        family + (label.empty() ? "" : "{" + label + "}") + " " + std::to_string(v) + "\n";
+  }
+  std::string text() const {
+    std::string o;
+    for (const auto& [name, samples] : order_) {
+      const Family* f = std::find_if(std::begin(families), std::end(families),
+                                     [&](const Family& x) { return name == x.name; });
+      bool known = f != std::end(families);
+      o += "# HELP " + name + " " + (known ? f->help : "Counter " + name + ".") + "\n";
+      o += "# TYPE " + name + " " + (known ? f->type : "counter") + "\n" + samples;
+    }
+    return o;
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> order_;
+};
+
+}  // namespace
+
+std::vector<std::pair<std::string, uint64_t>> FirewallService::counters() const {
   Stats s = dp_->stats();
-  std::ostringstream o;
-  auto family = [&](const char* name, const char* type, const char* help) {
-    o << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
-  };
-  family("xdpfw_packets_total", "counter", "Packets seen by the XDP program.");
-  o << "xdpfw_packets_total " << s[XDPFW_STAT_PACKETS] << "\n";
-  family("xdpfw_bytes_total", "counter", "Bytes seen by the XDP program.");
-  o << "xdpfw_bytes_total " << s[XDPFW_STAT_BYTES] << "\n";
-  family("xdpfw_verdicts_total", "counter", "Packets by verdict and its cause.");
-  for (auto st : {XDPFW_STAT_MATCH_DROP, XDPFW_STAT_MATCH_PASS, XDPFW_STAT_DEFAULT_DROP,
-                  XDPFW_STAT_DEFAULT_PASS, XDPFW_STAT_MALFORMED_DROP, XDPFW_STAT_MALFORMED_PASS,
-                  XDPFW_STAT_NON_IP})
-    o << "xdpfw_verdicts_total{verdict=\"" << stat_name(st) << "\"} " << s[st] << "\n";
-  family("xdpfw_fragments_total", "counter",
-         "Non-first IP fragments seen (no L4 header: classified on addresses and protocol).");
-  o << "xdpfw_fragments_total " << s[XDPFW_STAT_FRAGMENTS] << "\n";
-  family("xdpfw_malformed_total", "counter", "Malformed packets by reason.");
-  for (int i = XDPFW_STAT_FIRST_MALFORMED; i <= XDPFW_STAT_LAST_MALFORMED; ++i)
-    o << "xdpfw_malformed_total{reason=\"" << stat_name(static_cast<xdpfw_stat>(i)) << "\"} "
-      << s.c[i] << "\n";
-  family("xdpfw_tables_probed_total", "counter",
-         "Classified packets by the number of classifier tables they probed.");
-  for (int i = XDPFW_STAT_PROBES_0; i <= XDPFW_STAT_PROBES_17_PLUS; ++i)
-    o << "xdpfw_tables_probed_total{tables=\"" << stat_name(static_cast<xdpfw_stat>(i)) + 7
-      << "\"} " << s.c[i] << "\n";
-  family("xdpfw_events_total", "counter", "Unmatched-packet events by outcome.");
-  o << "xdpfw_events_total{outcome=\"sent\"} " << s[XDPFW_STAT_EVENTS_SENT] << "\n";
-  o << "xdpfw_events_total{outcome=\"suppressed\"} " << s[XDPFW_STAT_EVENTS_SUPPRESSED] << "\n";
-  o << "xdpfw_events_total{outcome=\"failed\"} " << s[XDPFW_STAT_EVENTS_FAILED] << "\n";
-  o << "xdpfw_events_total{outcome=\"lost\"} " << events_.lost() << "\n";
-  family("xdpfw_log_lines_total", "counter", "Event lines written to the log file.");
-  o << "xdpfw_log_lines_total " << events_.log().stats().lines << "\n";
-  family("xdpfw_log_lines_dropped_total", "counter",
-         "Event lines not written: a failed write, a full buffer.");
-  o << "xdpfw_log_lines_dropped_total " << events_.log().stats().dropped << "\n";
-  family("xdpfw_log_errors_total", "counter", "Failed opens and writes of the log file.");
-  o << "xdpfw_log_errors_total " << events_.log().stats().write_errors << "\n";
-  family("xdpfw_log_reopens_total", "counter", "Reopens of the log file (log reopen, SIGUSR1).");
-  o << "xdpfw_log_reopens_total " << events_.log().stats().reopens << "\n";
-  auto counters = dp_->all_rule_counters();
-  family("xdpfw_rule_packets_total", "counter", "Packets matched per rule.");
+  std::vector<std::pair<std::string, uint64_t>> all;
+  for (int i = 0; i < XDPFW_STAT_MAX; ++i)
+    all.emplace_back(stat_name(static_cast<xdpfw_stat>(i)), s.c[i]);
+  const EventLogStats& l = events_.log().stats();
+  all.insert(all.end(), {{"events_lost", events_.lost()},
+                         {"log_lines", l.lines},
+                         {"log_dropped", l.dropped},
+                         {"log_write_errors", l.write_errors},
+                         {"log_reopens", l.reopens}});
+  return all;
+}
+
+CommandOutput FirewallService::show_metrics() const {
+  Exposition e;
+  auto all = counters();
+  for (size_t i = 0; i < all.size(); ++i) {
+    const auto& [name, v] = all[i];
+    Metric m = metric_of(name, i < XDPFW_STAT_MAX ? int(i) : -1);
+    e.add(m.family ? m.family : "xdpfw_" + name + "_total", m.label, v);
+  }
+  auto per_rule = dp_->all_rule_counters();
   for (const Rule& r : store_.rules())
-    o << "xdpfw_rule_packets_total{id=\"" << r.id << "\"} " << counters[r.id].packets << "\n";
-  family("xdpfw_rule_bytes_total", "counter", "Bytes matched per rule.");
+    e.add("xdpfw_rule_packets_total", "id=\"" + std::to_string(r.id) + "\"",
+          per_rule[r.id].packets);
   for (const Rule& r : store_.rules())
-    o << "xdpfw_rule_bytes_total{id=\"" << r.id << "\"} " << counters[r.id].bytes << "\n";
+    e.add("xdpfw_rule_bytes_total", "id=\"" + std::to_string(r.id) + "\"", per_rule[r.id].bytes);
   size_t attached = 0;
   for (const auto& [idx, i] : attach_.interfaces()) attached += i.attached;
-  family("xdpfw_interfaces_attached", "gauge", "Interfaces carrying the program.");
-  o << "xdpfw_interfaces_attached " << attached << "\n";
-  family("xdpfw_rules", "gauge", "Rules installed.");
-  o << "xdpfw_rules " << store_.rules().size() << "\n";
-  return {true, o.str()};
+  e.add("xdpfw_interfaces_attached", "", attached);
+  e.add("xdpfw_rules", "", store_.rules().size());
+  return {true, e.text()};
 }
 
 void FirewallService::on_link(AttachManager::Change change, int ifindex, const std::string& name,
@@ -593,16 +652,7 @@ CommandOutput FirewallService::show_interfaces(bool json) const {
 }
 
 CommandOutput FirewallService::show_stats(bool json) const {
-  Stats s = dp_->stats();
-  std::vector<std::pair<std::string, uint64_t>> all;
-  for (int i = 0; i < XDPFW_STAT_MAX; ++i)
-    all.emplace_back(stat_name(static_cast<xdpfw_stat>(i)), s.c[i]);
-  const EventLogStats& l = events_.log().stats();
-  all.insert(all.end(), {{"events_lost", events_.lost()},
-                         {"log_lines", l.lines},
-                         {"log_dropped", l.dropped},
-                         {"log_write_errors", l.write_errors},
-                         {"log_reopens", l.reopens}});
+  auto all = counters();
   nlohmann::json j = nlohmann::json::object();
   std::ostringstream o;
   for (const auto& [name, v] : all) {

@@ -92,6 +92,8 @@ class FirewallService {
   void install(std::vector<Rule> list);
   void open_log();
   std::string ifname(int ifindex) const;
+  // Every counter of "show stats" and "show metrics", in order: name, value.
+  std::vector<std::pair<std::string, uint64_t>> counters() const;
   void save_state();                      // the rule list, for a restart (also after kill -9)
   void journal(const std::string& line);  // one change, appended
   std::vector<Rule> read_state();

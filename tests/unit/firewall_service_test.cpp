@@ -5,7 +5,9 @@
 #include <arpa/inet.h>
 
 #include <boost/test/unit_test.hpp>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "common/fakes.hpp"
 #include "common/test_util.hpp"
@@ -312,6 +314,64 @@ BOOST_AUTO_TEST_CASE(events_fan_out_to_the_log_and_the_watchers) {
   auto stats = nlohmann::json::parse(rig.fw->show_stats(true).text);
   BOOST_TEST(stats["events_lost"] == 5);
   BOOST_TEST(stats["log_lines"] == 3);
+}
+
+// "show stats" and "show metrics" render one list: every counter of one is a
+// sample of the other with the same value, and every metric family has its
+// own help text, once.
+BOOST_AUTO_TEST_CASE(stats_and_metrics_show_the_same_counters) {
+  Rig rig;
+  rig.start();
+  for (int i = 0; i < XDPFW_STAT_MAX; ++i) rig.dp->stats_.c[i] = 1000 + i;
+  rig.dp->send_event(event("198.18.0.7", 22));
+  rig.dp->lose_events(5);
+  rig.fw->on_events();
+  rig.fw->log_reopen();
+  rig.dp->counters[1] = {11, 1100};
+
+  auto stats = nlohmann::json::parse(rig.fw->show_stats(true).text);
+  BOOST_TEST(stats.size() == size_t(XDPFW_STAT_MAX) + 5);
+  for (int i = 0; i < XDPFW_STAT_MAX; ++i)
+    BOOST_TEST(stats[stat_name(static_cast<xdpfw_stat>(i))] == 1000 + i);
+  BOOST_TEST(stats["events_lost"] == 5);
+  BOOST_TEST(stats["log_lines"] == 1);
+  BOOST_TEST(stats["log_reopens"] == 1);
+  std::multiset<uint64_t> want;
+  for (const auto& [k, v] : stats.items()) want.insert(v.get<uint64_t>());
+
+  std::multiset<uint64_t> got;
+  std::map<std::string, int> helps, types;
+  std::string last_family;
+  std::set<std::string> finished;
+  for (const std::string& l : lines_of(rig.fw->show_metrics().text)) {
+    std::istringstream in(l);
+    std::string a, b, rest;
+    in >> a >> b;
+    std::getline(in, rest);
+    if (a == "#") {
+      (b == "HELP" ? helps : types)[rest.substr(1, rest.find(' ', 1) - 1)]++;
+      BOOST_TEST(rest.find("Counter xdpfw_") == std::string::npos, l);  // a help of its own
+      continue;
+    }
+    std::string family = a.substr(0, a.find('{'));
+    if (family != last_family) {
+      BOOST_TEST(!finished.count(family), family << " is split");
+      finished.insert(last_family);
+      last_family = family;
+    }
+    BOOST_TEST(helps[family] == 1, family);
+    BOOST_TEST(types[family] == 1, family);
+    if (family == "xdpfw_rule_packets_total" || family == "xdpfw_rule_bytes_total" ||
+        family == "xdpfw_interfaces_attached" || family == "xdpfw_rules")
+      continue;
+    got.insert(std::stoull(b));
+  }
+  BOOST_TEST(got == want);
+  std::string metrics = rig.fw->show_metrics().text;
+  BOOST_TEST(metrics.find("xdpfw_rule_packets_total{id=\"1\"} 11\n") != std::string::npos);
+  BOOST_TEST(metrics.find("xdpfw_verdicts_total{verdict=\"match_drop\"} 1002\n") !=
+             std::string::npos);
+  BOOST_TEST(metrics.find("xdpfw_events_total{outcome=\"lost\"} 5\n") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
