@@ -3,6 +3,7 @@
 
 #include <fnmatch.h>
 
+#include <algorithm>
 #include <charconv>
 
 namespace xdpfw {
@@ -59,70 +60,94 @@ bool FirewallConfig::selects(const std::string& ifname) const {
   return any(include) && !any(exclude);
 }
 
+// Each key once: how a line sets it, and how it is shown ("show config").
+const std::vector<ConfigKey>& config_keys() {
+  using C = FirewallConfig;
+  using L = ConfigLine;
+  using S = const std::string&;
+  auto path = [](S file, const L& l, bool none_ok) {
+    if ((none_ok && l.value == "none") || (!l.value.empty() && l.value[0] == '/')) return l.value;
+    throw FirewallConfigError(where(file, l) + "'" + l.value + "' is not an absolute path" +
+                              (none_ok ? " or none" : ""));
+  };
+  auto number = [](S file, const L& l, uint64_t lo, uint64_t hi) {
+    uint64_t v = 0;
+    auto [p, ec] = std::from_chars(l.value.data(), l.value.data() + l.value.size(), v);
+    if (l.value.empty() || ec != std::errc() || p != l.value.data() + l.value.size() || v < lo ||
+        v > hi)
+      throw FirewallConfigError(where(file, l) + "'" + l.value + "' is not a number " +
+                                std::to_string(lo) + "-" + std::to_string(hi));
+    return v;
+  };
+  static const std::vector<ConfigKey> keys = {
+      {"interfaces", [](C& c, S, const L& l) { c.include = words(l.value); },
+       [](const C& c) { return nlohmann::json(c.include); }},
+      {"exclude", [](C& c, S, const L& l) { c.exclude = words(l.value); },
+       [](const C& c) { return nlohmann::json(c.exclude); }},
+      {"mode",
+       [](C& c, S file, const L& l) {
+         for (AttachMode m : {AttachMode::automatic, AttachMode::native, AttachMode::generic})
+           if (l.value == attach_mode_name(m)) return void(c.mode = m);
+         throw FirewallConfigError(where(file, l) + "'" + l.value +
+                                   "' is not a mode (expected auto, native or generic)");
+       },
+       [](const C& c) { return nlohmann::json(attach_mode_name(c.mode)); }},
+      {"takeover", [](C& c, S file, const L& l) { c.takeover = parse_bool(file, l); },
+       [](const C& c) { return nlohmann::json(c.takeover); }},
+      {"rules", [](C& c, S, const L& l) { c.rules_file = l.value; },
+       [](const C& c) { return nlohmann::json(c.rules_file); }},
+      {"default-action",
+       [](C& c, S file, const L& l) { c.policy.default_action = parse_action(file, l); },
+       [](const C& c) { return nlohmann::json(action_name(c.policy.default_action)); }},
+      {"malformed-action",
+       [](C& c, S file, const L& l) { c.policy.malformed_action = parse_action(file, l); },
+       [](const C& c) { return nlohmann::json(action_name(c.policy.malformed_action)); }},
+      {"max-rules",
+       [number](C& c, S file, const L& l) {
+         c.max_rules = static_cast<uint32_t>(number(file, l, 1, 16u << 20));
+       },
+       [](const C& c) { return nlohmann::json(c.max_rules); }},
+      {"log-dir", [path](C& c, S file, const L& l) { c.log_dir = path(file, l, false); },
+       [](const C& c) { return nlohmann::json(c.log_dir); }},
+      {"log-file",
+       [](C& c, S file, const L& l) {
+         if (l.value.empty() || l.value.find('/') != std::string::npos)
+           throw FirewallConfigError(where(file, l) + "'" + l.value +
+                                     "' is not a file name (no '/'; the folder is log-dir)");
+         c.log_file = l.value;
+       },
+       [](const C& c) { return nlohmann::json(c.log_file); }},
+      {"event-rate",
+       [number](C& c, S file, const L& l) { c.event_rate = number(file, l, 0, 100000000); },
+       [](const C& c) { return nlohmann::json(c.event_rate); }},
+      {"event-burst",
+       [number](C& c, S file, const L& l) { c.event_burst = number(file, l, 0, 100000000); },
+       [](const C& c) { return nlohmann::json(c.event_burst); }},
+      {"pin-root", [path](C& c, S file, const L& l) { c.pin_root = path(file, l, true); },
+       [](const C& c) { return nlohmann::json(c.pin_root); }},
+      {"state-dir", [path](C& c, S file, const L& l) { c.state_dir = path(file, l, true); },
+       [](const C& c) { return nlohmann::json(c.state_dir); }},
+      {"persistent", [](C& c, S file, const L& l) { c.persistent = parse_bool(file, l); },
+       [](const C& c) { return nlohmann::json(c.persistent); }},
+  };
+  return keys;
+}
+
 FirewallConfig parse_firewall_config(const std::string& file,
                                      const std::vector<ConfigLine>& lines) {
+  const auto& keys = config_keys();
   FirewallConfig c;
   for (const ConfigLine& l : lines) {
-    if (l.key == "interfaces") {
-      c.include = words(l.value);
-    } else if (l.key == "exclude") {
-      c.exclude = words(l.value);
-    } else if (l.key == "mode") {
-      if (l.value == "auto")
-        c.mode = AttachMode::automatic;
-      else if (l.value == "native")
-        c.mode = AttachMode::native;
-      else if (l.value == "generic")
-        c.mode = AttachMode::generic;
-      else
-        throw FirewallConfigError(where(file, l) + "'" + l.value +
-                                  "' is not a mode (expected auto, native or generic)");
-    } else if (l.key == "takeover") {
-      c.takeover = parse_bool(file, l);
-    } else if (l.key == "rules") {
-      c.rules_file = l.value;
-    } else if (l.key == "default-action") {
-      c.policy.default_action = parse_action(file, l);
-    } else if (l.key == "malformed-action") {
-      c.policy.malformed_action = parse_action(file, l);
-    } else if (l.key == "log-dir") {
-      if (l.value.empty() || l.value[0] != '/')
-        throw FirewallConfigError(where(file, l) + "'" + l.value + "' is not an absolute path");
-      c.log_dir = l.value;
-    } else if (l.key == "pin-root" || l.key == "state-dir") {
-      if (l.value != "none" && (l.value.empty() || l.value[0] != '/'))
-        throw FirewallConfigError(where(file, l) + "'" + l.value +
-                                  "' is not an absolute path or none");
-      (l.key == "pin-root" ? c.pin_root : c.state_dir) = l.value;
-    } else if (l.key == "persistent") {
-      c.persistent = parse_bool(file, l);
-    } else if (l.key == "log-file") {
-      if (l.value.empty() || l.value.find('/') != std::string::npos)
-        throw FirewallConfigError(where(file, l) + "'" + l.value +
-                                  "' is not a file name (no '/'; the folder is log-dir)");
-      c.log_file = l.value;
-    } else if (l.key == "event-rate" || l.key == "event-burst") {
-      uint64_t v = 0;
-      auto [p, ec] = std::from_chars(l.value.data(), l.value.data() + l.value.size(), v);
-      if (l.value.empty() || ec != std::errc() || p != l.value.data() + l.value.size() ||
-          v > 100000000)
-        throw FirewallConfigError(where(file, l) + "'" + l.value + "' is not a number 0-100000000");
-      (l.key == "event-rate" ? c.event_rate : c.event_burst) = v;
-    } else if (l.key == "max-rules") {
-      uint32_t v = 0;
-      auto [p, ec] = std::from_chars(l.value.data(), l.value.data() + l.value.size(), v);
-      if (l.value.empty() || ec != std::errc() || p != l.value.data() + l.value.size() || v == 0 ||
-          v > 16u << 20)
-        throw FirewallConfigError(where(file, l) + "'" + l.value + "' is not a number 1-16777216");
-      c.max_rules = v;
-    } else {
-      throw FirewallConfigError(
-          (file.empty() ? "<config>" : file) + ":" + std::to_string(l.line) + ": unknown key '" +
-          l.key +
-          "' in [plugin.xdpfw] (expected interfaces, exclude, mode, takeover, rules, "
-          "default-action, malformed-action, max-rules, log-dir, log-file, event-rate, "
-          "event-burst)");
+    auto key =
+        std::find_if(keys.begin(), keys.end(), [&](const ConfigKey& k) { return l.key == k.name; });
+    if (key == keys.end()) {
+      std::string names;
+      for (const ConfigKey& k : keys) names += (names.empty() ? "" : ", ") + std::string(k.name);
+      throw FirewallConfigError((file.empty() ? "<config>" : file) + ":" + std::to_string(l.line) +
+                                ": unknown key '" + l.key + "' in [plugin.xdpfw] (expected " +
+                                names + ")");
     }
+    key->parse(c, file, l);
   }
   return c;
 }

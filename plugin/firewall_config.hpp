@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -47,6 +49,16 @@ struct FirewallConfig {
   bool selects(const std::string& ifname) const;
 };
 
+// Throws FirewallConfigError naming file, line and key.
 FirewallConfig parse_firewall_config(const std::string& file, const std::vector<ConfigLine>& lines);
+
+// The keys of the section, each once: parsing, "show config" and the
+// unknown-key message all read this list.
+struct ConfigKey {
+  const char* name;
+  std::function<void(FirewallConfig&, const std::string& file, const ConfigLine&)> parse;
+  std::function<nlohmann::json(const FirewallConfig&)> show;
+};
+const std::vector<ConfigKey>& config_keys();
 
 }  // namespace xdpfw

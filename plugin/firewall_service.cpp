@@ -476,18 +476,9 @@ CommandOutput FirewallService::save(const std::string& arg) {
 }
 
 CommandOutput FirewallService::show_config(bool json) const {
-  nlohmann::json j = {{"interfaces", cfg_.include},
-                      {"exclude", cfg_.exclude},
-                      {"mode", attach_mode_name(cfg_.mode)},
-                      {"takeover", cfg_.takeover},
-                      {"rules", cfg_.rules_file},
-                      {"default-action", action_name(cfg_.policy.default_action)},
-                      {"malformed-action", action_name(cfg_.policy.malformed_action)},
-                      {"max-rules", cfg_.max_rules},
-                      {"log", cfg_.log_path()},
-                      {"event-rate", cfg_.event_rate},
-                      {"event-burst", cfg_.event_burst},
-                      {"rule-count", store_.rules().size()}};
+  nlohmann::json j = nlohmann::json::object();
+  for (const ConfigKey& k : config_keys()) j[k.name] = k.show(cfg_);
+  j["rule-count"] = store_.rules().size();
   if (json) return {true, j.dump()};
   std::ostringstream o;
   for (const auto& [k, v] : j.items()) {

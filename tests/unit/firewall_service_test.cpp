@@ -374,4 +374,42 @@ BOOST_AUTO_TEST_CASE(stats_and_metrics_show_the_same_counters) {
   BOOST_TEST(metrics.find("xdpfw_events_total{outcome=\"lost\"} 5\n") != std::string::npos);
 }
 
+// The config keys are one list: "show config" shows each of them (and
+// nothing else but the rule count), what it shows parses back to the same
+// settings, and the unknown-key message names each of them.
+BOOST_AUTO_TEST_CASE(config_keys_are_one_list) {
+  Rig rig;
+  rig.start();
+  std::set<std::string> names;
+  for (const ConfigKey& k : config_keys()) names.insert(k.name);
+  BOOST_TEST(names.size() == config_keys().size());
+
+  auto shown = nlohmann::json::parse(rig.fw->show_config(true).text);
+  std::set<std::string> keys;
+  for (const auto& [k, v] : shown.items()) keys.insert(k);
+  names.insert("rule-count");
+  BOOST_TEST(keys == names);
+  names.erase("rule-count");
+
+  std::vector<ConfigLine> lines;
+  unsigned n = 0;
+  for (const std::string& l : lines_of(rig.fw->show_config(false).text)) {
+    std::string key = l.substr(0, l.find(" ="));
+    std::string value = l.size() > key.size() + 3 ? l.substr(key.size() + 3) : "";
+    if (key != "rule-count") lines.push_back({key, value, ++n});
+  }
+  BOOST_TEST(lines.size() == names.size());
+  FirewallConfig back = parse_firewall_config("shown.conf", lines);
+  for (const ConfigKey& k : config_keys()) BOOST_TEST(k.show(back) == shown[k.name], k.name);
+
+  std::string why;
+  try {
+    parse_firewall_config("x.conf", {{"colour", "blue", 3}});
+  } catch (const FirewallConfigError& e) {
+    why = e.what();
+  }
+  BOOST_TEST(why.find("x.conf:3: unknown key 'colour'") == 0u, why);
+  for (const std::string& name : names) BOOST_TEST(why.find(name) != std::string::npos, name);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
