@@ -30,19 +30,37 @@
 #include <string>
 #include <vector>
 
+#include "default_paths.hpp"
+#include "rule_fields.hpp"
+
 #ifndef XDPFW_VERSION
 #error "XDPFW_VERSION must be defined (ctl/CMakeLists.txt passes the project's version)"
 #endif
 
 namespace {
 
-constexpr const char* default_socket = "/run/xdpfw/xdpfw.sock";
+// "add --action drop|pass [--prio N] ...": the rule grammar's fields,
+// wrapped at 80 columns.
+std::string add_usage() {
+  std::string out = "  add --action drop|pass", line = out;
+  for (const auto& f : xdpfw::rule_field_names) {
+    std::string name = f.name;
+    if (name == "id" || name == "action") continue;
+    std::string word = " [--" + name + " " + f.value + "]";
+    if (line.size() + word.size() > 80) {
+      out += "\n     ";
+      line = "     ";
+    }
+    out += word;
+    line += word;
+  }
+  return out + "\n";
+}
 
-const char* usage =
+const std::string usage =
     "usage: xdpfw-ctl [--socket PATH] COMMAND [ARGS]      (options may come anywhere)\n"
-    "       xdpfw-ctl --help | --version\n"
-    "  add --action drop|pass [--src A[/N]] [--dst A[/N]] [--proto P] [--sport P[-P]]\n"
-    "      [--dport P[-P]] [--prio N] [--icmp-type T] [--icmp-code C]\n"
+    "       xdpfw-ctl --help | --version\n" +
+    add_usage() +
     "                                      add a rule, print its id\n"
     "  del ID                              delete a rule\n"
     "  list [--json]                       the rules with their counters\n"
@@ -57,7 +75,9 @@ const char* usage =
     "  reload                              have the agent re-read its config (as SIGHUP)\n"
     "  raw 'COMMAND'...                    control commands, one per word, answered in order\n"
     "                                      ('raw help' lists them)\n"
-    "Socket: --socket PATH, else $XDPFW_SOCKET, else /run/xdpfw/xdpfw.sock.\n"
+    "Socket: --socket PATH, else $XDPFW_SOCKET, else " +
+    std::string(xdpfw::default_socket_path) +
+    ".\n"
     "Exit: 0 done; 1 the agent answered an error; 2 bad usage; 3 no agent reachable\n"
     "or the agent went away.\n";
 
@@ -70,15 +90,21 @@ struct Flag {
   const char* name;
   bool takes_value;
 };
-constexpr Flag all_flags[] = {
-    {"socket", true}, {"help", false}, {"version", false},  {"json", false},     {"append", true},
-    {"src", true},    {"dst", true},   {"sport", true},     {"dport", true},     {"proto", true},
-    {"action", true}, {"prio", true},  {"icmp-type", true}, {"icmp-code", true},
-};
+const std::vector<Flag> all_flags = [] {
+  std::vector<Flag> f = {
+      {"socket", true}, {"help", false}, {"version", false}, {"json", false}, {"append", true}};
+  for (const auto& r : xdpfw::rule_field_names)
+    if (std::string(r.name) != "id") f.push_back({r.name, true});
+  return f;
+}();
 const std::vector<std::string> global_flags = {"socket", "help", "version"};
-// In the order the rule grammar writes them.
-const std::vector<std::string> rule_flags = {"prio",  "src",       "dst",       "proto", "sport",
-                                             "dport", "icmp-type", "icmp-code", "action"};
+// The rule grammar's fields but the id (the agent gives it), in its order.
+const std::vector<std::string> rule_flags = [] {
+  std::vector<std::string> f;
+  for (const auto& r : xdpfw::rule_field_names)
+    if (std::string(r.name) != "id") f.push_back(r.name);
+  return f;
+}();
 
 struct Command {
   std::string name;
@@ -134,9 +160,9 @@ Line parse_line(const std::vector<std::string>& args) {
     if (a[1] != '-') throw UsageError("unrecognised option '" + a + "'");
     size_t eq = a.find('=');
     std::string name = a.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
-    const Flag* f = std::find_if(std::begin(all_flags), std::end(all_flags),
-                                 [&](const Flag& x) { return name == x.name; });
-    if (f == std::end(all_flags)) throw UsageError("unrecognised option '--" + name + "'");
+    auto f = std::find_if(all_flags.begin(), all_flags.end(),
+                          [&](const Flag& x) { return name == x.name; });
+    if (f == all_flags.end()) throw UsageError("unrecognised option '--" + name + "'");
     std::string value;
     if (f->takes_value) {
       if (eq != std::string::npos)
@@ -372,7 +398,7 @@ int main(int argc, char** argv) {
   try {
     Line l = parse_line(args);
     if (l.opts.count("help")) {
-      std::fputs(usage, stdout);
+      std::fputs(usage.c_str(), stdout);
       return 0;
     }
     if (l.opts.count("version")) {
@@ -380,7 +406,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (l.words.empty()) {
-      std::fputs(usage, stderr);
+      std::fputs(usage.c_str(), stderr);
       return 2;
     }
     const Command& c = check_line(l);
@@ -389,9 +415,9 @@ int main(int argc, char** argv) {
     bool json = l.opts.count("json");
     std::string sock = l.opts.count("socket")        ? l.opts["socket"]
                        : std::getenv("XDPFW_SOCKET") ? std::getenv("XDPFW_SOCKET")
-                                                     : default_socket;
+                                                     : xdpfw::default_socket_path;
     if (cmd == "help") {
-      std::fputs(usage, stdout);
+      std::fputs(usage.c_str(), stdout);
       return 0;
     }
     if (cmd == "add") return request(sock, {"rule add " + rule_from_flags(l.opts)});
@@ -418,7 +444,7 @@ int main(int argc, char** argv) {
     }
     throw UsageError("'" + cmd + "' is not a command (expected " + command_names() + ")");
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "xdpfw-ctl: %s\n%s", e.what(), usage);
+    std::fprintf(stderr, "xdpfw-ctl: %s\n%s", e.what(), usage.c_str());
     return 2;
   }
 }

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "default_paths.hpp"
 #include "log.hpp"
 
 namespace xdpfw::host {
@@ -66,7 +67,7 @@ std::optional<ListenAddress> parse_listen_address(std::string_view text, std::st
 struct HostConfig {
   std::string config_file;  // "" when none
   std::vector<std::string> plugins;
-  std::string socket_path = "/run/xdpfw/xdpfw.sock";
+  std::string socket_path = default_socket_path;
   std::string socket_group;  // "" : the agent's own group
   mode_t socket_mode = 0660;
   LogLevel log_level = LogLevel::info;

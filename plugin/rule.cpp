@@ -1,9 +1,13 @@
 // rule.cpp: parsing, validation and formatting of rules.
 #include "rule.hpp"
 
+#include "rule_fields.hpp"
+
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <charconv>
+#include <iterator>
 #include <sstream>
 
 namespace xdpfw {
@@ -201,6 +205,74 @@ void validate_rule(const Rule& r) {
     throw RuleError("proto: icmpv6 is IPv6's; with IPv4 addresses use 'proto icmp'");
 }
 
+namespace {
+
+// How each field of XDPFW_RULE_FIELDS is read and written.
+struct FieldOps {
+  bool (*present)(const Rule&);
+  void (*parse)(Rule&, std::string_view);
+  std::string (*format)(const Rule&);
+};
+
+namespace field {
+using R = Rule;
+using V = std::string_view;
+constexpr FieldOps id{[](const R& r) { return r.id != 0; },
+                      [](R& r, V v) { r.id = parse_u32(v, "id", 1); },
+                      [](const R& r) { return std::to_string(r.id); }};
+constexpr FieldOps prio{[](const R& r) { return r.priority.has_value(); },
+                        [](R& r, V v) { r.priority = parse_u32(v, "prio", 0); },
+                        [](const R& r) { return std::to_string(*r.priority); }};
+constexpr FieldOps src{[](const R& r) { return r.src.has_value(); },
+                       [](R& r, V v) { r.src = parse_prefix(v, "src"); },
+                       [](const R& r) { return format_prefix(*r.src); }};
+constexpr FieldOps dst{[](const R& r) { return r.dst.has_value(); },
+                       [](R& r, V v) { r.dst = parse_prefix(v, "dst"); },
+                       [](const R& r) { return format_prefix(*r.dst); }};
+constexpr FieldOps proto{[](const R& r) { return r.proto.has_value(); },
+                         [](R& r, V v) { r.proto = parse_proto(v); },
+                         [](const R& r) { return proto_name(*r.proto); }};
+constexpr FieldOps sport{[](const R& r) { return r.sport.has_value(); },
+                         [](R& r, V v) { r.sport = parse_port_range(v, "sport"); },
+                         [](const R& r) { return format_range(*r.sport); }};
+constexpr FieldOps dport{[](const R& r) { return r.dport.has_value(); },
+                         [](R& r, V v) { r.dport = parse_port_range(v, "dport"); },
+                         [](const R& r) { return format_range(*r.dport); }};
+constexpr FieldOps icmp_type{[](const R& r) { return r.icmp_type.has_value(); },
+                             [](R& r, V v) { r.icmp_type = parse_byte(v, "icmp-type"); },
+                             [](const R& r) { return std::to_string(*r.icmp_type); }};
+constexpr FieldOps icmp_code{[](const R& r) { return r.icmp_code.has_value(); },
+                             [](R& r, V v) { r.icmp_code = parse_byte(v, "icmp-code"); },
+                             [](const R& r) { return std::to_string(*r.icmp_code); }};
+constexpr FieldOps action{
+    [](const R& r) { return r.action.has_value(); },
+    [](R& r, V v) {
+      if (v == "drop")
+        r.action = Action::drop;
+      else if (v == "pass" || v == "accept")
+        r.action = Action::pass;
+      else
+        throw RuleError("action: " + quote(v) + " is not an action (expected drop or pass)");
+    },
+    [](const R& r) { return action_name(*r.action); }};
+}  // namespace field
+
+struct Field {
+  const char* name;
+  FieldOps ops;
+};
+#define XDPFW_RULE_FIELD_OPS(ident, name, value) {name, field::ident},
+constexpr Field fields[] = {XDPFW_RULE_FIELDS(XDPFW_RULE_FIELD_OPS)};
+#undef XDPFW_RULE_FIELD_OPS
+
+std::string field_names() {
+  std::string s;
+  for (const Field& f : fields) s += (s.empty() ? "" : ", ") + std::string(f.name);
+  return s;
+}
+
+}  // namespace
+
 Rule parse_rule(std::string_view text) {
   Rule r;
   auto words = split_words(text);
@@ -209,51 +281,14 @@ Rule parse_rule(std::string_view text) {
   for (size_t i = 0; i < words.size(); i += 2) {
     std::string_view key = words[i];
     if (key.starts_with("--")) key.remove_prefix(2);
+    if (key == "priority") key = "prio";
     if (i + 1 >= words.size()) throw RuleError(std::string(key) + ": missing value");
-    std::string_view val = words[i + 1];
-    auto once = [&](bool present) {
-      if (present) throw RuleError(std::string(key) + ": given twice");
-    };
-    if (key == "src") {
-      once(r.src.has_value());
-      r.src = parse_prefix(val, "src");
-    } else if (key == "dst") {
-      once(r.dst.has_value());
-      r.dst = parse_prefix(val, "dst");
-    } else if (key == "proto") {
-      once(r.proto.has_value());
-      r.proto = parse_proto(val);
-    } else if (key == "sport") {
-      once(r.sport.has_value());
-      r.sport = parse_port_range(val, "sport");
-    } else if (key == "dport") {
-      once(r.dport.has_value());
-      r.dport = parse_port_range(val, "dport");
-    } else if (key == "icmp-type") {
-      once(r.icmp_type.has_value());
-      r.icmp_type = parse_byte(val, "icmp-type");
-    } else if (key == "icmp-code") {
-      once(r.icmp_code.has_value());
-      r.icmp_code = parse_byte(val, "icmp-code");
-    } else if (key == "action") {
-      once(r.action.has_value());
-      if (val == "drop")
-        r.action = Action::drop;
-      else if (val == "pass" || val == "accept")
-        r.action = Action::pass;
-      else
-        throw RuleError("action: " + quote(val) + " is not an action (expected drop or pass)");
-    } else if (key == "prio" || key == "priority") {
-      once(r.priority.has_value());
-      r.priority = parse_u32(val, "prio", 0);
-    } else if (key == "id") {
-      once(r.id != 0);
-      r.id = parse_u32(val, "id", 1);
-    } else {
-      throw RuleError(quote(key) +
-                      " is not a rule field (expected id, prio, src, dst, proto, sport, dport, "
-                      "icmp-type, icmp-code, action)");
-    }
+    const Field* f = std::find_if(std::begin(fields), std::end(fields),
+                                  [&](const Field& x) { return key == x.name; });
+    if (f == std::end(fields))
+      throw RuleError(quote(key) + " is not a rule field (expected " + field_names() + ")");
+    if (f->ops.present(r)) throw RuleError(std::string(key) + ": given twice");
+    f->ops.parse(r, words[i + 1]);
   }
   validate_rule(r);
   return r;
@@ -264,22 +299,13 @@ Rule parse_rule(std::string_view text) {
 std::string format_rule(const Rule& r) {
   std::string o;
   o.reserve(96);
-  auto put = [&](const char* k, const std::string& v) {
+  for (const Field& f : fields) {
+    if (!f.ops.present(r)) continue;
     if (!o.empty()) o += ' ';
-    o += k;
+    o += f.name;
     o += ' ';
-    o += v;
-  };
-  if (r.id) put("id", std::to_string(r.id));
-  if (r.priority) put("prio", std::to_string(*r.priority));
-  if (r.src) put("src", format_prefix(*r.src));
-  if (r.dst) put("dst", format_prefix(*r.dst));
-  if (r.proto) put("proto", proto_name(*r.proto));
-  if (r.sport) put("sport", format_range(*r.sport));
-  if (r.dport) put("dport", format_range(*r.dport));
-  if (r.icmp_type) put("icmp-type", std::to_string(*r.icmp_type));
-  if (r.icmp_code) put("icmp-code", std::to_string(*r.icmp_code));
-  if (r.action) put("action", action_name(*r.action));
+    o += f.ops.format(r);
+  }
   return o;
 }
 

@@ -1,8 +1,10 @@
 // Rule grammar: parsing, canonical form, and an error naming the field for
 // every malformed input.
 #include <boost/test/unit_test.hpp>
+#include <map>
 
 #include "rule.hpp"
+#include "rule_fields.hpp"
 
 using namespace xdpfw;
 
@@ -106,6 +108,35 @@ BOOST_AUTO_TEST_CASE(errors_name_the_field) {
     std::string err = error_of(c.text);
     BOOST_TEST_INFO("rule: '" << c.text << "' gave: '" << err << "'");
     BOOST_TEST(err.find(c.expect) == 0u);
+  }
+}
+
+// The field list (rule_fields.hpp) is the grammar: the unknown-field error
+// names each field, the canonical form writes them in the list's order, and
+// each is refused when given twice.
+BOOST_AUTO_TEST_CASE(the_field_list_is_the_grammar) {
+  std::string why = error_of("colour blue action drop");
+  std::string expected;
+  for (const auto& f : rule_field_names)
+    expected += (expected.empty() ? "" : ", ") + std::string(f.name);
+  BOOST_TEST(why == "'colour' is not a rule field (expected " + expected + ")");
+
+  std::map<std::string, std::string> value = {
+      {"id", "7"},        {"prio", "10"},    {"src", "198.18.0.0/15"}, {"dst", "198.19.1.2"},
+      {"proto", "icmp"},  {"sport", "1-2"},  {"dport", "3"},           {"icmp-type", "8"},
+      {"icmp-code", "0"}, {"action", "drop"}};
+  std::string text;
+  for (const auto& f : rule_field_names) {
+    BOOST_TEST_REQUIRE(value.count(f.name), f.name << " has no sample value in this test");
+    std::string name = f.name;
+    if (name == "sport" || name == "dport") continue;  // not with icmp
+    text += (text.empty() ? "" : " ") + name + " " + value[name];
+  }
+  BOOST_TEST(format_rule(parse_rule(text)) == text);
+  for (const auto& f : rule_field_names) {
+    std::string twice =
+        text + " " + f.name + " " + value[f.name] + " " + f.name + " " + value[f.name];
+    BOOST_TEST(error_of(twice) == std::string(f.name) + ": given twice");
   }
 }
 

@@ -1,0 +1,31 @@
+// rule_fields.hpp: the fields of the rule grammar, once, in the order a
+// rule is written: X(ident, name, value). The parser, the formatter and
+// their error text (plugin/rule.cpp) and xdpfw-ctl's options read this list;
+// a field added here without its parser and formatter does not compile.
+// Header-only and without dependencies, for xdpfw-ctl.
+#pragma once
+
+#define XDPFW_RULE_FIELDS(X)     \
+  X(id, "id", "N")               \
+  X(prio, "prio", "N")           \
+  X(src, "src", "A[/N]")         \
+  X(dst, "dst", "A[/N]")         \
+  X(proto, "proto", "P")         \
+  X(sport, "sport", "P[-P]")     \
+  X(dport, "dport", "P[-P]")     \
+  X(icmp_type, "icmp-type", "T") \
+  X(icmp_code, "icmp-code", "C") \
+  X(action, "action", "drop|pass")
+
+namespace xdpfw {
+
+struct RuleFieldName {
+  const char* name;
+  const char* value;  // what its value looks like, for usage text
+};
+
+#define XDPFW_RULE_FIELD_NAME(ident, name, value) {name, value},
+inline constexpr RuleFieldName rule_field_names[] = {XDPFW_RULE_FIELDS(XDPFW_RULE_FIELD_NAME)};
+#undef XDPFW_RULE_FIELD_NAME
+
+}  // namespace xdpfw
