@@ -1,4 +1,5 @@
-// seed_baseline.hpp: the original design as a baseline program, filled
+// seed_baseline.hpp: the original design (the seed XDP firewall this project
+// grew from, baselines/seed.bpf.c) as a baseline program, filled
 // with the exact 5-tuple rules of the benchmarks' exact v4 mix.
 #pragma once
 

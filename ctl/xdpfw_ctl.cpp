@@ -1,4 +1,5 @@
-// xdpfw-ctl: the original design's "manager", as a client of the agent's
+// xdpfw-ctl: the `manager` CLI of the seed XDP firewall this project grew
+// from (bench/baselines/seed.bpf.c), as a client of the agent's
 // control socket:
 //   xdpfw-ctl add --action drop|pass [--src A] [--dst A] [--sport P] [--dport P] [--proto P]
 //                 [--prio N] [--icmp-type T] [--icmp-code C]

@@ -39,10 +39,6 @@ uint64_t CommandRegistry::add(uint64_t owner, std::string_view name, std::string
   return next_id_ - 1;
 }
 
-void CommandRegistry::remove(uint64_t id) {
-  std::erase_if(commands_, [&](const Command& c) { return c.id == id; });
-}
-
 void CommandRegistry::remove_owner(uint64_t owner) {
   std::erase_if(commands_, [&](const Command& c) { return c.owner == owner; });
 }

@@ -16,6 +16,7 @@ struct CommandResult {
   bool ok = true;
   std::string text;
   uint64_t stream = 0;  // the connection becomes this live stream
+  bool close = false;   // the connection ends after this answer ("quit")
 };
 
 using CommandFn = std::function<CommandResult(std::string_view args, const std::string* payload)>;
@@ -35,7 +36,6 @@ class CommandRegistry {
   // Returns the id, or throws std::invalid_argument (empty or taken name).
   uint64_t add(uint64_t owner, std::string_view name, std::string usage, bool mutates,
                CommandFn fn);
-  void remove(uint64_t id);
   void remove_owner(uint64_t owner);
   // The command a line names, and the argument text after its name.
   std::optional<std::pair<const Command*, std::string_view>> find(std::string_view line) const;

@@ -395,82 +395,108 @@ void Host::unload_plugins() {
   }
 }
 
+// The host's own commands, as a table: name, usage, whether it changes
+// state, and the member that answers it.
+namespace {
+struct Builtin {
+  const char* name;
+  const char* usage;
+  bool mutates;
+  CommandResult (Host::*fn)(std::string_view args, const std::string* payload);
+};
+}  // namespace
+
 void Host::add_builtin_commands() {
-  commands_.add(0, "help", "list the commands", false,
-                [this](std::string_view, const std::string*) {
-                  std::ostringstream o;
-                  for (const Command& c : commands_.all()) {
-                    std::string n = c.name();
-                    o << n << std::string(n.size() < 24 ? 24 - n.size() : 1, ' ') << c.usage
-                      << (c.mutates ? " [changes state]" : "") << "\n";
-                  }
-                  return CommandResult{true, o.str()};
-                });
-  commands_.add(0, "version", "the host's version and plugin ABI", false,
-                [](std::string_view, const std::string*) {
-                  return CommandResult{true, std::string("xdpfw-host ") + version +
-                                                 " (plugin ABI " +
-                                                 std::to_string(XDPFW_PLUGIN_ABI_MAJOR) + "." +
-                                                 std::to_string(XDPFW_PLUGIN_ABI_MINOR) + ")"};
-                });
-  commands_.add(0, "show plugins", "[json]: the loaded plugins", false,
-                [this](std::string_view args, const std::string*) {
-                  bool json = args == "json";
-                  if (!json && !args.empty())
-                    return CommandResult{false, "show plugins: unexpected '" + std::string(args) +
-                                                    "' (expected nothing or 'json')"};
-                  std::ostringstream o;
-                  if (json) o << "[";
-                  for (size_t i = 0; i < plugins_.size(); ++i) {
-                    const auto& p = *plugins_[i];
-                    const auto& d = p.lib->plugin();
-                    if (json)
-                      o << (i ? "," : "") << "{\"name\":\"" << json_escape(d.name)
-                        << "\",\"version\":\"" << json_escape(d.version ? d.version : "")
-                        << "\",\"abi\":\"" << d.abi_major << "." << d.abi_minor << "\",\"path\":\""
-                        << json_escape(p.lib->path()) << "\"}";
-                    else
-                      o << d.name << " " << (d.version ? d.version : "") << " abi " << d.abi_major
-                        << "." << d.abi_minor << " " << p.lib->path() << "\n";
-                  }
-                  if (json) o << "]";
-                  return CommandResult{true, o.str()};
-                });
-  commands_.add(0, "reload",
-                "re-read the config file and what it names (the rules file, even unchanged); "
-                "applied whole or refused whole",
-                true, [this](std::string_view args, const std::string*) {
-                  if (!args.empty()) return CommandResult{false, "reload: takes no argument"};
-                  ReloadResult r = reload(true);
-                  return CommandResult{r.ok, r.text};
-                });
-  commands_.add(0, "show reload", "[json]: the config in effect and the last reload's outcome",
-                false, [this](std::string_view args, const std::string*) {
-                  bool json = args == "json";
-                  if (!json && !args.empty())
-                    return CommandResult{false, "show reload: unexpected '" + std::string(args) +
-                                                    "' (expected nothing or 'json')"};
-                  auto when = [](std::time_t t) { return t ? iso_time(t) : std::string("never"); };
-                  const auto& l = last_reload_;
-                  std::string outcome = !l.at ? "none" : l.ok ? "applied" : "refused";
-                  std::ostringstream o;
-                  if (json)
-                    o << "{\"config\":\"" << json_escape(cfg_.config_file) << "\",\"started\":\""
-                      << when(l.started) << "\",\"in_effect_since\":\"" << when(l.in_effect_since)
-                      << "\",\"last_reload\":\"" << when(l.at) << "\",\"outcome\":\"" << outcome
-                      << "\",\"message\":\"" << json_escape(l.text) << "\"}";
-                  else
-                    o << "config " << (cfg_.config_file.empty() ? "-" : cfg_.config_file)
-                      << "\nstarted " << when(l.started) << "\nin effect since "
-                      << when(l.in_effect_since) << "\nlast reload " << when(l.at)
-                      << (l.at ? " " + outcome : std::string()) << "\n"
-                      << l.text;
-                  return CommandResult{true, o.str()};
-                });
-  commands_.add(0, "quit", "close this connection", false,
-                [](std::string_view, const std::string*) {
-                  return CommandResult{true, ""};
-                });
+  static const Builtin table[] = {
+      {"help", "list the commands", false, &Host::cmd_help},
+      {"version", "the host's version and plugin ABI", false, &Host::cmd_version},
+      {"show plugins", "[json]: the loaded plugins", false, &Host::cmd_show_plugins},
+      {"reload",
+       "re-read the config file and what it names (the rules file, even unchanged); applied "
+       "whole or refused whole",
+       true, &Host::cmd_reload},
+      {"show reload", "[json]: the config in effect and the last reload's outcome", false,
+       &Host::cmd_show_reload},
+      {"quit", "close this connection", false, &Host::cmd_quit},
+  };
+  for (const Builtin& b : table)
+    commands_.add(0, b.name, b.usage, b.mutates,
+                  [this, fn = b.fn](std::string_view args, const std::string* payload) {
+                    return (this->*fn)(args, payload);
+                  });
+}
+
+CommandResult Host::cmd_help(std::string_view, const std::string*) {
+  std::ostringstream o;
+  for (const Command& c : commands_.all()) {
+    std::string n = c.name();
+    o << n << std::string(n.size() < 24 ? 24 - n.size() : 1, ' ') << c.usage
+      << (c.mutates ? " [changes state]" : "") << "\n";
+  }
+  return CommandResult{true, o.str()};
+}
+
+CommandResult Host::cmd_version(std::string_view, const std::string*) {
+  return CommandResult{true, std::string("xdpfw-host ") + version + " (plugin ABI " +
+                                 std::to_string(XDPFW_PLUGIN_ABI_MAJOR) + "." +
+                                 std::to_string(XDPFW_PLUGIN_ABI_MINOR) + ")"};
+}
+
+CommandResult Host::cmd_show_plugins(std::string_view args, const std::string*) {
+  bool json = args == "json";
+  if (!json && !args.empty())
+    return CommandResult{
+        false, "show plugins: unexpected '" + std::string(args) + "' (expected nothing or 'json')"};
+  std::ostringstream o;
+  if (json) o << "[";
+  for (size_t i = 0; i < plugins_.size(); ++i) {
+    const auto& p = *plugins_[i];
+    const auto& d = p.lib->plugin();
+    if (json)
+      o << (i ? "," : "") << "{\"name\":\"" << json_escape(d.name) << "\",\"version\":\""
+        << json_escape(d.version ? d.version : "") << "\",\"abi\":\"" << d.abi_major << "."
+        << d.abi_minor << "\",\"path\":\"" << json_escape(p.lib->path()) << "\"}";
+    else
+      o << d.name << " " << (d.version ? d.version : "") << " abi " << d.abi_major << "."
+        << d.abi_minor << " " << p.lib->path() << "\n";
+  }
+  if (json) o << "]";
+  return CommandResult{true, o.str()};
+}
+
+CommandResult Host::cmd_reload(std::string_view args, const std::string*) {
+  if (!args.empty()) return CommandResult{false, "reload: takes no argument"};
+  ReloadResult r = reload(true);
+  return CommandResult{r.ok, r.text};
+}
+
+CommandResult Host::cmd_show_reload(std::string_view args, const std::string*) {
+  bool json = args == "json";
+  if (!json && !args.empty())
+    return CommandResult{
+        false, "show reload: unexpected '" + std::string(args) + "' (expected nothing or 'json')"};
+  auto when = [](std::time_t t) { return t ? iso_time(t) : std::string("never"); };
+  const auto& l = last_reload_;
+  std::string outcome = !l.at ? "none" : l.ok ? "applied" : "refused";
+  std::ostringstream o;
+  if (json)
+    o << "{\"config\":\"" << json_escape(cfg_.config_file) << "\",\"started\":\"" << when(l.started)
+      << "\",\"in_effect_since\":\"" << when(l.in_effect_since) << "\",\"last_reload\":\""
+      << when(l.at) << "\",\"outcome\":\"" << outcome << "\",\"message\":\"" << json_escape(l.text)
+      << "\"}";
+  else
+    o << "config " << (cfg_.config_file.empty() ? "-" : cfg_.config_file) << "\nstarted "
+      << when(l.started) << "\nin effect since " << when(l.in_effect_since) << "\nlast reload "
+      << when(l.at) << (l.at ? " " + outcome : std::string()) << "\n"
+      << l.text;
+  return CommandResult{true, o.str()};
+}
+
+// "quit" ends the connection after its (empty) answer.
+CommandResult Host::cmd_quit(std::string_view, const std::string*) {
+  CommandResult r;
+  r.close = true;
+  return r;
 }
 
 Reply Host::dispatch(const Request& r, const ClientInfo& c) {
@@ -483,7 +509,6 @@ Reply Host::dispatch(const Request& r, const ClientInfo& c) {
     return error_reply("unknown command '" + first + "'; 'help' lists the commands");
   }
   auto [cmd, args] = *found;
-  if (cmd->name() == "quit") return Reply{"\n", true};
   if (cmd->mutates && !c.admin) {
     std::string msg = "permission denied: '" + cmd->name() +
                       "' changes state; it needs root or the control socket's group";
@@ -499,6 +524,7 @@ Reply Host::dispatch(const Request& r, const ClientInfo& c) {
   }
   if (cmd->mutates) audit(r, c, res.ok, res.text.empty() && !res.ok ? "command failed" : res.text);
   if (!res.ok) return error_reply(res.text.empty() ? "command failed" : res.text);
+  if (res.close) return Reply{"\n", true};
   if (res.stream) return Reply{std::move(res.text), false, res.stream};  // lines follow, unframed
   return Reply{frame(std::move(res.text)), false};
 }

@@ -67,6 +67,12 @@ class Host {
   void load_plugins();
   void unload_plugins();
   void add_builtin_commands();
+  CommandResult cmd_help(std::string_view args, const std::string* payload);
+  CommandResult cmd_version(std::string_view args, const std::string* payload);
+  CommandResult cmd_show_plugins(std::string_view args, const std::string* payload);
+  CommandResult cmd_reload(std::string_view args, const std::string* payload);
+  CommandResult cmd_show_reload(std::string_view args, const std::string* payload);
+  CommandResult cmd_quit(std::string_view args, const std::string* payload);
   void wait_signals();
   struct ReloadResult {
     bool ok = false;

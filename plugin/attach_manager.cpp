@@ -7,11 +7,11 @@ AttachManager::AttachManager(Attacher& attacher, FirewallConfig cfg, Log log)
     : attacher_(attacher), cfg_(std::move(cfg)), log_(std::move(log)) {}
 
 void AttachManager::evaluate(Interface& i) {
-  auto st = sticky_.find(i.name);
-  i.sticky = st == sticky_.end() ? Interface::Sticky::none : st->second;
+  auto st = manual_.find(i.name);
+  i.manual = st == manual_.end() ? Interface::Manual::none : st->second;
   i.selected = cfg_.selects(i.name);
   bool want =
-      i.sticky == Interface::Sticky::attach || (i.sticky == Interface::Sticky::none && i.selected);
+      i.manual == Interface::Manual::attach || (i.manual == Interface::Manual::none && i.selected);
   if (want && !i.attached) {
     AttachOutcome o = attacher_.attach(i.ifindex, i.name, cfg_.mode, cfg_.takeover);
     if (o.ok) {
@@ -20,10 +20,9 @@ void AttachManager::evaluate(Interface& i) {
       i.prog_id = o.prog_id;
       i.since = std::time(nullptr);
       i.last_error.clear();
-      // o.error on success: why auto mode fell back to generic.
-      log_(o.error.empty() ? 2 : 1, "attached to " + i.name + " (ifindex " +
-                                        std::to_string(i.ifindex) + ", " + o.mode +
-                                        (o.error.empty() ? "" : "; " + o.error) + ")");
+      log_(o.note.empty() ? 2 : 1, "attached to " + i.name + " (ifindex " +
+                                       std::to_string(i.ifindex) + ", " + o.mode +
+                                       (o.note.empty() ? "" : "; " + o.note) + ")");
     } else if (o.error != i.last_error) {
       i.last_error = o.error;
       log_(o.foreign_id ? 1 : 0, "cannot attach to " + i.name + ": " + o.error);
@@ -75,15 +74,16 @@ void AttachManager::reconfigure(const FirewallConfig& cfg) {
   for (auto& [idx, i] : ifaces_) evaluate(i);
 }
 
-std::optional<std::string> AttachManager::force(const std::string& name, Interface::Sticky how) {
-  if (how == Interface::Sticky::none)
-    sticky_.erase(name);
+std::optional<std::string> AttachManager::set_manual(const std::string& name,
+                                                     Interface::Manual how) {
+  if (how == Interface::Manual::none)
+    manual_.erase(name);
   else
-    sticky_[name] = how;
+    manual_[name] = how;
   for (auto& [idx, i] : ifaces_)
     if (i.name == name) {
       evaluate(i);
-      if (how == Interface::Sticky::attach && !i.attached) return i.last_error;
+      if (how == Interface::Manual::attach && !i.attached) return i.last_error;
       return std::nullopt;
     }
   return std::nullopt;  // no such link now: the override waits for it

@@ -19,7 +19,8 @@ struct AttachOutcome {
   std::string mode;  // "native" or "generic" when ok
   uint32_t prog_id = 0;
   uint32_t foreign_id = 0;  // another program sits there (not ok)
-  std::string error;
+  std::string error;        // why not (not ok)
+  std::string note;         // ok, but worth saying: why auto mode fell back to generic
 };
 
 class Attacher {
@@ -35,7 +36,7 @@ struct Interface {
   std::string name, kind;
   bool up = false;
   bool selected = false;  // by the patterns
-  enum class Sticky { none, attach, detach } sticky = Sticky::none;
+  enum class Manual { none, attach, detach } manual = Manual::none;
   bool attached = false;
   std::string mode;
   uint32_t prog_id = 0;
@@ -53,10 +54,10 @@ class AttachManager {
                bool up);
   void reconfigure(const FirewallConfig& cfg);
 
-  // Manual control by name. Sticky for the agent's lifetime (also across
+  // Manual control by name. It holds for the agent's lifetime (also across
   // the interface being re-created) until "auto NAME". Returns an error
   // message, or nothing on success.
-  std::optional<std::string> force(const std::string& name, Interface::Sticky how);
+  std::optional<std::string> set_manual(const std::string& name, Interface::Manual how);
 
   const std::map<int, Interface>& interfaces() const { return ifaces_; }
   size_t detach_all();  // answers how many were attached
@@ -68,7 +69,7 @@ class AttachManager {
   FirewallConfig cfg_;
   Log log_;
   std::map<int, Interface> ifaces_;
-  std::map<std::string, Interface::Sticky> sticky_;
+  std::map<std::string, Interface::Manual> manual_;
 };
 
 }  // namespace xdpfw

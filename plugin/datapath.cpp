@@ -198,7 +198,7 @@ void KernelDatapath::repin() {
 }
 
 // Rebuilds what user space knows from the reused maps: the active slot and
-// generation, and which counter slot each rule id has (from the active
+// generation, and which counter index each rule id has (from the active
 // slot's entries). Both slots are then treated as unknown: the next apply
 // rewrites the standby one fully, flips, and rewrites the other.
 void KernelDatapath::resume() {
@@ -212,7 +212,7 @@ void KernelDatapath::resume() {
         "read xdpfw_rulesets");
   generation_ = hdr.generation;
   // Every rule of the active slot sits in a bucket; its candidate record
-  // names its id (the low half of order) and its counter slot.
+  // names its id (the low half of order) and its counter index.
   int cands_fd = bpf_map__fd(skel_->maps.xdpfw_cands);
   auto collect = [&](bpf_map* map, auto key_type) {
     using K = decltype(key_type);
@@ -225,7 +225,7 @@ void KernelDatapath::resume() {
         for (uint32_t j = 0; j < b.n && j < XDPFW_BUCKET_SIZE; ++j) {
           xdpfw_cand c{};
           if (bpf_map_lookup_elem(cands_fd, &b.cand[j], &c) == 0)
-            rule_slot_[static_cast<uint32_t>(c.order)] = c.counter;
+            counter_index_[static_cast<uint32_t>(c.order)] = c.counter;
         }
       k = next;
       prev = &k;
@@ -234,10 +234,10 @@ void KernelDatapath::resume() {
   collect(skel_->maps.xdpfw_buckets_v4, xdpfw_key4{});
   collect(skel_->maps.xdpfw_buckets_v6, xdpfw_key6{});
   std::set<uint32_t> used;
-  for (const auto& [id, slot] : rule_slot_) used.insert(slot);
-  next_rule_slot_ = used.empty() ? 0 : *used.rbegin() + 1;
-  for (uint32_t s = 0; s < next_rule_slot_; ++s)
-    if (!used.count(s)) free_rule_slots_.push_back(s);
+  for (const auto& [id, slot] : counter_index_) used.insert(slot);
+  next_counter_index_ = used.empty() ? 0 : *used.rbegin() + 1;
+  for (uint32_t s = 0; s < next_counter_index_; ++s)
+    if (!used.count(s)) free_counter_indexes_.push_back(s);
   slots_[0].known = slots_[1].known = false;
 }
 
@@ -292,7 +292,7 @@ void KernelDatapath::wait_for_readers() {
 }
 
 uint32_t KernelDatapath::cand_index(uint32_t slot, uint32_t rule_id) const {
-  return slot * opts_.max_rules + rule_slot_.at(rule_id);
+  return slot * opts_.max_rules + counter_index_.at(rule_id);
 }
 
 xdpfw_bucket KernelDatapath::to_bucket(uint32_t slot, const Bucket& b) const {
@@ -303,19 +303,20 @@ xdpfw_bucket KernelDatapath::to_bucket(uint32_t slot, const Bucket& b) const {
   return out;
 }
 
-uint32_t KernelDatapath::alloc_rule_slot() {
+uint32_t KernelDatapath::alloc_counter_index() {
   uint32_t s;
-  if (!free_rule_slots_.empty()) {
-    s = free_rule_slots_.back();
-    free_rule_slots_.pop_back();
-  } else if (next_rule_slot_ >= opts_.max_rules && (!grace_covers_.empty() || !retired_.empty())) {
+  if (!free_counter_indexes_.empty()) {
+    s = free_counter_indexes_.back();
+    free_counter_indexes_.pop_back();
+  } else if (next_counter_index_ >= opts_.max_rules &&
+             (!grace_covers_.empty() || !retired_.empty())) {
     drain_retired();  // the slots of deleted rules, once no packet can reach them
-    return alloc_rule_slot();
+    return alloc_counter_index();
   } else {
-    if (next_rule_slot_ >= opts_.max_rules)
-      throw CompileError("no free rule counter slot (limit " + std::to_string(opts_.max_rules) +
+    if (next_counter_index_ >= opts_.max_rules)
+      throw CompileError("no free rule counter index (limit " + std::to_string(opts_.max_rules) +
                          " rules)");
-    s = next_rule_slot_++;
+    s = next_counter_index_++;
   }
   // A slot is reused only once no slot's entries point at it: zero it.
   std::vector<xdpfw_rule_counters> zeros(ncpus_);
@@ -386,7 +387,7 @@ void KernelDatapath::write_slot(uint32_t slot, const std::shared_ptr<CompiledRul
         std::memcmp(&now_it->second, &c, sizeof c) == 0)
       continue;
     xdpfw_cand v = c;
-    v.counter = rule_slot_.at(id);
+    v.counter = counter_index_.at(id);
     cidx.push_back(cand_index(slot, id));
     cval.push_back(v);
   }
@@ -459,14 +460,14 @@ void KernelDatapath::apply(const std::vector<Rule>& rules, const Policy& policy)
   std::vector<uint32_t> added;
   try {
     for (const Rule& r : rules)
-      if (!rule_slot_.count(r.id)) {
-        rule_slot_[r.id] = alloc_rule_slot();
+      if (!counter_index_.count(r.id)) {
+        counter_index_[r.id] = alloc_counter_index();
         added.push_back(r.id);
       }
   } catch (...) {
     for (uint32_t id : added) {
-      free_rule_slots_.push_back(rule_slot_[id]);
-      rule_slot_.erase(id);
+      free_counter_indexes_.push_back(counter_index_[id]);
+      counter_index_.erase(id);
     }
     throw;
   }
@@ -478,8 +479,8 @@ void KernelDatapath::apply(const std::vector<Rule>& rules, const Policy& policy)
   } catch (...) {
     // The active slot is untouched: packets still see the old set.
     for (uint32_t id : added) {
-      free_rule_slots_.push_back(rule_slot_[id]);
-      rule_slot_.erase(id);
+      free_counter_indexes_.push_back(counter_index_[id]);
+      counter_index_.erase(id);
     }
     throw;
   }
@@ -507,7 +508,7 @@ void KernelDatapath::start_grace() {
   });
 }
 
-// Without blocking: a grace period that is over frees the counter slots it
+// Without blocking: a grace period that is over frees the counter indexs it
 // covers, and the slots retired since get one of their own.
 void KernelDatapath::reap() {
   if (grace_.joinable()) {
@@ -515,7 +516,8 @@ void KernelDatapath::reap() {
     grace_.join();
     if (!grace_ok_) wait_for_readers();
   }
-  free_rule_slots_.insert(free_rule_slots_.end(), grace_covers_.begin(), grace_covers_.end());
+  free_counter_indexes_.insert(free_counter_indexes_.end(), grace_covers_.begin(),
+                               grace_covers_.end());
   grace_covers_.clear();
   if (!retired_.empty() && !catch_up_) {
     grace_covers_.swap(retired_);
@@ -523,13 +525,14 @@ void KernelDatapath::reap() {
   }
 }
 
-// Blocking: every retired counter slot free again.
+// Blocking: every retired counter index free again.
 void KernelDatapath::drain_retired() {
   if (grace_.joinable()) grace_.join();
   if (!grace_covers_.empty() || !retired_.empty()) {
     if (!grace_ok_ || !retired_.empty()) wait_for_readers();
-    free_rule_slots_.insert(free_rule_slots_.end(), grace_covers_.begin(), grace_covers_.end());
-    free_rule_slots_.insert(free_rule_slots_.end(), retired_.begin(), retired_.end());
+    free_counter_indexes_.insert(free_counter_indexes_.end(), grace_covers_.begin(),
+                                 grace_covers_.end());
+    free_counter_indexes_.insert(free_counter_indexes_.end(), retired_.begin(), retired_.end());
     grace_covers_.clear();
     retired_.clear();
   }
@@ -556,7 +559,7 @@ void KernelDatapath::write_delta(uint32_t slot, const CompiledDelta& d) {
   errno = 0;
   for (uint32_t id : d.cands) {
     xdpfw_cand v = c.cands.at(id);
-    v.counter = rule_slot_.at(id);
+    v.counter = counter_index_.at(id);
     uint32_t idx = cand_index(slot, id);
     check(bpf_map_update_elem(bpf_map__fd(skel_->maps.xdpfw_cands), &idx, &v, BPF_ANY),
           "write xdpfw_cands");
@@ -609,14 +612,15 @@ void KernelDatapath::write_header(uint32_t slot, uint32_t view, const xdpfw_rule
 }
 
 bool KernelDatapath::add_in_place(const Rule& r) {
-  if (!in_sync() || rule_slot_.count(r.id) || rule_slot_.size() >= opts_.max_rules) return false;
+  if (!in_sync() || counter_index_.count(r.id) || counter_index_.size() >= opts_.max_rules)
+    return false;
   CompiledRuleset& c = *slots_[active_].compiled;
   // Plan on the shared set (nothing written if it does not fit), then the
-  // counter slot, then the kernel.
+  // counter index, then the kernel.
   auto d = xdpfw::add_in_place(c, r);
   if (!d) return false;
   try {
-    rule_slot_[r.id] = alloc_rule_slot();
+    counter_index_[r.id] = alloc_counter_index();
     write_delta(active_ ^ 1, *d);
     write_delta(active_, *d);
   } catch (...) {
@@ -627,7 +631,7 @@ bool KernelDatapath::add_in_place(const Rule& r) {
 }
 
 bool KernelDatapath::remove_in_place(const Rule& r) {
-  if (!in_sync() || !rule_slot_.count(r.id)) return false;
+  if (!in_sync() || !counter_index_.count(r.id)) return false;
   CompiledRuleset& c = *slots_[active_].compiled;
   auto d = xdpfw::remove_in_place(c, r);
   if (!d) return false;
@@ -638,16 +642,16 @@ bool KernelDatapath::remove_in_place(const Rule& r) {
     slots_[0].known = slots_[1].known = false;
     throw;
   }
-  // Its record and counter slot stay until no packet can still be reading
+  // Its record and counter index stay until no packet can still be reading
   // the bucket that named it.
-  retired_.push_back(rule_slot_.at(r.id));
-  rule_slot_.erase(r.id);
+  retired_.push_back(counter_index_.at(r.id));
+  counter_index_.erase(r.id);
   reap();
   return true;
 }
 
 // The tail of the previous apply: after its grace period, the slot it
-// flipped away from gets the same set, and counter slots of rules gone from
+// flipped away from gets the same set, and counter indexs of rules gone from
 // both slots are free again. A failed write leaves the slot unknown, to be
 // rewritten whole before it is used.
 void KernelDatapath::finish_catch_up() {
@@ -661,10 +665,10 @@ void KernelDatapath::finish_catch_up() {
   } catch (const DatapathError&) {
     slots_[c.slot].known = false;
   }
-  for (auto it = rule_slot_.begin(); it != rule_slot_.end();) {
+  for (auto it = counter_index_.begin(); it != counter_index_.end();) {
     if (!c.wanted.count(it->first)) {
-      free_rule_slots_.push_back(it->second);
-      it = rule_slot_.erase(it);
+      free_counter_indexes_.push_back(it->second);
+      it = counter_index_.erase(it);
     } else {
       ++it;
     }
@@ -672,8 +676,8 @@ void KernelDatapath::finish_catch_up() {
 }
 
 std::optional<RuleCounters> KernelDatapath::rule_counters(uint32_t rule_id) const {
-  auto it = rule_slot_.find(rule_id);
-  if (it == rule_slot_.end()) return std::nullopt;
+  auto it = counter_index_.find(rule_id);
+  if (it == counter_index_.end()) return std::nullopt;
   if (catch_up_ && !catch_up_->wanted.count(rule_id)) return std::nullopt;  // removed
   std::vector<xdpfw_rule_counters> v(ncpus_);
   errno = 0;
@@ -689,7 +693,7 @@ std::optional<RuleCounters> KernelDatapath::rule_counters(uint32_t rule_id) cons
 
 std::unordered_map<uint32_t, RuleCounters> KernelDatapath::all_rule_counters() const {
   std::unordered_map<uint32_t, RuleCounters> out;
-  for (const auto& [id, slot] : rule_slot_)
+  for (const auto& [id, slot] : counter_index_)
     if (auto c = rule_counters(id)) out[id] = *c;
   return out;
 }

@@ -1,7 +1,7 @@
 // datapath.hpp: what the firewall needs of its packet path (Datapath),
 // and the kernel's (KernelDatapath): the loaded XDP program and its maps,
 // driven through the libbpf skeleton. The kernel one owns the rule-set flip
-// (two slots, diffs, RCU wait), the rule-counter slots, reading counters
+// (two slots, diffs, RCU wait), the rule counters' indexes, reading counters
 // summed over CPUs, and the perf buffer of events. Unit tests use a fake
 // (tests/common/fake_datapath.hpp).
 #pragma once
@@ -35,7 +35,7 @@ class DatapathError : public std::runtime_error {
 };
 
 struct DatapathOptions {
-  uint32_t max_rules = XDPFW_DEFAULT_MAX_RULES;      // rule counter slots
+  uint32_t max_rules = XDPFW_DEFAULT_MAX_RULES;      // rule counters (one index per rule)
   uint32_t max_entries = XDPFW_DEFAULT_MAX_ENTRIES;  // buckets per family map, both slots
   // A folder on a bpf filesystem: the maps are pinned there, and maps found
   // there from an earlier run are reused (rules, counters, active slot).
@@ -159,7 +159,7 @@ class KernelDatapath : public Datapath {
   void finish_catch_up();
   uint32_t cand_index(uint32_t slot, uint32_t rule_id) const;
   xdpfw_bucket to_bucket(uint32_t slot, const Bucket& b) const;
-  uint32_t alloc_rule_slot();
+  uint32_t alloc_counter_index();
   void write_config();
   std::vector<bpf_map*> pinned_maps() const;
   std::string pin_path(const bpf_map* m) const;
@@ -174,8 +174,8 @@ class KernelDatapath : public Datapath {
   uint64_t generation_ = 0;
   uint32_t active_ = 0;
   SlotState slots_[XDPFW_SLOTS];
-  std::unordered_map<uint32_t, uint32_t> rule_slot_;  // rule id -> counter slot
-  std::vector<uint32_t> free_rule_slots_;
+  std::unordered_map<uint32_t, uint32_t> counter_index_;  // rule id -> its counters' index
+  std::vector<uint32_t> free_counter_indexes_;
   // The old slot's update, due once the grace period after a flip is over.
   struct CatchUp {
     uint32_t slot;
@@ -183,14 +183,14 @@ class KernelDatapath : public Datapath {
     std::unordered_map<uint32_t, bool> wanted;
   };
   std::optional<CatchUp> catch_up_;
-  // Counter slots of rules removed in place, free after an RCU grace period
+  // Counter indexes of rules removed in place, free after an RCU grace period
   // that started after the removal: waiting for one, and covered by the
   // one running.
   std::vector<uint32_t> retired_, grace_covers_;
   std::thread grace_;
   std::atomic<bool> grace_ok_{false};
   std::atomic<bool> grace_done_{true};
-  uint32_t next_rule_slot_ = 0;
+  uint32_t next_counter_index_ = 0;
   xdpfw_config config_{};
   bool resumed_ = false;
   std::string replaced_;

@@ -85,11 +85,11 @@ std::string iso_time(std::time_t t) {
   return buf;
 }
 
-const char* sticky_name(Interface::Sticky s) {
+const char* manual_name(Interface::Manual s) {
   switch (s) {
-    case Interface::Sticky::attach: return "attach";
-    case Interface::Sticky::detach: return "detach";
-    case Interface::Sticky::none: break;
+    case Interface::Manual::attach: return "attach";
+    case Interface::Manual::detach: return "detach";
+    case Interface::Manual::none: break;
   }
   return "-";
 }
@@ -625,7 +625,7 @@ CommandOutput FirewallService::show_interfaces(bool json) const {
                      {"kind", i.kind},
                      {"up", i.up},
                      {"selected", i.selected},
-                     {"manual", sticky_name(i.sticky)},
+                     {"manual", manual_name(i.manual)},
                      {"attached", i.attached},
                      {"mode", i.mode},
                      {"prog_id", i.prog_id},
@@ -633,7 +633,7 @@ CommandOutput FirewallService::show_interfaces(bool json) const {
                      {"last_error", i.last_error}});
     } else {
       o << i.name << " ifindex " << i.ifindex << " kind " << (i.kind.empty() ? "-" : i.kind)
-        << " selected " << (i.selected ? "yes" : "no") << " manual " << sticky_name(i.sticky)
+        << " selected " << (i.selected ? "yes" : "no") << " manual " << manual_name(i.manual)
         << " attached " << (i.attached ? "yes" : "no") << " mode "
         << (i.mode.empty() ? "-" : i.mode) << " prog " << i.prog_id << " since "
         << iso_time(i.since) << " error " << (i.last_error.empty() ? "-" : i.last_error) << "\n";
@@ -657,11 +657,10 @@ CommandOutput FirewallService::show_stats(bool json) const {
 
 CommandOutput FirewallService::rule_list(bool json) const {
   auto counters = dp_->all_rule_counters();
-  std::vector<const Rule*> sorted;
-  for (const Rule& r : store_.rules()) sorted.push_back(&r);
   nlohmann::json arr = nlohmann::json::array();
   std::ostringstream o;
-  for (const Rule* r : sorted) {
+  for (const Rule& rule : store_.rules()) {  // in evaluation order
+    const Rule* r = &rule;
     RuleCounters c = counters.count(r->id) ? counters.at(r->id) : RuleCounters{};
     if (json)
       arr.push_back({{"id", r->id},
@@ -675,12 +674,12 @@ CommandOutput FirewallService::rule_list(bool json) const {
   return {true, json ? reply(arr) : o.str()};
 }
 
-CommandOutput FirewallService::force(const std::string& name, Interface::Sticky how) {
+CommandOutput FirewallService::set_manual(const std::string& name, Interface::Manual how) {
   if (name.empty() || name.find(' ') != std::string::npos)
     return {false, "expected one interface name"};
   bool exists = false;
   for (const auto& [idx, i] : attach_.interfaces()) exists |= i.name == name;
-  auto err = attach_.force(name, how);
+  auto err = attach_.set_manual(name, how);
   if (err && !err->empty()) return {false, name + ": " + *err};
   if (!exists) return {true, "no interface " + name + " now; remembered for when it appears"};
   return {true, "ok"};

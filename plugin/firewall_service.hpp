@@ -66,7 +66,7 @@ class FirewallService {
   CommandOutput show_interfaces(bool json) const;
   CommandOutput show_stats(bool json) const;
   CommandOutput rule_list(bool json) const;
-  CommandOutput force(const std::string& name, Interface::Sticky how);
+  CommandOutput set_manual(const std::string& name, Interface::Manual how);
 
   // Run-time rule changes: each is installed whole or not at all.
   CommandOutput rule_add(const std::string& spec);

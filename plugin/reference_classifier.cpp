@@ -1,4 +1,5 @@
-// reference_classifier.cpp: linear-scan reference semantics (design brief §3).
+// reference_classifier.cpp: the rule semantics as a linear scan (docs/DATAPATH.md,
+// "Rule semantics").
 #include "reference_classifier.hpp"
 
 #include <algorithm>

@@ -68,8 +68,8 @@ class RuleError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Parses one rule line. Keys may carry a leading "--" (the original design's
-// flags). Throws RuleError. The result is validated.
+// Parses one rule line. Keys may carry a leading "--" (the flags of the
+// seed firewall's `manager` CLI, which xdpfw-ctl keeps). Throws RuleError. The result is validated.
 Rule parse_rule(std::string_view text);
 
 // Checks the combination of fields; throws RuleError.

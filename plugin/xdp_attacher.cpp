@@ -90,7 +90,7 @@ AttachOutcome XdpAttacher::attach(int ifindex, const std::string& name, AttachMo
     if (fd >= 0) {
       o.mode = "generic";
       if (mode == AttachMode::automatic)
-        o.error =
+        o.note =
             "native XDP refused (" + std::string(std::strerror(native_err)) + "): generic mode";
     }
   }
@@ -102,8 +102,8 @@ AttachOutcome XdpAttacher::attach(int ifindex, const std::string& name, AttachMo
   }
   links_[ifindex] = fd;
   if (persistent_ && bpf_obj_pin(fd, pin_path(ifindex).c_str()) != 0)
-    o.error = "attached, but cannot pin the link at " + pin_path(ifindex) + ": " +
-              std::strerror(errno) + " (it will not outlive the agent)";
+    o.note += (o.note.empty() ? "" : "; ") + std::string("cannot pin the link at ") +
+              pin_path(ifindex) + ": " + std::strerror(errno) + " (it will not outlive the agent)";
   o.ok = true;
   o.prog_id = prog_id_;
   return o;

@@ -18,9 +18,24 @@ using xdpfw::CommandOutput;
 using xdpfw::FirewallConfig;
 using xdpfw::FirewallService;
 
+struct State;
+
+// A command as the table below declares it: args are the words after its
+// name, payload the '<<' block (null: none).
+using Handler = std::function<CommandOutput(FirewallService&, const std::string& args,
+                                            const std::string* payload)>;
+
+struct CommandSpec {
+  const char* name;
+  const char* usage;
+  uint32_t flags;  // XDPFW_CMD_*
+  Handler fn;
+  bool needs_streams = false;  // registered only where the host has them
+};
+
 struct Command {
-  std::function<CommandOutput(const std::string& args, const std::string* payload)> fn;
-  struct State* state;
+  const CommandSpec* spec;
+  State* state;
 };
 
 struct State {
@@ -47,7 +62,7 @@ int run_command(void* ctx, const char* args, const char* payload, size_t len, xd
   CommandOutput out;
   try {
     std::string p = payload ? std::string(payload, len) : std::string();
-    out = c->fn(args ? args : "", payload ? &p : nullptr);
+    out = c->spec->fn(*c->state->fw, args ? args : "", payload ? &p : nullptr);
   } catch (const std::exception& e) {
     out = {false, e.what()};
   }
@@ -59,13 +74,6 @@ int run_command(void* ctx, const char* args, const char* payload, size_t len, xd
   return out.ok ? 0 : 1;
 }
 
-using Handler = std::function<CommandOutput(const std::string&, const std::string*)>;
-
-void add(State* s, const char* name, const char* usage, uint32_t flags, Handler fn) {
-  s->commands.push_back(std::make_unique<Command>(Command{std::move(fn), s}));
-  s->api->add_command(s->api->host, name, usage, flags, run_command, s->commands.back().get());
-}
-
 // "json" or nothing.
 std::optional<bool> json_arg(const std::string& args) {
   if (args.empty()) return false;
@@ -73,15 +81,85 @@ std::optional<bool> json_arg(const std::string& args) {
   return std::nullopt;
 }
 
-Handler show(const char* name, std::function<CommandOutput(bool)> fn) {
-  return [name, fn](const std::string& args, const std::string*) {
+// A "show" command: "json" or nothing.
+Handler show(const char* name, CommandOutput (FirewallService::*fn)(bool) const) {
+  return [name, fn](FirewallService& fw, const std::string& args, const std::string*) {
     auto json = json_arg(args);
     if (!json)
       return CommandOutput{
           false, std::string(name) + ": unexpected '" + args + "' (expected nothing or 'json')"};
-    return fn(*json);
+    return (fw.*fn)(*json);
   };
 }
+
+// A command that takes no argument.
+Handler bare(const char* name, CommandOutput (FirewallService::*fn)()) {
+  return [name, fn](FirewallService& fw, const std::string& args, const std::string*) {
+    if (!args.empty()) return CommandOutput{false, std::string(name) + ": takes no argument"};
+    return (fw.*fn)();
+  };
+}
+
+Handler with_args(CommandOutput (FirewallService::*fn)(const std::string&)) {
+  return
+      [fn](FirewallService& fw, const std::string& a, const std::string*) { return (fw.*fn)(a); };
+}
+
+Handler with_payload(CommandOutput (FirewallService::*fn)(const std::string*)) {
+  return
+      [fn](FirewallService& fw, const std::string&, const std::string* p) { return (fw.*fn)(p); };
+}
+
+Handler set_manual(xdpfw::Interface::Manual how) {
+  return [how](FirewallService& fw, const std::string& a, const std::string*) {
+    return fw.set_manual(a, how);
+  };
+}
+
+using FS = FirewallService;
+using Manual = xdpfw::Interface::Manual;
+
+// The firewall's commands: the host lists them in 'help' in this order.
+const std::vector<CommandSpec> command_table = {
+    {"show interfaces", "[json]: links, whether they match, attached, mode, since, errors", 0,
+     show("show interfaces", &FS::show_interfaces)},
+    {"show stats", "[json]: packets by verdict and reason, events", 0,
+     show("show stats", &FS::show_stats)},
+    {"rule list", "[json]: the rules in order, with packets and bytes", 0,
+     show("rule list", &FS::rule_list)},
+    {"show config", "[json]: the firewall's settings in effect", 0,
+     show("show config", &FS::show_config)},
+    {"show metrics", "counters in the Prometheus text exposition format", 0,
+     [](FS& fw, const std::string&, const std::string*) { return fw.show_metrics(); }},
+    {"attach", "IF: attach to IF and keep it so until 'auto IF' (manual)", XDPFW_CMD_MUTATES,
+     set_manual(Manual::attach)},
+    {"detach", "IF: detach from IF and keep it so until 'auto IF' (manual)", XDPFW_CMD_MUTATES,
+     set_manual(Manual::detach)},
+    {"auto", "IF: let the interface patterns decide for IF again", XDPFW_CMD_MUTATES,
+     set_manual(Manual::none)},
+    {"rule add", "SPEC: add a rule (e.g. 'proto tcp dport 22 action drop'); answers its id",
+     XDPFW_CMD_MUTATES, with_args(&FS::rule_add)},
+    {"rule del", "ID: delete a rule", XDPFW_CMD_MUTATES, with_args(&FS::rule_del)},
+    {"rule flush", "delete every rule", XDPFW_CMD_MUTATES, bare("rule flush", &FS::rule_flush)},
+    {"rule replace",
+     "<<END RULES END: replace the whole set at once, all or nothing (an empty set is refused: "
+     "use rule flush)",
+     XDPFW_CMD_MUTATES, with_payload(&FS::rule_replace)},
+    {"rule check", "<<END RULES END: compile the rules and report; nothing is changed", 0,
+     with_payload(&FS::rule_check)},
+    {"save",
+     "[PATH|-]: write the rules to the rules file (or PATH in the state folder) atomically; "
+     "-: print them",
+     XDPFW_CMD_MUTATES, with_args(&FS::save)},
+    {"show events", "a live stream of unmatched-packet events (JSON lines) until you close", 0,
+     [](FS&, const std::string& a, const std::string*) {
+       if (!a.empty()) return CommandOutput{false, "show events: takes no argument"};
+       return CommandOutput{true, "", true};
+     },
+     true},
+    {"log reopen", "reopen the event log file (after logrotate moved it)", XDPFW_CMD_MUTATES,
+     [](FS& fw, const std::string&, const std::string*) { return fw.log_reopen(); }},
+};
 
 void on_link(void* ctx, const xdpfw_link_event* ev) {
   auto* s = static_cast<State*>(ctx);
@@ -129,62 +207,17 @@ int xdpfw_init(const xdpfw_host_api* api, const xdpfw_config_section* cfg, void*
   }
   State* st = s.get();
   FirewallService& fw = *st->fw;
-  add(st, "show interfaces", "[json]: links, whether they match, attached, mode, since, errors", 0,
-      show("show interfaces", [&fw](bool j) { return fw.show_interfaces(j); }));
-  add(st, "show stats", "[json]: packets by verdict and reason, events", 0,
-      show("show stats", [&fw](bool j) { return fw.show_stats(j); }));
-  add(st, "rule list", "[json]: the rules in order, with packets and bytes", 0,
-      show("rule list", [&fw](bool j) { return fw.rule_list(j); }));
-  add(st, "show config", "[json]: the firewall's settings in effect", 0,
-      show("show config", [&fw](bool j) { return fw.show_config(j); }));
-  add(st, "show metrics", "counters in the Prometheus text exposition format", 0,
-      [&fw](const std::string&, const std::string*) { return fw.show_metrics(); });
-  add(st, "attach", "IF: attach to IF and keep it so (sticky)", XDPFW_CMD_MUTATES,
-      [&fw](const std::string& a, const std::string*) {
-        return fw.force(a, xdpfw::Interface::Sticky::attach);
-      });
-  add(st, "detach", "IF: detach from IF and keep it so (sticky)", XDPFW_CMD_MUTATES,
-      [&fw](const std::string& a, const std::string*) {
-        return fw.force(a, xdpfw::Interface::Sticky::detach);
-      });
-  add(st, "auto", "IF: let the interface patterns decide for IF again", XDPFW_CMD_MUTATES,
-      [&fw](const std::string& a, const std::string*) {
-        return fw.force(a, xdpfw::Interface::Sticky::none);
-      });
-  add(st, "rule add", "SPEC: add a rule (e.g. 'proto tcp dport 22 action drop'); answers its id",
-      XDPFW_CMD_MUTATES,
-      [&fw](const std::string& a, const std::string*) { return fw.rule_add(a); });
-  add(st, "rule del", "ID: delete a rule", XDPFW_CMD_MUTATES,
-      [&fw](const std::string& a, const std::string*) { return fw.rule_del(a); });
-  add(st, "rule flush", "delete every rule", XDPFW_CMD_MUTATES,
-      [&fw](const std::string& a, const std::string*) {
-        if (!a.empty()) return CommandOutput{false, "rule flush: takes no argument"};
-        return fw.rule_flush();
-      });
-  add(st, "rule replace",
-      "<<END RULES END: replace the whole set at once, all or nothing (an empty set is refused: "
-      "use rule flush)",
-      XDPFW_CMD_MUTATES,
-      [&fw](const std::string&, const std::string* p) { return fw.rule_replace(p); });
-  add(st, "rule check", "<<END RULES END: compile the rules and report; nothing is changed", 0,
-      [&fw](const std::string&, const std::string* p) { return fw.rule_check(p); });
-  add(st, "save",
-      "[PATH|-]: write the rules to the rules file (or PATH in the state folder) atomically; "
-      "-: print them",
-      XDPFW_CMD_MUTATES, [&fw](const std::string& a, const std::string*) { return fw.save(a); });
-  if (api->size >= offsetof(xdpfw_host_api, stream_close) + sizeof(api->stream_close) &&
-      api->reply_stream) {
-    add(st, "show events", "a live stream of unmatched-packet events (JSON lines) until you close",
-        0, [](const std::string& a, const std::string*) {
-          if (!a.empty()) return CommandOutput{false, "show events: takes no argument"};
-          return CommandOutput{true, "", true};
-        });
+  bool streams = api->size >= offsetof(xdpfw_host_api, stream_close) + sizeof(api->stream_close) &&
+                 api->reply_stream;
+  for (const CommandSpec& c : command_table) {
+    if (c.needs_streams && !streams) continue;
+    st->commands.push_back(std::make_unique<Command>(Command{&c, st}));
+    api->add_command(api->host, c.name, c.usage, c.flags, run_command, st->commands.back().get());
+  }
+  if (streams)
     fw.watchers().set_writer([st](uint64_t stream, const std::string& bytes) {
       return st->api->stream_write(st->api->host, stream, bytes.data(), bytes.size());
     });
-  }
-  add(st, "log reopen", "reopen the event log file (after logrotate moved it)", XDPFW_CMD_MUTATES,
-      [&fw](const std::string&, const std::string*) { return fw.log_reopen(); });
   api->watch_fd(api->host, fw.events_fd(), on_events, st);
   // A safety net: whatever readiness was missed is read within a second.
   api->add_timer(

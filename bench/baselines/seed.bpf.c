@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
-/* seed.bpf.c: the original design, built as its document describes, as a
- * baseline: an exact 5-tuple hash key (IPv4 only, L4 read at iph + 1), one
+/* seed.bpf.c: the original design: the seed XDP firewall (with a `manager`
+ * CLI, now xdpfw-ctl) that this project grew from, built as its design
+ * document describes, as a baseline: an exact 5-tuple hash key (IPv4 only, L4 read at iph + 1), one
  * shared counter per rule bumped atomically, one perf event per unmatched
  * packet. Its defects are the point of comparison: do not fix them here. */
 #include <linux/bpf.h>

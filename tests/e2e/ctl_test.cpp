@@ -1,4 +1,5 @@
-// xdpfw-ctl, the original design's manager, against the real agent: every
+// xdpfw-ctl (the `manager` CLI of the seed XDP firewall this project grew
+// from, bench/baselines/seed.bpf.c) against the real agent: every
 // subcommand, bad flags and stray words, options in any position, an absent
 // agent and one that goes away, the live monitor with real traffic, and a
 // watcher that stops reading while an honest client is served.

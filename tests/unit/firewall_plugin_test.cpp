@@ -130,18 +130,18 @@ BOOST_AUTO_TEST_CASE(manual_control_is_sticky_by_name) {
   AttachManager m(fake, config("veth*"), [](int, const std::string&) {});
   m.on_link(Change::added, 2, "veth0", "veth", true);
   m.on_link(Change::added, 3, "eth0", "", true);
-  BOOST_TEST(!m.force("veth0", Interface::Sticky::detach));
-  BOOST_TEST(!m.force("eth0", Interface::Sticky::attach));
+  BOOST_TEST(!m.set_manual("veth0", Interface::Manual::detach));
+  BOOST_TEST(!m.set_manual("eth0", Interface::Manual::attach));
   BOOST_TEST((fake.attached == std::set<int>{3}));
   m.on_link(Change::changed, 2, "veth0", "veth", false);  // events do not undo it
   BOOST_TEST((fake.attached == std::set<int>{3}));
   m.on_link(Change::removed, 2, "veth0", "veth", false);  // re-created: still detached
   m.on_link(Change::added, 4, "veth0", "veth", true);
   BOOST_TEST((fake.attached == std::set<int>{3}));
-  BOOST_TEST((m.interfaces().at(4).sticky == Interface::Sticky::detach));
-  BOOST_TEST(!m.force("veth0", Interface::Sticky::none));  // back to the patterns
+  BOOST_TEST((m.interfaces().at(4).manual == Interface::Manual::detach));
+  BOOST_TEST(!m.set_manual("veth0", Interface::Manual::none));  // back to the patterns
   BOOST_TEST((fake.attached == std::set<int>{3, 4}));
-  BOOST_TEST(!m.force("ghost0", Interface::Sticky::attach));  // remembered for later
+  BOOST_TEST(!m.set_manual("ghost0", Interface::Manual::attach));  // remembered for later
   m.on_link(Change::added, 8, "ghost0", "dummy", true);
   BOOST_TEST((fake.attached == std::set<int>{3, 4, 8}));
 }
@@ -154,7 +154,7 @@ BOOST_AUTO_TEST_CASE(native_only_mode_reports_refusal) {
   AttachManager m(fake, cfg, [](int, const std::string&) {});
   m.on_link(Change::added, 6, "bond0", "bond", true);
   BOOST_TEST(fake.attached.empty());
-  BOOST_TEST(m.force("bond0", Interface::Sticky::attach).value_or("") ==
+  BOOST_TEST(m.set_manual("bond0", Interface::Manual::attach).value_or("") ==
              "attach failed: Operation not supported");
 }
 
