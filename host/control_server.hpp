@@ -16,44 +16,17 @@
 #include <set>
 #include <string>
 
+#include "control_session.hpp"
 #include "host_config.hpp"
-#include "request_parser.hpp"
 
 namespace xdpfw::host {
 
-struct ClientInfo {
-  pid_t pid = 0;
-  uid_t uid = static_cast<uid_t>(-1);  // -1: the kernel did not say
-  gid_t gid = static_cast<gid_t>(-1);
-  bool admin = false;  // root, the agent's user, or in the socket's group
-};
-
-// Who is on the other end of a Unix socket, from SO_PEERCRED and
-// SO_PEERGROUPS. Whatever the kernel does not answer counts against the
-// client: a failed query gives the read-only level, never root's.
-using GetSockOpt = int (*)(int fd, int level, int name, void* value, socklen_t* len);
-ClientInfo identify_peer(int fd, gid_t socket_gid, GetSockOpt get = ::getsockopt);
-
-// Slots no read-only client and no watcher may take, so that an
-// administrator always gets in: an eighth of max-clients, at least one.
-inline size_t admin_reserve(size_t max_clients) {
-  return max_clients < 2 ? 0 : std::max<size_t>(1, max_clients / 8);
-}
-
-struct Reply {
-  std::string text;     // complete, ending with the empty line
-  bool close = false;   // "quit"
-  uint64_t stream = 0;  // the connection becomes this stream (ABI 1.1)
-};
-
-using Dispatch = std::function<Reply(const Request&, const ClientInfo&)>;
-
-class ControlSession;
-
-class ControlServer {
+class ControlServer : private SessionOwner {
  public:
   ControlServer(boost::asio::io_context& io, Dispatch dispatch);
   ~ControlServer();
+  ControlServer(const ControlServer&) = delete;
+  ControlServer& operator=(const ControlServer&) = delete;
 
   // Creates the socket (refusing a live one, replacing a stale one) and
   // starts accepting. Throws std::runtime_error with the reason.
@@ -78,13 +51,22 @@ class ControlServer {
   void stream_close(uint64_t id);
 
  private:
-  friend class ControlSession;
+  // SessionOwner: what the sessions see of the server.
+  boost::asio::io_context& io() override { return io_; }
+  const ControlLimits& limits() const override { return limits_; }
+  gid_t socket_gid() const override { return gid_; }
+  size_t clients() const override { return sessions_.size(); }
+  size_t read_only_clients() const override { return counts().read_only; }
+  size_t watchers() const override { return streams_.size(); }
+  Reply dispatch(const Request& r, const ClientInfo& c) override { return dispatch_(r, c); }
+  void charge(ptrdiff_t delta) override;
+  void stream_opened(uint64_t id, std::shared_ptr<ControlSession> s) override { streams_[id] = s; }
+  void closed(std::shared_ptr<ControlSession> s, uint64_t stream) override;
+
   void accept();
   void apply_permissions(mode_t mode, gid_t gid);
   static gid_t resolve_group(const std::string& group);
-  // Memory held for clients changed by delta; past max-memory the client
-  // holding the most is closed.
-  void charge(ptrdiff_t delta);
+  // Past max-memory the client holding the most is closed.
   void shed();
 
   boost::asio::io_context& io_;

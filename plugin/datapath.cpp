@@ -508,7 +508,7 @@ void KernelDatapath::start_grace() {
   });
 }
 
-// Without blocking: a grace period that is over frees the counter indexs it
+// Without blocking: a grace period that is over frees the counter indexes it
 // covers, and the slots retired since get one of their own.
 void KernelDatapath::reap() {
   if (grace_.joinable()) {
@@ -651,7 +651,7 @@ bool KernelDatapath::remove_in_place(const Rule& r) {
 }
 
 // The tail of the previous apply: after its grace period, the slot it
-// flipped away from gets the same set, and counter indexs of rules gone from
+// flipped away from gets the same set, and counter indexes of rules gone from
 // both slots are free again. A failed write leaves the slot unknown, to be
 // rewritten whole before it is used.
 void KernelDatapath::finish_catch_up() {

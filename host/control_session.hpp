@@ -1,0 +1,145 @@
+// control_session.hpp: one client of the control socket: its requests read
+// and answered in order within its limits, its replies written without ever
+// waiting for it, and, after "show events", its live stream. The server
+// that accepted it is reached through SessionOwner only.
+#pragma once
+
+#include <utility>  // before Asio (Boost 1.74 + g++ 12)
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
+#include <boost/asio.hpp>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "host_config.hpp"
+#include "request_parser.hpp"
+
+namespace xdpfw::host {
+
+struct ClientInfo {
+  pid_t pid = 0;
+  uid_t uid = static_cast<uid_t>(-1);  // -1: the kernel did not say
+  gid_t gid = static_cast<gid_t>(-1);
+  bool admin = false;  // root, the agent's user, or in the socket's group
+};
+
+// Who is on the other end of a Unix socket, from SO_PEERCRED and
+// SO_PEERGROUPS. Whatever the kernel does not answer counts against the
+// client: a failed query gives the read-only level, never root's.
+using GetSockOpt = int (*)(int fd, int level, int name, void* value, socklen_t* len);
+ClientInfo identify_peer(int fd, gid_t socket_gid, GetSockOpt get = ::getsockopt);
+
+// Slots no read-only client and no watcher may take, so that an
+// administrator always gets in: an eighth of max-clients, at least one.
+inline size_t admin_reserve(size_t max_clients) {
+  return max_clients < 2 ? 0 : std::max<size_t>(1, max_clients / 8);
+}
+
+struct Reply {
+  std::string text;     // complete, ending with the empty line
+  bool close = false;   // "quit"
+  uint64_t stream = 0;  // the connection becomes this stream (ABI 1.1)
+};
+
+using Dispatch = std::function<Reply(const Request&, const ClientInfo&)>;
+
+class ControlSession;
+
+// What a session needs of the server that accepted it.
+class SessionOwner {
+ public:
+  virtual boost::asio::io_context& io() = 0;
+  virtual const ControlLimits& limits() const = 0;
+  virtual gid_t socket_gid() const = 0;
+  virtual size_t clients() const = 0;            // sessions now, this one included
+  virtual size_t read_only_clients() const = 0;  // of them
+  virtual size_t watchers() const = 0;           // live streams now
+  virtual Reply dispatch(const Request& r, const ClientInfo& c) = 0;
+  // The bytes the session holds changed by delta (the server may close
+  // the client holding the most, this one too).
+  virtual void charge(ptrdiff_t delta) = 0;
+  virtual void stream_opened(uint64_t id, std::shared_ptr<ControlSession> s) = 0;
+  virtual void closed(std::shared_ptr<ControlSession> s, uint64_t stream) = 0;
+
+ protected:
+  ~SessionOwner() = default;
+};
+
+class ControlSession : public std::enable_shared_from_this<ControlSession> {
+  using stream = boost::asio::local::stream_protocol;
+
+ public:
+  ControlSession(SessionOwner& owner, stream::socket sock);
+
+  void start();
+
+  bool admin() const { return info_.admin; }
+  size_t held() const { return held_; }
+  pid_t pid() const { return info_.pid; }
+
+  // A stream: queued while the client keeps up, dropped (1) beyond a
+  // bounded backlog so that a slow watcher costs nobody else anything.
+  int stream_write(std::string data);
+
+  void close();
+
+ private:
+  // Where the connection is. Requests run in order while reading (and
+  // while draining, for those read before the broken limit).
+  enum class State {
+    reading,    // requests are read and answered in order
+    streaming,  // the connection carries a live stream; input from the client ends it
+    draining,   // a limit was broken: the reason is written, further input discarded
+    closing,    // after "quit" or a refusal: the replies are written, then it closes
+    closed,
+  };
+  bool runs_requests() const { return state_ == State::reading || state_ == State::draining; }
+
+  size_t max_output() const;
+  // Tells the server what this session holds now.
+  void recharge();
+  void arm_idle();
+  void read();
+
+  void on_read(boost::system::error_code ec, size_t n);
+  void queue(Request r);
+
+  // One request per turn of the loop: a client that pipelines a hundred
+  // slow commands delays the others by one command, not a hundred. Its
+  // socket is read again only when all of them have run.
+  void run_queued();
+  void handle(const Request& r);
+  void send(std::string text);
+  void write();
+
+  // After "quit", a broken limit or the client's end of input: close once
+  // every reply is written.
+  void maybe_close();
+
+  SessionOwner& owner_;
+  stream::socket sock_;
+  boost::asio::steady_timer idle_;
+  RequestParser parser_;
+  ClientInfo info_;
+  std::array<char, 16384> rbuf_{};
+  std::deque<std::string> out_;
+  size_t queued_ = 0;
+  State state_ = State::reading;
+  bool input_done_ = false;            // the client ended its input: the queued requests still run
+  uint64_t stream_ = 0;                // its id while streaming
+  std::deque<Request> requests_;       // read, not yet run
+  size_t queued_in_ = 0;               // their bytes
+  std::optional<std::string> broken_;  // a limit broken by the input after them
+  size_t held_ = 0;                    // charged to the server's budget
+  static constexpr size_t stream_backlog = 1 << 20;
+  size_t drained_ = 0;
+  static constexpr size_t drain_limit = 16 << 20;
+};
+
+}  // namespace xdpfw::host
