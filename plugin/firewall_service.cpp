@@ -558,7 +558,9 @@ class Exposition {
   }
   std::string text() const {
     std::string o;
-    for (const auto& [name, samples] : order_) {
+    for (const auto& entry : order_) {
+      const std::string& name = entry.first;
+      const std::string& samples = entry.second;
       const Family* f = std::find_if(std::begin(families), std::end(families),
                                      [&](const Family& x) { return name == x.name; });
       bool known = f != std::end(families);
