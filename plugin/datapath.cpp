@@ -675,6 +675,13 @@ void KernelDatapath::finish_catch_up() {
   }
 }
 
+void KernelDatapath::settle() {
+  if (!catch_up_)
+    reap();
+  else if (grace_done_)
+    finish_catch_up();
+}
+
 std::optional<RuleCounters> KernelDatapath::rule_counters(uint32_t rule_id) const {
   auto it = counter_index_.find(rule_id);
   if (it == counter_index_.end()) return std::nullopt;

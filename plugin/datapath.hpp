@@ -80,6 +80,12 @@ class Datapath {
   virtual bool add_in_place(const Rule& r) = 0;
   virtual bool remove_in_place(const Rule& r) = 0;
 
+  // Finishes, without waiting, what the last change left for later (the
+  // kernel's: bringing the old slot up to date once its grace period is
+  // over), so that the next change does not meet it. The agent's loop
+  // calls it on a timer. Throws DatapathError.
+  virtual void settle() {}
+
   virtual std::unordered_map<uint32_t, RuleCounters> all_rule_counters() const = 0;
   virtual Stats stats() const = 0;
 
@@ -121,6 +127,7 @@ class KernelDatapath : public Datapath {
   // DatapathError (the next apply() rewrites both slots).
   bool add_in_place(const Rule& r) override;
   bool remove_in_place(const Rule& r) override;
+  void settle() override;
 
   // What the slots hold (in sync after apply() returns and its catch-up is
   // done), for tests: the same structure as a compile, changed in place.

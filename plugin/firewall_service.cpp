@@ -187,6 +187,15 @@ void FirewallService::open_log() {
   if (!events_.log().last_error().empty()) log_(1, events_.log().last_error());
 }
 
+void FirewallService::settle() {
+  try {
+    dp_->settle();
+  } catch (const std::exception& e) {
+    log_(0, std::string("datapath: finishing the last change: ") + e.what() +
+                " (the next change retries it)");
+  }
+}
+
 std::string FirewallService::ifname(int ifindex) const {
   auto it = attach_.interfaces().find(ifindex);
   return it == attach_.interfaces().end() ? std::string() : it->second.name;

@@ -85,6 +85,9 @@ class FirewallService {
   int events_fd() { return dp_->events_fd(); }
   void on_events() { events_.drain(); }
   WatcherHub& watchers() { return events_.watchers(); }
+  // Housekeeping the loop runs on a timer (Datapath::settle); an error is
+  // logged, and the next change meets it again.
+  void settle();
 
  private:
   FirewallConfig reloadable(const FirewallConfig& cfg) const;

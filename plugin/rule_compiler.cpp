@@ -467,8 +467,10 @@ CompiledRuleset compile_rules(const std::vector<Rule>& input, const Policy& poli
       rules.push_back(&r);
     }
   }
-  std::sort(rules.begin(), rules.end(),
-            [](const Rule* a, const Rule* b) { return a->order() < b->order(); });
+  // The store keeps its list in this order: sorted here only when it is not.
+  auto by_order = [](const Rule* a, const Rule* b) { return a->order() < b->order(); };
+  if (!std::is_sorted(rules.begin(), rules.end(), by_order))
+    std::sort(rules.begin(), rules.end(), by_order);
 
   CompiledRuleset out = compile_sorted(rules, policy, limits, false);
   // The views of malformed packets, from the same order.

@@ -222,6 +222,10 @@ int xdpfw_init(const xdpfw_host_api* api, const xdpfw_config_section* cfg, void*
   // A safety net: whatever readiness was missed is read within a second.
   api->add_timer(
       api->host, 1000, 1, [](void* ctx) { on_events(ctx, -1); }, st);
+  // The datapath's catch-up after a change is finished here, a grace period
+  // (tens of ms) after it, rather than by the next command.
+  api->add_timer(
+      api->host, 100, 1, [](void* ctx) { static_cast<State*>(ctx)->fw->settle(); }, st);
   api->subscribe_links(api->host, on_link, st);
   *state = s.release();
   return 0;

@@ -49,6 +49,10 @@ class FakeDatapath : public Datapath {
     ++in_place;
     return true;
   }
+  void settle() override {
+    ++settles;
+    if (fail_settle) throw DatapathError("wait for XDP readers (xdpfw_sync): Out of memory (fake)");
+  }
   std::unordered_map<uint32_t, RuleCounters> all_rule_counters() const override { return counters; }
   Stats stats() const override { return stats_; }
   void set_event_limit(uint64_t rate, uint64_t burst) override {
@@ -85,7 +89,8 @@ class FakeDatapath : public Datapath {
   CompileLimits limits_;
   bool fits_in_place = true;
   bool fail_next_apply = false;
-  int applies = 0, in_place = 0;
+  bool fail_settle = false;
+  int applies = 0, in_place = 0, settles = 0;
   std::unordered_map<uint32_t, RuleCounters> counters;
   Stats stats_;
   uint64_t event_rate = 0, event_burst = 0;

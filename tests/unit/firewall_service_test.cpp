@@ -412,4 +412,17 @@ BOOST_AUTO_TEST_CASE(config_keys_are_one_list) {
   for (const std::string& name : names) BOOST_TEST(why.find(name) != std::string::npos, name);
 }
 
+// The loop's housekeeping: a datapath that cannot finish its last change
+// is logged, never thrown into the loop, and commands keep working.
+BOOST_AUTO_TEST_CASE(settle_errors_are_logged_not_thrown) {
+  Rig rig;
+  rig.start();
+  rig.fw->settle();
+  BOOST_TEST(rig.dp->settles == 1);
+  rig.dp->fail_settle = true;
+  BOOST_CHECK_NO_THROW(rig.fw->settle());
+  BOOST_TEST(rig.logged_has("datapath: finishing the last change: wait for XDP readers"));
+  BOOST_TEST(rig.fw->rule_add("proto icmp action drop").ok);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
