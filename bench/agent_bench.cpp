@@ -13,23 +13,18 @@
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <signal.h>
-#include <sys/mount.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 
 #include <atomic>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <thread>
 
 #include "bench_common.hpp"
 #include "common/classbench.hpp"
 #include "datapath/packet_builder.hpp"
 #include "floor.skel.h"
+#include "support/firewall_agent.hpp"
 #include "veth_pair.hpp"
 
 using namespace xdpfw;
@@ -44,144 +39,29 @@ std::vector<uint8_t> frame_of(const PacketFields& f) {
   return test::build_packet(test::PacketSpec{.f = f, .payload = 18});  // 64-byte frame
 }
 
-// One control connection, kept open: a request, then its reply up to the
-// empty line that ends every reply.
-class Control {
- public:
-  explicit Control(const fs::path& sock) {
-    fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    std::strncpy(a.sun_path, sock.c_str(), sizeof a.sun_path - 1);
-    if (connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
-      die("connect " + sock.string() + ": " + std::strerror(errno));
-  }
-  ~Control() { close(fd_); }
-  std::string ask(const std::string& request) {
-    for (size_t off = 0; off < request.size();) {
-      ssize_t n = write(fd_, request.data() + off, request.size() - off);
-      if (n <= 0) die("control write: " + std::string(std::strerror(errno)));
-      off += static_cast<size_t>(n);
-    }
-    for (;;) {
-      size_t end = buf_.find("\n\n");
-      if (end == std::string::npos && buf_ == "\n") end = 0;
-      if (end != std::string::npos) {
-        std::string reply = buf_.substr(0, end + 1);
-        buf_.erase(0, end + 2);
-        return reply;
-      }
-      char b[65536];
-      ssize_t n = read(fd_, b, sizeof b);
-      if (n <= 0) die("control read: the agent closed the connection");
-      buf_.append(b, static_cast<size_t>(n));
-    }
-  }
-  nlohmann::json ask_json(const std::string& request) {
-    std::string r = ask(request);
-    if (r.rfind("ERR", 0) == 0) die(request + " -> " + r);
-    return nlohmann::json::parse(r);
-  }
+using test::ControlConnection;
 
- private:
-  int fd_;
-  std::string buf_;
-};
-
-// The agent in the receiving namespace, with a private folder, log, state
-// and bpf filesystem (mounted before the agent starts so that its mount
-// namespace has it), stopped and cleaned up at the end.
-class Agent {
- public:
-  Agent(const Ns& ns, const std::string& plugin_section) {
-    char tmpl[] = "/tmp/xdpfw-bench-XXXXXX";
-    if (!mkdtemp(tmpl)) die("mkdtemp");
-    dir_ = tmpl;
-    fs::create_directories(dir_ / "bpf");
-    if (mount("bpf", (dir_ / "bpf").c_str(), "bpf", 0, nullptr) != 0) die("mount bpffs");
-    std::ofstream(dir_ / "xdpfw.conf")
-        << "[host]\nsocket = " << sock().string() << "\nlog-level = warning\n"
-        << "[plugin.xdpfw]\nlog-dir = " << (dir_ / "log").string()
-        << "\npin-root = " << (dir_ / "bpf/xdpfw").string()
-        << "\nstate-dir = " << (dir_ / "state").string() << "\nmode = native\n"
-        << plugin_section << "\n";
-    pid_ = fork();
-    if (pid_ == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      int out = open((dir_ / "agent.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      dup2(out, 1);
-      dup2(out, 2);
-      std::string conf = (dir_ / "xdpfw.conf").string();
-      execlp("ip", "ip", "netns", "exec", ns.name().c_str(), XDPFW_HOST_BIN, "--config",
-             conf.c_str(), "--plugin", XDPFW_PLUGIN, nullptr);
-      _exit(127);
-    }
-    for (int i = 0; i < 1000 && !fs::exists(sock()); ++i) {
-      int st;
-      if (waitpid(pid_, &st, WNOHANG) == pid_) die("the agent exited: " + log());
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    if (!fs::exists(sock())) die("the agent did not open its socket: " + log());
-  }
-  ~Agent() {
-    kill(pid_, SIGTERM);
-    waitpid(pid_, nullptr, 0);
-    umount2((dir_ / "bpf").c_str(), MNT_DETACH);
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  Agent(const Agent&) = delete;
-  Agent& operator=(const Agent&) = delete;
-  fs::path sock() const { return dir_ / "xdpfw.sock"; }
-  fs::path log_file() const { return dir_ / "log/firewall_log.json"; }
-  std::string log() const {
-    std::ifstream in(dir_ / "agent.log");
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }
-  // ip netns exec execs the agent: the child's pid is the agent's.
-  pid_t pid() const { return pid_; }
-  // Kernel memory of the BPF maps the agent holds (memlock in fdinfo, each
-  // map once).
-  double map_mib() const {
-    double total = 0;
-    std::set<std::string> seen;
-    for (const auto& e : fs::directory_iterator("/proc/" + std::to_string(pid_) + "/fdinfo")) {
-      std::ifstream in(e.path());
-      std::string line, id;
-      double memlock = 0;
-      while (std::getline(in, line)) {
-        if (line.rfind("map_id:", 0) == 0) id = line;
-        if (line.rfind("memlock:", 0) == 0) memlock = std::stod(line.substr(8));
-      }
-      if (!id.empty() && seen.insert(id).second) total += memlock;
-    }
-    return total / (1024.0 * 1024.0);
+// The agent as the benchmarks run it, in the receiving namespace: native
+// mode, warnings only (so: ready once its socket exists), killed with the
+// benchmark; the tests' agent otherwise (tests/support), with a private
+// folder, log, state and bpf filesystem, stopped and cleaned up at the end.
+struct BenchAgent : test::FirewallAgent {
+  BenchAgent(const NetNs& ns, const std::string& plugin_section)
+      : FirewallAgent(ns, "mode = native\n" + plugin_section, "", "log-level = warning\n") {
+    start(Start{.ready_by_socket = true, .deathsig = SIGKILL});
   }
   // User plus system CPU seconds so far.
   double cpu_s() const {
-    std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
-    std::string s(std::istreambuf_iterator<char>(in), {});
-    std::istringstream rest(s.substr(s.rfind(')') + 2));
-    std::string f;
-    unsigned long long utime = 0, stime = 0;
-    for (int i = 3; i <= 15 && rest >> f; ++i) {
-      if (i == 14) utime = std::stoull(f);
-      if (i == 15) stime = std::stoull(f);
-    }
-    return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+    return static_cast<double>(test::cpu_ticks(pid())) / static_cast<double>(sysconf(_SC_CLK_TCK));
   }
   // A line of /proc/PID/status in MiB (VmRSS, VmHWM).
   double status_mib(const std::string& key) const {
-    std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
-    std::string line;
-    while (std::getline(in, line))
-      if (line.rfind(key + ":", 0) == 0) return std::stod(line.substr(key.size() + 1)) / 1024.0;
-    return 0;
+    return static_cast<double>(test::proc_status_kib(pid(), key + ":")) / 1024.0;
   }
-
- private:
-  fs::path dir_;
-  pid_t pid_ = -1;
+  // Kernel memory of the BPF maps the agent holds.
+  double map_mib() const {
+    return static_cast<double>(test::bpf_map_bytes(pid())) / (1024.0 * 1024.0);
+  }
 };
 
 size_t count_lines(const fs::path& p) {
@@ -215,17 +95,15 @@ void bench_flood(Report& rep) {
   for (uint64_t rate : {uint64_t{1000}, uint64_t{1000000}}) {
     uint64_t burst = rate / 10;
     std::string cap = ", event-rate " + std::to_string(rate);
-    Agent agent(pair.rx(), "interfaces = " + std::string(VethPair::rx_dev) +
-                               "\ndefault-action = drop\nevent-rate = " + std::to_string(rate) +
-                               "\nevent-burst = " + std::to_string(burst));
-    Control ctl(agent.sock());
+    BenchAgent agent(pair.rx(),
+                     "interfaces = " + std::string(VethPair::rx_dev) +
+                         "\ndefault-action = drop\nevent-rate = " + std::to_string(rate) +
+                         "\nevent-burst = " + std::to_string(burst));
+    ControlConnection ctl(agent.sock);
     Rule r = exact_v4_mix().rule(0);
     r.action = Action::drop;
     if (ctl.ask("rule add " + format_rule(r) + "\n").rfind("ERR", 0) == 0) die("rule add");
-    for (int i = 0;
-         i < 300 && pair.rx().run("ip -o link show dev xbr0").find("prog/xdp") == std::string::npos;
-         ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    agent.wait_attached(VethPair::rx_dev);
     auto counter = [&] { return pair.rx_xdp_packets(); };
     auto matched = pair.measure(frame_of(exact_v4_mix().hit(0)), counter, seconds, 1);
 
@@ -288,8 +166,8 @@ void bench_flood(Report& rep) {
 // trips while the datapath drops traffic, beside `show version`.
 void bench_control(Report& rep) {
   VethPair pair;
-  Agent agent(pair.rx(), "interfaces = " + std::string(VethPair::rx_dev));
-  Control ctl(agent.sock());
+  BenchAgent agent(pair.rx(), "interfaces = " + std::string(VethPair::rx_dev));
+  ControlConnection ctl(agent.sock);
   const uint32_t n = 100000;
 
   std::string payload = rules_payload(exact_v4_mix(), n);
@@ -405,9 +283,9 @@ bool xdp_attached(const std::string& dev) {
 // Link created to XDP attached, single links and a burst, beside how long
 // the creation itself took (ip -batch returning).
 void bench_hotplug(Report& rep) {
-  Ns ns("hp");
-  Agent agent(ns, "interfaces = xbh*");
-  Control ctl(agent.sock());
+  NetNs ns("hp");
+  BenchAgent agent(ns, "interfaces = xbh*");
+  ControlConnection ctl(agent.sock);
   auto batch = [&](const std::string& name, const std::string& text) {
     std::ofstream(name) << text;
     return "ip -n " + ns.name() + " -batch " + name;
@@ -503,9 +381,9 @@ void bench_hotplug(Report& rep) {
 
 // Agent RSS and the kernel memory of its maps, idle and with 100,000 rules.
 void bench_memory(Report& rep) {
-  Ns ns("mem");
-  Agent agent(ns, "");
-  Control ctl(agent.sock());
+  NetNs ns("mem");
+  BenchAgent agent(ns, "");
+  ControlConnection ctl(agent.sock);
   ctl.ask("show stats\n");  // the plugin is up
   double idle_rss = agent.status_mib("VmRSS"), idle_maps = agent.map_mib();
   ctl.ask("rule replace <<\n" + rules_payload(exact_v4_mix(), 100000) + "\n");
@@ -530,9 +408,9 @@ void bench_memory(Report& rep) {
   std::vector<std::string> sets;
   if (!g_quick) sets = {"acl1_100000", "fw1_100000", "ipc1_100000"};
   for (const std::string& set : sets) {
-    Ns cns("mem-" + set.substr(0, set.find('_')));
-    Agent a(cns, "");
-    Control c(a.sock());
+    NetNs cns("mem-" + set.substr(0, set.find('_')));
+    BenchAgent a(cns, "");
+    ControlConnection c(a.sock);
     c.ask("show stats\n");
     std::string payload;
     auto rules = test::load_classbench(test::classbench_path(set));
@@ -588,13 +466,19 @@ int main(int argc, char** argv) {
       {"hotplug", {"Hotplug: link created to XDP attached", bench_hotplug}},
       {"memory", {"Memory", bench_memory}},
   };
-  for (const std::string& w : which) {
-    Report rep;
-    std::fprintf(stderr, "%s:\n", w.c_str());
-    benches.at(w).second(rep);
-    rep.print_markdown(benches.at(w).first);
-    if (!csv.empty()) rep.append_csv(csv);
-    std::fflush(stdout);
+  // The rig (tests/support) throws: unwinding stops the agents and deletes
+  // the namespaces before the benchmark exits.
+  try {
+    for (const std::string& w : which) {
+      Report rep;
+      std::fprintf(stderr, "%s:\n", w.c_str());
+      benches.at(w).second(rep);
+      rep.print_markdown(benches.at(w).first);
+      if (!csv.empty()) rep.append_csv(csv);
+      std::fflush(stdout);
+    }
+  } catch (const std::exception& e) {
+    die(e.what());
   }
   return 0;
 }

@@ -1,10 +1,9 @@
 // bench_common.hpp: what the benchmarks share: the rule mixes (rule i of n
-// and a packet that hits it), shell commands, network namespaces of their
-// own, and the result table (markdown on stdout, CSV on request).
+// and a packet that hits it) and the result table (markdown on stdout, CSV
+// on request). Shell commands and network namespaces are the tests' own
+// (tests/support).
 #pragma once
 
-#include <fcntl.h>
-#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +22,8 @@
 
 #include "reference_classifier.hpp"
 #include "rule.hpp"
+#include "support/netns.hpp"
+#include "support/util.hpp"
 
 namespace xdpfw::bench {
 
@@ -31,24 +32,12 @@ namespace xdpfw::bench {
   std::exit(1);
 }
 
-inline std::string sh(const std::string& cmd, int* status = nullptr) {
-  std::string out;
-  FILE* f = popen(cmd.c_str(), "r");
-  if (!f) die("popen: " + cmd);
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  int st = pclose(f);
-  if (status) *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
-}
-// Runs CMD; it must succeed.
-inline std::string must(const std::string& cmd) {
-  int st = 0;
-  std::string out = sh(cmd + " 2>&1", &st);
-  if (st != 0) die(cmd + ": " + out);
-  return out;
-}
+// Shell commands and namespaces: the rig the tests use (tests/support);
+// its failures are std::runtime_error.
+using test::InNs;
+using test::must;
+using test::NetNs;
+using test::shell;
 
 inline double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -65,69 +54,6 @@ inline double quantile(std::vector<double> v, double q) {
   std::sort(v.begin(), v.end());
   return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())))];
 }
-
-// A network namespace of the benchmark's own (unique name, deleted at the
-// end, also when the benchmark dies: namespaces of dead runs are reaped).
-class Ns {
- public:
-  explicit Ns(const std::string& tag) {
-    static bool reaped = (reap(), true);
-    (void)reaped;
-    name_ = "xdpfw-b" + std::to_string(getpid()) + "-" + tag;
-    must("ip netns add " + name_);
-    run("ip link set lo up");
-  }
-  ~Ns() { sh("ip netns delete " + name_ + " 2>/dev/null"); }
-  Ns(const Ns&) = delete;
-  Ns& operator=(const Ns&) = delete;
-  const std::string& name() const { return name_; }
-  std::string run(const std::string& cmd) const {
-    return must("ip netns exec " + name_ + " " + cmd);
-  }
-  int ifindex(const std::string& dev) const {
-    std::string out = must("ip -n " + name_ + " -o link show dev " + dev);
-    return std::atoi(out.c_str());
-  }
-  // An ethtool -S counter of a device, 0 when absent.
-  uint64_t ethtool_stat(const std::string& dev, const std::string& stat) const {
-    std::string out = run("ethtool -S " + dev);
-    std::smatch m;
-    if (std::regex_search(out, m, std::regex("\\b" + stat + ": ([0-9]+)")))
-      return std::stoull(m[1]);
-    return 0;
-  }
-
- private:
-  static void reap() {
-    std::string list = sh("ip netns list 2>/dev/null");
-    std::regex ours("xdpfw-b([0-9]+)-[a-z0-9]+");
-    for (std::sregex_iterator it(list.begin(), list.end(), ours), end; it != end; ++it)
-      if (kill(std::stoi((*it)[1]), 0) != 0 && errno == ESRCH)
-        sh("ip netns delete " + (*it)[0].str() + " 2>/dev/null");
-  }
-  std::string name_;
-};
-
-// While alive, this thread is in namespace NS (for calls that resolve
-// ifindexes in the caller's namespace: XDP attach, live-frame test runs).
-class InNs {
- public:
-  explicit InNs(const Ns& ns) {
-    self_ = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-    int fd = open(("/var/run/netns/" + ns.name()).c_str(), O_RDONLY | O_CLOEXEC);
-    if (self_ < 0 || fd < 0 || setns(fd, CLONE_NEWNET) != 0) die("setns " + ns.name());
-    close(fd);
-  }
-  ~InNs() {
-    if (setns(self_, CLONE_NEWNET) != 0) std::abort();
-    close(self_);
-  }
-  InNs(const InNs&) = delete;
-  InNs& operator=(const InNs&) = delete;
-
- private:
-  int self_;
-};
 
 // One measured figure. ratio_to names the baseline of the same run it is
 // compared with ("" for none).

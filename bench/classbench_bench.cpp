@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
     }
   }
   if (geteuid() != 0) die("classbench_bench loads BPF programs: run it as root");
-  if (sh("sysctl -n kernel.bpf_stats_enabled 2>/dev/null").find('1') == 0)
+  if (shell("sysctl -n kernel.bpf_stats_enabled 2>/dev/null").find('1') == 0)
     die("kernel.bpf_stats_enabled is 1: it adds tens of ns to every figure; set it to 0");
   if (quick) g_headers = 100;
 

@@ -49,7 +49,7 @@ class Nft {
     std::remove(file.c_str());
   }
   ~Nft() {
-    sh("ip netns exec " + pair_.rx().name() + " nft delete table netdev xdpfwbench 2>/dev/null");
+    shell("ip netns exec " + pair_.rx().name() + " nft delete table netdev xdpfwbench 2>/dev/null");
   }
   uint64_t hits() const {
     std::string out = pair_.rx().run("nft list counter netdev xdpfwbench hits");
@@ -100,27 +100,9 @@ std::string nft_classbench_rules(const std::vector<Rule>& rules) {
   return s + "    counter name hits drop\n";
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  bool quick = false;
-  std::string csv;
-  for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--quick"))
-      quick = true;
-    else if (!std::strcmp(argv[i], "--csv") && i + 1 < argc)
-      csv = argv[++i];
-    else {
-      std::fprintf(stderr, "usage: %s [--quick] [--csv FILE]\n", argv[0]);
-      return 2;
-    }
-  }
-  if (geteuid() != 0) die("live_bench creates namespaces and loads BPF programs: run it as root");
-  if (sh("command -v nft").empty()) die("nft is not installed (apt-get install nftables)");
-  if (quick) {
-    g_seconds = 0.15;
-    g_rounds = 1;
-  }
+// The measurements. The rig (tests/support) throws: the exception unwinds,
+// deleting the namespaces, to main, which reports it.
+int run(bool quick, const std::string& csv) {
   VethPair pair;
   Report rep;
   auto xdp_counter = [&] { return pair.rx_xdp_packets(); };
@@ -238,4 +220,32 @@ int main(int argc, char** argv) {
     std::printf("SUMMARY e2e classbench: 10,000-rule sets, xdpfw at least %.1fx nftables\n",
                 cb_worst);
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false;
+  std::string csv;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--quick"))
+      quick = true;
+    else if (!std::strcmp(argv[i], "--csv") && i + 1 < argc)
+      csv = argv[++i];
+    else {
+      std::fprintf(stderr, "usage: %s [--quick] [--csv FILE]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (geteuid() != 0) die("live_bench creates namespaces and loads BPF programs: run it as root");
+  if (shell("command -v nft").empty()) die("nft is not installed (apt-get install nftables)");
+  if (quick) {
+    g_seconds = 0.15;
+    g_rounds = 1;
+  }
+  try {
+    return run(quick, csv);
+  } catch (const std::exception& e) {
+    die(e.what());
+  }
 }

@@ -1,5 +1,5 @@
 // veth_pair.hpp: the end-to-end rig of the benchmarks: a veth pair between
-// two namespaces of the benchmark's own, the kernel's live-frame generator
+// two namespaces of the benchmark's own (tests/support), the kernel's live-frame generator
 // on the sending side, and the receiver's own counters to read what arrived.
 #pragma once
 
@@ -20,7 +20,7 @@ class VethPair {
     must(std::string("ip link add ") + tx_dev + " netns " + tx_.name() + " type veth peer name " +
          rx_dev + " netns " + rx_.name());
     // IPv6 off on both ends: no ND/MLD chatter among the frames counted.
-    for (const Ns* ns : {&tx_, &rx_}) {
+    for (const NetNs* ns : {&tx_, &rx_}) {
       ns->run("sysctl -qw net.ipv6.conf.all.disable_ipv6=1");
       ns->run("ip link set dev " + std::string(ns == &tx_ ? tx_dev : rx_dev) + " up");
     }
@@ -35,8 +35,8 @@ class VethPair {
   VethPair(const VethPair&) = delete;
   VethPair& operator=(const VethPair&) = delete;
 
-  const Ns& tx() const { return tx_; }
-  const Ns& rx() const { return rx_; }
+  const NetNs& tx() const { return tx_; }
+  const NetNs& rx() const { return rx_; }
   int rx_ifindex() const { return rx_if_; }
 
   // Sends FRAME N times out of the sending veth; returns the seconds it took.
@@ -95,7 +95,7 @@ class VethPair {
   static constexpr const char* rx_dev = "xbr0";
 
  private:
-  Ns tx_, rx_;
+  NetNs tx_, rx_;
   int tx_if_ = 0, rx_if_ = 0;
   gen_tx_bpf* gen_ = nullptr;
 };

@@ -2,12 +2,11 @@
 // them, the old rule set keeps filtering until the next apply, and rule
 // counters carry on. A private bpffs per test, unmounted at the end.
 #include <bpf/bpf.h>
-#include <sys/mount.h>
 
 #include <boost/test/unit_test.hpp>
 
-#include "common/test_util.hpp"
 #include "datapath/fixture.hpp"
+#include "support/util.hpp"
 
 using namespace xdpfw;
 using namespace xdpfw::test;
@@ -15,12 +14,8 @@ using namespace xdpfw::test;
 namespace {
 struct BpfFs {
   TempDir dir;
-  fs::path root = dir / "bpf";
-  BpfFs() {
-    fs::create_directories(root);
-    BOOST_TEST_REQUIRE(mount("bpf", root.c_str(), "bpf", 0, nullptr) == 0);
-  }
-  ~BpfFs() { umount2(root.c_str(), MNT_DETACH); }
+  BpfMount mount{dir / "bpf"};
+  const fs::path& root = mount.path;
 };
 
 std::vector<Rule> rules(std::initializer_list<const char*> texts) {

@@ -259,8 +259,7 @@ BOOST_AUTO_TEST_CASE(replace_check_save_flush_with_files) {
 BOOST_AUTO_TEST_CASE(monitor_sees_real_traffic) {
   Pair p;
   FirewallAgent fw(p.fw_ns, "interfaces = fwt*\nevent-rate = 100000\nevent-burst = 100000");
-  fw.start();
-  BOOST_TEST_REQUIRE(wait_until([&] { return p.fw_ns.xdp_prog("fwt0") != 0; }));
+  fw.start_attached("fwt0");
   fs::path appended = fw.dir / "monitor.json";
   write_file(appended, "{\"earlier\":true}\n");
   pid_t mon = fork();
@@ -333,8 +332,7 @@ BOOST_AUTO_TEST_CASE(a_stalled_watcher_delays_nobody) {
   Pair p;
   p.peer_ns.run("sysctl -qw net.ipv6.conf.peer0.disable_ipv6=1");
   FirewallAgent fw(p.fw_ns, "interfaces = fwt*\nevent-rate = 1000000\nevent-burst = 1000000");
-  fw.start();
-  BOOST_TEST_REQUIRE(wait_until([&] { return p.fw_ns.xdp_prog("fwt0") != 0; }));
+  fw.start_attached("fwt0");
   RawClient stalled(fw.sock), reader(fw.sock);  // two watchers at once
   BOOST_TEST_REQUIRE((stalled.connected && reader.connected));
   std::string cmd = "show events\n";

@@ -63,8 +63,7 @@ BOOST_AUTO_TEST_SUITE(event_log)
 BOOST_AUTO_TEST_CASE(lines_carry_the_packet_v4_v6_and_escaped_names) {
   Pair p;
   FirewallAgent fw(p.fw_ns, "interfaces = fw*\nevent-rate = 100000\nevent-burst = 100000");
-  fw.start();
-  BOOST_TEST_REQUIRE(wait_until([&] { return p.fw_ns.xdp_prog("fwt0") != 0; }));
+  fw.start_attached("fwt0");
   int tx4 = sender(p.peer_ns, AF_INET, 4242), tx6 = sender(p.peer_ns, AF_INET6, 4243);
   until_logged(fw, tx4, AF_INET, "198.18.0.1", 7777);
   until_logged(fw, tx6, AF_INET6, "2001:db8::1", 7778);
@@ -116,8 +115,7 @@ BOOST_AUTO_TEST_CASE(flood_is_capped_and_accounted_for) {
   // unmatched packet of this test is one it sent.
   p.peer_ns.run("sysctl -qw net.ipv6.conf.peer0.disable_ipv6=1");
   FirewallAgent fw(p.fw_ns, "interfaces = fw*\nevent-rate = 1000\nevent-burst = 200");
-  fw.start();
-  BOOST_TEST_REQUIRE(wait_until([&] { return p.fw_ns.xdp_prog("fwt0") != 0; }));
+  fw.start_attached("fwt0");
   int tx = sender(p.peer_ns, AF_INET, 5555);
   until_logged(fw, tx, AF_INET, "198.18.0.1", 9000);
   uint64_t before = stat_of(fw, "default_pass");
@@ -148,8 +146,7 @@ BOOST_AUTO_TEST_CASE(reopen_and_vanished_folder) {
   Pair p;
   FirewallAgent fw(p.fw_ns, "interfaces = fw*\nevent-rate = 100000\nevent-burst = 100000\n",
                    "id 1 proto udp dport 6000 action drop\n");
-  fw.start();
-  BOOST_TEST_REQUIRE(wait_until([&] { return p.fw_ns.xdp_prog("fwt0") != 0; }));
+  fw.start_attached("fwt0");
   int tx = sender(p.peer_ns, AF_INET, 6001);
   until_logged(fw, tx, AF_INET, "198.18.0.1", 7001);
 
@@ -189,8 +186,7 @@ BOOST_AUTO_TEST_CASE(full_disk_costs_lines_not_filtering_and_logging_resumes) {
     fs::path dir;
     ~Unmount() { umount2(dir.c_str(), MNT_DETACH); }
   } unmount{fw.log_dir()};
-  fw.start();
-  BOOST_TEST_REQUIRE(wait_until([&] { return p.fw_ns.xdp_prog("fwt0") != 0; }));
+  fw.start_attached("fwt0");
   int tx = sender(p.peer_ns, AF_INET, 6002);
   until_logged(fw, tx, AF_INET, "198.18.0.1", 7005);
   uint64_t drops = stat_of(fw, "match_drop");

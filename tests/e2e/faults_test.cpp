@@ -67,8 +67,7 @@ BOOST_AUTO_TEST_SUITE(faults)
 BOOST_AUTO_TEST_CASE(kill_9_during_batch_replace) {
   Pair p;
   FirewallAgent fw(p.fw_ns, "interfaces = fwt*");
-  fw.start();
-  BOOST_TEST_REQUIRE(wait_until([&] { return p.fw_ns.xdp_prog("fwt0") != 0; }));
+  fw.start_attached("fwt0");
   const int n = 20000;
   std::string sets[2] = {source_rules("198.18", n), source_rules("198.19", n)};
   const char* probe[2] = {"198.18.0.1", "198.19.0.1"};  // first rule of each set
@@ -84,8 +83,7 @@ BOOST_AUTO_TEST_CASE(kill_9_during_batch_replace) {
     BOOST_TEST_REQUIRE(write(c.fd, req.data(), req.size()) == static_cast<ssize_t>(req.size()));
     std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 400));
     fw.crash();
-    fw.start();
-    BOOST_TEST_REQUIRE(wait_until([&] { return p.fw_ns.xdp_prog("fwt0") != 0; }));
+    fw.start_attached("fwt0");
     std::vector<std::string> src = listed_sources(fw);
     BOOST_TEST_REQUIRE(src.size() == static_cast<size_t>(n));
     std::string first = src.front(), last = src.back();

@@ -6,7 +6,9 @@
 #include <pwd.h>
 #include <sys/stat.h>
 
-#include "e2e/firewall_agent.hpp"
+#include <boost/test/unit_test.hpp>
+
+#include "support/firewall_agent.hpp"
 
 using namespace xdpfw::test;
 

@@ -1,6 +1,8 @@
 // The firewall follows links as they come and go: the real host and plugin
 // in a namespace of the test's, links made with ip, XDP checked with ip.
-#include "e2e/firewall_agent.hpp"
+#include <boost/test/unit_test.hpp>
+
+#include "support/firewall_agent.hpp"
 
 using namespace xdpfw::test;
 
@@ -10,8 +12,7 @@ BOOST_AUTO_TEST_CASE(attach_detach_as_links_come_rename_and_go) {
   NetNs ns;
   ns.run("ip link add fwpre0 type veth peer name peerpre0");  // before the agent
   FirewallAgent fw(ns, "interfaces = fw*");
-  fw.start();
-  BOOST_TEST(wait_until([&] { return ns.xdp_prog("fwpre0") != 0; }), fw.host->log());
+  fw.start_attached("fwpre0");
   uint32_t ours = ns.xdp_prog("fwpre0");
 
   ns.run("ip link add fwnew0 type veth peer name peernew0");
@@ -73,8 +74,7 @@ BOOST_AUTO_TEST_CASE(manual_attach_and_detach) {
   NetNs ns;
   ns.run("ip link add fwm0 type veth peer name man0");
   FirewallAgent fw(ns, "interfaces = fw*");
-  fw.start();
-  BOOST_TEST(wait_until([&] { return ns.xdp_prog("fwm0") != 0; }));
+  fw.start_attached("fwm0");
   BOOST_TEST(fw.ask("detach fwm0") == "ok\n\n");
   BOOST_TEST(ns.xdp_prog("fwm0") == 0u);
   BOOST_TEST(fw.ask("attach man0") == "ok\n\n");
@@ -134,8 +134,7 @@ BOOST_AUTO_TEST_CASE(modes_native_generic_and_auto_fallback) {
   ns.run("ip link add fwv0 type veth peer name pv0");
   {
     FirewallAgent fw(ns, "interfaces = fw*\nmode = native");
-    fw.start();
-    BOOST_TEST(wait_until([&] { return ns.xdp_prog("fwv0") != 0; }));
+    fw.start_attached("fwv0");
     BOOST_TEST(wait_until(
         [&] { return fw.ask("show interfaces").find("fwbr0 ifindex") != std::string::npos; }));
     BOOST_TEST(ns.xdp_prog("fwbr0") == 0u);

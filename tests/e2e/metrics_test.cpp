@@ -190,8 +190,7 @@ struct Scraped {
                    "id 1 proto udp dport 5000 action drop\nid 2 proto udp dport 5001 action pass\n",
                    "metrics-listen = 127.0.0.1:" + std::to_string(metrics_port) + "\n"};
   Scraped() {
-    fw.start();
-    BOOST_TEST_REQUIRE(wait_until([&] { return p.fw_ns.xdp_prog("fwt0") != 0; }), fw.host->log());
+    fw.start_attached("fwt0");
     int rx = bound(p.fw_ns, AF_INET, 5001), other = bound(p.fw_ns, AF_INET, 5002);
     int tx = p.peer_ns.socket_in(AF_INET, SOCK_DGRAM);
     int warm = 0;

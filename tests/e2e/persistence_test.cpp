@@ -104,8 +104,7 @@ BOOST_AUTO_TEST_CASE(second_agent_on_the_same_pins_is_refused) {
 BOOST_AUTO_TEST_CASE(kill_9_keeps_rules_and_counters) {
   Pair p;
   FirewallAgent fw(p.fw_ns, "interfaces = fwt*", "id 1 proto udp dport 5000 action drop\n");
-  fw.start();
-  BOOST_TEST_REQUIRE(wait_until([&] { return p.fw_ns.xdp_prog("fwt0") != 0; }));
+  fw.start_attached("fwt0");
   BOOST_TEST(fw.ask("rule add proto udp dport 5002 action drop") == "id 2\n\n");
   int open_port = bound(p.fw_ns, AF_INET, 5001);
   int tx = p.peer_ns.socket_in(AF_INET, SOCK_DGRAM);
@@ -148,8 +147,7 @@ BOOST_AUTO_TEST_CASE(persistent_mode_never_leaks) {
   Pair p;
   FirewallAgent fw(p.fw_ns, "interfaces = fwt*\npersistent = yes",
                    "id 1 proto udp dport 5000 action drop\n");
-  fw.start();
-  BOOST_TEST_REQUIRE(wait_until([&] { return p.fw_ns.xdp_prog("fwt0") != 0; }));
+  fw.start_attached("fwt0");
   int blocked = bound(p.fw_ns, AF_INET, 5000), open_port = bound(p.fw_ns, AF_INET, 5001);
   int tx = p.peer_ns.socket_in(AF_INET, SOCK_DGRAM);
   warm_up(p.peer_ns, tx, open_port);
@@ -185,8 +183,7 @@ BOOST_AUTO_TEST_CASE(pins_of_another_layout_are_replaced_without_a_gap) {
   Pair p;
   FirewallAgent fw(p.fw_ns, "interfaces = fwt*\npersistent = yes",
                    "id 1 proto udp dport 5000 action drop\n");
-  fw.start();
-  BOOST_TEST_REQUIRE(wait_until([&] { return p.fw_ns.xdp_prog("fwt0") != 0; }));
+  fw.start_attached("fwt0");
   BOOST_TEST(fw.ask("rule add proto udp dport 5002 action drop") == "id 2\n\n");
   int blocked = bound(p.fw_ns, AF_INET, 5000), open_port = bound(p.fw_ns, AF_INET, 5001);
   int tx = p.peer_ns.socket_in(AF_INET, SOCK_DGRAM);

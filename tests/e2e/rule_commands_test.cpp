@@ -1,10 +1,14 @@
 // The firewall's rule commands over the real control socket: every command
 // with good and bad input; after every bad one the rule set is unchanged.
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
+#include <thread>
 
-#include "e2e/firewall_agent.hpp"
+#include <boost/test/unit_test.hpp>
+
+#include "support/firewall_agent.hpp"
 
 using namespace xdpfw::test;
 using nlohmann::json;

@@ -35,8 +35,7 @@ BOOST_AUTO_TEST_CASE(ten_minutes_of_churn) {
   FirewallAgent fw(p.fw_ns, "interfaces = fwt* churn*\nevent-rate = 5000",
                    "id 1 proto udp dport 5000 action drop\n"
                    "id 2 proto udp dport 5003 action pass\n");
-  fw.start();
-  BOOST_TEST_REQUIRE(wait_until([&] { return p.fw_ns.xdp_prog("fwt0") != 0; }));
+  fw.start_attached("fwt0");
   int open_port = bound(p.fw_ns, AF_INET, 5001);
   int pass_port = bound(p.fw_ns, AF_INET, 5003);
   int tx = p.peer_ns.socket_in(AF_INET, SOCK_DGRAM);

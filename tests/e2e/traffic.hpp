@@ -3,11 +3,29 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "e2e/firewall_agent.hpp"
+#include <boost/test/unit_test.hpp>
+
+#include "support/firewall_agent.hpp"
 
 namespace xdpfw::test {
 

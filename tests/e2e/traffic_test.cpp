@@ -12,8 +12,7 @@ BOOST_AUTO_TEST_SUITE(traffic)
 BOOST_AUTO_TEST_CASE(udp_drop_rule_v4_and_v6) {
   Pair p;
   FirewallAgent fw(p.fw_ns, "interfaces = fwt*", "id 1 proto udp dport 5000 action drop\n");
-  fw.start();
-  BOOST_TEST_REQUIRE(wait_until([&] { return p.fw_ns.xdp_prog("fwt0") != 0; }), fw.host->log());
+  fw.start_attached("fwt0");
   const int n = 200;
   for (int family : {AF_INET, AF_INET6}) {
     const char* dst = family == AF_INET ? "198.18.0.1" : "2001:db8::1";
@@ -59,8 +58,7 @@ BOOST_AUTO_TEST_CASE(udp_drop_rule_v4_and_v6) {
 BOOST_AUTO_TEST_CASE(runtime_rule_changes_reach_traffic) {
   Pair p;
   FirewallAgent fw(p.fw_ns, "interfaces = fwt*", "id 1 proto udp dport 5000 action drop\n");
-  fw.start();
-  BOOST_TEST_REQUIRE(wait_until([&] { return p.fw_ns.xdp_prog("fwt0") != 0; }));
+  fw.start_attached("fwt0");
   int a = bound(p.fw_ns, AF_INET, 5000), b = bound(p.fw_ns, AF_INET, 5001);
   int tx = p.peer_ns.socket_in(AF_INET, SOCK_DGRAM);
   int warm = 0;

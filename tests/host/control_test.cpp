@@ -1,10 +1,21 @@
 // The real xdpfw-host with the echo test plugin, driven by real socat: the
 // process (options, signals, refusals), the control socket (framing, limits,
 // hostile clients, permissions), the plugin ABI, and reload.
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
-#include "host/host_process.hpp"
+#include <chrono>
+#include <thread>
+
+#include <boost/test/unit_test.hpp>
+
+#include "support/host_process.hpp"
 
 using namespace xdpfw::test;
 
@@ -62,7 +73,7 @@ BOOST_AUTO_TEST_CASE(example_rules_file_is_valid) {
   write_file(conf,
              std::string("[plugin.xdpfw]\nrules = ") + XDPFW_SOURCE_DIR + "/conf/rules.example\n");
   std::string out = shell(std::string(XDPFW_HOST_BIN) + " --check-config --config " + conf +
-                              " --plugin " + XDPFW_FIREWALL_PLUGIN + " 2>&1",
+                              " --plugin " + XDPFW_PLUGIN + " 2>&1",
                           &st);
   fs::remove(conf);
   BOOST_TEST(st == 0);

@@ -10,9 +10,9 @@
 #include <set>
 
 #include "common/fakes.hpp"
-#include "common/test_util.hpp"
 #include "firewall_service.hpp"
 #include "rule.hpp"
+#include "support/util.hpp"
 
 using namespace xdpfw;
 using namespace xdpfw::test;
