@@ -91,14 +91,6 @@ struct Flag {
   const char* name;
   bool takes_value;
 };
-const std::vector<Flag> all_flags = [] {
-  std::vector<Flag> f = {
-      {"socket", true}, {"help", false}, {"version", false}, {"json", false}, {"append", true}};
-  for (const auto& r : xdpfw::rule_field_names)
-    if (std::string(r.name) != "id") f.push_back({r.name, true});
-  return f;
-}();
-const std::vector<std::string> global_flags = {"socket", "help", "version"};
 // The rule grammar's fields but the id (the agent gives it), in its order.
 const std::vector<std::string> rule_flags = [] {
   std::vector<std::string> f;
@@ -106,6 +98,13 @@ const std::vector<std::string> rule_flags = [] {
     if (std::string(r.name) != "id") f.push_back(r.name);
   return f;
 }();
+const std::vector<Flag> all_flags = [] {
+  std::vector<Flag> f = {
+      {"socket", true}, {"help", false}, {"version", false}, {"json", false}, {"append", true}};
+  for (const std::string& name : rule_flags) f.push_back({name.c_str(), true});
+  return f;
+}();
+const std::vector<std::string> global_flags = {"socket", "help", "version"};
 
 struct Command {
   std::string name;

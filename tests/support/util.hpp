@@ -1,7 +1,8 @@
 // util.hpp: small helpers of the tests and benchmarks: a private temporary
 // folder, a private bpf filesystem, files, shell commands, waiting for a
-// condition without timing assertions, what /proc says about a process. No Boost.Test here: failures
-// are std::runtime_error (Boost.Test reports an uncaught one as a failure).
+// condition without timing assertions, what /proc says about a process.
+// No Boost.Test here: failures are std::runtime_error (Boost.Test reports an
+// uncaught one as a failure).
 #pragma once
 
 #include <sys/types.h>
