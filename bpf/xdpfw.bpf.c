@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* xdpfw.bpf.c: the firewall's packet path. parse -> classify against the
- * active rule set (TupleMerge with candidate masks, docs/DATAPATH.md) -> count -> verdict,
- * and a rate-limited perf event for packets no rule matched. */
+ * active rule set (TupleMerge with candidate masks, docs/DATAPATH.md), with
+ * the conditions of candidates (ct, TCP flags, rate, audit) -> count ->
+ * verdict, and rate-limited perf events for packets no rule matched, rules
+ * with "log", audit rules and mode audit. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "xdpfw.h"
@@ -39,6 +41,187 @@ static __always_inline __u32 lowest_bit(__u64 w)
 	return popcount64((w & -w) - 1);
 }
 
+/* ---- conntrack (ct rules) through the kernel's XDP kfunc (Linux 6.0+) ---- */
+
+struct bpf_ct_opts___local {
+	__s32 netns_id;
+	__s32 error;
+	__u8 l4proto;
+	__u8 dir;
+	__u8 reserved[2];
+};
+
+/* Empty, not a forward declaration: libbpf matches the kfuncs' prototypes
+ * against the kernel's, and a forward declaration never matches a struct. */
+struct nf_conn {
+};
+struct nf_conn___local {
+	unsigned long status;
+} __attribute__((preserve_access_index));
+
+extern struct nf_conn *bpf_xdp_ct_lookup(struct xdp_md *xdp_ctx, struct bpf_sock_tuple *bpf_tuple,
+					 __u32 tuple__sz, struct bpf_ct_opts___local *opts,
+					 __u32 opts__sz) __ksym __weak;
+extern void bpf_ct_release(struct nf_conn *ct) __ksym __weak;
+
+/* Set by user space before load: the kernel has the kfuncs. When 0, the
+ * verifier sees the ct code as dead and never checks its calls. */
+const volatile __u32 xdpfw_ct_ok = 0;
+
+#define CT_DIR_REPLY	 1	    /* IP_CT_DIR_REPLY */
+#define CT_EXPECTED	 (1UL << 0) /* IPS_EXPECTED */
+#define CT_SEEN_REPLY	 (1UL << 1) /* IPS_SEEN_REPLY */
+#define CT_NETNS_CURRENT (-1)	    /* BPF_F_CURRENT_NETNS: the device's namespace */
+
+/* The state of the connection of this tuple: 0 when the kernel tracks none,
+ * else XDPFW_CT_ESTABLISHED (a reply, or after one) or XDPFW_CT_NEW (the
+ * first packets of one direction; an expected connection: RELATED). */
+static __always_inline __u8 ct_lookup(struct xdp_md *ctx, struct bpf_sock_tuple *t, __u32 fam,
+				      __u8 l4proto)
+{
+	struct bpf_ct_opts___local opts = {.netns_id = CT_NETNS_CURRENT, .l4proto = l4proto};
+	struct nf_conn *ct;
+	unsigned long status;
+
+	ct = bpf_xdp_ct_lookup(ctx, t, fam == XDPFW_FAMILY_V4 ? sizeof(t->ipv4) : sizeof(t->ipv6),
+			       &opts, sizeof(opts));
+	if (!ct)
+		return 0;
+	status = ((struct nf_conn___local *)ct)->status;
+	bpf_ct_release(ct);
+	if (opts.dir == CT_DIR_REPLY || (status & CT_SEEN_REPLY))
+		return XDPFW_CT_ESTABLISHED;
+	if (status & CT_EXPECTED)
+		return XDPFW_CT_RELATED;
+	return XDPFW_CT_NEW;
+}
+
+static __always_inline int is_icmp_error(const struct xdpfw_pkt *p)
+{
+	if (p->proto == IPPROTO_ICMP) /* unreachable, source quench, time exceeded, parameter */
+		return p->sport == 3 || p->sport == 4 || p->sport == 11 || p->sport == 12;
+	if (p->proto == IPPROTO_ICMPV6) /* unreachable, too big, time exceeded, parameter */
+		return p->sport >= 1 && p->sport <= 4;
+	return 0;
+}
+
+/* An ICMP error is related when the packet it quotes (after the 8 bytes of
+ * the ICMP header: an IP header without options or extension headers, then
+ * the ports) belongs to a tracked connection. */
+static __always_inline __u8 ct_related(struct xdp_md *ctx, const struct xdpfw_pkt *p)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 off = (p->l4_off & 0xfff) + 8;
+	struct bpf_sock_tuple t = {};
+	__be16 *ports;
+	__u8 proto;
+
+	if (p->family == XDPFW_FAMILY_V4) {
+		struct iphdr *ip = data + off;
+
+		if ((void *)(ip + 1) > data_end || ip->ihl != 5)
+			return 0;
+		proto = ip->protocol;
+		t.ipv4.saddr = ip->saddr;
+		t.ipv4.daddr = ip->daddr;
+		ports = (void *)(ip + 1);
+	} else {
+		struct ipv6hdr *ip6 = data + off;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return 0;
+		proto = ip6->nexthdr;
+		__builtin_memcpy(t.ipv6.saddr, &ip6->saddr, 16);
+		__builtin_memcpy(t.ipv6.daddr, &ip6->daddr, 16);
+		ports = (void *)(ip6 + 1);
+	}
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return 0;
+	if ((void *)(ports + 2) > data_end)
+		return 0;
+	if (p->family == XDPFW_FAMILY_V4) {
+		t.ipv4.sport = ports[0];
+		t.ipv4.dport = ports[1];
+	} else {
+		t.ipv6.sport = ports[0];
+		t.ipv6.dport = ports[1];
+	}
+	return ct_lookup(ctx, &t, p->family, proto) ? XDPFW_CT_RELATED : 0;
+}
+
+/* The packet's connection state for ct rules (docs/DATAPATH.md, "ct"):
+ * TCP and UDP looked up as they are, ICMP errors through what they quote;
+ * everything else (echo replies included) is new. A global function, like
+ * the other two below: the verifier checks it once, on its own, where its
+ * paths inlined would each carry a different stack into the classifier. */
+__attribute__((noinline)) int ct_state(struct xdp_md *ctx, struct xdpfw_pkt *p,
+				       struct xdpfw_stats *st)
+{
+	struct bpf_sock_tuple t = {};
+	__u8 state;
+
+	if (!p || !st)
+		return XDPFW_CT_NEW;
+	if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP) {
+		if (p->family == XDPFW_FAMILY_V4) {
+			t.ipv4.saddr = p->src[0];
+			t.ipv4.daddr = p->dst[0];
+			t.ipv4.sport = bpf_htons(p->sport);
+			t.ipv4.dport = bpf_htons(p->dport);
+		} else {
+			__builtin_memcpy(t.ipv6.saddr, p->src, 16);
+			__builtin_memcpy(t.ipv6.daddr, p->dst, 16);
+			t.ipv6.sport = bpf_htons(p->sport);
+			t.ipv6.dport = bpf_htons(p->dport);
+		}
+		st->c[XDPFW_STAT_CT_LOOKUPS]++;
+		state = ct_lookup(ctx, &t, p->family, p->proto);
+	} else if (is_icmp_error(p)) {
+		st->c[XDPFW_STAT_CT_LOOKUPS]++;
+		state = ct_related(ctx, p);
+	} else {
+		return XDPFW_CT_NEW;
+	}
+	if (state == XDPFW_CT_ESTABLISHED)
+		st->c[XDPFW_STAT_CT_ESTABLISHED]++;
+	else if (state == XDPFW_CT_RELATED)
+		st->c[XDPFW_STAT_CT_RELATED]++;
+	return state ? state : XDPFW_CT_NEW;
+}
+
+/* Rules that matched but did not decide, acted on once the deciding rule
+ * is known, if they come before it: a rate rule under its rate takes a
+ * token, an audit rule counts and reports. Up to PENDING_MAX per packet. */
+#define PENDING_MAX   4
+#define PENDING_TOKEN 1
+#define PENDING_AUDIT 2
+
+/* Per-packet state that the bucket scan changes, in a per-CPU map rather
+ * than on the stack: the verifier tracks a map's contents as unknown, where
+ * a count or a state kept on the stack would give it one state per value. */
+struct packet_state {
+	__u64 pending_order[PENDING_MAX];
+	__u32 pending_idx[PENDING_MAX];
+	__u8 pending_kind[PENDING_MAX];
+	__u32 npending;
+	__u32 ct; /* the packet's enum xdpfw_ct_state (rule sets with ct) */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct packet_state);
+} xdpfw_packet_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xdpfw_event);
+} xdpfw_event_scratch SEC(".maps");
+
 /* State of one classification (bpf_loop context). */
 struct classify_ctx {
 	const struct xdpfw_ruleset *rs;
@@ -53,6 +236,7 @@ struct classify_ctx {
 	 * rule's record is read again afterwards to see whether it needs one. */
 	__u8 skip;
 	__u32 best_idx;
+	struct packet_state *ps;
 };
 
 static __always_inline void and_summary(struct classify_ctx *c, __u32 fam, __u32 field, __u32 v)
@@ -125,7 +309,90 @@ static __always_inline int cand_matches(const struct xdpfw_cand *r, const struct
 		if (p->dport < r->dport_lo || p->dport > r->dport_hi)
 			return 0;
 	}
+	if ((flags & XDPFW_CAND_TCP_FLAGS) && (p->tcp_flags & r->tcp_mask) != r->tcp_set)
+		return 0;
 	return 1;
+}
+
+/* The address bits of one word of a /plen prefix (network byte order). */
+static __always_inline __u32 prefix_word(__u32 plen, __u32 word)
+{
+	__u32 bits = plen > word * 32 ? plen - word * 32 : 0;
+
+	if (bits >= 32)
+		return ~0U;
+	if (!bits)
+		return 0;
+	return bpf_htonl(~0U << (32 - bits));
+}
+
+static __always_inline void rate_key(const struct xdpfw_cand *r, const struct xdpfw_pkt *p,
+				     struct xdpfw_rate_key *k)
+{
+	__u32 plen = r->rate_plen;
+
+	if (p->family == XDPFW_FAMILY_V4 && plen > 32)
+		plen = 32;
+	k->rule = (__u32)r->order;
+	k->src[0] = p->src[0] & prefix_word(plen, 0);
+	k->src[1] = p->src[1] & prefix_word(plen, 1);
+	k->src[2] = p->src[2] & prefix_word(plen, 2);
+	k->src[3] = p->src[3] & prefix_word(plen, 3);
+}
+
+/* The credit of a rate rule's bucket now (a new bucket is full). */
+static __always_inline __u64 rate_credit(const struct xdpfw_cand *r,
+					 const struct xdpfw_rate_state *b, __u64 now)
+{
+	__u64 credit;
+
+	if (!b)
+		return r->rate_burst_ns;
+	credit = b->credit_ns + (now - b->last_ns);
+	return credit > r->rate_burst_ns ? r->rate_burst_ns : credit;
+}
+
+/* Is the packet over the rule's rate? Reads the bucket only: the token is
+ * taken afterwards (take_token), if no better rule decides the packet. */
+static __always_inline int rate_over(const struct xdpfw_cand *r, const struct xdpfw_pkt *p)
+{
+	struct xdpfw_rate_key k;
+
+	rate_key(r, p, &k);
+	return rate_credit(r, bpf_map_lookup_elem(&xdpfw_rate, &k), bucket_clock_ns()) <
+	       r->rate_cost_ns;
+}
+
+static __always_inline void take_token(const struct xdpfw_cand *r, const struct xdpfw_pkt *p)
+{
+	struct xdpfw_rate_state *b, fresh;
+	struct xdpfw_rate_key k;
+	__u64 now = bucket_clock_ns(), credit;
+
+	rate_key(r, p, &k);
+	b = bpf_map_lookup_elem(&xdpfw_rate, &k);
+	credit = rate_credit(r, b, now);
+	credit = credit > r->rate_cost_ns ? credit - r->rate_cost_ns : 0;
+	if (b) {
+		b->credit_ns = credit;
+		b->last_ns = now;
+		return;
+	}
+	fresh.credit_ns = credit;
+	fresh.last_ns = now;
+	bpf_map_update_elem(&xdpfw_rate, &k, &fresh, BPF_ANY);
+}
+
+static __always_inline void add_pending(struct packet_state *ps, __u32 idx, __u64 order, __u8 kind)
+{
+	__u32 n = ps->npending;
+
+	if (n >= PENDING_MAX)
+		return;
+	ps->pending_order[n & (PENDING_MAX - 1)] = order;
+	ps->pending_idx[n & (PENDING_MAX - 1)] = idx;
+	ps->pending_kind[n & (PENDING_MAX - 1)] = kind;
+	ps->npending = n + 1;
 }
 
 struct scan_ctx {
@@ -134,6 +401,29 @@ struct scan_ctx {
 	__u32 fam;
 	__u32 done; /* no later candidate (or chained bucket) can win */
 };
+
+/* The conditions of a candidate that matched on its fields: 1 when it
+ * decides the packet. skip: what a malformed packet lacks; a rule that
+ * needs it decides (the malformed action), unless it is an audit rule. */
+__attribute__((noinline)) int cand_decides(struct xdpfw_cand *r, struct xdpfw_pkt *p,
+					   struct packet_state *ps, __u32 idx, __u32 skip)
+{
+	if (!r || !p || !ps)
+		return 0;
+	if (r->flags & skip)
+		return r->action != XDPFW_ACTION_AUDIT;
+	if ((r->flags & XDPFW_CAND_CT) && !(r->ct & ps->ct))
+		return 0;
+	if ((r->flags & XDPFW_CAND_RATE) && !rate_over(r, p)) {
+		add_pending(ps, idx, r->order, PENDING_TOKEN);
+		return 0;
+	}
+	if (r->action == XDPFW_ACTION_AUDIT) {
+		add_pending(ps, idx, r->order, PENDING_AUDIT);
+		return 0;
+	}
+	return 1;
+}
 
 /* Candidate j of a bucket (bpf_loop callback): the first that matches is the
  * best of the bucket; stop as soon as none left can beat the best so far. */
@@ -152,6 +442,10 @@ static __always_inline long check_cand(struct scan_ctx *s, __u32 j)
 		return 1;
 	}
 	if (!cand_matches(r, c->pkt, s->fam, c->skip))
+		return 0;
+	if (((r->flags & (c->skip | XDPFW_CAND_CT | XDPFW_CAND_RATE)) ||
+	     r->action == XDPFW_ACTION_AUDIT) &&
+	    !cand_decides((struct xdpfw_cand *)r, (struct xdpfw_pkt *)c->pkt, c->ps, idx, c->skip))
 		return 0;
 	c->best_order = r->order;
 	c->best_counter = r->counter;
@@ -358,15 +652,28 @@ static __always_inline void count_probes(struct xdpfw_stats *st, __u32 probes)
 	st->c[s]++;
 }
 
-static __always_inline int verdict(__u8 action, struct xdpfw_stats *st, int drop_stat,
-				   int pass_stat)
+/* The verdict of an action, counted; in mode audit a drop is passed. */
+static __always_inline int verdict(const struct xdpfw_config *cfg, __u8 action,
+				   struct xdpfw_stats *st, int drop_stat, int pass_stat)
 {
 	if (action == XDPFW_ACTION_DROP) {
 		st->c[drop_stat]++;
+		if (cfg->audit) {
+			st->c[XDPFW_STAT_AUDIT_WOULD_DROP]++;
+			return XDP_PASS;
+		}
 		return XDP_DROP;
 	}
 	st->c[pass_stat]++;
 	return XDP_PASS;
+}
+
+/* What an event says of a verdict. */
+static __always_inline __u8 event_verdict(const struct xdpfw_config *cfg, __u8 action)
+{
+	if (action != XDPFW_ACTION_DROP)
+		return XDPFW_VERDICT_PASS;
+	return cfg->audit ? XDPFW_VERDICT_WOULD_DROP : XDPFW_VERDICT_DROP;
 }
 
 /* Per-CPU token bucket: credit accrues with time up to the burst; an event
@@ -393,11 +700,13 @@ static __always_inline int event_allowed(const struct xdpfw_config *cfg)
 	return 1;
 }
 
-static __always_inline void report_unmatched(struct xdp_md *ctx, const struct xdpfw_config *cfg,
-					     struct xdpfw_stats *st, const struct xdpfw_pkt *pkt,
-					     __u32 len)
+/* Sends one packet event, within the event rate cap. */
+static __always_inline void report(struct xdp_md *ctx, const struct xdpfw_config *cfg,
+				   struct xdpfw_stats *st, const struct xdpfw_pkt *pkt, __u32 len,
+				   __u8 kind, __u8 verdict, __u32 rule)
 {
-	struct xdpfw_event ev;
+	struct xdpfw_event *e;
+	__u32 zero = 0;
 
 	if (!cfg->event_cost_ns)
 		return;
@@ -405,22 +714,75 @@ static __always_inline void report_unmatched(struct xdp_md *ctx, const struct xd
 		st->c[XDPFW_STAT_EVENTS_SUPPRESSED]++;
 		return;
 	}
-	ev.timestamp_ns = bpf_ktime_get_ns();
-	ev.ifindex = ctx->ingress_ifindex;
-	ev.pkt_len = len;
-	ev.family = pkt->family;
-	ev.proto = pkt->proto;
-	ev.tcp_flags = pkt->tcp_flags;
-	ev.flags = (pkt->has_ports ? XDPFW_EVENT_HAS_PORTS : 0) |
+	/* built in a per-CPU map: the stack of the deepest chain of calls is
+	 * 512 bytes in all */
+	e = bpf_map_lookup_elem(&xdpfw_event_scratch, &zero);
+	if (!e)
+		return;
+	e->timestamp_ns = bpf_ktime_get_ns();
+	e->ifindex = ctx->ingress_ifindex;
+	e->pkt_len = len;
+	e->family = pkt->family;
+	e->proto = pkt->proto;
+	e->tcp_flags = pkt->tcp_flags;
+	e->flags = (pkt->has_ports ? XDPFW_EVENT_HAS_PORTS : 0) |
 		   (pkt->fragment ? XDPFW_EVENT_FRAGMENT : 0);
-	ev.sport = pkt->sport;
-	ev.dport = pkt->dport;
-	__builtin_memcpy(ev.src, pkt->src, sizeof(ev.src));
-	__builtin_memcpy(ev.dst, pkt->dst, sizeof(ev.dst));
-	if (bpf_perf_event_output(ctx, &xdpfw_events, BPF_F_CURRENT_CPU, &ev, sizeof(ev)))
+	e->sport = pkt->sport;
+	e->dport = pkt->dport;
+	__builtin_memcpy(e->src, pkt->src, sizeof(e->src));
+	__builtin_memcpy(e->dst, pkt->dst, sizeof(e->dst));
+	e->rule = rule;
+	e->kind = kind;
+	e->verdict = verdict;
+	e->pad[0] = e->pad[1] = 0;
+	if (bpf_perf_event_output(ctx, &xdpfw_events, BPF_F_CURRENT_CPU, e, sizeof(*e)))
 		st->c[XDPFW_STAT_EVENTS_FAILED]++;
 	else
 		st->c[XDPFW_STAT_EVENTS_SENT]++;
+}
+
+/* The rules that matched before the deciding one without deciding: rate
+ * rules take their token, audit rules count and report. */
+__attribute__((noinline)) int settle_pending(struct xdp_md *ctx, struct packet_state *ps,
+					     struct xdpfw_pkt *pkt, __u64 best_order, __u32 len)
+{
+	struct xdpfw_config *cfg;
+	struct xdpfw_stats *st;
+	__u32 i, zero = 0;
+
+	st = bpf_map_lookup_elem(&xdpfw_stats, &zero);
+	cfg = bpf_map_lookup_elem(&xdpfw_config, &zero);
+	if (!cfg || !st || !ps || !pkt)
+		return 0;
+#pragma clang loop unroll(full)
+	for (i = 0; i < PENDING_MAX; i++) {
+		const struct xdpfw_cand *r;
+		struct xdpfw_rule_counters *rc;
+		__u32 idx;
+
+		if (i >= ps->npending)
+			break;
+		if (ps->pending_order[i] >= best_order)
+			continue;
+		idx = ps->pending_idx[i];
+		r = bpf_map_lookup_elem(&xdpfw_cands, &idx);
+		if (!r)
+			continue;
+		if (ps->pending_kind[i] == PENDING_TOKEN) {
+			take_token(r, pkt);
+			st->c[XDPFW_STAT_RATE_UNDER]++;
+			continue;
+		}
+		st->c[XDPFW_STAT_AUDIT_MATCHES]++;
+		rc = bpf_map_lookup_elem(&xdpfw_rule_counters, &r->counter);
+		if (rc) {
+			rc->packets++;
+			rc->bytes += len;
+		}
+		report(ctx, cfg, st, pkt, len, XDPFW_EVENT_AUDIT, XDPFW_VERDICT_WOULD_DROP,
+		       (__u32)r->order);
+	}
+	return 0;
 }
 
 SEC("xdp")
@@ -433,13 +795,16 @@ int xdpfw_main(struct xdp_md *ctx)
 	struct xdpfw_config *cfg;
 	struct xdpfw_ruleset *rs;
 	struct xdpfw_stats *st;
+	struct packet_state *ps;
 	__u32 zero = 0, slot;
 	int reason;
 
 	st = bpf_map_lookup_elem(&xdpfw_stats, &zero);
 	cfg = bpf_map_lookup_elem(&xdpfw_config, &zero);
-	if (!st || !cfg)
+	ps = bpf_map_lookup_elem(&xdpfw_packet_state, &zero);
+	if (!st || !cfg || !ps)
 		return XDP_PASS;
+	ps->npending = 0;
 	slot = cfg->active_slot & 1;
 	rs = bpf_map_lookup_elem(&xdpfw_rulesets, &slot);
 	if (!rs)
@@ -458,6 +823,7 @@ int xdpfw_main(struct xdp_md *ctx)
 	    .pkt = &pkt,
 	    .best_order = ORDER_NONE,
 	    .slot = slot,
+	    .ps = ps,
 	};
 	if (reason != PARSE_OK) {
 		__u32 readable = pkt.readable;
@@ -476,37 +842,53 @@ int xdpfw_main(struct xdp_md *ctx)
 		c.rs = bpf_map_lookup_elem(&xdpfw_rulesets, &c.slot);
 		if (!c.rs)
 			goto malformed;
-		/* no L4: ports and ICMP; view 2: the protocol too */
-		c.skip = XDPFW_CAND_L4 | ((readable >> 1) & XDPFW_CAND_PROTO);
+		/* no L4: ports, ICMP, TCP flags, ct; view 2: the protocol too */
+		c.skip = XDPFW_CAND_NEEDS_L4 | ((readable >> 1) & XDPFW_CAND_PROTO);
 		pkt.has_ports = 0;
 	} else if (pkt.fragment) {
 		st->c[XDPFW_STAT_FRAGMENTS]++;
 	}
 
+	/* A rule set with ct rules of this family: the connection state of
+	 * packets that can have one, looked up once (rules without ct, and
+	 * rule sets without any, pay nothing) */
+	if (xdpfw_ct_ok && c.rs->ct[pkt.family & 1] && pkt.has_ports && !c.skip)
+		ps->ct = ct_state(ctx, &pkt, st);
+
 	count_probes(st, classify(&c));
+	if (ps->npending)
+		settle_pending(ctx, ps, &pkt, c.best_order, len);
 	if (c.best_order != ORDER_NONE) {
+		const struct xdpfw_cand *r = bpf_map_lookup_elem(&xdpfw_cands, &c.best_idx);
 		struct xdpfw_rule_counters *rc;
 
-		if (c.skip) { /* malformed: does the rule need what was not read? */
-			const struct xdpfw_cand *r = bpf_map_lookup_elem(&xdpfw_cands, &c.best_idx);
-
-			if (!r || (r->flags & c.skip))
-				goto malformed;
-		}
-
+		/* malformed: does the rule need what was not read? */
+		if (c.skip && (!r || (r->flags & c.skip)))
+			goto malformed;
 		rc = bpf_map_lookup_elem(&xdpfw_rule_counters, &c.best_counter);
 		if (rc) {
 			rc->packets++;
 			rc->bytes += len;
 		}
-		return verdict(c.best_action, st, XDPFW_STAT_MATCH_DROP, XDPFW_STAT_MATCH_PASS);
+		if (r && (r->flags & XDPFW_CAND_RATE))
+			st->c[XDPFW_STAT_RATE_OVER]++;
+		if (r && ((r->flags & XDPFW_CAND_LOG) ||
+			  (cfg->audit && c.best_action == XDPFW_ACTION_DROP)))
+			report(ctx, cfg, st, &pkt, len, XDPFW_EVENT_RULE,
+			       event_verdict(cfg, c.best_action), (__u32)c.best_order);
+		return verdict(cfg, c.best_action, st, XDPFW_STAT_MATCH_DROP,
+			       XDPFW_STAT_MATCH_PASS);
 	}
 	if (c.skip)
 		goto malformed;
-	report_unmatched(ctx, cfg, st, &pkt, len);
-	return verdict(rs->default_action, st, XDPFW_STAT_DEFAULT_DROP, XDPFW_STAT_DEFAULT_PASS);
+	report(ctx, cfg, st, &pkt, len, XDPFW_EVENT_UNMATCHED,
+	       event_verdict(cfg, rs->default_action), 0);
+	return verdict(cfg, rs->default_action, st, XDPFW_STAT_DEFAULT_DROP,
+		       XDPFW_STAT_DEFAULT_PASS);
 malformed:
-	return verdict(rs->malformed_action, st, XDPFW_STAT_MALFORMED_DROP,
+	if (cfg->audit && rs->malformed_action == XDPFW_ACTION_DROP)
+		report(ctx, cfg, st, &pkt, len, XDPFW_EVENT_MALFORMED, XDPFW_VERDICT_WOULD_DROP, 0);
+	return verdict(cfg, rs->malformed_action, st, XDPFW_STAT_MALFORMED_DROP,
 		       XDPFW_STAT_MALFORMED_PASS);
 }
 

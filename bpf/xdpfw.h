@@ -40,6 +40,14 @@ enum xdpfw_readable {
 enum xdpfw_action {
 	XDPFW_ACTION_PASS = 0,
 	XDPFW_ACTION_DROP = 1,
+	XDPFW_ACTION_AUDIT = 2, /* counted and reported as "would drop"; never decides */
+};
+
+/* Connection states of a ct rule (bits of xdpfw_cand.ct). */
+enum xdpfw_ct_state {
+	XDPFW_CT_NEW = 1 << 0,
+	XDPFW_CT_ESTABLISHED = 1 << 1,
+	XDPFW_CT_RELATED = 1 << 2,
 };
 
 /* The fields a table hashes, beyond its two prefix lengths. */
@@ -51,9 +59,15 @@ enum xdpfw_table_flags {
 
 /* What a candidate rule constrains, checked in the bucket scan. */
 enum xdpfw_cand_flags {
-	XDPFW_CAND_PROTO = 1 << 0, /* proto compared */
-	XDPFW_CAND_L4 = 1 << 1,	   /* packet must carry ports (icmp: type/code) */
+	XDPFW_CAND_PROTO = 1 << 0,     /* proto compared */
+	XDPFW_CAND_L4 = 1 << 1,	       /* packet must carry ports (icmp: type/code) */
+	XDPFW_CAND_TCP_FLAGS = 1 << 2, /* (tcp_flags & tcp_mask) == tcp_set (with L4) */
+	XDPFW_CAND_CT = 1 << 3,	       /* connection state in ct (with L4) */
+	XDPFW_CAND_RATE = 1 << 4,      /* decides only over its rate (xdpfw_rate) */
+	XDPFW_CAND_LOG = 1 << 5,       /* its verdicts are reported as events */
 };
+/* What a malformed packet cannot be checked against: its L4 header. */
+#define XDPFW_CAND_NEEDS_L4 (XDPFW_CAND_L4 | XDPFW_CAND_TCP_FLAGS | XDPFW_CAND_CT)
 
 /* Summary fields: per packet, one array read each gives the tables that
  * could hold a match (their bits ANDed with the proto mask of the header). */
@@ -92,10 +106,12 @@ struct xdpfw_table {
  * min_order; table i is bit i of every mask and the table id in its keys. */
 struct xdpfw_ruleset {
 	__u64 generation;
-	__u8 default_action;		  /* enum xdpfw_action: no rule matched */
-	__u8 malformed_action;		  /* enum xdpfw_action: parser could not read the packet */
-	__u8 summaries[2];		  /* per family: bit f = summary field f is worth reading */
-	__u32 ntables[2];		  /* per family */
+	__u8 default_action;   /* enum xdpfw_action: no rule matched */
+	__u8 malformed_action; /* enum xdpfw_action: parser could not read the packet */
+	__u8 summaries[2];     /* per family: bit f = summary field f is worth reading */
+	__u32 ntables[2];      /* per family */
+	__u8 ct[2];	       /* per family: a rule has ct (look the packet up) */
+	__u8 pad[2];
 	struct xdpfw_tmask noport[2];	  /* tables holding a rule that needs no ports */
 	struct xdpfw_tmask proto[2][256]; /* tables that may match this protocol */
 	struct xdpfw_table tables[2][XDPFW_MAX_TABLES];
@@ -149,15 +165,37 @@ struct xdpfw_cand {
 	__u8 proto;
 	__u8 flags;  /* enum xdpfw_cand_flags */
 	__u8 action; /* enum xdpfw_action */
-	__u8 pad[5];
+	__u8 tcp_set;
+	__u8 tcp_mask;
+	__u8 ct; /* enum xdpfw_ct_state bits */
+	__u8
+	    rate_plen; /* rate per source prefix of this length (IPv4: at most 32); 0: one bucket */
+	__u8 pad;
+	__u32 pad2;
+	__u64 rate_cost_ns;  /* credit one packet takes */
+	__u64 rate_burst_ns; /* bucket depth */
+};
+
+/* Token buckets of rate rules (xdpfw_rate, an LRU hash of
+ * XDPFW_RATE_BUCKETS): per rule id, and per source prefix for "per src". */
+#define XDPFW_RATE_BUCKETS 65536
+struct xdpfw_rate_key {
+	__u32 rule;
+	__u32 src[4]; /* masked to rate_plen; zero without "per src" */
+};
+
+struct xdpfw_rate_state {
+	__u64 credit_ns;
+	__u64 last_ns;
 };
 
 /* What the pinned maps' contents mean. Bump it when a map's contents change
  * meaning without any map changing size: an agent that finds pins of another
  * layout (or of other sizes) replaces them (docs/PACKAGING.md, "Upgrades").
  * 0 is the layout of the first package, whose config had a zero pad here;
- * 1 added the views of malformed packets (xdpfw_rulesets x3, key slots). */
-#define XDPFW_MAP_LAYOUT 1
+ * 1 added the views of malformed packets (xdpfw_rulesets x3, key slots);
+ * 2 the conditions of candidates (ct, tcp flags, rate, audit) and audit mode. */
+#define XDPFW_MAP_LAYOUT 2
 
 /* Global run-time settings (one entry). */
 struct xdpfw_config {
@@ -165,6 +203,8 @@ struct xdpfw_config {
 	__u32 layout;	      /* XDPFW_MAP_LAYOUT of the agent that wrote the maps */
 	__u64 event_cost_ns;  /* per-CPU token cost of one event; 0 = events off */
 	__u64 event_burst_ns; /* per-CPU bucket depth */
+	__u32 audit;	      /* mode audit: every drop verdict is counted, reported, passed */
+	__u32 pad;
 };
 
 /* Per-CPU token bucket state for events. */
@@ -201,6 +241,13 @@ struct xdpfw_event_bucket {
 	X(EVENTS_SENT, events_sent)                                                                \
 	X(EVENTS_SUPPRESSED, events_suppressed) /* over the rate limit */                          \
 	X(EVENTS_FAILED, events_failed)		/* perf buffer full or not open */                 \
+	X(CT_LOOKUPS, ct_lookups)		/* conntrack lookups (rule sets with ct) */        \
+	X(CT_ESTABLISHED, ct_established)	/* of them: established */                         \
+	X(CT_RELATED, ct_related)		/* of them: related (ICMP errors) */               \
+	X(RATE_OVER, rate_over)			/* rate rules reached over their rate: decided */  \
+	X(RATE_UNDER, rate_under)		/* rate rules reached under it: went on */         \
+	X(AUDIT_MATCHES, audit_matches)		/* packets an audit rule would drop */             \
+	X(AUDIT_WOULD_DROP, audit_would_drop)	/* mode audit: drop verdicts passed */             \
 	/* tables probed (hash lookups) per classified packet: one of these each */                \
 	X(PROBES_0, probes_0)                                                                      \
 	X(PROBES_1, probes_1)                                                                      \
@@ -234,7 +281,21 @@ enum xdpfw_event_flags {
 	XDPFW_EVENT_FRAGMENT = 1 << 1,	/* non-first fragment */
 };
 
-/* Unmatched-packet event sent through the perf buffer. */
+/* Why an event was sent. */
+enum xdpfw_event_kind {
+	XDPFW_EVENT_UNMATCHED = 0, /* no rule matched (the default action) */
+	XDPFW_EVENT_RULE = 1,	   /* a rule with "log" decided */
+	XDPFW_EVENT_AUDIT = 2,	   /* an audit rule matched */
+	XDPFW_EVENT_MALFORMED = 3, /* mode audit: a malformed packet would be dropped */
+};
+
+enum xdpfw_event_verdict {
+	XDPFW_VERDICT_PASS = 0,
+	XDPFW_VERDICT_DROP = 1,
+	XDPFW_VERDICT_WOULD_DROP = 2, /* audit: passed */
+};
+
+/* Packet event sent through the perf buffer. */
 struct xdpfw_event {
 	__u64 timestamp_ns; /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
 	__u32 ifindex;
@@ -247,6 +308,10 @@ struct xdpfw_event {
 	__u16 dport;
 	__u32 src[4]; /* network byte order; IPv4 in src[0] */
 	__u32 dst[4];
+	__u32 rule;   /* the rule's id (RULE, AUDIT); 0 otherwise */
+	__u8 kind;    /* enum xdpfw_event_kind */
+	__u8 verdict; /* enum xdpfw_event_verdict */
+	__u8 pad[2];
 };
 
 #endif /* XDPFW_H */

@@ -72,6 +72,16 @@ struct {
 	__type(value, struct xdpfw_event_bucket);
 } xdpfw_event_bucket SEC(".maps");
 
+/* Token buckets of rate rules. Shared by the CPUs, updated without a lock:
+ * concurrent packets of one bucket may each see the same credit
+ * (docs/DATAPATH.md, "Rate limits"). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XDPFW_RATE_BUCKETS);
+	__type(key, struct xdpfw_rate_key);
+	__type(value, struct xdpfw_rate_state);
+} xdpfw_rate SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
 	__uint(key_size, sizeof(__u32));

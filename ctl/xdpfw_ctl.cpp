@@ -43,11 +43,11 @@ namespace {
 // "add --action drop|pass [--prio N] ...": the rule grammar's fields,
 // wrapped at 80 columns.
 std::string add_usage() {
-  std::string out = "  add --action drop|pass", line = out;
+  std::string out = "  add --action drop|pass|audit", line = out;
   for (const auto& f : xdpfw::rule_field_names) {
     std::string name = f.name;
     if (name == "id" || name == "action") continue;
-    std::string word = " [--" + name + " " + f.value + "]";
+    std::string word = " [--" + name + (*f.value ? " " : "") + f.value + "]";
     if (line.size() + word.size() > 80) {
       out += "\n     ";
       line = "     ";
@@ -101,7 +101,8 @@ const std::vector<std::string> rule_flags = [] {
 const std::vector<Flag> all_flags = [] {
   std::vector<Flag> f = {
       {"socket", true}, {"help", false}, {"version", false}, {"json", false}, {"append", true}};
-  for (const std::string& name : rule_flags) f.push_back({name.c_str(), true});
+  for (const auto& r : xdpfw::rule_field_names)
+    if (std::string(r.name) != "id") f.push_back({r.name, *r.value != '\0'});
   return f;
 }();
 const std::vector<std::string> global_flags = {"socket", "help", "version"};
@@ -384,10 +385,14 @@ int monitor(const std::string& sock, const std::string& append) {
 }
 
 std::string rule_from_flags(const std::map<std::string, std::string>& opts) {
-  if (!opts.count("action")) throw UsageError("add: --action drop|pass is required");
+  if (!opts.count("action")) throw UsageError("add: --action drop|pass|audit is required");
   std::string rule;
-  for (const std::string& k : rule_flags)
-    if (opts.count(k)) rule += (rule.empty() ? "" : " ") + k + " " + opts.at(k);
+  for (const auto& f : xdpfw::rule_field_names) {
+    std::string k = f.name;
+    if (k == "id" || !opts.count(k)) continue;
+    rule += (rule.empty() ? "" : " ") + k;
+    if (*f.value) rule += " " + opts.at(k);  // a flag (log) has no value
+  }
   return rule;
 }
 

@@ -13,6 +13,7 @@
 #include <set>
 #include <utility>
 
+#include "conntrack.hpp"
 #include "xdpfw.skel.h"
 
 namespace xdpfw {
@@ -64,9 +65,13 @@ KernelDatapath::KernelDatapath(const DatapathOptions& opts) : opts_(opts) {
   if (ncpus_ <= 0) throw DatapathError("cannot count possible CPUs: " + errstr(ncpus_));
   if (opts_.max_rules == 0 || opts_.max_entries < XDPFW_SLOTS)
     throw DatapathError("max_rules and max_entries must be positive");
+  no_ct_ = conntrack_unavailable();
   skel_ = xdpfw_bpf__open();
   if (!skel_) throw DatapathError("cannot open the BPF object: " + errstr(errno));
   try {
+    // Without the kfunc the program's ct code is dead, and the verifier
+    // drops it: the program loads on any kernel.
+    skel_->rodata->xdpfw_ct_ok = no_ct_.empty();
     check(bpf_map__set_max_entries(skel_->maps.xdpfw_buckets_v4, opts_.max_entries),
           "size xdpfw_buckets_v4");
     check(bpf_map__set_max_entries(skel_->maps.xdpfw_buckets_v6, opts_.max_entries),
@@ -114,7 +119,7 @@ std::vector<bpf_map*> KernelDatapath::pinned_maps() const {
           skel_->maps.xdpfw_summary,       skel_->maps.xdpfw_buckets_v4,
           skel_->maps.xdpfw_buckets_v6,    skel_->maps.xdpfw_cands,
           skel_->maps.xdpfw_rule_counters, skel_->maps.xdpfw_stats,
-          skel_->maps.xdpfw_event_bucket};
+          skel_->maps.xdpfw_event_bucket,  skel_->maps.xdpfw_rate};
 }
 
 std::string KernelDatapath::pin_path(const bpf_map* m) const {
@@ -266,7 +271,18 @@ CompileLimits KernelDatapath::limits() const {
   CompileLimits l;
   l.max_rules = opts_.max_rules;
   l.max_buckets_per_family = opts_.max_entries / XDPFW_SLOTS;
+  l.no_ct = no_ct_;
   return l;
+}
+
+void KernelDatapath::need_conntrack(const Rule& r) {
+  if (!r.ct || conntrack_on_) return;
+  try {
+    enable_conntrack();
+  } catch (const std::exception& e) {
+    throw DatapathError(e.what());
+  }
+  conntrack_on_ = true;
 }
 
 void KernelDatapath::write_config() {
@@ -451,6 +467,7 @@ void KernelDatapath::purge_slot(uint32_t slot) {
 
 void KernelDatapath::apply(const std::vector<Rule>& rules, const Policy& policy) {
   auto next = std::make_shared<CompiledRuleset>(compile_rules(rules, policy, limits()));
+  for (const Rule& r : rules) need_conntrack(r);
   finish_catch_up();
 
   // Counter slots: new rules get one now; those of removed rules are freed
@@ -485,6 +502,7 @@ void KernelDatapath::apply(const std::vector<Rule>& rules, const Policy& policy)
     throw;
   }
   config_.active_slot = standby;
+  config_.audit = policy.audit;
   write_config();
   active_ = standby;
 
@@ -614,6 +632,8 @@ void KernelDatapath::write_header(uint32_t slot, uint32_t view, const xdpfw_rule
 bool KernelDatapath::add_in_place(const Rule& r) {
   if (!in_sync() || counter_index_.count(r.id) || counter_index_.size() >= opts_.max_rules)
     return false;
+  if (r.ct && !no_ct_.empty()) return false;  // apply() says why
+  need_conntrack(r);
   CompiledRuleset& c = *slots_[active_].compiled;
   // Plan on the shared set (nothing written if it does not fit), then the
   // counter index, then the kernel.

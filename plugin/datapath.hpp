@@ -168,6 +168,7 @@ class KernelDatapath : public Datapath {
   xdpfw_bucket to_bucket(uint32_t slot, const Bucket& b) const;
   uint32_t alloc_counter_index();
   void write_config();
+  void need_conntrack(const Rule& r);
   std::vector<bpf_map*> pinned_maps() const;
   std::string pin_path(const bpf_map* m) const;
   void pin_maps();
@@ -201,6 +202,8 @@ class KernelDatapath : public Datapath {
   xdpfw_config config_{};
   bool resumed_ = false;
   std::string replaced_;
+  std::string no_ct_;          // why ct rules cannot be used ("" : they can)
+  bool conntrack_on_ = false;  // conntrack_table made by this process
   ::perf_buffer* events_ = nullptr;
   const std::function<void(const xdpfw_event&)>* each_event_ = nullptr;
   uint64_t events_lost_ = 0;

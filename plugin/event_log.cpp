@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "rule.hpp"
@@ -97,7 +98,7 @@ void EventLog::flush() {
   buffered_lines_ = 0;
 }
 
-// One line per unmatched packet, at up to hundreds of thousands a second:
+// One line per packet event, at up to hundreds of thousands a second:
 // built by hand into one string. The timestamp's seconds part and the
 // escaped interface name are kept from the previous event (they rarely
 // change); the name goes through nlohmann's escaping once, as names may hold
@@ -165,7 +166,19 @@ std::string format_event(const xdpfw_event& ev, const std::string& ifname,
   num(ev.tcp_flags);
   o += ",\"length\":";
   num(ev.pkt_len);
-  o += (ev.flags & XDPFW_EVENT_FRAGMENT) ? ",\"fragment\":true}" : ",\"fragment\":false}";
+  o += (ev.flags & XDPFW_EVENT_FRAGMENT) ? ",\"fragment\":true" : ",\"fragment\":false";
+  static constexpr const char* kinds[] = {"unmatched", "rule", "audit", "malformed"};
+  static constexpr const char* verdicts[] = {"pass", "drop", "would-drop"};
+  o += ",\"event\":\"";
+  o += ev.kind < std::size(kinds) ? kinds[ev.kind] : "unknown";
+  o += "\",\"verdict\":\"";
+  o += ev.verdict < std::size(verdicts) ? verdicts[ev.verdict] : "unknown";
+  o += '"';
+  if (ev.kind == XDPFW_EVENT_RULE || ev.kind == XDPFW_EVENT_AUDIT) {
+    o += ",\"rule\":";
+    num(ev.rule);
+  }
+  o += '}';
   return o;
 }
 

@@ -99,6 +99,8 @@ const std::vector<ConfigKey>& config_keys() {
       {"default-action",
        [](C& c, S file, const L& l) { c.policy.default_action = parse_action(file, l); },
        [](const C& c) { return nlohmann::json(action_name(c.policy.default_action)); }},
+      {"audit", [](C& c, S file, const L& l) { c.policy.audit = parse_bool(file, l); },
+       [](const C& c) { return nlohmann::json(c.policy.audit); }},
       {"malformed-action",
        [](C& c, S file, const L& l) { c.policy.malformed_action = parse_action(file, l); },
        [](const C& c) { return nlohmann::json(action_name(c.policy.malformed_action)); }},

@@ -522,6 +522,10 @@ Metric metric_of(const std::string& name, int stat) {
     return {"xdpfw_tables_probed_total", "tables=\"" + name.substr(7) + "\""};
   if (in(XDPFW_STAT_EVENTS_SENT, XDPFW_STAT_EVENTS_FAILED) || name == "events_lost")
     return {"xdpfw_events_total", "outcome=\"" + name.substr(7) + "\""};
+  if (in(XDPFW_STAT_CT_ESTABLISHED, XDPFW_STAT_CT_RELATED))
+    return {"xdpfw_ct_found_total", "state=\"" + name.substr(3) + "\""};
+  if (in(XDPFW_STAT_RATE_OVER, XDPFW_STAT_RATE_UNDER))
+    return {"xdpfw_rate_total", "outcome=\"" + name.substr(5) + "\""};
   if (name == "log_dropped") return {"xdpfw_log_lines_dropped_total", ""};
   if (name == "log_write_errors") return {"xdpfw_log_errors_total", ""};
   return {nullptr, ""};  // xdpfw_NAME_total
@@ -540,7 +544,15 @@ constexpr Family families[] = {
     {"xdpfw_fragments_total", "counter",
      "Non-first IP fragments seen (no L4 header: classified on addresses and protocol)."},
     {"xdpfw_malformed_total", "counter", "Malformed packets by reason."},
-    {"xdpfw_events_total", "counter", "Unmatched-packet events by outcome."},
+    {"xdpfw_events_total", "counter", "Packet events by outcome."},
+    {"xdpfw_ct_lookups_total", "counter", "Conntrack lookups for ct rules."},
+    {"xdpfw_ct_found_total", "counter", "Conntrack lookups that found a connection, by state."},
+    {"xdpfw_rate_total", "counter",
+     "Rate rules reached: over their rate (the rule decided) or under it (a token taken)."},
+    {"xdpfw_audit_matches_total", "counter",
+     "Packets an audit rule matched (would drop), passed on to the next rule."},
+    {"xdpfw_audit_would_drop_total", "counter",
+     "Drop verdicts passed because the agent runs with audit = yes."},
     {"xdpfw_tables_probed_total", "counter",
      "Classified packets by the number of classifier tables they probed."},
     {"xdpfw_log_lines_total", "counter", "Event lines written to the log file."},

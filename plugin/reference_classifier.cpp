@@ -12,13 +12,31 @@ bool rule_matches(const Rule& r, const PacketFields& p) {
   if (r.dst && !r.dst->contains(p.dst)) return false;
   if (r.proto && *r.proto != p.proto) return false;
   // Port and icmp constraints need the L4 header: non-first fragments never match them.
-  bool needs_l4 = r.sport || r.dport || r.icmp_type || r.icmp_code;
-  if (needs_l4 && !p.has_l4) return false;
+  // So do TCP flags and ct.
+  if (r.needs_l4() && !p.has_l4) return false;
   if (r.sport && (p.sport < r.sport->lo || p.sport > r.sport->hi)) return false;
   if (r.dport && (p.dport < r.dport->lo || p.dport > r.dport->hi)) return false;
   if (r.icmp_type && p.sport != *r.icmp_type) return false;
   if (r.icmp_code && p.dport != *r.icmp_code) return false;
+  if (r.tcp_flags && (p.tcp_flags & r.tcp_flags->mask) != r.tcp_flags->set) return false;
+  if (r.ct && !(*r.ct & p.ct)) return false;
   return true;
+}
+
+RateModel::Key RateModel::key(uint32_t rule, uint8_t per, const PacketFields& p) {
+  Prefix pf{p.family, p.src,
+            static_cast<uint8_t>(std::min<unsigned>(per, p.family == Family::v4 ? 32 : 128))};
+  pf.clear_host_bits();
+  return {rule, pf.addr};
+}
+
+bool RateModel::over(uint32_t rule, uint64_t burst, uint8_t per, const PacketFields& p) const {
+  auto it = taken_.find(key(rule, per, p));
+  return it != taken_.end() && it->second >= burst;
+}
+
+void RateModel::take(uint32_t rule, uint8_t per, const PacketFields& p) {
+  ++taken_[key(rule, per, p)];
 }
 
 int rule_matches_readable(const Rule& r, const PacketFields& p) {
@@ -33,7 +51,7 @@ int rule_matches_readable(const Rule& r, const PacketFields& p) {
     else if (*r.proto != p.proto)
       return 0;
   }
-  if (r.sport || r.dport || r.icmp_type || r.icmp_code) found = 2;
+  if (r.needs_l4()) found = 2;
   return found;
 }
 
@@ -46,16 +64,32 @@ ReferenceClassifier::ReferenceClassifier(std::vector<Rule> rules, Action default
             [](const Rule& a, const Rule& b) { return a.order() < b.order(); });
 }
 
-Verdict ReferenceClassifier::classify(const PacketFields& p) const {
-  if (p.readable != Readable::all) {
-    for (const Rule& r : rules_)
-      if (int m = rule_matches_readable(r, p))
-        return m == 1 ? Verdict{*r.action, r.id} : Verdict{malformed_action_, std::nullopt};
-    return Verdict{malformed_action_, std::nullopt};
+Verdict ReferenceClassifier::classify(const PacketFields& p, RateModel* rates) const {
+  Verdict v{p.readable == Readable::all ? default_action_ : malformed_action_, std::nullopt, {}};
+  for (const Rule& r : rules_) {
+    if (p.readable != Readable::all) {
+      int m = rule_matches_readable(r, p);
+      if (m == 0 || (m == 2 && r.action == Action::audit)) continue;
+      if (m == 2) return v;  // needs what was not read: the malformed action
+    } else if (!rule_matches(r, p)) {
+      continue;
+    }
+    if (r.rate) {  // under the rate: a token, and on to the next rule
+      uint8_t per = r.per.value_or(0);
+      if (!rates || !rates->over(r.id, r.burst_packets(), per, p)) {
+        if (rates) rates->take(r.id, per, p);
+        continue;
+      }
+    }
+    if (r.action == Action::audit) {
+      v.audits.push_back(r.id);
+      continue;
+    }
+    v.action = *r.action;
+    v.rule_id = r.id;
+    return v;
   }
-  for (const Rule& r : rules_)
-    if (rule_matches(r, p)) return Verdict{*r.action, r.id};
-  return Verdict{default_action_, std::nullopt};
+  return v;
 }
 
 }  // namespace xdpfw

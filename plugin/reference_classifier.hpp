@@ -5,7 +5,9 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "rule.hpp"
@@ -24,7 +26,23 @@ struct PacketFields {
   uint8_t proto = 0;
   bool has_l4 = false;  // sport/dport (icmp: type/code) were read
   uint16_t sport = 0, dport = 0;
+  uint8_t tcp_flags = 0;
+  uint8_t ct = ct_new;                // the connection state conntrack gives it (ct_*)
   Readable readable = Readable::all;  // other than all: a malformed packet
+};
+
+// Token buckets of rate rules as a model: per rule id and source prefix,
+// the tokens taken; a bucket is over its rate once `burst` are. No refill:
+// valid for runs far shorter than the rate's interval (tests use N/h).
+class RateModel {
+ public:
+  bool over(uint32_t rule, uint64_t burst, uint8_t per, const PacketFields& p) const;
+  void take(uint32_t rule, uint8_t per, const PacketFields& p);
+
+ private:
+  using Key = std::pair<uint32_t, std::array<uint8_t, 16>>;
+  static Key key(uint32_t rule, uint8_t per, const PacketFields& p);
+  std::map<Key, uint64_t> taken_;
 };
 
 struct Verdict {
@@ -32,8 +50,11 @@ struct Verdict {
   // Absent: no rule decided (the default action, or for a malformed
   // packet the malformed action).
   std::optional<uint32_t> rule_id;
+  // Audit rules that matched before the deciding rule, in order.
+  std::vector<uint32_t> audits;
 };
 
+// The stateless fields and ct; not rate or action.
 bool rule_matches(const Rule& r, const PacketFields& p);
 
 // For a malformed packet (p.readable other than all): 0 when a readable
@@ -48,8 +69,10 @@ class ReferenceClassifier {
                       Action malformed_action = Action::drop);
   // A malformed packet: the first rule whose readable fields match decides;
   // the malformed action when that rule needs a field that could not be
-  // read, when none matches, or when nothing was read.
-  Verdict classify(const PacketFields& p) const;
+  // read, when none matches, or when nothing was read. Rate rules: over
+  // their rate in `rates` (without one: never), they decide; under it, they
+  // take a token and the next rule decides. Audit rules never decide.
+  Verdict classify(const PacketFields& p, RateModel* rates = nullptr) const;
 
  private:
   std::vector<Rule> rules_;  // sorted by (priority, id)

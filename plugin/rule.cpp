@@ -90,6 +90,85 @@ std::string format_range(const PortRange& r) {
   return std::to_string(r.lo) + "-" + std::to_string(r.hi);
 }
 
+struct NamedBit {
+  const char* name;
+  uint8_t bit;
+};
+constexpr NamedBit tcp_flag_names[] = {{"fin", 0x01}, {"syn", 0x02}, {"rst", 0x04}, {"psh", 0x08},
+                                       {"ack", 0x10}, {"urg", 0x20}, {"ece", 0x40}, {"cwr", 0x80}};
+constexpr NamedBit ct_names[] = {
+    {"new", ct_new}, {"established", ct_established}, {"related", ct_related}};
+
+template <size_t N>
+std::string bit_names(const NamedBit (&names)[N]) {
+  std::string s;
+  for (const NamedBit& n : names) s += (s.empty() ? "" : ", ") + std::string(n.name);
+  return s;
+}
+
+// "a,!b": the bits named, each once; with negate, "!" marks a bit unset.
+template <size_t N>
+TcpFlags parse_bits(std::string_view v, std::string_view field, const NamedBit (&names)[N],
+                    bool negate) {
+  TcpFlags out;
+  if (v.empty())
+    throw RuleError(std::string(field) + ": empty (expected " + bit_names(names) + ")");
+  while (true) {
+    auto comma = v.find(',');
+    std::string_view w = v.substr(0, comma);
+    bool unset = negate && w.starts_with('!');
+    if (unset) w.remove_prefix(1);
+    const NamedBit* n = std::find_if(std::begin(names), std::end(names),
+                                     [&](const NamedBit& x) { return w == x.name; });
+    if (n == std::end(names))
+      throw RuleError(std::string(field) + ": " + quote(w) + " is not one of " + bit_names(names) +
+                      (negate ? " (each may be negated with '!')" : ""));
+    if (out.mask & n->bit) throw RuleError(std::string(field) + ": " + n->name + " given twice");
+    out.mask |= n->bit;
+    if (!unset) out.set |= n->bit;
+    if (comma == std::string_view::npos) break;
+    v.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+struct RateUnit {
+  const char* name;  // canonical first
+  uint32_t seconds;
+};
+constexpr RateUnit rate_units[] = {{"s", 1},       {"sec", 1},  {"second", 1},  {"min", 60},
+                                   {"minute", 60}, {"h", 3600}, {"hour", 3600}, {"day", 86400}};
+constexpr uint32_t max_rate = 1000000000;  // per unit
+
+Rate parse_rate(std::string_view v) {
+  auto slash = v.find('/');
+  auto n = parse_uint<uint32_t>(v.substr(0, slash), max_rate);
+  const RateUnit* u =
+      slash == std::string_view::npos
+          ? std::end(rate_units)
+          : std::find_if(std::begin(rate_units), std::end(rate_units),
+                         [&](const RateUnit& x) { return v.substr(slash + 1) == x.name; });
+  if (!n || *n == 0 || u == std::end(rate_units))
+    throw RuleError("rate: " + quote(v) +
+                    " is not a rate (expected N/s, N/min, N/h or N/day with N 1-1000000000)");
+  return Rate{*n, u->seconds};
+}
+
+std::string format_rate(const Rate& r) {
+  const char* unit = r.seconds == 1      ? "s"
+                     : r.seconds == 60   ? "min"
+                     : r.seconds == 3600 ? "h"
+                                         : "day";
+  return std::to_string(r.packets) + "/" + unit;
+}
+
+uint8_t parse_per(std::string_view v) {
+  if (v == "src") return 128;
+  if (v.starts_with("src/"))
+    if (auto n = parse_uint<uint8_t>(v.substr(4), 128); n && *n >= 1) return *n;
+  throw RuleError("per: " + quote(v) + " is not a source (expected src or src/N with N 1-128)");
+}
+
 bool is_port_proto(uint8_t p) {
   return p == proto_tcp || p == proto_udp;
 }
@@ -176,7 +255,22 @@ std::string proto_name(uint8_t proto) {
 }
 
 std::string action_name(Action a) {
-  return a == Action::drop ? "drop" : "pass";
+  return a == Action::drop ? "drop" : a == Action::audit ? "audit" : "pass";
+}
+
+std::string format_tcp_flags(const TcpFlags& f) {
+  std::string s;
+  for (const NamedBit& n : tcp_flag_names)
+    if (f.mask & n.bit)
+      s += (s.empty() ? "" : ",") + std::string(f.set & n.bit ? "" : "!") + n.name;
+  return s;
+}
+
+std::string format_ct(uint8_t states) {
+  std::string s;
+  for (const NamedBit& n : ct_names)
+    if (states & n.bit) s += (s.empty() ? "" : ",") + std::string(n.name);
+  return s;
 }
 
 std::optional<Family> Rule::family() const {
@@ -186,7 +280,8 @@ std::optional<Family> Rule::family() const {
 }
 
 void validate_rule(const Rule& r) {
-  if (!r.action) throw RuleError("action: missing (expected 'action drop' or 'action pass')");
+  if (!r.action)
+    throw RuleError("action: missing (expected 'action drop', 'action pass' or 'action audit')");
   if (r.src && r.dst && r.src->family != r.dst->family)
     throw RuleError(std::string("dst: ") + (r.dst->family == Family::v4 ? "IPv4" : "IPv6") +
                     " address with an " + (r.src->family == Family::v4 ? "IPv4" : "IPv6") +
@@ -203,6 +298,23 @@ void validate_rule(const Rule& r) {
     throw RuleError("proto: icmp is IPv4's; with IPv6 addresses use 'proto icmpv6'");
   if (fam && r.proto == proto_icmpv6 && *fam == Family::v4)
     throw RuleError("proto: icmpv6 is IPv6's; with IPv4 addresses use 'proto icmp'");
+  if (r.tcp_flags && r.proto != proto_tcp) throw RuleError("tcp-flags: needs 'proto tcp'");
+  if (r.ct && r.proto && !is_port_proto(*r.proto) && !is_icmp_proto(*r.proto))
+    throw RuleError(
+        "ct: needs proto tcp, udp, icmp or icmpv6, or no proto (the kernel tracks "
+        "no other protocol here)");
+  if (r.burst && !r.rate) throw RuleError("burst: needs a rate (e.g. 'rate 100/s burst 20')");
+  if (r.per && !r.rate) throw RuleError("per: needs a rate (e.g. 'rate 100/s per src')");
+  if (r.per && fam == Family::v4 && *r.per > 32 && *r.per != 128)
+    throw RuleError("per: src/" + std::to_string(*r.per) + " is longer than an IPv4 address");
+  if (r.rate) {
+    // The bucket's depth in nanoseconds must fit its 64-bit counter.
+    long double depth = static_cast<long double>(r.burst_packets()) * r.rate->cost_ns();
+    if (r.burst && *r.burst == 0) throw RuleError("burst: 0 (expected 1 or more packets)");
+    if (depth > 4e18L)
+      throw RuleError("burst: " + std::to_string(r.burst_packets()) + " packets at " +
+                      format_rate(*r.rate) + " is a bucket of over 100 years (expected fewer)");
+  }
 }
 
 namespace {
@@ -244,6 +356,26 @@ constexpr FieldOps icmp_type{[](const R& r) { return r.icmp_type.has_value(); },
 constexpr FieldOps icmp_code{[](const R& r) { return r.icmp_code.has_value(); },
                              [](R& r, V v) { r.icmp_code = parse_byte(v, "icmp-code"); },
                              [](const R& r) { return std::to_string(*r.icmp_code); }};
+constexpr FieldOps tcp_flags{
+    [](const R& r) { return r.tcp_flags.has_value(); },
+    [](R& r, V v) { r.tcp_flags = parse_bits(v, "tcp-flags", tcp_flag_names, true); },
+    [](const R& r) { return format_tcp_flags(*r.tcp_flags); }};
+constexpr FieldOps ct{[](const R& r) { return r.ct.has_value(); },
+                      [](R& r, V v) { r.ct = parse_bits(v, "ct", ct_names, false).set; },
+                      [](const R& r) { return format_ct(*r.ct); }};
+constexpr FieldOps rate{[](const R& r) { return r.rate.has_value(); },
+                        [](R& r, V v) { r.rate = parse_rate(v); },
+                        [](const R& r) { return format_rate(*r.rate); }};
+constexpr FieldOps burst{[](const R& r) { return r.burst.has_value(); },
+                         [](R& r, V v) { r.burst = parse_u32(v, "burst", 1); },
+                         [](const R& r) { return std::to_string(*r.burst); }};
+constexpr FieldOps per{
+    [](const R& r) { return r.per.has_value(); }, [](R& r, V v) { r.per = parse_per(v); },
+    [](const R& r) {
+      return *r.per == 128 ? std::string("src") : "src/" + std::to_string(*r.per);
+    }};
+constexpr FieldOps log{[](const R& r) { return r.log; }, [](R& r, V) { r.log = true; },
+                       [](const R&) { return std::string(); }};
 constexpr FieldOps action{
     [](const R& r) { return r.action.has_value(); },
     [](R& r, V v) {
@@ -251,17 +383,20 @@ constexpr FieldOps action{
         r.action = Action::drop;
       else if (v == "pass" || v == "accept")
         r.action = Action::pass;
+      else if (v == "audit")
+        r.action = Action::audit;
       else
-        throw RuleError("action: " + quote(v) + " is not an action (expected drop or pass)");
+        throw RuleError("action: " + quote(v) + " is not an action (expected drop, pass or audit)");
     },
     [](const R& r) { return action_name(*r.action); }};
 }  // namespace field
 
 struct Field {
   const char* name;
+  bool flag;  // no value: the word alone
   FieldOps ops;
 };
-#define XDPFW_RULE_FIELD_OPS(ident, name, value) {name, field::ident},
+#define XDPFW_RULE_FIELD_OPS(ident, name, value) {name, *value == '\0', field::ident},
 constexpr Field fields[] = {XDPFW_RULE_FIELDS(XDPFW_RULE_FIELD_OPS)};
 #undef XDPFW_RULE_FIELD_OPS
 
@@ -278,17 +413,21 @@ Rule parse_rule(std::string_view text) {
   auto words = split_words(text);
   if (words.empty())
     throw RuleError("rule: empty (expected fields such as 'dport 22 proto tcp action drop')");
-  for (size_t i = 0; i < words.size(); i += 2) {
+  for (size_t i = 0; i < words.size(); ++i) {
     std::string_view key = words[i];
     if (key.starts_with("--")) key.remove_prefix(2);
     if (key == "priority") key = "prio";
-    if (i + 1 >= words.size()) throw RuleError(std::string(key) + ": missing value");
     const Field* f = std::find_if(std::begin(fields), std::end(fields),
                                   [&](const Field& x) { return key == x.name; });
     if (f == std::end(fields))
       throw RuleError(quote(key) + " is not a rule field (expected " + field_names() + ")");
     if (f->ops.present(r)) throw RuleError(std::string(key) + ": given twice");
-    f->ops.parse(r, words[i + 1]);
+    if (f->flag) {
+      f->ops.parse(r, {});
+      continue;
+    }
+    if (i + 1 >= words.size()) throw RuleError(std::string(key) + ": missing value");
+    f->ops.parse(r, words[++i]);
   }
   validate_rule(r);
   return r;
@@ -303,6 +442,7 @@ std::string format_rule(const Rule& r) {
     if (!f.ops.present(r)) continue;
     if (!o.empty()) o += ' ';
     o += f.name;
+    if (f.flag) continue;
     o += ' ';
     o += f.ops.format(r);
   }

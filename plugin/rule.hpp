@@ -15,7 +15,7 @@
 namespace xdpfw {
 
 enum class Family : uint8_t { v4 = 0, v6 = 1 };
-enum class Action : uint8_t { pass = 0, drop = 1 };
+enum class Action : uint8_t { pass = 0, drop = 1, audit = 2 };
 
 // An address prefix; IPv4 lives in the first 4 bytes of addr. Host bits are
 // always zero (the parser masks them).
@@ -41,6 +41,27 @@ inline constexpr uint8_t proto_tcp = 6;
 inline constexpr uint8_t proto_udp = 17;
 inline constexpr uint8_t proto_icmpv6 = 58;
 
+// TCP flags a rule requires set (set) and unset (mask & ~set), e.g.
+// "syn,!ack": set SYN, mask SYN|ACK.
+struct TcpFlags {
+  uint8_t set = 0;
+  uint8_t mask = 0;
+  bool operator==(const TcpFlags&) const = default;
+};
+
+// Connection states of "ct" (bits, as enum xdpfw_ct_state).
+inline constexpr uint8_t ct_new = 1;
+inline constexpr uint8_t ct_established = 2;
+inline constexpr uint8_t ct_related = 4;
+
+// "rate N/UNIT": N packets per `seconds`.
+struct Rate {
+  uint32_t packets = 0;
+  uint32_t seconds = 1;  // 1 (s), 60 (min), 3600 (h), 86400 (day)
+  bool operator==(const Rate&) const = default;
+  uint64_t cost_ns() const { return uint64_t{seconds} * 1000000000ULL / packets; }
+};
+
 // Order between rules: lower (priority, id) wins.
 inline uint64_t rule_order(uint32_t priority, uint32_t id) {
   return (uint64_t{priority} << 32) | id;
@@ -53,7 +74,19 @@ struct Rule {
   std::optional<uint8_t> proto;
   std::optional<PortRange> sport, dport;        // tcp/udp only
   std::optional<uint8_t> icmp_type, icmp_code;  // icmp/icmpv6 only
+  std::optional<TcpFlags> tcp_flags;            // tcp only
+  std::optional<uint8_t> ct;                    // ct_new | ct_established | ct_related
+  std::optional<Rate> rate;                     // decides only over the rate
+  std::optional<uint32_t> burst;                // packets; needs rate (default: N)
+  std::optional<uint8_t> per;                   // rate per source /per (128: address)
+  bool log = false;                             // its verdicts are reported
   std::optional<Action> action;
+
+  // A rule that may match a packet without deciding it: ct, rate, audit.
+  bool conditioned() const { return ct || rate || action == Action::audit; }
+  // Needs the L4 header: ports, ICMP type/code, TCP flags, ct.
+  bool needs_l4() const { return sport || dport || icmp_type || icmp_code || tcp_flags || ct; }
+  uint32_t burst_packets() const { return burst.value_or(rate ? rate->packets : 0); }
 
   // The family the rule is limited to, if it names an address.
   std::optional<Family> family() const;
@@ -83,5 +116,7 @@ std::string format_address(Family f, const std::array<uint8_t, 16>& a);
 Prefix parse_prefix(std::string_view text, std::string_view field);
 std::string proto_name(uint8_t proto);
 std::string action_name(Action a);
+std::string format_tcp_flags(const TcpFlags& f);
+std::string format_ct(uint8_t states);
 
 }  // namespace xdpfw

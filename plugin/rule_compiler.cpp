@@ -395,9 +395,25 @@ xdpfw_cand make_cand(const Rule& r) {
     c.proto = *r.proto;
   }
   c.sport_hi = c.dport_hi = 65535;
-  if (r.sport || r.dport || r.icmp_type || r.icmp_code) c.flags |= XDPFW_CAND_L4;
+  if (r.needs_l4()) c.flags |= XDPFW_CAND_L4;
   if (auto s = port_range(r, false)) c.sport_lo = s->lo, c.sport_hi = s->hi;
   if (auto d = port_range(r, true)) c.dport_lo = d->lo, c.dport_hi = d->hi;
+  if (r.tcp_flags) {
+    c.flags |= XDPFW_CAND_TCP_FLAGS;
+    c.tcp_set = r.tcp_flags->set;
+    c.tcp_mask = r.tcp_flags->mask;
+  }
+  if (r.ct) {
+    c.flags |= XDPFW_CAND_CT;
+    c.ct = *r.ct;
+  }
+  if (r.rate) {
+    c.flags |= XDPFW_CAND_RATE;
+    c.rate_cost_ns = r.rate->cost_ns();
+    c.rate_burst_ns = c.rate_cost_ns * r.burst_packets();
+    c.rate_plen = r.per.value_or(0);
+  }
+  if (r.log) c.flags |= XDPFW_CAND_LOG;
   c.action = static_cast<uint8_t>(*r.action);
   return c;
 }
@@ -434,6 +450,12 @@ CompiledRuleset compile_sorted(const std::vector<const Rule*>& rules, const Poli
   }
   v4.finish(out.header, out.v4, out.summary[XDPFW_FAMILY_V4], !view);
   v6.finish(out.header, out.v6, out.summary[XDPFW_FAMILY_V6], !view);
+  for (const Rule* r : placed)
+    if (r->ct) {
+      auto fam = r->family();
+      if (!fam || *fam == Family::v4) out.header.ct[XDPFW_FAMILY_V4] = 1;
+      if (!fam || *fam == Family::v6) out.header.ct[XDPFW_FAMILY_V6] = 1;
+    }
   if (view) return out;
 
   out.cands.reserve(placed.size());
@@ -448,6 +470,9 @@ CompiledRuleset compile_rules(const std::vector<Rule>& input, const Policy& poli
   if (input.size() > limits.max_rules)
     throw CompileError(std::to_string(input.size()) + " rules exceed the limit of " +
                        std::to_string(limits.max_rules) + " rules");
+  if (!limits.no_ct.empty())
+    for (const Rule& r : input)
+      if (r.ct) throw CompileError(rule_name(r) + ": ct: " + limits.no_ct);
   if (limits.max_tables > XDPFW_MAX_TABLES)
     throw CompileError("at most " + std::to_string(XDPFW_MAX_TABLES) + " tables per family");
   std::vector<const Rule*> rules;
@@ -503,6 +528,7 @@ std::optional<Rule> project_rule(const Rule& r, int view) {
   p.dport.reset();
   p.icmp_type.reset();
   p.icmp_code.reset();
+  p.tcp_flags.reset();
   if (view == XDPFW_READ_NO_PROTO) p.proto.reset();
   return p;
 }
@@ -531,14 +557,24 @@ int cand_matches(const xdpfw_cand& c, const PacketFields& p) {
     if (p.sport < c.sport_lo || p.sport > c.sport_hi) return 0;
     if (p.dport < c.dport_lo || p.dport > c.dport_hi) return 0;
   }
+  if ((c.flags & XDPFW_CAND_TCP_FLAGS) && (p.tcp_flags & c.tcp_mask) != c.tcp_set) return 0;
   return found;
 }
+
+// A rule that matched without deciding, as the program keeps it.
+struct Pending {
+  uint64_t order;
+  const xdpfw_cand* cand;
+  bool token;  // else an audit match
+};
 
 }  // namespace
 
 std::optional<LookupResult> lookup_compiled(const CompiledRuleset& set, const PacketFields& p,
-                                            uint32_t* probes_out) {
+                                            uint32_t* probes_out, RateModel* rates,
+                                            std::vector<uint32_t>* audits) {
   if (probes_out) *probes_out = 0;
+  if (audits) audits->clear();
   if (p.readable == Readable::nothing) return std::nullopt;
   const bool blind = p.readable != Readable::all;
   if (blind && set.views.size() < static_cast<size_t>(p.readable)) return std::nullopt;
@@ -548,7 +584,26 @@ std::optional<LookupResult> lookup_compiled(const CompiledRuleset& set, const Pa
   int fam = static_cast<int>(p.family);
   const xdpfw_ruleset& h = c.header;
   std::optional<LookupResult> best;
+  std::vector<Pending> pending;
   uint32_t probes = 0;
+  // The program's conditions on a candidate matched on its fields: true
+  // when it decides.
+  auto decides = [&](const xdpfw_cand& r, int found) {
+    if (found == 2) return r.action != XDPFW_ACTION_AUDIT;
+    if ((r.flags & XDPFW_CAND_CT) && !(r.ct & p.ct)) return false;
+    if (r.flags & XDPFW_CAND_RATE) {
+      uint32_t id = static_cast<uint32_t>(r.order);
+      if (!rates || !rates->over(id, r.rate_burst_ns / r.rate_cost_ns, r.rate_plen, p)) {
+        pending.push_back({r.order, &r, true});
+        return false;
+      }
+    }
+    if (r.action == XDPFW_ACTION_AUDIT) {
+      pending.push_back({r.order, &r, false});
+      return false;
+    }
+    return true;
+  };
   if (h.ntables[fam]) {
     xdpfw_tmask m = h.proto[fam][p.proto];
     auto narrow = [&](const xdpfw_tmask& t) {
@@ -592,7 +647,7 @@ std::optional<LookupResult> lookup_compiled(const CompiledRuleset& set, const Pa
           auto it = set.cands.find(b->ids[j]);
           if (it == set.cands.end() || (best && it->second.order >= best->order)) {
             done = true;
-          } else if (int found = cand_matches(it->second, p)) {
+          } else if (int found = cand_matches(it->second, p); found && decides(it->second, found)) {
             best = LookupResult{it->second.order, static_cast<Action>(it->second.action), 0,
                                 found == 2};
             done = true;
@@ -601,6 +656,16 @@ std::optional<LookupResult> lookup_compiled(const CompiledRuleset& set, const Pa
         if (!b->more) break;
       }
     }
+  }
+  std::sort(pending.begin(), pending.end(),
+            [](const Pending& a, const Pending& b) { return a.order < b.order; });
+  for (const Pending& q : pending) {
+    if (best && q.order >= best->order) continue;
+    uint32_t id = static_cast<uint32_t>(q.order);
+    if (q.token && rates)
+      rates->take(id, q.cand->rate_plen, p);
+    else if (!q.token && audits)
+      audits->push_back(id);
   }
   if (probes_out) *probes_out = probes;
   if (best) best->probes = probes;
@@ -626,7 +691,7 @@ MatchKey match_key(const Rule& r) {
       at += 16;
   }
   uint8_t flags = (r.proto ? 1 : 0) | (r.sport ? 2 : 0) | (r.dport ? 4 : 0) |
-                  (r.icmp_type ? 8 : 0) | (r.icmp_code ? 16 : 0);
+                  (r.icmp_type ? 8 : 0) | (r.icmp_code ? 16 : 0) | (r.tcp_flags ? 32 : 0);
   uint8_t proto = r.proto.value_or(0), it = r.icmp_type.value_or(0), ic = r.icmp_code.value_or(0);
   PortRange sp = r.sport.value_or(PortRange{}), dp = r.dport.value_or(PortRange{});
   put(&flags, 1);
@@ -637,6 +702,13 @@ MatchKey match_key(const Rule& r) {
   put(&sp.hi, 2);
   put(&dp.lo, 2);
   put(&dp.hi, 2);
+  TcpFlags tf = r.tcp_flags.value_or(TcpFlags{});
+  put(&tf.set, 1);
+  put(&tf.mask, 1);
+  // A rule that may match without deciding (ct, rate, audit) is never a
+  // duplicate, nor hides one: its own id makes its key unique.
+  uint32_t own = r.conditioned() ? r.id : 0;
+  put(&own, 4);
   return k;
 }
 
@@ -791,6 +863,10 @@ void apply_add(CompiledRuleset& c, int fam, const Rule& r,
     for (auto& m : h.proto[fam]) d.header |= set(m);
   }
   if (!needs_l4(r)) d.header |= set(h.noport[fam]);
+  if (r.ct && !h.ct[fam]) {
+    h.ct[fam] = 1;
+    d.header = true;
+  }
   auto& sum = c.summary[fam];
   for (int f = 0; f < XDPFW_SUMMARY_FIELDS && !sum.empty(); ++f) {  // views have none
     auto [lo, hi] = field_range(r, fam, f);

@@ -13,6 +13,7 @@
 #include <functional>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
@@ -23,9 +24,13 @@
 
 namespace xdpfw {
 
+class RateModel;
+struct PacketFields;
+
 struct Policy {
   Action default_action = Action::pass;    // no rule matched
   Action malformed_action = Action::drop;  // the parser could not read the packet
+  bool audit = false;  // every drop verdict is counted, reported as "would drop", passed
   bool operator==(const Policy&) const = default;
 };
 
@@ -33,6 +38,7 @@ struct CompileLimits {
   uint32_t max_rules = XDPFW_DEFAULT_MAX_RULES;
   uint32_t max_buckets_per_family = XDPFW_DEFAULT_MAX_ENTRIES / XDPFW_SLOTS;
   uint32_t max_tables = XDPFW_MAX_TABLES;  // per family, at most XDPFW_MAX_TABLES
+  std::string no_ct;                       // why ct rules cannot be used; "": they can
 };
 
 // A rule set that breaks a limit or is invalid; the message names the rule
@@ -75,7 +81,7 @@ using CandidateMap = std::unordered_map<uint32_t, xdpfw_cand>;  // by rule id
 
 // A rule's match fields, byte for byte: rules with equal keys are duplicates
 // (only the best of them can ever decide a packet).
-using MatchKey = std::array<uint8_t, 52>;  // 2 x (3 + 16) + 4 + 8
+using MatchKey = std::array<uint8_t, 58>;  // 2 x (3 + 16) + 4 + 8 + 2 + 4
 MatchKey match_key(const Rule& r);
 struct MatchKeyHash {
   size_t operator()(const MatchKey& k) const {
@@ -172,7 +178,11 @@ struct LookupResult {
 // unit tests check the compiler against the reference without root. The
 // result is empty when no rule matched; probes is set either way. A
 // malformed packet (p.readable) is looked up in its view.
+// Rate rules and audit rules as the program treats them, with `rates` as
+// the buckets (none: never over the rate); audits: the audit rules that
+// matched before the deciding rule, by id.
 std::optional<LookupResult> lookup_compiled(const CompiledRuleset& c, const struct PacketFields& p,
-                                            uint32_t* probes = nullptr);
+                                            uint32_t* probes = nullptr, RateModel* rates = nullptr,
+                                            std::vector<uint32_t>* audits = nullptr);
 
 }  // namespace xdpfw

@@ -5,23 +5,29 @@
 // Header-only and without dependencies, for xdpfw-ctl.
 #pragma once
 
-#define XDPFW_RULE_FIELDS(X)     \
-  X(id, "id", "N")               \
-  X(prio, "prio", "N")           \
-  X(src, "src", "A[/N]")         \
-  X(dst, "dst", "A[/N]")         \
-  X(proto, "proto", "P")         \
-  X(sport, "sport", "P[-P]")     \
-  X(dport, "dport", "P[-P]")     \
-  X(icmp_type, "icmp-type", "T") \
-  X(icmp_code, "icmp-code", "C") \
-  X(action, "action", "drop|pass")
+#define XDPFW_RULE_FIELDS(X)          \
+  X(id, "id", "N")                    \
+  X(prio, "prio", "N")                \
+  X(src, "src", "A[/N]")              \
+  X(dst, "dst", "A[/N]")              \
+  X(proto, "proto", "P")              \
+  X(sport, "sport", "P[-P]")          \
+  X(dport, "dport", "P[-P]")          \
+  X(icmp_type, "icmp-type", "T")      \
+  X(icmp_code, "icmp-code", "C")      \
+  X(tcp_flags, "tcp-flags", "F[,!F]") \
+  X(ct, "ct", "S[,S]")                \
+  X(rate, "rate", "N/s")              \
+  X(burst, "burst", "N")              \
+  X(per, "per", "src[/N]")            \
+  X(log, "log", "")                   \
+  X(action, "action", "drop|pass|audit")
 
 namespace xdpfw {
 
 struct RuleFieldName {
   const char* name;
-  const char* value;  // what its value looks like, for usage text
+  const char* value;  // what its value looks like, for usage text; "": a flag without one
 };
 
 #define XDPFW_RULE_FIELD_NAME(ident, name, value) {name, value},

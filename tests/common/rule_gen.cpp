@@ -93,11 +93,36 @@ Rule RuleGen::from_template(const Template& t, uint32_t id) {
   if (t.icmp_type) r.icmp_type = static_cast<uint8_t>(uniform(0, 3) == 0 ? 8 : uniform(0, 3));
   if (t.icmp_code) r.icmp_code = static_cast<uint8_t>(uniform(0, 2));
   r.action = uniform(0, 1) ? Action::drop : Action::pass;
+  if (conditions_) add_conditions(r);
   return r;
+}
+
+void RuleGen::add_conditions(Rule& r) {
+  if (r.proto == proto_tcp && uniform(0, 3) == 0) {
+    static const uint8_t bits[] = {0x01, 0x02, 0x04, 0x10};  // fin syn rst ack
+    TcpFlags f;
+    for (uint8_t b : bits)
+      if (uniform(0, 2) == 0) {
+        f.mask |= b;
+        if (uniform(0, 1)) f.set |= b;
+      }
+    if (f.mask) r.tcp_flags = f;
+  }
+  bool l4 = !r.proto || *r.proto == proto_tcp || *r.proto == proto_udp || *r.proto == proto_icmp ||
+            *r.proto == proto_icmpv6;
+  if (l4 && uniform(0, 9) == 0) r.ct = static_cast<uint8_t>(uniform(1, 7));
+  if (uniform(0, 14) == 0) {
+    r.rate = Rate{1, 3600};
+    r.burst = uniform(1, 3);
+    if (uniform(0, 1)) r.per = uniform(0, 1) ? 128 : 24;
+  }
+  if (uniform(0, 19) == 0) r.action = Action::audit;
+  if (uniform(0, 5) == 0) r.log = true;
 }
 
 std::vector<Rule> RuleGen::rules(const GenOptions& o) {
   wide_ = o.wide;
+  conditions_ = o.conditions;
   std::vector<Template> ts;
   for (size_t i = 0; i < o.templates; ++i) ts.push_back(make_template());
   std::vector<Rule> out;
@@ -139,6 +164,11 @@ PacketFields RuleGen::packet(const std::vector<Rule>& rules) {
     p.proto = 59;
   bool l4_proto = p.proto == 6 || p.proto == 17 || p.proto == 1 || p.proto == 58;
   p.has_l4 = l4_proto && uniform(0, 9) != 0;  // some non-first fragments
+  if (p.has_l4 && p.proto == proto_tcp)
+    p.tcp_flags = base && base->tcp_flags && uniform(0, 1)
+                      ? static_cast<uint8_t>(base->tcp_flags->set |
+                                             (uniform(0, 255) & ~base->tcp_flags->mask))
+                      : static_cast<uint8_t>(uniform(0, 255));
   if (p.has_l4) {
     bool icmp = p.proto == 1 || p.proto == 58;
     auto pick = [&](const std::optional<PortRange>& r) -> uint16_t {

@@ -16,6 +16,9 @@ struct GenOptions {
   size_t rules = 100;
   size_t templates = 12;  // distinct shape templates in the set
   bool wide = false;      // addresses from all of 198.18.0.0/15 and 2001:db8::/32
+  // Some rules with tcp-flags, ct, log, "rate N/h" (no refill within a
+  // test: RateModel's terms) and action audit.
+  bool conditions = false;
 };
 
 class RuleGen {
@@ -23,7 +26,7 @@ class RuleGen {
   explicit RuleGen(uint64_t seed) : rng_(seed) {}
   std::vector<Rule> rules(const GenOptions& o);
   // A packet: mostly derived from one of the rules (inside or just outside
-  // it), sometimes unrelated.
+  // it), sometimes unrelated. TCP packets get random flags; ct is new.
   PacketFields packet(const std::vector<Rule>& rules);
   std::mt19937_64& rng() { return rng_; }
 
@@ -42,8 +45,10 @@ class RuleGen {
   uint32_t uniform(uint32_t lo, uint32_t hi) {
     return std::uniform_int_distribution<uint32_t>(lo, hi)(rng_);
   }
+  void add_conditions(Rule& r);
   std::mt19937_64 rng_;
   bool wide_ = false;
+  bool conditions_ = false;
 };
 
 }  // namespace xdpfw::test

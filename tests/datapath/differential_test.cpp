@@ -16,6 +16,12 @@ using namespace xdpfw::test;
 
 namespace {
 
+std::string rules_text(const std::vector<Rule>& rules) {
+  std::string s;
+  for (const Rule& r : rules) s += "\n  " + format_rule(r);
+  return s;
+}
+
 // Installs rules and checks every packet, in a random encapsulation, against
 // the reference: verdict, and the deciding rule's counter. Every other
 // packet goes again with its last byte cut off: malformed (the IP length
@@ -27,6 +33,7 @@ void check_packets(const std::vector<Rule>& rules, const Policy& policy,
   DatapathFixture fx(opts);
   fx.dp.apply(rules, policy);
   ReferenceClassifier ref(rules, policy.default_action, policy.malformed_action);
+  RateModel rates;  // rate rules are N/h: no refill while the test runs
 
   int bad = 0;
   for (size_t n = 0; n < packets.size() * 3 / 2 && bad < 5; ++n) {
@@ -34,6 +41,7 @@ void check_packets(const std::vector<Rule>& rules, const Policy& policy,
     bool cut = n >= packets.size();
     PacketFields f = packets[i];
     PacketSpec spec = random_encapsulation(f, rng);
+    if (f.proto == proto_tcp && f.has_l4) spec.tcp_flags = f.tcp_flags;
     spec.payload = std::max(spec.payload, 1u);  // the cut falls after every header
     auto frame = build_packet(spec);
     if (cut) {
@@ -41,9 +49,11 @@ void check_packets(const std::vector<Rule>& rules, const Policy& policy,
       f.readable = f.family == Family::v4 ? Readable::no_l4 : Readable::no_proto;
       f.has_l4 = false;
     }
-    Verdict want = ref.classify(f);
+    Verdict want = ref.classify(f, &rates);
     Stats before = fx.dp.stats();
     uint64_t rule_before = want.rule_id ? fx.hits(*want.rule_id) : 0;
+    std::vector<uint64_t> audit_before;
+    for (uint32_t id : want.audits) audit_before.push_back(fx.hits(id));
     RunResult r = run_xdp(fx.dp.prog_fd(), frame);
     BOOST_TEST_REQUIRE(r.err == 0);
     Stats after = fx.dp.stats();
@@ -54,25 +64,30 @@ void check_packets(const std::vector<Rule>& rules, const Policy& policy,
       ok = ok && matched == 1 && fx.hits(*want.rule_id) == rule_before + 1;
     else
       ok = ok && matched == 0;
+    for (size_t a = 0; a < want.audits.size(); ++a)  // audit rules count what they match
+      ok = ok && fx.hits(want.audits[a]) == audit_before[a] + 1;
     if (!ok) {
       ++bad;
-      BOOST_ERROR(
-          what << " packet " << i << (cut ? " cut" : "") << ": " << format_address(f.family, f.src)
-               << " -> " << format_address(f.family, f.dst) << " proto " << int(f.proto)
-               << (f.has_l4 ? " l4 " : " no-l4 ") << f.sport << "/" << f.dport << ": want rule "
-               << (want.rule_id ? int(*want.rule_id) : -1) << " action " << action_name(want.action)
-               << ", XDP returned " << r.retval << " with " << matched << " match(es)");
+      BOOST_ERROR(what << " packet " << i << (cut ? " cut" : "") << ": "
+                       << format_address(f.family, f.src) << " -> "
+                       << format_address(f.family, f.dst) << " proto " << int(f.proto)
+                       << (f.has_l4 ? " l4 " : " no-l4 ") << f.sport << "/" << f.dport
+                       << ": want rule " << (want.rule_id ? int(*want.rule_id) : -1) << " action "
+                       << action_name(want.action) << ", XDP returned " << r.retval << " with "
+                       << matched << " match(es); " << want.audits.size() << " audit rule(s) first"
+                       << (rules.size() <= 20 ? ", rules: " + rules_text(rules) : std::string()));
     }
   }
 }
 
 void check_against_reference(uint64_t seed, size_t nrules, size_t templates, int packets,
-                             bool wide = false) {
+                             bool wide = false, bool conditions = false) {
   BOOST_TEST_MESSAGE("seed " << seed << ": " << nrules << " rules, " << packets << " packets");
   RuleGen gen(seed);
   DatapathOptions opts;
   // Any set of the grammar compiles: no redraw.
-  std::vector<Rule> rules = gen.rules({.rules = nrules, .templates = templates, .wide = wide});
+  std::vector<Rule> rules =
+      gen.rules({.rules = nrules, .templates = templates, .wide = wide, .conditions = conditions});
   Policy policy{(seed & 1) ? Action::drop : Action::pass, Action::drop};
   std::vector<PacketFields> packets_;
   for (int i = 0; i < packets; ++i) packets_.push_back(gen.packet(rules));
@@ -95,6 +110,20 @@ BOOST_AUTO_TEST_CASE(random_rule_sets_agree_with_reference) {
   }
   check_against_reference(base + 20, 100000, 24, 10000);
   check_against_reference(base + 21, 100000, 24, 10000, true);
+}
+
+// tcp-flags, ct (every test-run packet is new: the kernel tracks none of
+// them), rate (N/h, against the reference's token model), audit (the
+// counters of the audit rules that matched before the deciding rule) and log.
+BOOST_AUTO_TEST_CASE(conditioned_rules_agree_with_reference) {
+  if (const char* s = std::getenv("XDPFW_DIFF_SEED")) {
+    check_against_reference(std::strtoull(s, nullptr, 10), 300, 12, 10000, false, true);
+    return;
+  }
+  uint64_t base = std::random_device{}();
+  for (uint64_t k = 0; k < 8; ++k)
+    check_against_reference(base + k, std::vector<size_t>{20, 100, 300, 1000}[k % 4],
+                            2 + (k * 5) % 16, 6000, false, true);
 }
 
 BOOST_AUTO_TEST_CASE(classbench_sets_agree_with_reference) {

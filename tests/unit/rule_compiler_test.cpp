@@ -30,9 +30,9 @@ std::vector<Rule> rules(std::initializer_list<const char*> texts) {
 Verdict verdict_of(const std::optional<LookupResult>& got, const PacketFields& p,
                    const Policy& pol) {
   if (p.readable != Readable::all && (!got || got->unreadable))
-    return {pol.malformed_action, std::nullopt};
-  if (!got) return {pol.default_action, std::nullopt};
-  return {got->action, got->rule_id()};
+    return {pol.malformed_action, std::nullopt, {}};
+  if (!got) return {pol.default_action, std::nullopt, {}};
+  return {got->action, got->rule_id(), {}};
 }
 
 // The packet as its malformed variants: L4 header unreadable, and (IPv6)
