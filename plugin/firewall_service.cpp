@@ -161,6 +161,10 @@ FirewallService::FirewallService(const FirewallConfig& cfg, Log log, FirewallPar
   log_(2, std::to_string(store_.rules().size()) + " rule(s) installed" +
               (cfg_.rules_file.empty() ? "" : " from " + cfg_.rules_file));
   if (cfg_.include.empty()) log_(1, no_interfaces_note);
+  if (std::string why = dp_->limits().no_ct; !why.empty())
+    log_(1, "ct rules cannot be used: " + why);
+  if (cfg_.policy.audit)
+    log_(1, "audit = yes: drop verdicts are counted and logged as would-drop, and passed");
 }
 
 FirewallService::~FirewallService() {
