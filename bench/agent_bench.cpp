@@ -145,9 +145,10 @@ void bench_flood(Report& rep) {
     rep.add({"flood", "log lines per second of flood" + cap, written / flood_s, "lines/s", "", 0});
     // Each CPU has its own bucket of rate/CPUs (and burst/CPUs); the
     // generator's frames all arrive on one CPU.
-    rep.add({"flood", "cap for one CPU over the flood" + cap,
-             (static_cast<double>(rate) * flood_s + static_cast<double>(burst)) / ncpu, "events",
-             "", 0});
+    double cpu_cap = (static_cast<double>(rate) * flood_s + static_cast<double>(burst)) / ncpu;
+    rep.add({"flood", "cap for one CPU over the flood" + cap, cpu_cap, "events", "", 0});
+    rep.add({"flood", "events sent, share of that cap" + cap, 100.0 * d("events_sent") / cpu_cap,
+             "%", "", 0});
     rep.add(
         {"flood", "agent CPU during the flood" + cap, 100.0 * cpu / flood_s, "% of a CPU", "", 0});
     char line[256];

@@ -13,6 +13,8 @@
 #include <set>
 #include <utility>
 
+#include <linux/perf_event.h>
+
 #include "conntrack.hpp"
 #include "xdpfw.skel.h"
 
@@ -751,24 +753,65 @@ void KernelDatapath::set_event_limit(uint64_t events_per_sec, uint64_t burst) {
   write_config();
 }
 
+namespace {
+size_t page_size() {
+  return static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
+}  // namespace
+
+size_t KernelDatapath::event_ring_pages() const {
+  // A record: the event, its size word and the perf header, 8-aligned.
+  const uint64_t record = (sizeof(xdpfw_event) + 4 + sizeof(perf_event_header) + 7) / 8 * 8;
+  uint64_t per_cpu = opts_.event_burst / static_cast<uint64_t>(ncpus_) + 1;
+  uint64_t want = 2 * per_cpu * record / page_size() + 1;
+  size_t pages = 256;  // 1 MiB
+  while (pages < want && pages < 4096) pages *= 2;
+  return pages;
+}
+
 int KernelDatapath::events_fd() {
   if (!events_) {
-    perf_buffer_opts opts{};
+    // The ring wakes its reader once a watermark of bytes waits, not per
+    // event: a wakeup per event (libbpf's default) is an irq_work and a
+    // context switch for each one, which at hundreds of thousands of events
+    // a second costs the packet path more than the event itself. The loop
+    // also reads the rings every 100 ms (xdpfw_plugin.cpp), so a lone event
+    // waits that long at most.
+    perf_event_attr attr{};
+    attr.type = PERF_TYPE_SOFTWARE;
+    attr.config = PERF_COUNT_SW_BPF_OUTPUT;
+    attr.sample_type = PERF_SAMPLE_RAW;
+    attr.sample_period = 1;
+    attr.watermark = 1;
+    attr.wakeup_watermark = static_cast<uint32_t>(event_ring_pages() * page_size() / 8);
+    perf_buffer_raw_opts opts{};
     opts.sz = sizeof opts;
-    auto on_sample = [](void* self, int, void* data, unsigned size) {
+    auto on_event = [](void* self, int, perf_event_header* h) {
       auto* dp = static_cast<KernelDatapath*>(self);
-      if (size < sizeof(xdpfw_event) || !dp->each_event_) return;
-      xdpfw_event ev;
-      std::memcpy(&ev, data, sizeof ev);
-      (*dp->each_event_)(ev);
+      if (h->type == PERF_RECORD_SAMPLE) {
+        struct Sample {
+          perf_event_header h;
+          uint32_t size;
+          char data[];
+        };
+        auto* s = reinterpret_cast<Sample*>(h);
+        if (s->size >= sizeof(xdpfw_event) && dp->each_event_) {
+          xdpfw_event ev;
+          std::memcpy(&ev, s->data, sizeof ev);
+          (*dp->each_event_)(ev);
+        }
+      } else if (h->type == PERF_RECORD_LOST) {
+        struct Lost {
+          perf_event_header h;
+          uint64_t id;
+          uint64_t lost;
+        };
+        dp->events_lost_ += reinterpret_cast<Lost*>(h)->lost;
+      }
+      return LIBBPF_PERF_EVENT_CONT;
     };
-    auto on_lost = [](void* self, int, unsigned long long n) {
-      static_cast<KernelDatapath*>(self)->events_lost_ += n;
-    };
-    // 256 pages (1 MiB) per CPU: about 16,000 events, so that a burst at
-    // the event cap waits in the ring rather than failing while the loop is
-    // busy.
-    events_ = perf_buffer__new(events_map_fd(), 256, on_sample, on_lost, this, &opts);
+    events_ =
+        perf_buffer__new_raw(events_map_fd(), event_ring_pages(), &attr, on_event, this, &opts);
     if (!events_) throw DatapathError("cannot open the events perf buffer: " + errstr(errno));
   }
   return perf_buffer__epoll_fd(events_);

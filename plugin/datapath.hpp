@@ -40,6 +40,9 @@ struct DatapathOptions {
   // A folder on a bpf filesystem: the maps are pinned there, and maps found
   // there from an earlier run are reused (rules, counters, active slot).
   std::string pin_dir;
+  // The event burst the rings must hold (event-burst at start): each CPU's
+  // ring is sized for its share of it (event_ring_pages).
+  uint64_t event_burst = 1000;
 };
 
 struct RuleCounters {
@@ -140,6 +143,10 @@ class KernelDatapath : public Datapath {
   // (memlock in /proc/self/fdinfo), in bytes.
   uint64_t map_memory() const;
 
+  // Pages per CPU of the events ring: room for twice the CPU's share of
+  // the event burst (a burst arrives faster than any reader), at least
+  // 1 MiB (about 12,000 events), at most 16 MiB.
+  size_t event_ring_pages() const;
   // The rate is split evenly across CPUs.
   void set_event_limit(uint64_t events_per_sec, uint64_t burst) override;
   // The perf buffer is opened by the first call (tests that read the

@@ -57,6 +57,7 @@ DatapathOptions options(const FirewallConfig& cfg) {
   DatapathOptions o;
   o.max_rules = cfg.max_rules;
   o.pin_dir = prepare_pin_dir(cfg.pin_root, "maps");
+  o.event_burst = cfg.event_burst;
   return o;
 }
 

@@ -219,9 +219,11 @@ int xdpfw_init(const xdpfw_host_api* api, const xdpfw_config_section* cfg, void*
       return st->api->stream_write(st->api->host, stream, bytes.data(), bytes.size());
     });
   api->watch_fd(api->host, fw.events_fd(), on_events, st);
-  // A safety net: whatever readiness was missed is read within a second.
+  // The rings wake the loop only once an eighth of one is full
+  // (KernelDatapath::events_fd): a trickle of events is read here, within
+  // 100 ms.
   api->add_timer(
-      api->host, 1000, 1, [](void* ctx) { on_events(ctx, -1); }, st);
+      api->host, 100, 1, [](void* ctx) { on_events(ctx, -1); }, st);
   // The datapath's catch-up after a change is finished here, a grace period
   // (tens of ms) after it, rather than by the next command.
   api->add_timer(
