@@ -231,12 +231,12 @@ struct classify_ctx {
 	__u32 best_counter;
 	__u32 slot; /* with the view: slot + XDPFW_SLOTS * view */
 	__u8 best_action;
+	__u8 best_flags; /* the best rule's enum xdpfw_cand_flags */
 	/* Malformed packets: the candidate fields the packet lacks (a value,
 	 * not a branch: the verifier sees one state either way); the best
 	 * rule's record is read again afterwards to see whether it needs one. */
 	__u8 skip;
 	__u32 best_idx;
-	struct packet_state *ps;
 };
 
 static __always_inline void and_summary(struct classify_ctx *c, __u32 fam, __u32 field, __u32 v)
@@ -405,9 +405,13 @@ struct scan_ctx {
 /* The conditions of a candidate that matched on its fields: 1 when it
  * decides the packet. skip: what a malformed packet lacks; a rule that
  * needs it decides (the malformed action), unless it is an audit rule. */
-__attribute__((noinline)) int cand_decides(struct xdpfw_cand *r, struct xdpfw_pkt *p,
-					   struct packet_state *ps, __u32 idx, __u32 skip)
+__attribute__((noinline)) int cand_decides(struct xdpfw_cand *r, struct xdpfw_pkt *p, __u32 idx,
+					   __u32 skip)
 {
+	struct packet_state *ps;
+	__u32 zero = 0;
+
+	ps = bpf_map_lookup_elem(&xdpfw_packet_state, &zero);
 	if (!r || !p || !ps)
 		return 0;
 	if (r->flags & skip)
@@ -445,11 +449,12 @@ static __always_inline long check_cand(struct scan_ctx *s, __u32 j)
 		return 0;
 	if (((r->flags & (c->skip | XDPFW_CAND_CT | XDPFW_CAND_RATE)) ||
 	     r->action == XDPFW_ACTION_AUDIT) &&
-	    !cand_decides((struct xdpfw_cand *)r, (struct xdpfw_pkt *)c->pkt, c->ps, idx, c->skip))
+	    !cand_decides((struct xdpfw_cand *)r, (struct xdpfw_pkt *)c->pkt, idx, c->skip))
 		return 0;
 	c->best_order = r->order;
 	c->best_counter = r->counter;
 	c->best_action = r->action;
+	c->best_flags = r->flags;
 	c->best_idx = idx;
 	s->done = 1;
 	return 1;
@@ -743,16 +748,18 @@ static __always_inline void report(struct xdp_md *ctx, const struct xdpfw_config
 
 /* The rules that matched before the deciding one without deciding: rate
  * rules take their token, audit rules count and report. */
-__attribute__((noinline)) int settle_pending(struct xdp_md *ctx, struct packet_state *ps,
-					     struct xdpfw_pkt *pkt, __u64 best_order, __u32 len)
+__attribute__((noinline)) int settle_pending(struct xdp_md *ctx, struct xdpfw_pkt *pkt,
+					     __u64 best_order, __u32 len)
 {
+	struct packet_state *ps;
 	struct xdpfw_config *cfg;
 	struct xdpfw_stats *st;
 	__u32 i, zero = 0;
 
+	ps = bpf_map_lookup_elem(&xdpfw_packet_state, &zero);
 	st = bpf_map_lookup_elem(&xdpfw_stats, &zero);
 	cfg = bpf_map_lookup_elem(&xdpfw_config, &zero);
-	if (!cfg || !st || !ps || !pkt)
+	if (!cfg || !st || !ps || !pkt || !ps->npending)
 		return 0;
 #pragma clang loop unroll(full)
 	for (i = 0; i < PENDING_MAX; i++) {
@@ -801,10 +808,8 @@ int xdpfw_main(struct xdp_md *ctx)
 
 	st = bpf_map_lookup_elem(&xdpfw_stats, &zero);
 	cfg = bpf_map_lookup_elem(&xdpfw_config, &zero);
-	ps = bpf_map_lookup_elem(&xdpfw_packet_state, &zero);
-	if (!st || !cfg || !ps)
+	if (!st || !cfg)
 		return XDP_PASS;
-	ps->npending = 0;
 	slot = cfg->active_slot & 1;
 	rs = bpf_map_lookup_elem(&xdpfw_rulesets, &slot);
 	if (!rs)
@@ -823,7 +828,6 @@ int xdpfw_main(struct xdp_md *ctx)
 	    .pkt = &pkt,
 	    .best_order = ORDER_NONE,
 	    .slot = slot,
-	    .ps = ps,
 	};
 	if (reason != PARSE_OK) {
 		__u32 readable = pkt.readable;
@@ -852,28 +856,35 @@ int xdpfw_main(struct xdp_md *ctx)
 	/* A rule set with ct rules of this family: the connection state of
 	 * packets that can have one, looked up once (rules without ct, and
 	 * rule sets without any, pay nothing) */
-	if (xdpfw_ct_ok && c.rs->ct[pkt.family & 1] && pkt.has_ports && !c.skip)
-		ps->ct = ct_state(ctx, &pkt, st);
+	/* Rule sets without ct, rate or audit rules pay nothing more */
+	if (c.rs->conditioned) {
+		ps = bpf_map_lookup_elem(&xdpfw_packet_state, &zero);
+		if (!ps)
+			return XDP_PASS;
+		ps->npending = 0;
+		ps->ct = XDPFW_CT_NEW;
+		if (xdpfw_ct_ok && c.rs->ct[pkt.family & 1] && pkt.has_ports && !c.skip)
+			ps->ct = ct_state(ctx, &pkt, st);
+	}
 
 	count_probes(st, classify(&c));
-	if (ps->npending)
-		settle_pending(ctx, ps, &pkt, c.best_order, len);
+	if (c.rs->conditioned)
+		settle_pending(ctx, &pkt, c.best_order, len);
 	if (c.best_order != ORDER_NONE) {
-		const struct xdpfw_cand *r = bpf_map_lookup_elem(&xdpfw_cands, &c.best_idx);
 		struct xdpfw_rule_counters *rc;
 
 		/* malformed: does the rule need what was not read? */
-		if (c.skip && (!r || (r->flags & c.skip)))
+		if (c.best_flags & c.skip)
 			goto malformed;
 		rc = bpf_map_lookup_elem(&xdpfw_rule_counters, &c.best_counter);
 		if (rc) {
 			rc->packets++;
 			rc->bytes += len;
 		}
-		if (r && (r->flags & XDPFW_CAND_RATE))
+		if (c.best_flags & XDPFW_CAND_RATE)
 			st->c[XDPFW_STAT_RATE_OVER]++;
-		if (r && ((r->flags & XDPFW_CAND_LOG) ||
-			  (cfg->audit && c.best_action == XDPFW_ACTION_DROP)))
+		if ((c.best_flags & XDPFW_CAND_LOG) ||
+		    (cfg->audit && c.best_action == XDPFW_ACTION_DROP))
 			report(ctx, cfg, st, &pkt, len, XDPFW_EVENT_RULE,
 			       event_verdict(cfg, c.best_action), (__u32)c.best_order);
 		return verdict(cfg, c.best_action, st, XDPFW_STAT_MATCH_DROP,

@@ -111,7 +111,8 @@ struct xdpfw_ruleset {
 	__u8 summaries[2];     /* per family: bit f = summary field f is worth reading */
 	__u32 ntables[2];      /* per family */
 	__u8 ct[2];	       /* per family: a rule has ct (look the packet up) */
-	__u8 pad[2];
+	__u8 conditioned;      /* a rule has ct, rate or action audit */
+	__u8 pad;
 	struct xdpfw_tmask noport[2];	  /* tables holding a rule that needs no ports */
 	struct xdpfw_tmask proto[2][256]; /* tables that may match this protocol */
 	struct xdpfw_table tables[2][XDPFW_MAX_TABLES];

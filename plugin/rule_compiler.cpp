@@ -450,12 +450,14 @@ CompiledRuleset compile_sorted(const std::vector<const Rule*>& rules, const Poli
   }
   v4.finish(out.header, out.v4, out.summary[XDPFW_FAMILY_V4], !view);
   v6.finish(out.header, out.v6, out.summary[XDPFW_FAMILY_V6], !view);
-  for (const Rule* r : placed)
+  for (const Rule* r : placed) {
+    if (r->conditioned()) out.header.conditioned = 1;
     if (r->ct) {
       auto fam = r->family();
       if (!fam || *fam == Family::v4) out.header.ct[XDPFW_FAMILY_V4] = 1;
       if (!fam || *fam == Family::v6) out.header.ct[XDPFW_FAMILY_V6] = 1;
     }
+  }
   if (view) return out;
 
   out.cands.reserve(placed.size());
@@ -865,6 +867,10 @@ void apply_add(CompiledRuleset& c, int fam, const Rule& r,
   if (!needs_l4(r)) d.header |= set(h.noport[fam]);
   if (r.ct && !h.ct[fam]) {
     h.ct[fam] = 1;
+    d.header = true;
+  }
+  if (r.conditioned() && !h.conditioned) {
+    h.conditioned = 1;
     d.header = true;
   }
   auto& sum = c.summary[fam];
