@@ -205,7 +205,8 @@ struct packet_state {
 	__u32 pending_idx[PENDING_MAX];
 	__u8 pending_kind[PENDING_MAX];
 	__u32 npending;
-	__u32 ct; /* the packet's enum xdpfw_ct_state (rule sets with ct) */
+	__u32 ct;		   /* the packet's enum xdpfw_ct_state (rule sets with ct) */
+	struct xdpfw_rate_key key; /* a rate rule's bucket, built here: the stack is short */
 };
 
 struct {
@@ -354,12 +355,11 @@ static __always_inline __u64 rate_credit(const struct xdpfw_cand *r,
 
 /* Is the packet over the rule's rate? Reads the bucket only: the token is
  * taken afterwards (take_token), if no better rule decides the packet. */
-static __always_inline int rate_over(const struct xdpfw_cand *r, const struct xdpfw_pkt *p)
+static __always_inline int rate_over(const struct xdpfw_cand *r, const struct xdpfw_pkt *p,
+				     struct packet_state *ps)
 {
-	struct xdpfw_rate_key k;
-
-	rate_key(r, p, &k);
-	return rate_credit(r, bpf_map_lookup_elem(&xdpfw_rate, &k), bucket_clock_ns()) <
+	rate_key(r, p, &ps->key);
+	return rate_credit(r, bpf_map_lookup_elem(&xdpfw_rate, &ps->key), bucket_clock_ns()) <
 	       r->rate_cost_ns;
 }
 
@@ -418,7 +418,7 @@ __attribute__((noinline)) int cand_decides(struct xdpfw_cand *r, struct xdpfw_pk
 		return r->action != XDPFW_ACTION_AUDIT;
 	if ((r->flags & XDPFW_CAND_CT) && !(r->ct & ps->ct))
 		return 0;
-	if ((r->flags & XDPFW_CAND_RATE) && !rate_over(r, p)) {
+	if ((r->flags & XDPFW_CAND_RATE) && !rate_over(r, p, ps)) {
 		add_pending(ps, idx, r->order, PENDING_TOKEN);
 		return 0;
 	}
@@ -633,11 +633,48 @@ static __always_inline __u32 classify(struct classify_ctx *c)
 		return 0;
 	candidates(c, fam);
 	before = popcount64(c->m[0]) + popcount64(c->m[1]);
-	/* the first table outside the loop: a hit there (the common case) pays
-	 * no loop */
-	if (!visit_next_table(c) && (c->m[0] | c->m[1]))
+	/* every table through the loop (one visited before it, inline, would
+	 * put its keys on this frame, over the stack's 512 bytes) */
+	if (c->m[0] | c->m[1])
 		bpf_loop(XDPFW_MAX_TABLES, visit_table, c, 0);
 	return before - popcount64(c->m[0]) - popcount64(c->m[1]);
+}
+
+/* What classify_packet found. */
+struct classify_out {
+	__u64 best_order; /* ORDER_NONE: no rule matched */
+	__u32 best_counter;
+	__u32 probes;
+	__u8 best_action;
+	__u8 best_flags;
+	__u8 pad[6];
+};
+
+/* The classifier as a global function: the verifier checks it once, for any
+ * packet, rather than once for each way the parser can fill the packet
+ * (which took it to the edge of its million-instruction budget). slot: the
+ * rule set's index in xdpfw_rulesets (slot + XDPFW_SLOTS * view); skip: what
+ * a malformed packet lacks. Returns 0 when there is no such rule set. */
+__attribute__((noinline)) int classify_packet(struct xdpfw_pkt *pkt, __u32 slot, __u32 skip,
+					      struct classify_out *out)
+{
+	struct classify_ctx c = {};
+
+	if (!pkt || !out)
+		return 0;
+	c.rs = bpf_map_lookup_elem(&xdpfw_rulesets, &slot);
+	if (!c.rs)
+		return 0;
+	c.pkt = pkt;
+	c.best_order = ORDER_NONE;
+	c.slot = slot;
+	c.skip = skip;
+	out->probes = classify(&c);
+	out->best_order = c.best_order;
+	out->best_counter = c.best_counter;
+	out->best_action = c.best_action;
+	out->best_flags = c.best_flags;
+	return 1;
 }
 
 static __always_inline void count_probes(struct xdpfw_stats *st, __u32 probes)
@@ -800,10 +837,12 @@ int xdpfw_main(struct xdp_md *ctx)
 	__u32 len = data_end - data;
 	struct xdpfw_pkt pkt = {};
 	struct xdpfw_config *cfg;
+	const struct xdpfw_ruleset *crs;
 	struct xdpfw_ruleset *rs;
 	struct xdpfw_stats *st;
 	struct packet_state *ps;
-	__u32 zero = 0, slot;
+	struct classify_out res = {};
+	__u32 zero = 0, slot, cslot, skip = 0;
 	int reason;
 
 	st = bpf_map_lookup_elem(&xdpfw_stats, &zero);
@@ -823,12 +862,8 @@ int xdpfw_main(struct xdp_md *ctx)
 		st->c[XDPFW_STAT_NON_IP]++;
 		return XDP_PASS;
 	}
-	struct classify_ctx c = {
-	    .rs = rs,
-	    .pkt = &pkt,
-	    .best_order = ORDER_NONE,
-	    .slot = slot,
-	};
+	crs = rs;
+	cslot = slot;
 	if (reason != PARSE_OK) {
 		__u32 readable = pkt.readable;
 
@@ -842,55 +877,57 @@ int xdpfw_main(struct xdp_md *ctx)
 		 * addresses were read, malformed_action does. */
 		if (readable - 1 > XDPFW_READ_NO_PROTO - 1)
 			goto malformed;
-		c.slot = slot + XDPFW_SLOTS * readable;
-		c.rs = bpf_map_lookup_elem(&xdpfw_rulesets, &c.slot);
-		if (!c.rs)
+		cslot = slot + XDPFW_SLOTS * readable;
+		crs = bpf_map_lookup_elem(&xdpfw_rulesets, &cslot);
+		if (!crs)
 			goto malformed;
 		/* no L4: ports, ICMP, TCP flags, ct; view 2: the protocol too */
-		c.skip = XDPFW_CAND_NEEDS_L4 | ((readable >> 1) & XDPFW_CAND_PROTO);
+		skip = XDPFW_CAND_NEEDS_L4 | ((readable >> 1) & XDPFW_CAND_PROTO);
 		pkt.has_ports = 0;
 	} else if (pkt.fragment) {
 		st->c[XDPFW_STAT_FRAGMENTS]++;
 	}
 
-	/* A rule set with ct rules of this family: the connection state of
-	 * packets that can have one, looked up once (rules without ct, and
-	 * rule sets without any, pay nothing) */
-	/* Rule sets without ct, rate or audit rules pay nothing more */
-	if (c.rs->conditioned) {
+	/* Rule sets without ct, rate or audit rules pay nothing more. With ct
+	 * rules of the packet's family, the connection state of a packet
+	 * that can have one is looked up once. */
+	if (crs->conditioned) {
 		ps = bpf_map_lookup_elem(&xdpfw_packet_state, &zero);
 		if (!ps)
 			return XDP_PASS;
 		ps->npending = 0;
 		ps->ct = XDPFW_CT_NEW;
-		if (xdpfw_ct_ok && c.rs->ct[pkt.family & 1] && pkt.has_ports && !c.skip)
+		if (xdpfw_ct_ok && crs->ct[pkt.family & 1] && pkt.has_ports && !skip)
 			ps->ct = ct_state(ctx, &pkt, st);
 	}
 
-	count_probes(st, classify(&c));
-	if (c.rs->conditioned)
-		settle_pending(ctx, &pkt, c.best_order, len);
-	if (c.best_order != ORDER_NONE) {
+	res.best_order = ORDER_NONE;
+	if (!classify_packet(&pkt, cslot, skip, &res))
+		goto malformed;
+	count_probes(st, res.probes);
+	if (crs->conditioned)
+		settle_pending(ctx, &pkt, res.best_order, len);
+	if (res.best_order != ORDER_NONE) {
 		struct xdpfw_rule_counters *rc;
 
 		/* malformed: does the rule need what was not read? */
-		if (c.best_flags & c.skip)
+		if (res.best_flags & skip)
 			goto malformed;
-		rc = bpf_map_lookup_elem(&xdpfw_rule_counters, &c.best_counter);
+		rc = bpf_map_lookup_elem(&xdpfw_rule_counters, &res.best_counter);
 		if (rc) {
 			rc->packets++;
 			rc->bytes += len;
 		}
-		if (c.best_flags & XDPFW_CAND_RATE)
+		if (res.best_flags & XDPFW_CAND_RATE)
 			st->c[XDPFW_STAT_RATE_OVER]++;
-		if ((c.best_flags & XDPFW_CAND_LOG) ||
-		    (cfg->audit && c.best_action == XDPFW_ACTION_DROP))
+		if ((res.best_flags & XDPFW_CAND_LOG) ||
+		    (cfg->audit && res.best_action == XDPFW_ACTION_DROP))
 			report(ctx, cfg, st, &pkt, len, XDPFW_EVENT_RULE,
-			       event_verdict(cfg, c.best_action), (__u32)c.best_order);
-		return verdict(cfg, c.best_action, st, XDPFW_STAT_MATCH_DROP,
+			       event_verdict(cfg, res.best_action), (__u32)res.best_order);
+		return verdict(cfg, res.best_action, st, XDPFW_STAT_MATCH_DROP,
 			       XDPFW_STAT_MATCH_PASS);
 	}
-	if (c.skip)
+	if (skip)
 		goto malformed;
 	report(ctx, cfg, st, &pkt, len, XDPFW_EVENT_UNMATCHED,
 	       event_verdict(cfg, rs->default_action), 0);

@@ -36,7 +36,7 @@ install(FILES packaging/xdpfw-ctl.bash-completion
 # name or time stamp in the file, so the package is reproducible).
 file(GLOB xdpfw_docs ${PROJECT_SOURCE_DIR}/docs/*.md)
 install(FILES README.md ${xdpfw_docs} packaging/deb/copyright DESTINATION ${XDPFW_DOCDIR})
-install(FILES conf/rules.example DESTINATION ${XDPFW_DOCDIR}/examples)
+install(FILES conf/rules.example conf/recipes/host-firewall.rules DESTINATION ${XDPFW_DOCDIR}/examples)
 
 find_program(GZIP_PROGRAM gzip REQUIRED)
 set(xdpfw_gz_files)

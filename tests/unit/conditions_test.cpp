@@ -5,9 +5,13 @@
 // modelled (docs/DATAPATH.md, "Conditions").
 #include <boost/test/unit_test.hpp>
 
+#include <fstream>
+#include <sstream>
+
 #include "common/rule_gen.hpp"
 #include "reference_classifier.hpp"
 #include "rule_compiler.hpp"
+#include "rules_file.hpp"
 
 using namespace xdpfw;
 
@@ -245,6 +249,49 @@ BOOST_AUTO_TEST_CASE(compiled_lookup_agrees_with_reference_on_random_sets) {
       if (want.audits.size() <= 4) BOOST_REQUIRE(audits == want.audits);
     }
   }
+}
+
+// The shipped host firewall (conf/recipes/host-firewall.rules) with
+// default-action drop: replies and ICMP errors about the host's
+// connections, neighbour discovery, DHCP and echo replies pass; a new
+// connection is dropped and logged.
+BOOST_AUTO_TEST_CASE(the_host_firewall_recipe_does_what_it_says) {
+  std::ifstream in(XDPFW_RECIPE);
+  BOOST_TEST_REQUIRE(in.good());
+  std::stringstream text;
+  text << in.rdbuf();
+  auto rs = parse_rules_text("host-firewall.rules", text.str());
+  auto c = compile_rules(rs, Policy{Action::drop, Action::drop, false});
+  ReferenceClassifier ref(rs, Action::drop);
+  auto decide = [&](const PacketFields& p) {
+    Verdict v = ref.classify(p);
+    auto got = lookup_compiled(c, p);
+    BOOST_TEST(got.has_value() == v.rule_id.has_value());
+    return v;
+  };
+  BOOST_TEST((decide(tcp("198.18.0.7", syn | ack, ct_established)).action == Action::pass));
+  BOOST_TEST((decide(tcp("198.18.0.7", syn, ct_new)).action == Action::drop));
+  BOOST_TEST(rs[*decide(tcp("198.18.0.7", syn, ct_new)).rule_id - 1].log);
+  PacketFields other = tcp("198.18.0.7", ack, ct_new);  // not a SYN: the default
+  BOOST_TEST(!decide(other).rule_id.has_value());
+  auto icmp6 = [](uint8_t type) {
+    PacketFields p;
+    p.family = Family::v6;
+    p.src = parse_prefix("2001:db8::2", "src").addr;
+    p.dst = parse_prefix("2001:db8::1", "dst").addr;
+    p.proto = proto_icmpv6;
+    p.has_l4 = true;
+    p.sport = type;
+    return p;
+  };
+  for (uint8_t t : {133, 134, 135, 136, 137, 129})
+    BOOST_TEST((decide(icmp6(t)).action == Action::pass), "icmpv6 type " << int(t));
+  BOOST_TEST((decide(icmp6(128)).action == Action::drop));  // echo request: not let in
+  PacketFields dhcp = tcp("198.18.0.7", 0);
+  dhcp.proto = proto_udp;
+  dhcp.sport = 67;
+  dhcp.dport = 68;
+  BOOST_TEST((decide(dhcp).action == Action::pass));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
