@@ -135,7 +135,10 @@ std::string series_of(const std::string& stat) {
       {"log_lines", "xdpfw_log_lines_total"},
       {"log_dropped", "xdpfw_log_lines_dropped_total"},
       {"log_write_errors", "xdpfw_log_errors_total"},
-      {"log_reopens", "xdpfw_log_reopens_total"}};
+      {"log_reopens", "xdpfw_log_reopens_total"},
+      {"ct_lookups", "xdpfw_ct_lookups_total"},
+      {"audit_matches", "xdpfw_audit_matches_total"},
+      {"audit_would_drop", "xdpfw_audit_would_drop_total"}};
   static const std::set<std::string> verdicts = {"match_drop",   "match_pass",     "default_drop",
                                                  "default_pass", "malformed_drop", "malformed_pass",
                                                  "non_ip"};
@@ -147,6 +150,9 @@ std::string series_of(const std::string& stat) {
   if (verdicts.count(stat)) return "xdpfw_verdicts_total{verdict=\"" + stat + "\"}";
   if (reasons.count(stat)) return "xdpfw_malformed_total{reason=\"" + stat + "\"}";
   if (stat.starts_with("events_")) return "xdpfw_events_total{outcome=\"" + stat.substr(7) + "\"}";
+  if (stat == "ct_established" || stat == "ct_related")
+    return "xdpfw_ct_found_total{state=\"" + stat.substr(3) + "\"}";
+  if (stat.starts_with("rate_")) return "xdpfw_rate_total{outcome=\"" + stat.substr(5) + "\"}";
   if (stat.starts_with("probes_"))
     return "xdpfw_tables_probed_total{tables=\"" + stat.substr(7) + "\"}";
   return "";
