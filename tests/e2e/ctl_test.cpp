@@ -64,6 +64,23 @@ BOOST_AUTO_TEST_CASE(subcommands_flags_and_errors) {
   BOOST_TEST(ctl.run("raw 'show interfaces'", &out) == 0);
   BOOST_TEST(out.find("# no interfaces configured") == 0u, out);  // this agent has none
   BOOST_TEST(out.find("\nlo ifindex 1") != std::string::npos, out);
+  // The stateful fields, and --log, a flag without a value.
+  BOOST_TEST(ctl.run("add --proto tcp --tcp-flags syn,!ack --rate 100/s --burst 20 --per src/24 "
+                     "--log --action drop --prio 7",
+                     &out) == 0);
+  BOOST_TEST(out == "id 3\n");
+  BOOST_TEST(ctl.run("add --ct established,related --action pass --prio 1", &out) == 0);
+  BOOST_TEST(ctl.run("add --dport 53 --proto udp --action audit", &out) == 0);
+  BOOST_TEST(ctl.run("list", &out) == 0);
+  BOOST_TEST(out.find("id 3 prio 7 proto tcp tcp-flags syn,!ack rate 100/s burst 20 per src/24 "
+                      "log action drop packets 0") != std::string::npos,
+             out);
+  BOOST_TEST(out.find("ct established,related action pass") != std::string::npos, out);
+  BOOST_TEST(out.find("dport 53 action audit") != std::string::npos, out);
+  BOOST_TEST(ctl.run("--help", &out) == 0);
+  BOOST_TEST(out.find("[--log]") != std::string::npos, out);
+  BOOST_TEST(out.find("[--tcp-flags F[,!F]]") != std::string::npos, out);
+  for (const char* id : {"3", "4", "5"}) BOOST_TEST(ctl.run(std::string("del ") + id, &out) == 0);
   BOOST_TEST(ctl.run("del 1", &out) == 0);
   BOOST_TEST(out == "deleted 1\n");
 
@@ -79,7 +96,7 @@ BOOST_AUTO_TEST_CASE(subcommands_flags_and_errors) {
   BOOST_TEST(ctl.run("add --colour red --action drop", &out, &err) == 2);
   BOOST_TEST(err.find("unrecognised option '--colour'") != std::string::npos, err);
   BOOST_TEST(ctl.run("add --dport 22", &out, &err) == 2);
-  BOOST_TEST(err.find("add: --action drop|pass is required") != std::string::npos);
+  BOOST_TEST(err.find("add: --action drop|pass|audit is required") != std::string::npos);
   BOOST_TEST(ctl.run("list --yaml", &out, &err) == 2);
   BOOST_TEST(ctl.run("frobnicate", &out, &err) == 2);
   BOOST_TEST(err.find("'frobnicate' is not a command") != std::string::npos);
