@@ -39,6 +39,7 @@ class FakeDatapath : public Datapath {
   }
   bool add_in_place(const Rule& r) override {
     if (!fits_in_place) return false;
+    if (r.ct && !limits_.no_ct.empty()) return false;  // as the kernel's: apply() says why
     rules_.push_back(r);
     ++in_place;
     return true;
@@ -83,6 +84,7 @@ class FakeDatapath : public Datapath {
         .classify(p);
   }
   const std::vector<Rule>& rules() const { return rules_; }
+  const Policy& policy() const { return policy_; }
 
   bool resumed_ = false;
   std::string replaced_, pin_dir_ = "/fake/pins";

@@ -31,6 +31,8 @@ struct Rig {
   FakeAttacher* attacher = nullptr;
   std::vector<std::string> logged;
   std::unique_ptr<FirewallService> fw;
+  std::string no_ct;  // the fake kernel lacks ct, saying this
+  std::vector<ConfigLine> extra_config;
 
   Rig() { write_file(dir / "rules.conf", two_rules); }
 
@@ -51,13 +53,15 @@ struct Rig {
     auto a = std::make_unique<FakeAttacher>();
     d->resumed_ = resumed;
     d->replaced_ = replaced;
+    d->limits_.no_ct = no_ct;
     dp = d.get();
     attacher = a.get();
     FirewallParts parts;
     parts.datapath = std::move(d);
     parts.attacher = std::move(a);
     fw = std::make_unique<FirewallService>(
-        config(), [this](int, const std::string& m) { logged.push_back(m); }, std::move(parts));
+        config(extra_config), [this](int, const std::string& m) { logged.push_back(m); },
+        std::move(parts));
   }
 
   std::vector<std::string> rule_texts() const {
@@ -414,6 +418,26 @@ BOOST_AUTO_TEST_CASE(config_keys_are_one_list) {
 
 // The loop's housekeeping: a datapath that cannot finish its last change
 // is logged, never thrown into the loop, and commands keep working.
+// A kernel without the conntrack kfunc: said at start, and every ct rule
+// is refused with that reason, nothing changed; audit = yes reaches the
+// datapath's policy and is said at start too.
+BOOST_AUTO_TEST_CASE(ct_is_refused_with_the_kernels_reason_and_audit_reaches_the_datapath) {
+  Rig rig;
+  rig.no_ct = "this kernel has no bpf_xdp_ct_lookup kfunc (fake)";
+  rig.extra_config = {{"audit", "yes", 9}};
+  rig.start();
+  BOOST_TEST(rig.logged_has("ct rules cannot be used: this kernel has no bpf_xdp_ct_lookup"));
+  BOOST_TEST(rig.logged_has("audit = yes"));
+  BOOST_TEST(rig.dp->policy().audit);
+  CommandOutput out = rig.fw->rule_add("prio 1 ct established action pass");
+  BOOST_TEST(!out.ok);
+  BOOST_TEST(out.text.find("ct: this kernel has no bpf_xdp_ct_lookup kfunc") != std::string::npos,
+             out.text);
+  BOOST_TEST(rig.dp->rules().size() == 2u);
+  BOOST_TEST(rig.fw->rule_add("prio 1 proto tcp tcp-flags syn,!ack rate 10/s action drop").ok);
+  BOOST_TEST(rig.dp->rules().size() == 3u);
+}
+
 BOOST_AUTO_TEST_CASE(settle_errors_are_logged_not_thrown) {
   Rig rig;
   rig.start();
