@@ -429,6 +429,7 @@ depends=$(field Depends)
 for d in adduser libbpf1 libnl-3-200 libnl-route-3-200 libboost-program-options libc6 libstdc++6; do
   [[ $depends == *"$d"* ]] || fail "Depends lacks $d: $depends"
 done
+[[ $(field Recommends) == *nftables* ]] || fail "Recommends lacks nftables (ct rules): $(field Recommends)"
 mkdir "$T/control"
 dpkg-deb -e "$DEB" "$T/control"
 diff <(sort "$T/control/conffiles") <(printf '%s\n' /etc/logrotate.d/xdpfw /etc/xdpfw/rules.conf \
