@@ -14,15 +14,6 @@ using nlohmann::json;
 
 namespace {
 
-std::vector<json> lines_of(const fs::path& file) {
-  std::vector<json> out;
-  std::istringstream in(read_file(file));
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) out.push_back(json::parse(line));  // throws on a bad line
-  return out;
-}
-
 uint64_t stat_of(FirewallAgent& fw, const char* name) {
   return json::parse(fw.ask("show stats json")).at(name).get<uint64_t>();
 }

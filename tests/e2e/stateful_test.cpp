@@ -28,15 +28,6 @@ uint64_t rule_packets(FirewallAgent& fw, uint32_t id) {
   throw std::runtime_error("no rule " + std::to_string(id));
 }
 
-std::vector<json> lines_of(const fs::path& file) {
-  std::vector<json> out;
-  std::istringstream in(read_file(file));
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) out.push_back(json::parse(line));  // throws on a bad line
-  return out;
-}
-
 size_t count_lines(const std::vector<json>& lines, const std::string& event,
                    const std::string& verdict, int rule = -1) {
   size_t n = 0;
@@ -226,13 +217,7 @@ BOOST_AUTO_TEST_CASE(log_and_audit_rules_write_lines_that_parse_back) {
   fw.start_attached("fwt0");
   int blocked = bound(p.fw_ns, AF_INET, 5000), open_port = bound(p.fw_ns, AF_INET, 5001);
   int tx = p.peer_ns.socket_in(AF_INET, SOCK_DGRAM);
-  int warm = 0;
-  BOOST_TEST_REQUIRE(wait_until([&] {  // ARP first
-    send_to(tx, AF_INET, "198.18.0.1", 5001, 1);
-    usleep(20000);
-    warm += drain(open_port);
-    return warm > 0;
-  }));
+  int warm = warm_up(tx, AF_INET, "198.18.0.1", 5001, open_port);
   BOOST_TEST_REQUIRE(wait_until([&] { return lines_of(fw.log_file()).size() >= 2u * warm; }));
   auto before = lines_of(fw.log_file());
   uint64_t audits = stat_of(fw, "audit_matches"), audited = rule_packets(fw, 2);
@@ -278,13 +263,7 @@ BOOST_AUTO_TEST_CASE(audit_mode_passes_what_it_would_drop) {
              fw.ask("show config"));
   int blocked = bound(p.fw_ns, AF_INET, 5000), open_port = bound(p.fw_ns, AF_INET, 5001);
   int tx = p.peer_ns.socket_in(AF_INET, SOCK_DGRAM);
-  int warm = 0;
-  BOOST_TEST_REQUIRE(wait_until([&] {
-    send_to(tx, AF_INET, "198.18.0.1", 5001, 1);
-    usleep(20000);
-    warm += drain(open_port);
-    return warm > 0;
-  }));
+  warm_up(tx, AF_INET, "198.18.0.1", 5001, open_port);
   uint64_t would = stat_of(fw, "audit_would_drop"), matched = stat_of(fw, "match_drop");
   const int n = 50;
   send_to(tx, AF_INET, "198.18.0.1", 5000, n);

@@ -92,4 +92,27 @@ inline int drain(int fd) {
   return n;
 }
 
+// Sends one datagram at a time to DST:PORT until RX (bound to PORT) has one:
+// neighbour discovery is done. Returns how many arrived.
+inline int warm_up(int tx, int family, const char* dst, uint16_t port, int rx) {
+  int warm = 0;
+  BOOST_TEST_REQUIRE(wait_until([&] {
+    send_to(tx, family, dst, port, 1);
+    usleep(20000);
+    warm += drain(rx);
+    return warm > 0;
+  }));
+  return warm;
+}
+
+// The JSON lines of an event log; throws on a line that does not parse.
+inline std::vector<nlohmann::json> lines_of(const fs::path& file) {
+  std::vector<nlohmann::json> out;
+  std::istringstream in(read_file(file));
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
 }  // namespace xdpfw::test

@@ -20,14 +20,7 @@ BOOST_AUTO_TEST_CASE(udp_drop_rule_v4_and_v6) {
       int blocked = bound(p.fw_ns, family, 5000);
       int open_port = bound(p.fw_ns, family, 5001);
       int tx = p.peer_ns.socket_in(family, SOCK_DGRAM);
-      // Warm up neighbour discovery (ARP/NDP pass the firewall).
-      int warm = 0;
-      BOOST_TEST_REQUIRE(wait_until([&] {
-        send_to(tx, family, dst, 5001, 1);
-        usleep(20000);
-        warm += drain(open_port);
-        return warm > 0;
-      }));
+      warm_up(tx, family, dst, 5001, open_port);  // ARP/NDP pass the firewall
       send_to(tx, family, dst, 5000, n);
       send_to(tx, family, dst, 5001, n);
       int got_open = 0;
