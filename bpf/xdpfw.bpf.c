@@ -237,7 +237,6 @@ struct classify_ctx {
 	 * not a branch: the verifier sees one state either way); the best
 	 * rule's record is read again afterwards to see whether it needs one. */
 	__u8 skip;
-	__u32 best_idx;
 };
 
 static __always_inline void and_summary(struct classify_ctx *c, __u32 fam, __u32 field, __u32 v)
@@ -455,7 +454,6 @@ static __always_inline long check_cand(struct scan_ctx *s, __u32 j)
 	c->best_counter = r->counter;
 	c->best_action = r->action;
 	c->best_flags = r->flags;
-	c->best_idx = idx;
 	s->done = 1;
 	return 1;
 }

@@ -60,7 +60,6 @@ struct xdpfw_pkt {
 	__u8 fragment;	/* non-first fragment */
 	__u8 readable;	/* enum xdpfw_readable */
 	__u16 l4_off;	/* where the L4 header starts (has_ports) */
-	__u16 l3_end;	/* where the IP payload ends */
 };
 
 /* Reads the L4 header at data + off, which must end within data + l3_end. */
@@ -70,7 +69,6 @@ static __always_inline int parse_l4(void *data, void *data_end, __u32 off, __u32
 	void *l4 = data + off;
 
 	pkt->l4_off = off;
-	pkt->l3_end = l3_end;
 	if (pkt->proto == IPPROTO_TCP) {
 		struct tcphdr *th = l4;
 

@@ -278,7 +278,7 @@ CompileLimits KernelDatapath::limits() const {
 }
 
 void KernelDatapath::need_conntrack(const Rule& r) {
-  if (!r.ct || conntrack_on_) return;
+  if (!r.ct || conntrack_on_ || !opts_.enable_conntrack) return;
   try {
     enable_conntrack();
   } catch (const std::exception& e) {

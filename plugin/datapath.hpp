@@ -43,6 +43,10 @@ struct DatapathOptions {
   // The event burst the rings must hold (event-burst at start): each CPU's
   // ring is sized for its share of it (event_ring_pages).
   uint64_t event_burst = 1000;
+  // Create conntrack_table (plugin/conntrack.hpp) in this namespace when a
+  // ct rule is installed. The agent does; tests and benchmarks that run in
+  // the host's namespace must not leave it there.
+  bool enable_conntrack = false;
 };
 
 struct RuleCounters {

@@ -58,6 +58,7 @@ DatapathOptions options(const FirewallConfig& cfg) {
   o.max_rules = cfg.max_rules;
   o.pin_dir = prepare_pin_dir(cfg.pin_root, "maps");
   o.event_burst = cfg.event_burst;
+  o.enable_conntrack = true;
   return o;
 }
 
