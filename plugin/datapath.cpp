@@ -783,7 +783,6 @@ int KernelDatapath::events_fd() {
     attr.sample_type = PERF_SAMPLE_RAW;
     attr.sample_period = 1;
     attr.watermark = 1;
-    attr.wakeup_watermark = static_cast<uint32_t>(event_ring_pages() * page_size() / 8);
     perf_buffer_raw_opts opts{};
     opts.sz = sizeof opts;
     auto on_event = [](void* self, int, perf_event_header* h) {
@@ -810,8 +809,13 @@ int KernelDatapath::events_fd() {
       }
       return LIBBPF_PERF_EVENT_CONT;
     };
-    events_ =
-        perf_buffer__new_raw(events_map_fd(), event_ring_pages(), &attr, on_event, this, &opts);
+    // Rings past the locked-memory limit (RLIMIT_MEMLOCK, for an agent
+    // without CAP_IPC_LOCK) are refused: halved until they fit.
+    for (size_t pages = event_ring_pages();; pages /= 2) {
+      attr.wakeup_watermark = static_cast<uint32_t>(pages * page_size() / 8);
+      events_ = perf_buffer__new_raw(events_map_fd(), pages, &attr, on_event, this, &opts);
+      if (events_ || (errno != EPERM && errno != ENOMEM) || pages <= 8) break;
+    }
     if (!events_) throw DatapathError("cannot open the events perf buffer: " + errstr(errno));
   }
   return perf_buffer__epoll_fd(events_);

@@ -149,7 +149,8 @@ class KernelDatapath : public Datapath {
 
   // Pages per CPU of the events ring: room for twice the CPU's share of
   // the event burst (a burst arrives faster than any reader), at least
-  // 1 MiB (about 12,000 events), at most 16 MiB.
+  // 1 MiB (about 12,000 events), at most 16 MiB; halved until it fits under
+  // the locked-memory limit of an agent without CAP_IPC_LOCK.
   size_t event_ring_pages() const;
   // The rate is split evenly across CPUs.
   void set_event_limit(uint64_t events_per_sec, uint64_t burst) override;
