@@ -207,6 +207,7 @@ struct packet_state {
 	__u32 npending;
 	__u32 ct;		   /* the packet's enum xdpfw_ct_state (rule sets with ct) */
 	struct xdpfw_rate_key key; /* a rate rule's bucket, built here: the stack is short */
+	struct xdpfw_set_key skey; /* an address set lookup's key */
 };
 
 struct {
@@ -401,6 +402,51 @@ struct scan_ctx {
 	__u32 done; /* no later candidate (or chained bucket) can win */
 };
 
+/* Is the address (of the packet's family) in the set: covered by an element
+ * that has not expired? */
+static __always_inline int in_set(__u32 set, const __u32 *addr, __u32 fam, struct packet_state *ps,
+				  struct xdpfw_stats *st)
+{
+	struct xdpfw_set_elem *e;
+	__u32 *tag;
+
+	tag = bpf_map_lookup_elem(&xdpfw_set_tags, &set);
+	if (!tag || !*tag)
+		return 0;
+	st->c[XDPFW_STAT_SET_LOOKUPS]++;
+	ps->skey.prefixlen = fam == XDPFW_FAMILY_V4 ? 32 + 32 : 32 + 128;
+	ps->skey.tag = *tag | (fam & 1);
+	ps->skey.addr[0] = addr[0];
+	ps->skey.addr[1] = fam == XDPFW_FAMILY_V4 ? 0 : addr[1];
+	ps->skey.addr[2] = fam == XDPFW_FAMILY_V4 ? 0 : addr[2];
+	ps->skey.addr[3] = fam == XDPFW_FAMILY_V4 ? 0 : addr[3];
+	e = bpf_map_lookup_elem(&xdpfw_sets, &ps->skey);
+	if (!e || e->expires_ns <= bpf_ktime_get_coarse_ns())
+		return 0;
+	__sync_fetch_and_add(&e->hits, 1);
+	st->c[XDPFW_STAT_SET_MEMBERS]++;
+	return 1;
+}
+
+/* Do the candidate's set references hold for the packet? */
+static __always_inline int sets_hold(const struct xdpfw_cand *r, const struct xdpfw_pkt *p,
+				     struct packet_state *ps)
+{
+	struct xdpfw_stats *st;
+	__u32 zero = 0;
+
+	st = bpf_map_lookup_elem(&xdpfw_stats, &zero);
+	if (!st)
+		return 0;
+	if (r->set_src &&
+	    in_set(r->set_src, p->src, p->family, ps, st) == !!(r->set_neg & XDPFW_SET_NEG_SRC))
+		return 0;
+	if (r->set_dst &&
+	    in_set(r->set_dst, p->dst, p->family, ps, st) == !!(r->set_neg & XDPFW_SET_NEG_DST))
+		return 0;
+	return 1;
+}
+
 /* The conditions of a candidate that matched on its fields: 1 when it
  * decides the packet. skip: what a malformed packet lacks; a rule that
  * needs it decides (the malformed action), unless it is an audit rule. */
@@ -412,6 +458,9 @@ __attribute__((noinline)) int cand_decides(struct xdpfw_cand *r, struct xdpfw_pk
 
 	ps = bpf_map_lookup_elem(&xdpfw_packet_state, &zero);
 	if (!r || !p || !ps)
+		return 0;
+	/* sets first: a malformed packet's addresses were read */
+	if ((r->flags & XDPFW_CAND_SET) && !sets_hold(r, p, ps))
 		return 0;
 	if (r->flags & skip)
 		return r->action != XDPFW_ACTION_AUDIT;
@@ -446,7 +495,7 @@ static __always_inline long check_cand(struct scan_ctx *s, __u32 j)
 	}
 	if (!cand_matches(r, c->pkt, s->fam, c->skip))
 		return 0;
-	if (((r->flags & (c->skip | XDPFW_CAND_CT | XDPFW_CAND_RATE)) ||
+	if (((r->flags & (c->skip | XDPFW_CAND_CT | XDPFW_CAND_RATE | XDPFW_CAND_SET)) ||
 	     r->action == XDPFW_ACTION_AUDIT) &&
 	    !cand_decides((struct xdpfw_cand *)r, (struct xdpfw_pkt *)c->pkt, idx, c->skip))
 		return 0;

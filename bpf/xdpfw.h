@@ -20,6 +20,8 @@
 #define XDPFW_DEFAULT_MAX_RULES 131072
 #define XDPFW_DEFAULT_MAX_ENTRIES                                                                  \
 	(XDPFW_SLOTS * 2 * XDPFW_DEFAULT_MAX_RULES) /* buckets per family map (views included) */
+#define XDPFW_MAX_SETS		   1024		    /* address sets: ids 1 to 1023 */
+#define XDPFW_DEFAULT_SET_ELEMENTS 2097152	    /* elements of all sets together (xdpfw_sets) */
 
 enum xdpfw_family {
 	XDPFW_FAMILY_V4 = 0,
@@ -65,6 +67,13 @@ enum xdpfw_cand_flags {
 	XDPFW_CAND_CT = 1 << 3,	       /* connection state in ct (with L4) */
 	XDPFW_CAND_RATE = 1 << 4,      /* decides only over its rate (xdpfw_rate) */
 	XDPFW_CAND_LOG = 1 << 5,       /* its verdicts are reported as events */
+	XDPFW_CAND_SET = 1 << 6,       /* an address in a set (set_src, set_dst, set_neg) */
+};
+
+/* Which set references of a candidate are negated (xdpfw_cand.set_neg). */
+enum xdpfw_set_neg {
+	XDPFW_SET_NEG_SRC = 1 << 0, /* src !@NAME: the source must not be in set_src */
+	XDPFW_SET_NEG_DST = 1 << 1,
 };
 /* What a malformed packet cannot be checked against: its L4 header. */
 #define XDPFW_CAND_NEEDS_L4 (XDPFW_CAND_L4 | XDPFW_CAND_TCP_FLAGS | XDPFW_CAND_CT)
@@ -171,8 +180,9 @@ struct xdpfw_cand {
 	__u8 ct; /* enum xdpfw_ct_state bits */
 	__u8
 	    rate_plen; /* rate per source prefix of this length (IPv4: at most 32); 0: one bucket */
-	__u8 pad;
-	__u32 pad2;
+	__u8 set_neg;  /* enum xdpfw_set_neg */
+	__u16 set_src; /* address sets (xdpfw_set_tags index); 0: none */
+	__u16 set_dst;
 	__u64 rate_cost_ns;  /* credit one packet takes */
 	__u64 rate_burst_ns; /* bucket depth */
 };
@@ -190,13 +200,33 @@ struct xdpfw_rate_state {
 	__u64 last_ns;
 };
 
+/* Address sets (docs/CONTROL.md, "Address sets"): every element of every
+ * set in one LPM trie (xdpfw_sets), keyed by a tag and the address. A set's
+ * tag is in xdpfw_set_tags[id]: id << 2 | generation << 1 (a "set load"
+ * writes the other generation, then switches the tag); the key's tag adds
+ * the family in bit 0. IPv4 addresses take the first 4 bytes of addr. */
+struct xdpfw_set_key {
+	__u32 prefixlen; /* 32 (the tag) + the prefix length */
+	__u32 tag;
+	__u32 addr[4];
+};
+
+/* An element: a member until expires_ns (bpf_ktime_get_coarse_ns, CLOCK_MONOTONIC_COARSE;
+ * ~0: never), the latest expiry of the element and of every element of the set that covers
+ * it, so that an expired longer prefix never hides a live shorter one. */
+struct xdpfw_set_elem {
+	__u64 expires_ns;
+	__u64 hits; /* packets that found it (approximate: updated without a lock) */
+};
+
 /* What the pinned maps' contents mean. Bump it when a map's contents change
  * meaning without any map changing size: an agent that finds pins of another
  * layout (or of other sizes) replaces them (docs/PACKAGING.md, "Upgrades").
  * 0 is the layout of the first package, whose config had a zero pad here;
  * 1 added the views of malformed packets (xdpfw_rulesets x3, key slots);
- * 2 the conditions of candidates (ct, tcp flags, rate, audit) and audit mode. */
-#define XDPFW_MAP_LAYOUT 2
+ * 2 the conditions of candidates (ct, tcp flags, rate, audit) and audit mode;
+ * 3 address sets (set_src, set_dst, set_neg of candidates). */
+#define XDPFW_MAP_LAYOUT 3
 
 /* Global run-time settings (one entry). */
 struct xdpfw_config {
@@ -249,6 +279,8 @@ struct xdpfw_event_bucket {
 	X(RATE_UNDER, rate_under)		/* rate rules reached under it: went on */         \
 	X(AUDIT_MATCHES, audit_matches)		/* packets an audit rule would drop */             \
 	X(AUDIT_WOULD_DROP, audit_would_drop)	/* mode audit: drop verdicts passed */             \
+	X(SET_LOOKUPS, set_lookups)		/* address set lookups */                          \
+	X(SET_MEMBERS, set_members)		/* of them: an unexpired element covered it */     \
 	/* tables probed (hash lookups) per classified packet: one of these each */                \
 	X(PROBES_0, probes_0)                                                                      \
 	X(PROBES_1, probes_1)                                                                      \

@@ -82,6 +82,21 @@ struct {
 	__type(value, struct xdpfw_rate_state);
 } xdpfw_rate SEC(".maps");
 
+/* Address sets: the tag of each set id (0: no such set), and every element
+ * of every set (xdpfw.h, struct xdpfw_set_key). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XDPFW_MAX_SETS);
+	__type(key, __u32);
+	__type(value, __u32);
+} xdpfw_set_tags SEC(".maps");
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, XDPFW_DEFAULT_SET_ELEMENTS); /* set at load */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct xdpfw_set_key);
+	__type(value, struct xdpfw_set_elem);
+} xdpfw_sets SEC(".maps");
 struct {
 	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
 	__uint(key_size, sizeof(__u32));

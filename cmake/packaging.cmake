@@ -37,6 +37,7 @@ install(FILES packaging/xdpfw-ctl.bash-completion
 file(GLOB xdpfw_docs ${PROJECT_SOURCE_DIR}/docs/*.md)
 install(FILES README.md ${xdpfw_docs} packaging/deb/copyright DESTINATION ${XDPFW_DOCDIR})
 install(FILES conf/rules.example conf/recipes/host-firewall.rules DESTINATION ${XDPFW_DOCDIR}/examples)
+install(FILES conf/fail2ban/action.d/xdpfw.conf DESTINATION ${XDPFW_DOCDIR}/examples/fail2ban)
 
 find_program(GZIP_PROGRAM gzip REQUIRED)
 set(xdpfw_gz_files)

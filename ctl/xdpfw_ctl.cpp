@@ -74,6 +74,12 @@ const std::string usage =
     "  save [-]                            write the rules to the agent's rules file; -: print "
     "them\n"
     "  reload                              have the agent re-read its config (as SIGHUP)\n"
+    "  set create NAME [timeout DUR] [max N]   a new address set (DUR: 30s, 10m, 1h, 2d)\n"
+    "  set add NAME ADDR[/LEN] [timeout DUR]   add an element (or refresh its timeout)\n"
+    "  set del NAME ADDR[/LEN]             remove an element\n"
+    "  set load NAME FILE                  replace the set's elements with FILE's at once\n"
+    "  set flush NAME | set destroy NAME   empty a set | remove a set no rule uses\n"
+    "  set list [NAME] [--json]            the sets, or one set's elements\n"
     "  raw 'COMMAND'...                    control commands, one per word, answered in order\n"
     "                                      ('raw help' lists them)\n"
     "Socket: --socket PATH, else $XDPFW_SOCKET, else " +
@@ -126,6 +132,7 @@ const std::vector<Command> commands = {
     {"flush", {}, 0, 0, "no word"},
     {"save", {}, 0, 1, "nothing or -"},
     {"reload", {}, 0, 0, "no word"},
+    {"set", {"json"}, 1, 6, "create, add, del, load, flush, destroy or list, then its words"},
     {"raw", {}, 1, SIZE_MAX, "one or more quoted commands, e.g. raw 'show interfaces'"},
     {"help", {}, 0, 0, "no word"},
 };
@@ -396,6 +403,40 @@ std::string rule_from_flags(const std::map<std::string, std::string>& opts) {
   return rule;
 }
 
+// "set SUB WORDS...": the agent's "set SUB" command; "set load NAME FILE"
+// sends FILE as its payload.
+int set_command(const std::string& sock, const std::vector<std::string>& words, bool json) {
+  struct Sub {
+    const char* name;
+    size_t min, max;  // words after the subcommand
+    const char* usage;
+  };
+  static const Sub subs[] = {
+      {"create", 1, 5, "set create NAME [timeout DUR] [max N]"},
+      {"add", 2, 4, "set add NAME ADDR[/LEN] [timeout DUR]"},
+      {"del", 2, 2, "set del NAME ADDR[/LEN]"},
+      {"load", 2, 2, "set load NAME FILE"},
+      {"flush", 1, 1, "set flush NAME"},
+      {"destroy", 1, 1, "set destroy NAME"},
+      {"list", 0, 1, "set list [NAME] [--json]"},
+  };
+  const std::string& sub = words[0];
+  const Sub* s =
+      std::find_if(std::begin(subs), std::end(subs), [&](const Sub& x) { return sub == x.name; });
+  if (s == std::end(subs))
+    throw UsageError("set: '" + sub +
+                     "' is not a set command (expected create, add, del, load, flush, destroy "
+                     "or list)");
+  size_t n = words.size() - 1;
+  if (n < s->min || n > s->max) throw UsageError("set " + sub + ": usage: " + s->usage);
+  if (json && sub != "list") throw UsageError("set " + sub + ": --json is for set list only");
+  if (sub == "load") return request(sock, {with_file("set load " + words[1], words[2])});
+  std::string line = "set";
+  for (const std::string& w : words) line += " " + w;
+  if (json) line += " json";
+  return request(sock, {line});
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -441,6 +482,7 @@ int main(int argc, char** argv) {
       return request(sock, {words.empty() ? "save" : "save -"});
     }
     if (cmd == "reload") return request(sock, {"reload"});
+    if (cmd == "set") return set_command(sock, words, json);
     if (cmd == "raw") {
       for (const std::string& w : words)
         if (w.find_first_not_of(" \t\r\n") == std::string::npos)

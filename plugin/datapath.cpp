@@ -82,6 +82,11 @@ KernelDatapath::KernelDatapath(const DatapathOptions& opts) : opts_(opts) {
           "size xdpfw_rule_counters");
     check(bpf_map__set_max_entries(skel_->maps.xdpfw_cands, XDPFW_SLOTS * opts_.max_rules),
           "size xdpfw_cands");
+    if (opts_.max_set_elements == 0 || opts_.max_set_elements > (1u << 31))
+      throw DatapathError("max_set_elements must be 1 to 2^31");
+    check(bpf_map__set_max_entries(skel_->maps.xdpfw_sets,
+                                   static_cast<uint32_t>(opts_.max_set_elements)),
+          "size xdpfw_sets");
     if (!opts_.pin_dir.empty()) pin_maps();
     errno = 0;
     int rc = xdpfw_bpf__load(skel_);
@@ -117,11 +122,11 @@ KernelDatapath::~KernelDatapath() {
 // The maps that carry state across restarts: rules, counters, the active
 // slot. (The sync maps and the perf array are the process's own.)
 std::vector<bpf_map*> KernelDatapath::pinned_maps() const {
-  return {skel_->maps.xdpfw_config,        skel_->maps.xdpfw_rulesets,
-          skel_->maps.xdpfw_summary,       skel_->maps.xdpfw_buckets_v4,
-          skel_->maps.xdpfw_buckets_v6,    skel_->maps.xdpfw_cands,
-          skel_->maps.xdpfw_rule_counters, skel_->maps.xdpfw_stats,
-          skel_->maps.xdpfw_event_bucket,  skel_->maps.xdpfw_rate};
+  return {
+      skel_->maps.xdpfw_config,        skel_->maps.xdpfw_rulesets,   skel_->maps.xdpfw_summary,
+      skel_->maps.xdpfw_buckets_v4,    skel_->maps.xdpfw_buckets_v6, skel_->maps.xdpfw_cands,
+      skel_->maps.xdpfw_rule_counters, skel_->maps.xdpfw_stats,      skel_->maps.xdpfw_event_bucket,
+      skel_->maps.xdpfw_rate,          skel_->maps.xdpfw_set_tags,   skel_->maps.xdpfw_sets};
 }
 
 std::string KernelDatapath::pin_path(const bpf_map* m) const {
@@ -307,6 +312,77 @@ void KernelDatapath::wait_for_readers() {
   check(sync_with_readers(bpf_map__fd(skel_->maps.xdpfw_sync),
                           bpf_map__fd(skel_->maps.xdpfw_sync_inner)),
         "wait for XDP readers (xdpfw_sync)");
+}
+
+// ---- address sets ----
+
+namespace {
+
+xdpfw_set_key set_key(uint32_t tag, const Prefix& p) {
+  xdpfw_set_key k{};
+  k.prefixlen = 32 + p.len;
+  k.tag = tag | static_cast<uint32_t>(p.family);
+  std::memcpy(k.addr, p.addr.data(), p.family == Family::v4 ? 4 : 16);
+  return k;
+}
+
+}  // namespace
+
+void KernelDatapath::write_element(uint32_t tag, const Prefix& p, uint64_t expires_ns, bool fresh) {
+  int fd = bpf_map__fd(skel_->maps.xdpfw_sets);
+  xdpfw_set_key k = set_key(tag, p);
+  xdpfw_set_elem e{expires_ns, 0};
+  // A rewrite keeps the packets counted so far (a few counted meanwhile
+  // may be lost: the kernel replaces the element whole).
+  if (!fresh) {
+    xdpfw_set_elem old{};
+    if (bpf_map_lookup_elem(fd, &k, &old) == 0) e.hits = old.hits;
+  }
+  errno = 0;
+  check(bpf_map_update_elem(fd, &k, &e, BPF_ANY), "write an element of xdpfw_sets");
+}
+
+void KernelDatapath::erase_element(uint32_t tag, const Prefix& p) {
+  xdpfw_set_key k = set_key(tag, p);
+  if (bpf_map_delete_elem(bpf_map__fd(skel_->maps.xdpfw_sets), &k) != 0 && errno != ENOENT)
+    throw DatapathError("erase an element of xdpfw_sets: " + errstr(errno));
+}
+
+uint64_t KernelDatapath::element_hits(uint32_t tag, const Prefix& p) const {
+  xdpfw_set_key k = set_key(tag, p);
+  xdpfw_set_elem e{};
+  return bpf_map_lookup_elem(bpf_map__fd(skel_->maps.xdpfw_sets), &k, &e) == 0 ? e.hits : 0;
+}
+
+uint32_t KernelDatapath::set_tag(uint16_t set) const {
+  uint32_t key = set, tag = 0;
+  bpf_map_lookup_elem(bpf_map__fd(skel_->maps.xdpfw_set_tags), &key, &tag);
+  return tag;
+}
+
+void KernelDatapath::switch_set_tag(uint16_t set, uint32_t tag) {
+  uint32_t key = set;
+  errno = 0;
+  check(bpf_map_update_elem(bpf_map__fd(skel_->maps.xdpfw_set_tags), &key, &tag, BPF_ANY),
+        "write xdpfw_set_tags");
+  wait_for_readers();
+}
+
+std::vector<std::pair<uint32_t, Prefix>> KernelDatapath::set_elements() const {
+  std::vector<std::pair<uint32_t, Prefix>> out;
+  int fd = bpf_map__fd(skel_->maps.xdpfw_sets);
+  xdpfw_set_key k{}, next{};
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    Prefix p;
+    p.family = (next.tag & 1) ? Family::v6 : Family::v4;
+    p.len = static_cast<uint8_t>(next.prefixlen - 32);
+    std::memcpy(p.addr.data(), next.addr, 16);
+    out.emplace_back(next.tag & ~1u, p);
+    k = next;
+    prev = &k;
+  }
+  return out;
 }
 
 uint32_t KernelDatapath::cand_index(uint32_t slot, uint32_t rule_id) const {

@@ -47,6 +47,8 @@ struct DatapathOptions {
   // ct rule is installed. The agent does; tests and benchmarks that run in
   // the host's namespace must not leave it there.
   bool enable_conntrack = false;
+  // Elements of all address sets together (xdpfw_sets).
+  uint64_t max_set_elements = XDPFW_DEFAULT_SET_ELEMENTS;
 };
 
 struct RuleCounters {
@@ -95,6 +97,20 @@ class Datapath {
 
   virtual std::unordered_map<uint32_t, RuleCounters> all_rule_counters() const = 0;
   virtual Stats stats() const = 0;
+
+  // Address sets (plugin/address_sets.hpp, bpf/xdpfw.h): elements of
+  // xdpfw_sets under a tag, and the live tag of each set id. Throw
+  // DatapathError.
+  virtual uint64_t max_set_elements() const = 0;
+  // fresh: a new element (hits from zero); else its hits are kept.
+  virtual void write_element(uint32_t tag, const Prefix& p, uint64_t expires_ns, bool fresh) = 0;
+  virtual void erase_element(uint32_t tag, const Prefix& p) = 0;
+  virtual uint64_t element_hits(uint32_t tag, const Prefix& p) const = 0;
+  virtual uint32_t set_tag(uint16_t set) const = 0;
+  // Returns once no packet can still be looking at the old tag's elements.
+  virtual void switch_set_tag(uint16_t set, uint32_t tag) = 0;
+  // Every element (tag, prefix): what the sets' sync sweeps.
+  virtual std::vector<std::pair<uint32_t, Prefix>> set_elements() const = 0;
 
   // Unmatched-packet events: at most events_per_sec on average with bursts
   // of up to burst. 0 turns events off.
@@ -152,6 +168,14 @@ class KernelDatapath : public Datapath {
   // 1 MiB (about 12,000 events), at most 16 MiB; halved until it fits under
   // the locked-memory limit of an agent without CAP_IPC_LOCK.
   size_t event_ring_pages() const;
+  uint64_t max_set_elements() const override { return opts_.max_set_elements; }
+  void write_element(uint32_t tag, const Prefix& p, uint64_t expires_ns, bool fresh) override;
+  void erase_element(uint32_t tag, const Prefix& p) override;
+  uint64_t element_hits(uint32_t tag, const Prefix& p) const override;
+  uint32_t set_tag(uint16_t set) const override;
+  void switch_set_tag(uint16_t set, uint32_t tag) override;
+  std::vector<std::pair<uint32_t, Prefix>> set_elements() const override;
+
   // The rate is split evenly across CPUs.
   void set_event_limit(uint64_t events_per_sec, uint64_t burst) override;
   // The perf buffer is opened by the first call (tests that read the

@@ -109,6 +109,27 @@ const std::vector<ConfigKey>& config_keys() {
          c.max_rules = static_cast<uint32_t>(number(file, l, 1, 16u << 20));
        },
        [](const C& c) { return nlohmann::json(c.max_rules); }},
+      {"max-set-elements",
+       [number](C& c, S file, const L& l) { c.max_set_elements = number(file, l, 1, 1u << 31); },
+       [](const C& c) { return nlohmann::json(c.max_set_elements); }},
+      {"set",
+       [](C& c, S file, const L& l) {
+         SetSpec spec;
+         try {
+           spec = parse_set_spec(l.value);
+         } catch (const SetError& e) {
+           throw FirewallConfigError(where(file, l) + e.what());
+         }
+         for (const SetSpec& x : c.sets)
+           if (x.name == spec.name)
+             throw FirewallConfigError(where(file, l) + "set " + spec.name + " declared twice");
+         c.sets.push_back(spec);
+       },
+       [](const C& c) {
+         nlohmann::json j = nlohmann::json::array();
+         for (const SetSpec& s : c.sets) j.push_back(format_set_spec(s));
+         return j;
+       }},
       {"log-dir", [path](C& c, S file, const L& l) { c.log_dir = path(file, l, false); },
        [](const C& c) { return nlohmann::json(c.log_dir); }},
       {"log-file",

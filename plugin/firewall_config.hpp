@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "address_sets.hpp"
 #include "rule_compiler.hpp"
 
 namespace xdpfw {
@@ -34,6 +35,8 @@ struct FirewallConfig {
   std::string rules_file;                   // "" : start with no rules
   Policy policy;
   uint32_t max_rules = XDPFW_DEFAULT_MAX_RULES;
+  uint64_t max_set_elements = XDPFW_DEFAULT_SET_ELEMENTS;  // all address sets together
+  std::vector<SetSpec> sets;  // "set = NAME [timeout DUR] [max N]", one line each
   std::string log_dir = "/var/log/xdpfw";
   std::string log_file = "firewall_log.json";
   uint64_t event_rate = 1000;  // unmatched-packet events per second, all CPUs; 0: off

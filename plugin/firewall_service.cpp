@@ -59,6 +59,7 @@ DatapathOptions options(const FirewallConfig& cfg) {
   o.pin_dir = prepare_pin_dir(cfg.pin_root, "maps");
   o.event_burst = cfg.event_burst;
   o.enable_conntrack = true;
+  o.max_set_elements = cfg.max_set_elements;
   return o;
 }
 
@@ -133,12 +134,18 @@ FirewallService::FirewallService(const FirewallConfig& cfg, Log log, FirewallPar
       dp_(std::move(parts.datapath)),
       attacher_(std::move(parts.attacher)),
       attach_(*attacher_, cfg, log_),
+      sets_(*dp_),
       events_(*dp_, [this](int ifindex) { return ifname(ifindex); }) {
   check_log_dir(cfg_);
   // Precedence: the rule set of the previous run (pinned maps and the state
   // folder both found) wins; else the rules file. Pins of another layout
   // (an upgrade, another max-rules) were replaced: the rules still come
   // from the state, the counters start from zero.
+  // The sets before the rules that name them: the state's (sets are data,
+  // kept whatever the pins), then the config's declarations.
+  restore_sets();
+  declare_sets(cfg_);
+  sets_.sync();
   std::string state = state_file("rules.state");
   if (!dp_->replaced_pins().empty())
     log_(1, "the maps pinned in " + dp_->pin_dir() + " were made with another layout (" +
@@ -170,6 +177,7 @@ FirewallService::FirewallService(const FirewallConfig& cfg, Log log, FirewallPar
 }
 
 FirewallService::~FirewallService() {
+  if (set_journal_fd_ >= 0) ::close(set_journal_fd_);
   // Persistent: the pinned links keep filtering while the agent is away.
   if (!cfg_.persistent) {
     size_t n = attach_.detach_all();
@@ -200,6 +208,12 @@ void FirewallService::settle() {
     log_(0, std::string("datapath: finishing the last change: ") + e.what() +
                 " (the next change retries it)");
   }
+  try {
+    sets_.reap();  // (no journal line: an expired element is not restored)
+  } catch (const std::exception& e) {
+    log_(0, std::string("address sets: reaping expired elements: ") + e.what() +
+                " (the datapath ignores them: they have expired)");
+  }
 }
 
 std::string FirewallService::ifname(int ifindex) const {
@@ -219,7 +233,20 @@ void FirewallService::check(const FirewallConfig& cfg) {
   CompileLimits limits;
   limits.max_rules = cfg.max_rules;
   try {
-    compile_rules(load_rules(cfg), cfg.policy, limits);
+    // Sets made at run time are not known here: a rules file names the
+    // sets the config declares.
+    auto rules = load_rules(cfg);
+    for (Rule& r : rules)
+      for (auto* ref : {&r.src_set, &r.dst_set})
+        if (*ref) {
+          auto it = std::find_if(cfg.sets.begin(), cfg.sets.end(),
+                                 [&](const SetSpec& x) { return x.name == (*ref)->name; });
+          if (it == cfg.sets.end())
+            throw CompileError("rule " + format_rule(r) + ": no set '" + (*ref)->name +
+                               "' declared in the config (set = " + (*ref)->name + ")");
+          (*ref)->id = static_cast<uint16_t>(it - cfg.sets.begin() + 1);
+        }
+    compile_rules(rules, cfg.policy, limits);
   } catch (const CompileError& e) {
     throw std::runtime_error((cfg.rules_file.empty() ? "rules" : cfg.rules_file) + ": " + e.what());
   }
@@ -246,7 +273,14 @@ void FirewallService::check_reload(const FirewallConfig& cfg) const {
   }
   std::string text = read_text(next.rules_file);
   try {
-    compile_rules(store_.parsed(next.rules_file, text), next.policy, dp_->limits());
+    auto list = store_.parsed(next.rules_file, text);
+    for (Rule& r : list)
+      for (auto* ref : {&r.src_set, &r.dst_set})
+        if (*ref && std::any_of(next.sets.begin(), next.sets.end(),
+                                [&](const SetSpec& x) { return x.name == (*ref)->name; }))
+          (*ref)->id = sets_.find((*ref)->name) ? sets_.find((*ref)->name)->id : 1;
+    resolve(list);
+    compile_rules(list, next.policy, dp_->limits());
   } catch (const CompileError& e) {
     std::string why = (next.rules_file.empty() ? "rules" : next.rules_file) + ": " + e.what();
     if (cfg.max_rules != cfg_.max_rules)
@@ -271,6 +305,8 @@ std::string FirewallService::reload(const FirewallConfig& cfg, bool force) {
   bool file_changed = text != rules_file_text_ || next.rules_file != cfg_.rules_file;
   bool from_file = file_changed || force;
   std::vector<Rule> list = from_file ? store_.parsed(next.rules_file, text) : store_.rules();
+  declare_sets(next);  // (new sets stay if the rules fail: they are empty)
+  resolve(list);
   dp_->apply(list, next.policy);  // all or nothing: throws with nothing changed
   store_.commit(std::move(list));
   std::string rules = std::to_string(store_.rules().size()) + " rule(s)";
@@ -296,6 +332,7 @@ std::string FirewallService::reload(const FirewallConfig& cfg, bool force) {
 }
 
 void FirewallService::install(std::vector<Rule> list) {
+  resolve(list);
   dp_->apply(list, cfg_.policy);
   store_.commit(std::move(list));
   save_state();
@@ -392,6 +429,7 @@ void FirewallService::save_state() {
 CommandOutput FirewallService::rule_add(const std::string& spec) {
   try {
     Rule added = store_.prepared(parse_rule(spec));
+    resolve(added);
     // One bucket write where the rule fits in place; a recompile otherwise.
     if (!dp_->add_in_place(added)) dp_->apply(store_.with_added(added, nullptr), cfg_.policy);
     store_.insert(added);
@@ -455,6 +493,7 @@ CommandOutput FirewallService::rule_check(const std::string* payload) {
     return {false, "rule check: expects rules as a payload: 'rule check <<END' ... 'END'"};
   try {
     auto list = store_.parsed("payload", *payload);
+    resolve(list);
     compile_rules(list, cfg_.policy, dp_->limits());
     return {true, "ok: " + std::to_string(list.size()) + " rule(s) would be installed"};
   } catch (const std::exception& e) {
@@ -497,6 +536,10 @@ CommandOutput FirewallService::show_config(bool json) const {
   if (json) return {true, j.dump()};
   std::ostringstream o;
   for (const auto& [k, v] : j.items()) {
+    if (k == "set") {  // one line each: a declaration has spaces
+      for (const auto& x : v) o << "set = " << x.get<std::string>() << "\n";
+      continue;
+    }
     o << k << " =";
     if (v.is_array()) {
       for (const auto& x : v) o << " " << x.get<std::string>();
@@ -559,6 +602,9 @@ constexpr Family families[] = {
      "Packets an audit rule matched (would drop), passed on to the next rule."},
     {"xdpfw_audit_would_drop_total", "counter",
      "Drop verdicts passed because the agent runs with audit = yes."},
+    {"xdpfw_set_lookups_total", "counter", "Address set lookups of rules naming a set."},
+    {"xdpfw_set_members_total", "counter",
+     "Address set lookups that found an unexpired element covering the address."},
     {"xdpfw_tables_probed_total", "counter",
      "Classified packets by the number of classifier tables they probed."},
     {"xdpfw_log_lines_total", "counter", "Event lines written to the log file."},
@@ -712,6 +758,286 @@ CommandOutput FirewallService::set_manual(const std::string& name, Interface::Ma
   if (err && !err->empty()) return {false, name + ": " + *err};
   if (!exists) return {true, "no interface " + name + " now; remembered for when it appears"};
   return {true, "ok"};
+}
+
+// ---- address sets ----
+
+namespace {
+
+std::vector<std::string> arg_words(const std::string& args) {
+  std::vector<std::string> w;
+  std::istringstream in(args);
+  for (std::string x; in >> x;) w.push_back(x);
+  return w;
+}
+
+std::string join_ids(const std::vector<uint32_t>& ids) {
+  std::string s;
+  for (uint32_t id : ids) s += (s.empty() ? "" : ", ") + std::to_string(id);
+  return s;
+}
+
+}  // namespace
+
+void FirewallService::resolve(Rule& r) const {
+  for (auto* ref : {&r.src_set, &r.dst_set}) {
+    if (!*ref) continue;
+    const AddressSets::Set* s = sets_.find((*ref)->name);
+    if (!s)
+      throw RuleError(std::string(ref == &r.src_set ? "src" : "dst") + ": no set '" + (*ref)->name +
+                      "' (set create " + (*ref)->name + ", or 'set = " + (*ref)->name +
+                      "' in the config)");
+    (*ref)->id = s->id;
+  }
+}
+
+void FirewallService::resolve(std::vector<Rule>& list) const {
+  for (Rule& r : list) {
+    try {
+      resolve(r);
+    } catch (const RuleError& e) {
+      throw RuleError("rule " + format_rule(r) + ": " + e.what());
+    }
+  }
+}
+
+std::vector<uint32_t> FirewallService::rules_using(std::string_view set) const {
+  std::vector<uint32_t> ids;
+  for (const Rule& r : store_.rules())
+    if ((r.src_set && r.src_set->name == set) || (r.dst_set && r.dst_set->name == set))
+      ids.push_back(r.id);
+  return ids;
+}
+
+void FirewallService::declare_sets(const FirewallConfig& cfg) {
+  for (const SetSpec& spec : cfg.sets) {
+    const AddressSets::Set* s = sets_.find(spec.name);
+    if (s && s->spec == spec) continue;
+    if (s)
+      sets_.configure(spec);
+    else
+      s = &sets_.create(spec);
+    set_journal(AddressSets::journal_create(*sets_.find(spec.name)));
+  }
+}
+
+void FirewallService::restore_sets() {
+  if (cfg_.state_dir == "none") return;
+  namespace fs = std::filesystem;
+  size_t replayed = 0;
+  for (const char* name : {"sets.state", "sets.journal"}) {
+    std::string path = state_file(name);
+    if (!fs::exists(fs::symlink_status(path))) continue;
+    std::istringstream in(read_file_nofollow(path));
+    std::string line;
+    size_t n = 0;
+    while (std::getline(in, line)) {
+      ++n;
+      if (in.eof()) break;  // no newline: cut by a crash
+      try {
+        sets_.replay(line);
+        ++replayed;
+      } catch (const std::exception& e) {
+        log_(0, path + ":" + std::to_string(n) + ": " + e.what() + " (line ignored)");
+      }
+    }
+  }
+  if (!replayed) return;
+  save_sets();  // the journal folded in
+  log_(2, "address sets: restored " + std::to_string(sets_.sets().size()) + " set(s), " +
+              std::to_string(sets_.total()) + " element(s)");
+}
+
+void FirewallService::save_sets() {
+  if (cfg_.state_dir == "none") return;
+  try {
+    write_file_atomic(state_file("sets.state"), sets_.snapshot(), false, false, 0600, "state-dir");
+    if (set_journal_fd_ >= 0) ::close(set_journal_fd_);
+    set_journal_fd_ = -1;
+    if (::unlink(state_file("sets.journal").c_str()) != 0 && errno != ENOENT)
+      throw std::runtime_error("cannot empty " + state_file("sets.journal") + ": " +
+                               std::strerror(errno));
+    set_journal_lines_ = 0;
+  } catch (const std::exception& e) {
+    log_(0, std::string("state-dir: ") + e.what() + " (a restart would lose set changes)");
+  }
+}
+
+// One set change: a line appended to sets.journal (kept open: tens of
+// thousands of changes a second), folded into sets.state once it holds more
+// lines than the sets have elements (and at least 100,000).
+void FirewallService::set_journal(const std::string& line) {
+  if (cfg_.state_dir == "none") return;
+  if (set_journal_lines_ >= std::max<uint64_t>(100000, sets_.total())) return save_sets();
+  if (set_journal_fd_ < 0) {
+    std::string path = state_file("sets.journal");
+    set_journal_fd_ =
+        ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (set_journal_fd_ < 0) {
+      log_(1, "state-dir: opening " + path + ": " + std::strerror(errno) +
+                  " (the whole set state is written instead)");
+      return save_sets();
+    }
+  }
+  std::string text = line + "\n";
+  if (::write(set_journal_fd_, text.data(), text.size()) != ssize_t(text.size())) {
+    log_(1, "state-dir: appending to " + state_file("sets.journal") + ": " + std::strerror(errno) +
+                " (the whole set state is written instead)");
+    return save_sets();
+  }
+  ++set_journal_lines_;
+}
+
+CommandOutput FirewallService::set_create(const std::string& args) {
+  try {
+    SetSpec spec = parse_set_spec(args);
+    const AddressSets::Set& s = sets_.create(spec);
+    set_journal(AddressSets::journal_create(s));
+    return {true, "created set " + spec.name};
+  } catch (const std::exception& e) {
+    return fail("set create", e);
+  }
+}
+
+CommandOutput FirewallService::set_add(const std::string& args) {
+  auto w = arg_words(args);
+  if (w.size() != 2 && !(w.size() == 4 && w[2] == "timeout"))
+    return {false, "set add: expected NAME ADDR[/LEN] [timeout DUR], got '" + args + "'"};
+  try {
+    Prefix p = parse_prefix(w[1], "element");
+    std::optional<uint64_t> timeout;
+    if (w.size() == 4) timeout = parse_duration(w[3], "timeout");
+    bool fresh = sets_.add(w[0], p, timeout);
+    const AddressSets::Set& s = *sets_.find(w[0]);
+    set_journal(sets_.journal_add(s, AddressSets::key_of(p)));
+    return {true, fresh ? "added" : "updated"};
+  } catch (const std::exception& e) {
+    return fail("set add", e);
+  }
+}
+
+CommandOutput FirewallService::set_del(const std::string& args) {
+  auto w = arg_words(args);
+  if (w.size() != 2) return {false, "set del: expected NAME ADDR[/LEN], got '" + args + "'"};
+  try {
+    Prefix p = parse_prefix(w[1], "element");
+    if (!sets_.del(w[0], p))
+      return {false, "set del: " + format_prefix(p) + " is not an element of " + w[0]};
+    set_journal("del " + w[0] + " " + format_prefix(p));
+    return {true, "deleted"};
+  } catch (const std::exception& e) {
+    return fail("set del", e);
+  }
+}
+
+CommandOutput FirewallService::set_flush(const std::string& args) {
+  auto w = arg_words(args);
+  if (w.size() != 1) return {false, "set flush: expected NAME"};
+  try {
+    size_t n = sets_.flush(w[0]);
+    set_journal("flush " + w[0]);
+    return {true, "flushed " + std::to_string(n) + " element(s)"};
+  } catch (const std::exception& e) {
+    return fail("set flush", e);
+  }
+}
+
+CommandOutput FirewallService::set_load(const std::string& args, const std::string* payload) {
+  auto w = arg_words(args);
+  if (w.size() != 1 || !payload)
+    return {false,
+            "set load: expected NAME and the elements as a payload: 'set load NAME <<END', "
+            "one ADDR[/LEN] [timeout DUR] per line, then 'END'"};
+  try {
+    auto items = parse_set_items(*payload);
+    // An empty content is asked for in words (a '<<' payload ends at the
+    // first empty line).
+    if (items.empty())
+      return {false, "set load: the payload holds no element, nothing was changed ('set flush " +
+                         w[0] + "' empties the set)"};
+    sets_.load(w[0], items);
+    save_sets();
+    return {true, "loaded " + std::to_string(sets_.find(w[0])->elems.size()) + " element(s) into " +
+                      w[0]};
+  } catch (const std::exception& e) {
+    return fail("set load", e);
+  }
+}
+
+CommandOutput FirewallService::set_destroy(const std::string& args) {
+  auto w = arg_words(args);
+  if (w.size() != 1) return {false, "set destroy: expected NAME"};
+  if (!sets_.find(w[0])) return {false, "set destroy: no set '" + w[0] + "'"};
+  if (auto ids = rules_using(w[0]); !ids.empty())
+    return {false, "set destroy: set " + w[0] + " is used by rule(s) " + join_ids(ids) +
+                       " (delete them first)"};
+  try {
+    sets_.destroy(w[0]);
+    set_journal("destroy " + w[0]);
+    bool declared = std::any_of(cfg_.sets.begin(), cfg_.sets.end(),
+                                [&](const SetSpec& x) { return x.name == w[0]; });
+    return {true,
+            "destroyed set " + w[0] +
+                (declared ? " (the config declares it: a reload or restart makes it anew)" : "")};
+  } catch (const std::exception& e) {
+    return fail("set destroy", e);
+  }
+}
+
+CommandOutput FirewallService::set_list(const std::string& args) const {
+  auto w = arg_words(args);
+  bool json = !w.empty() && w.back() == "json";
+  if (json) w.pop_back();
+  if (w.size() > 1) return {false, "set list: expected [NAME] [json]"};
+  auto summary = [&](const AddressSets::Set& s) {
+    nlohmann::json j = {{"name", s.spec.name},
+                        {"timeout", s.spec.timeout_s},
+                        {"max", s.spec.max ? s.spec.max : sets_.capacity()},
+                        {"elements", s.elems.size()},
+                        {"rules", rules_using(s.spec.name)}};
+    return j;
+  };
+  auto summary_text = [&](const AddressSets::Set& s) {
+    auto ids = rules_using(s.spec.name);
+    return "set " + s.spec.name + ": " + std::to_string(s.elems.size()) + " element(s)" +
+           (s.spec.timeout_s ? ", timeout " + format_duration(s.spec.timeout_s) : "") +
+           (s.spec.max ? ", max " + std::to_string(s.spec.max) : "") +
+           (ids.empty() ? "" : ", used by rule(s) " + join_ids(ids)) + "\n";
+  };
+  if (w.empty()) {
+    nlohmann::json arr = nlohmann::json::array();
+    std::string text;
+    for (const auto& [name, s] : sets_.sets()) {
+      if (json)
+        arr.push_back(summary(s));
+      else
+        text += summary_text(s);
+    }
+    return {true, json ? arr.dump() : text};
+  }
+  const AddressSets::Set* s = sets_.find(w[0]);
+  if (!s) return {false, "set list: no set '" + w[0] + "' ('set list' shows them)"};
+  uint32_t tag = dp_->set_tag(s->id);
+  if (json) {
+    nlohmann::json j = summary(*s);
+    nlohmann::json members = nlohmann::json::array();
+    for (const auto& [k, e] : s->elems) {
+      auto left = sets_.remaining_s(e);
+      members.push_back({{"element", format_prefix(AddressSets::prefix_of(k))},
+                         {"expires", left ? nlohmann::json(*left) : nlohmann::json(nullptr)},
+                         {"hits", dp_->element_hits(tag, AddressSets::prefix_of(k))}});
+    }
+    j["members"] = std::move(members);
+    return {true, j.dump()};
+  }
+  std::string text = summary_text(*s);
+  for (const auto& [k, e] : s->elems) {
+    auto left = sets_.remaining_s(e);
+    text += format_prefix(AddressSets::prefix_of(k)) +
+            (left ? " expires " + format_duration(*left) : "") + " hits " +
+            std::to_string(dp_->element_hits(tag, AddressSets::prefix_of(k))) + "\n";
+  }
+  return {true, text};
 }
 
 }  // namespace xdpfw

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "address_sets.hpp"
 #include "agent_lock.hpp"
 #include "attach_manager.hpp"
 #include "datapath.hpp"
@@ -77,6 +78,16 @@ class FirewallService {
   CommandOutput rule_check(const std::string* payload);
   CommandOutput save(const std::string& path);
   CommandOutput show_config(bool json) const;
+
+  // Address sets (docs/CONTROL.md, "Address sets").
+  CommandOutput set_create(const std::string& args);
+  CommandOutput set_add(const std::string& args);
+  CommandOutput set_del(const std::string& args);
+  CommandOutput set_flush(const std::string& args);
+  CommandOutput set_list(const std::string& args) const;
+  CommandOutput set_load(const std::string& args, const std::string* payload);
+  CommandOutput set_destroy(const std::string& args);
+  const AddressSets& sets() const { return sets_; }
   CommandOutput show_metrics() const;
   CommandOutput log_reopen();
 
@@ -85,8 +96,8 @@ class FirewallService {
   int events_fd() { return dp_->events_fd(); }
   void on_events() { events_.drain(); }
   WatcherHub& watchers() { return events_.watchers(); }
-  // Housekeeping the loop runs on a timer (Datapath::settle); an error is
-  // logged, and the next change meets it again.
+  // Housekeeping the loop runs on a timer (Datapath::settle, expired set
+  // elements reaped); an error is logged, and the next change meets it again.
   void settle();
 
  private:
@@ -101,6 +112,15 @@ class FirewallService {
   void journal(const std::string& line);  // one change, appended
   std::vector<Rule> read_state();
   std::string state_file(const char* name) const;
+  // Set references of rules resolved to set ids; throws RuleError naming
+  // a set that does not exist.
+  void resolve(Rule& r) const;
+  void resolve(std::vector<Rule>& list) const;
+  std::vector<uint32_t> rules_using(std::string_view set) const;
+  void declare_sets(const FirewallConfig& cfg);  // the config's "set =" lines
+  void restore_sets();                           // sets.state and sets.journal
+  void save_sets();                              // sets.state written whole
+  void set_journal(const std::string& line);     // one set change, appended
 
   FirewallConfig cfg_;
   Log log_;
@@ -109,6 +129,9 @@ class FirewallService {
   std::unique_ptr<Attacher> attacher_;
   AttachManager attach_;
   RuleStore store_;
+  AddressSets sets_;
+  int set_journal_fd_ = -1;
+  size_t set_journal_lines_ = 0;
   size_t journal_lines_ = 0;
   uint32_t resumed_id_high_water_ = 0;                // from the state of the previous run
   std::string rules_file_text_;                       // the rules file as last applied

@@ -6,10 +6,30 @@
 
 namespace xdpfw {
 
+namespace {
+
+bool rule_sets_hold(const Rule& r, const PacketFields& p) {
+  return sets_hold(r.src_set ? r.src_set->id : 0, r.src_set && r.src_set->negate,
+                   r.dst_set ? r.dst_set->id : 0, r.dst_set && r.dst_set->negate, p);
+}
+
+}  // namespace
+
+bool sets_hold(uint16_t src_set, bool src_negate, uint16_t dst_set, bool dst_negate,
+               const PacketFields& p) {
+  auto in = [&](uint16_t set, const std::array<uint8_t, 16>& a) {
+    return p.sets && p.sets->contains(set, p.family, a);
+  };
+  if (src_set && in(src_set, p.src) == src_negate) return false;
+  if (dst_set && in(dst_set, p.dst) == dst_negate) return false;
+  return true;
+}
+
 bool rule_matches(const Rule& r, const PacketFields& p) {
   if (auto fam = r.family(); fam && *fam != p.family) return false;
   if (r.src && !r.src->contains(p.src)) return false;
   if (r.dst && !r.dst->contains(p.dst)) return false;
+  if (!rule_sets_hold(r, p)) return false;
   if (r.proto && *r.proto != p.proto) return false;
   // Port and icmp constraints need the L4 header: non-first fragments never match them.
   // So do TCP flags and ct.
@@ -44,6 +64,7 @@ int rule_matches_readable(const Rule& r, const PacketFields& p) {
   if (auto fam = r.family(); fam && *fam != p.family) return 0;
   if (r.src && !r.src->contains(p.src)) return 0;
   if (r.dst && !r.dst->contains(p.dst)) return 0;
+  if (!rule_sets_hold(r, p)) return 0;
   int found = 1;
   if (r.proto) {
     if (p.readable == Readable::no_proto)

@@ -19,6 +19,14 @@ namespace xdpfw {
 // the L4 header, the addresses only, or nothing.
 enum class Readable : uint8_t { all = 0, no_l4 = 1, no_proto = 2, nothing = 3 };
 
+// Address set membership as the datapath answers it: an unexpired element
+// covers the address (plugin/address_sets.hpp).
+class SetMembership {
+ public:
+  virtual ~SetMembership() = default;
+  virtual bool contains(uint16_t set, Family f, const std::array<uint8_t, 16>& addr) const = 0;
+};
+
 // What the parser extracted from an IP packet.
 struct PacketFields {
   Family family = Family::v4;
@@ -27,9 +35,14 @@ struct PacketFields {
   bool has_l4 = false;  // sport/dport (icmp: type/code) were read
   uint16_t sport = 0, dport = 0;
   uint8_t tcp_flags = 0;
-  uint8_t ct = ct_new;                // the connection state conntrack gives it (ct_*)
-  Readable readable = Readable::all;  // other than all: a malformed packet
+  uint8_t ct = ct_new;                  // the connection state conntrack gives it (ct_*)
+  Readable readable = Readable::all;    // other than all: a malformed packet
+  const SetMembership* sets = nullptr;  // none: every set is empty
 };
+
+// Do a rule's set references (by set id; 0: none) hold for the packet?
+bool sets_hold(uint16_t src_set, bool src_negate, uint16_t dst_set, bool dst_negate,
+               const PacketFields& p);
 
 // Token buckets of rate rules as a model: per rule id and source prefix,
 // the tokens taken; a bucket is over its rate once `burst` are. No refill:

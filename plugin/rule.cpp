@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <iterator>
 #include <sstream>
@@ -169,6 +170,28 @@ uint8_t parse_per(std::string_view v) {
   throw RuleError("per: " + quote(v) + " is not a source (expected src or src/N with N 1-128)");
 }
 
+// src/dst: a prefix, or a set reference "@NAME" / "!@NAME".
+void parse_address_field(std::string_view v, std::string_view field, std::optional<Prefix>& prefix,
+                         std::optional<SetRef>& set) {
+  bool negate = v.starts_with("!");
+  if (negate || v.starts_with("@")) {
+    std::string_view name = v.substr(negate ? 1 : 0);
+    if (!name.starts_with("@") || !valid_set_name(name.substr(1)))
+      throw RuleError(std::string(field) + ": " + quote(v) +
+                      " is not a set reference (expected @NAME or !@NAME, NAME 1-32 of "
+                      "letters, digits, '_', '.', '-')");
+    set = SetRef{std::string(name.substr(1)), negate, 0};
+    return;
+  }
+  prefix = parse_prefix(v, field);
+}
+
+std::string format_address_field(const std::optional<Prefix>& prefix,
+                                 const std::optional<SetRef>& set) {
+  if (set) return (set->negate ? "!@" : "@") + set->name;
+  return format_prefix(*prefix);
+}
+
 bool is_port_proto(uint8_t p) {
   return p == proto_tcp || p == proto_udp;
 }
@@ -177,6 +200,14 @@ bool is_icmp_proto(uint8_t p) {
 }
 
 }  // namespace
+
+bool valid_set_name(std::string_view name) {
+  if (name.empty() || name.size() > 32 || !std::isalnum(static_cast<unsigned char>(name[0])))
+    return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+  });
+}
 
 bool Prefix::contains(const std::array<uint8_t, 16>& a) const {
   unsigned bits = len;
@@ -335,12 +366,12 @@ constexpr FieldOps id{[](const R& r) { return r.id != 0; },
 constexpr FieldOps prio{[](const R& r) { return r.priority.has_value(); },
                         [](R& r, V v) { r.priority = parse_u32(v, "prio", 0); },
                         [](const R& r) { return std::to_string(*r.priority); }};
-constexpr FieldOps src{[](const R& r) { return r.src.has_value(); },
-                       [](R& r, V v) { r.src = parse_prefix(v, "src"); },
-                       [](const R& r) { return format_prefix(*r.src); }};
-constexpr FieldOps dst{[](const R& r) { return r.dst.has_value(); },
-                       [](R& r, V v) { r.dst = parse_prefix(v, "dst"); },
-                       [](const R& r) { return format_prefix(*r.dst); }};
+constexpr FieldOps src{[](const R& r) { return r.src || r.src_set; },
+                       [](R& r, V v) { parse_address_field(v, "src", r.src, r.src_set); },
+                       [](const R& r) { return format_address_field(r.src, r.src_set); }};
+constexpr FieldOps dst{[](const R& r) { return r.dst || r.dst_set; },
+                       [](R& r, V v) { parse_address_field(v, "dst", r.dst, r.dst_set); },
+                       [](const R& r) { return format_address_field(r.dst, r.dst_set); }};
 constexpr FieldOps proto{[](const R& r) { return r.proto.has_value(); },
                          [](R& r, V v) { r.proto = parse_proto(v); },
                          [](const R& r) { return proto_name(*r.proto); }};

@@ -62,6 +62,19 @@ struct Rate {
   uint64_t cost_ns() const { return uint64_t{seconds} * 1000000000ULL / packets; }
 };
 
+// "src @NAME" / "dst !@NAME": the address must (not) be in the named set
+// (plugin/address_sets.hpp). id is the set's, filled in where the rule is
+// installed (0: not yet resolved); it is not part of the rule's text.
+struct SetRef {
+  std::string name;
+  bool negate = false;
+  uint16_t id = 0;
+  bool operator==(const SetRef& o) const { return name == o.name && negate == o.negate; }
+};
+
+// A set name: 1-32 of [A-Za-z0-9_.-], starting with a letter or digit.
+bool valid_set_name(std::string_view name);
+
 // Order between rules: lower (priority, id) wins.
 inline uint64_t rule_order(uint32_t priority, uint32_t id) {
   return (uint64_t{priority} << 32) | id;
@@ -71,6 +84,7 @@ struct Rule {
   uint32_t id = 0;                   // 0: not yet assigned
   std::optional<uint32_t> priority;  // absent: after the existing rules
   std::optional<Prefix> src, dst;
+  std::optional<SetRef> src_set, dst_set;  // instead of src, dst
   std::optional<uint8_t> proto;
   std::optional<PortRange> sport, dport;        // tcp/udp only
   std::optional<uint8_t> icmp_type, icmp_code;  // icmp/icmpv6 only
@@ -82,8 +96,11 @@ struct Rule {
   bool log = false;                             // its verdicts are reported
   std::optional<Action> action;
 
-  // A rule that may match a packet without deciding it: ct, rate, audit.
-  bool conditioned() const { return ct || rate || action == Action::audit; }
+  // A rule that may match a packet without deciding it: ct, rate, audit,
+  // an address set.
+  bool conditioned() const { return ct || rate || action == Action::audit || src_set || dst_set; }
+  // One whose packets need the per-packet state (xdpfw_ruleset.conditioned).
+  bool stateful() const { return ct || rate || action == Action::audit; }
   // Needs the L4 header: ports, ICMP type/code, TCP flags, ct.
   bool needs_l4() const { return sport || dport || icmp_type || icmp_code || tcp_flags || ct; }
   uint32_t burst_packets() const { return burst.value_or(rate ? rate->packets : 0); }

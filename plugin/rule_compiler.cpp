@@ -414,6 +414,17 @@ xdpfw_cand make_cand(const Rule& r) {
     c.rate_plen = r.per.value_or(0);
   }
   if (r.log) c.flags |= XDPFW_CAND_LOG;
+  if (r.src_set || r.dst_set) {
+    c.flags |= XDPFW_CAND_SET;
+    if (r.src_set) {
+      c.set_src = r.src_set->id;
+      if (r.src_set->negate) c.set_neg |= XDPFW_SET_NEG_SRC;
+    }
+    if (r.dst_set) {
+      c.set_dst = r.dst_set->id;
+      if (r.dst_set->negate) c.set_neg |= XDPFW_SET_NEG_DST;
+    }
+  }
   c.action = static_cast<uint8_t>(*r.action);
   return c;
 }
@@ -451,7 +462,7 @@ CompiledRuleset compile_sorted(const std::vector<const Rule*>& rules, const Poli
   v4.finish(out.header, out.v4, out.summary[XDPFW_FAMILY_V4], !view);
   v6.finish(out.header, out.v6, out.summary[XDPFW_FAMILY_V6], !view);
   for (const Rule* r : placed) {
-    if (r->conditioned()) out.header.conditioned = 1;
+    if (r->stateful()) out.header.conditioned = 1;
     if (r->ct) {
       auto fam = r->family();
       if (!fam || *fam == Family::v4) out.header.ct[XDPFW_FAMILY_V4] = 1;
@@ -475,6 +486,12 @@ CompiledRuleset compile_rules(const std::vector<Rule>& input, const Policy& poli
   if (!limits.no_ct.empty())
     for (const Rule& r : input)
       if (r.ct) throw CompileError(rule_name(r) + ": ct: " + limits.no_ct);
+  for (const Rule& r : input)
+    for (const auto* ref : {&r.src_set, &r.dst_set})
+      if (*ref && !(*ref)->id)
+        throw CompileError(rule_name(r) + ": " + (ref == &r.src_set ? "src" : "dst") +
+                           ": no set '" + (*ref)->name +
+                           "' (set create NAME, or 'set = NAME' in the config)");
   if (limits.max_tables > XDPFW_MAX_TABLES)
     throw CompileError("at most " + std::to_string(XDPFW_MAX_TABLES) + " tables per family");
   std::vector<const Rule*> rules;
@@ -591,6 +608,9 @@ std::optional<LookupResult> lookup_compiled(const CompiledRuleset& set, const Pa
   // The program's conditions on a candidate matched on its fields: true
   // when it decides.
   auto decides = [&](const xdpfw_cand& r, int found) {
+    if ((r.flags & XDPFW_CAND_SET) && !sets_hold(r.set_src, r.set_neg & XDPFW_SET_NEG_SRC,
+                                                 r.set_dst, r.set_neg & XDPFW_SET_NEG_DST, p))
+      return false;
     if (found == 2) return r.action != XDPFW_ACTION_AUDIT;
     if ((r.flags & XDPFW_CAND_CT) && !(r.ct & p.ct)) return false;
     if (r.flags & XDPFW_CAND_RATE) {
@@ -869,7 +889,7 @@ void apply_add(CompiledRuleset& c, int fam, const Rule& r,
     h.ct[fam] = 1;
     d.header = true;
   }
-  if (r.conditioned() && !h.conditioned) {
+  if (r.stateful() && !h.conditioned) {
     h.conditioned = 1;
     d.header = true;
   }

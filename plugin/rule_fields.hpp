@@ -8,8 +8,8 @@
 #define XDPFW_RULE_FIELDS(X)          \
   X(id, "id", "N")                    \
   X(prio, "prio", "N")                \
-  X(src, "src", "A[/N]")              \
-  X(dst, "dst", "A[/N]")              \
+  X(src, "src", "A[/N]|[!]@SET")      \
+  X(dst, "dst", "A[/N]|[!]@SET")      \
   X(proto, "proto", "P")              \
   X(sport, "sport", "P[-P]")          \
   X(dport, "dport", "P[-P]")          \

@@ -151,6 +151,21 @@ const std::vector<CommandSpec> command_table = {
      "[PATH|-]: write the rules to the rules file (or PATH in the state folder) atomically; "
      "-: print them",
      XDPFW_CMD_MUTATES, with_args(&FS::save)},
+    {"set create", "NAME [timeout DUR] [max N]: a new address set (DUR: 30s, 10m, 1h, 2d)",
+     XDPFW_CMD_MUTATES, with_args(&FS::set_create)},
+    {"set add", "NAME ADDR[/LEN] [timeout DUR]: add an element, or refresh its timeout",
+     XDPFW_CMD_MUTATES, with_args(&FS::set_add)},
+    {"set del", "NAME ADDR[/LEN]: remove an element", XDPFW_CMD_MUTATES, with_args(&FS::set_del)},
+    {"set flush", "NAME: remove every element", XDPFW_CMD_MUTATES, with_args(&FS::set_flush)},
+    {"set load",
+     "NAME <<END ELEMENTS END: replace the elements at once (one ADDR[/LEN] [timeout DUR] per "
+     "line)",
+     XDPFW_CMD_MUTATES,
+     [](FS& fw, const std::string& a, const std::string* p) { return fw.set_load(a, p); }},
+    {"set list", "[NAME] [json]: the sets, or one set's elements with time left and hits", 0,
+     [](FS& fw, const std::string& a, const std::string*) { return fw.set_list(a); }},
+    {"set destroy", "NAME: remove a set no rule uses", XDPFW_CMD_MUTATES,
+     with_args(&FS::set_destroy)},
     {"show events", "a live stream of unmatched-packet events (JSON lines) until you close", 0,
      [](FS&, const std::string& a, const std::string*) {
        if (!a.empty()) return CommandOutput{false, "show events: takes no argument"};

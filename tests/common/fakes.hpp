@@ -6,11 +6,13 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <map>
 #include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "address_sets.hpp"
 #include "attach_manager.hpp"
 #include "datapath.hpp"
 #include "reference_classifier.hpp"
@@ -56,6 +58,50 @@ class FakeDatapath : public Datapath {
   }
   std::unordered_map<uint32_t, RuleCounters> all_rule_counters() const override { return counters; }
   Stats stats() const override { return stats_; }
+  uint64_t max_set_elements() const override { return set_capacity; }
+  void write_element(uint32_t tag, const Prefix& p, uint64_t expires_ns, bool fresh) override {
+    if (fail_set_writes)
+      throw DatapathError("write an element of xdpfw_sets: Out of memory (fake)");
+    auto& e = elements[{tag, AddressSets::key_of(p)}];
+    if (fresh) e.second = 0;
+    e.first = expires_ns;
+    ++element_writes;
+  }
+  void erase_element(uint32_t tag, const Prefix& p) override {
+    elements.erase({tag, AddressSets::key_of(p)});
+  }
+  uint64_t element_hits(uint32_t tag, const Prefix& p) const override {
+    auto it = elements.find({tag, AddressSets::key_of(p)});
+    return it == elements.end() ? 0 : it->second.second;
+  }
+  uint32_t set_tag(uint16_t set) const override {
+    auto it = tags.find(set);
+    return it == tags.end() ? 0 : it->second;
+  }
+  void switch_set_tag(uint16_t set, uint32_t tag) override { tags[set] = tag; }
+  std::vector<std::pair<uint32_t, Prefix>> set_elements() const override {
+    std::vector<std::pair<uint32_t, Prefix>> out;
+    for (const auto& [k, v] : elements) out.emplace_back(k.first, AddressSets::prefix_of(k.second));
+    return out;
+  }
+  // As the program's lookup: the set's tag, the longest element under it.
+  struct Membership : SetMembership {
+    explicit Membership(const FakeDatapath* d) : dp(d) {}
+    const FakeDatapath* dp;
+    bool contains(uint16_t set, Family f, const std::array<uint8_t, 16>& a) const override {
+      uint32_t tag = dp->set_tag(set);
+      if (!tag) return false;
+      for (int len = f == Family::v4 ? 32 : 128; len >= 0; --len) {
+        Prefix p{f, a, static_cast<uint8_t>(len)};
+        p.clear_host_bits();
+        auto it = dp->elements.find({tag, AddressSets::key_of(p)});
+        if (it != dp->elements.end()) return it->second.first > dp->clock();
+      }
+      return false;
+    }
+  };
+  Membership membership() const { return Membership(this); }
+
   void set_event_limit(uint64_t rate, uint64_t burst) override {
     event_rate = rate;
     event_burst = burst;
@@ -78,8 +124,10 @@ class FakeDatapath : public Datapath {
     (void)!::write(event_fd_, &one, sizeof one);
   }
   void lose_events(uint64_t n) { lost_ += n; }
-  Verdict classify(const PacketFields& p) const {
+  Verdict classify(PacketFields p) const {
     std::vector<Rule> sorted = rules_;
+    Membership m = membership();
+    if (!p.sets) p.sets = &m;
     return ReferenceClassifier(sorted, policy_.default_action, policy_.malformed_action)
         .classify(p);
   }
@@ -96,6 +144,13 @@ class FakeDatapath : public Datapath {
   std::unordered_map<uint32_t, RuleCounters> counters;
   Stats stats_;
   uint64_t event_rate = 0, event_burst = 0;
+  // Address sets: (tag, element) -> (expires_ns, hits), and each set's tag.
+  std::map<std::pair<uint32_t, AddressSets::Key>, std::pair<uint64_t, uint64_t>> elements;
+  std::map<uint16_t, uint32_t> tags;
+  uint64_t set_capacity = 1000;
+  bool fail_set_writes = false;
+  int element_writes = 0;
+  std::function<uint64_t()> clock = monotonic_coarse_ns;
 
  private:
   std::vector<Rule> rules_;

@@ -138,7 +138,9 @@ std::string series_of(const std::string& stat) {
       {"log_reopens", "xdpfw_log_reopens_total"},
       {"ct_lookups", "xdpfw_ct_lookups_total"},
       {"audit_matches", "xdpfw_audit_matches_total"},
-      {"audit_would_drop", "xdpfw_audit_would_drop_total"}};
+      {"audit_would_drop", "xdpfw_audit_would_drop_total"},
+      {"set_lookups", "xdpfw_set_lookups_total"},
+      {"set_members", "xdpfw_set_members_total"}};
   static const std::set<std::string> verdicts = {"match_drop",   "match_pass",     "default_drop",
                                                  "default_pass", "malformed_drop", "malformed_pass",
                                                  "non_ip"};
