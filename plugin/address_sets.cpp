@@ -4,7 +4,7 @@
 #include <time.h>
 
 #include <algorithm>
-#include <charconv>
+#include <limits>
 #include <sstream>
 
 #include "datapath.hpp"
@@ -12,28 +12,9 @@
 namespace xdpfw {
 namespace {
 
-std::string quote(std::string_view s) {
-  return "'" + std::string(s) + "'";
-}
-
-std::vector<std::string_view> split_words(std::string_view text) {
-  std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i < text.size()) {
-    while (i < text.size() && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r')) ++i;
-    size_t start = i;
-    while (i < text.size() && text[i] != ' ' && text[i] != '\t' && text[i] != '\r') ++i;
-    if (i > start) out.push_back(text.substr(start, i - start));
-  }
-  return out;
-}
-
 template <typename T>
 std::optional<T> parse_number(std::string_view v) {
-  T n{};
-  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-  if (v.empty() || ec != std::errc() || p != v.data() + v.size()) return std::nullopt;
-  return n;
+  return parse_uint<T>(v, std::numeric_limits<T>::max());
 }
 
 // The longest a timeout may be: ten years (and far from overflowing ns).

@@ -12,15 +12,14 @@
 #include <sstream>
 
 namespace xdpfw {
-namespace {
-
 std::vector<std::string_view> split_words(std::string_view s) {
+  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r'; };
   std::vector<std::string_view> out;
   size_t i = 0;
   while (i < s.size()) {
-    while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+    while (i < s.size() && space(s[i])) ++i;
     size_t j = i;
-    while (j < s.size() && s[j] != ' ' && s[j] != '\t') ++j;
+    while (j < s.size() && !space(s[j])) ++j;
     if (j > i) out.push_back(s.substr(i, j - i));
     i = j;
   }
@@ -31,14 +30,7 @@ std::string quote(std::string_view v) {
   return "'" + std::string(v) + "'";
 }
 
-template <typename T>
-std::optional<T> parse_uint(std::string_view s, T max) {
-  uint64_t v = 0;
-  if (s.empty()) return std::nullopt;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size() || v > max) return std::nullopt;
-  return static_cast<T>(v);
-}
+namespace {
 
 uint16_t parse_port(std::string_view s, std::string_view field) {
   auto v = parse_uint<uint16_t>(s, 65535);

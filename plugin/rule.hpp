@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <charconv>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -135,5 +136,21 @@ std::string proto_name(uint8_t proto);
 std::string action_name(Action a);
 std::string format_tcp_flags(const TcpFlags& f);
 std::string format_ct(uint8_t states);
+
+// The words of a line of the grammars above (rules, set commands, state
+// files): split on spaces, tabs and carriage returns.
+std::vector<std::string_view> split_words(std::string_view s);
+// 'v', as error messages show a word.
+std::string quote(std::string_view v);
+
+// A decimal number from 0 to max, all of s, or nothing.
+template <typename T>
+std::optional<T> parse_uint(std::string_view s, T max) {
+  uint64_t v = 0;
+  if (s.empty()) return std::nullopt;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || v > max) return std::nullopt;
+  return static_cast<T>(v);
+}
 
 }  // namespace xdpfw
