@@ -15,15 +15,18 @@ pkgs=(
   iproute2 socat ethtool
   nftables gnuplot-nox  # bench/: the nftables baseline and the plot
   prometheus curl  # metrics tests: promtool, a server of their own, an HTTP client
+  fail2ban  # address set tests: a private fail2ban-server of their own
 )
-# prometheus: its service is neither started nor enabled here (the tests run
-# their own instance). Without a policy-rc.d (Docker's refuses every start)
-# one refusing prometheus is in place while this script runs.
-prometheus_new=
-dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -q "install ok installed" ||
-  prometheus_new=1
-if [[ -n $prometheus_new && ! -e /usr/sbin/policy-rc.d ]]; then
-  printf '#!/bin/sh\n# xdpfw install-deps.sh: no prometheus daemon\nfor a; do [ "$a" = prometheus ] && exit 101; done\nexit 0\n' \
+# prometheus, fail2ban: their services are neither started nor enabled here
+# (the tests run their own instances). Without a policy-rc.d (Docker's refuses
+# every start) one refusing them is in place while this script runs.
+new_daemons=()
+for d in prometheus fail2ban; do
+  dpkg-query -W -f='${Status}' "$d" 2>/dev/null | grep -q "install ok installed" ||
+    new_daemons+=("$d")
+done
+if ((${#new_daemons[@]})) && [[ ! -e /usr/sbin/policy-rc.d ]]; then
+  printf '#!/bin/sh\n# xdpfw install-deps.sh: no prometheus or fail2ban daemon\nfor a; do case "$a" in prometheus|fail2ban) exit 101;; esac; done\nexit 0\n' \
     >/usr/sbin/policy-rc.d
   chmod 755 /usr/sbin/policy-rc.d
   trap 'rm -f /usr/sbin/policy-rc.d' EXIT
@@ -36,18 +39,18 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-if [[ -n $prometheus_new ]]; then
+for d in "${new_daemons[@]}"; do
   if [[ -d /run/systemd/system ]]; then
-    systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+    systemctl disable --now "$d.service" >/dev/null 2>&1 || true
   else
     # No systemd running: stop only what the init script may have started
     # (its pid file), then keep it from starting at boot either way.
-    if [[ -x /etc/init.d/prometheus ]] && /etc/init.d/prometheus status >/dev/null 2>&1; then
-      /etc/init.d/prometheus stop >/dev/null || true
+    if [[ -x /etc/init.d/$d ]] && "/etc/init.d/$d" status >/dev/null 2>&1; then
+      "/etc/init.d/$d" stop >/dev/null || true
     fi
-    update-rc.d prometheus disable >/dev/null 2>&1 || true
-    systemctl disable prometheus.service >/dev/null 2>&1 || true
+    update-rc.d "$d" disable >/dev/null 2>&1 || true
+    systemctl disable "$d.service" >/dev/null 2>&1 || true
   fi
-fi
+done
 # The BPF filesystem, for pinned maps and links (not mounted at boot here).
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
