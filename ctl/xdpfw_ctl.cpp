@@ -76,7 +76,8 @@ const std::string usage =
     "  reload                              have the agent re-read its config (as SIGHUP)\n"
     "  set create NAME [timeout DUR] [max N]   a new address set (DUR: 30s, 10m, 1h, 2d)\n"
     "  set add NAME ADDR[/LEN] [timeout DUR]   add an element (or refresh its timeout)\n"
-    "  set del NAME ADDR[/LEN]             remove an element\n"
+    "  set del NAME ADDR[/LEN] [if-present]  remove an element (absent: an error\n"
+    "                                      unless if-present)\n"
     "  set load NAME FILE                  replace the set's elements with FILE's at once\n"
     "  set flush NAME | set destroy NAME   empty a set | remove a set no rule uses\n"
     "  set list [NAME] [--json]            the sets, or one set's elements\n"
@@ -414,7 +415,7 @@ int set_command(const std::string& sock, const std::vector<std::string>& words, 
   static const Sub subs[] = {
       {"create", 1, 5, "set create NAME [timeout DUR] [max N]"},
       {"add", 2, 4, "set add NAME ADDR[/LEN] [timeout DUR]"},
-      {"del", 2, 2, "set del NAME ADDR[/LEN]"},
+      {"del", 2, 3, "set del NAME ADDR[/LEN] [if-present]"},
       {"load", 2, 2, "set load NAME FILE"},
       {"flush", 1, 1, "set flush NAME"},
       {"destroy", 1, 1, "set destroy NAME"},

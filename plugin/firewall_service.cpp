@@ -918,11 +918,17 @@ CommandOutput FirewallService::set_add(const std::string& args) {
 
 CommandOutput FirewallService::set_del(const std::string& args) {
   auto w = arg_words(args);
-  if (w.size() != 2) return {false, "set del: expected NAME ADDR[/LEN], got '" + args + "'"};
+  // "if-present": an absent element is not an error (fail2ban's unban can
+  // come after the element's own timeout reaped it).
+  bool if_present = w.size() == 3 && w[2] == "if-present";
+  if (w.size() != 2 && !if_present)
+    return {false, "set del: expected NAME ADDR[/LEN] [if-present], got '" + args + "'"};
   try {
     Prefix p = parse_prefix(w[1], "element");
-    if (!sets_.del(w[0], p))
+    if (!sets_.del(w[0], p)) {
+      if (if_present) return {true, "absent"};
       return {false, "set del: " + format_prefix(p) + " is not an element of " + w[0]};
+    }
     set_journal("del " + w[0] + " " + format_prefix(p));
     return {true, "deleted"};
   } catch (const std::exception& e) {

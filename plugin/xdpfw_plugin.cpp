@@ -155,7 +155,8 @@ const std::vector<CommandSpec> command_table = {
      XDPFW_CMD_MUTATES, with_args(&FS::set_create)},
     {"set add", "NAME ADDR[/LEN] [timeout DUR]: add an element, or refresh its timeout",
      XDPFW_CMD_MUTATES, with_args(&FS::set_add)},
-    {"set del", "NAME ADDR[/LEN]: remove an element", XDPFW_CMD_MUTATES, with_args(&FS::set_del)},
+    {"set del", "NAME ADDR[/LEN] [if-present]: remove an element", XDPFW_CMD_MUTATES,
+     with_args(&FS::set_del)},
     {"set flush", "NAME: remove every element", XDPFW_CMD_MUTATES, with_args(&FS::set_flush)},
     {"set load",
      "NAME <<END ELEMENTS END: replace the elements at once (one ADDR[/LEN] [timeout DUR] per "

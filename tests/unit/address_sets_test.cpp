@@ -385,6 +385,10 @@ BOOST_AUTO_TEST_CASE(service_commands) {
   BOOST_TEST(rig.verdict("198.18.0.77") == "pass");
   BOOST_TEST(fw.set_del("blocklist 198.18.0.0/24").text ==
              "set del: 198.18.0.0/24 is not an element of blocklist");
+  // fail2ban's unban after the element's own timeout: not an error.
+  BOOST_TEST(fw.set_del("blocklist 198.18.0.0/24 if-present").text == "absent");
+  BOOST_TEST(fw.set_del("blocklist 198.18.0.0/24 if-present").ok);
+  BOOST_TEST(!fw.set_del("blocklist 198.18.0.0/24 whatever").ok);
 
   // load: a payload; an empty one is refused.
   BOOST_TEST(fw.set_load("blocklist", nullptr).ok == false);
