@@ -169,25 +169,6 @@ std::string promtool_problems(const TempDir& dir, const std::string& text) {
   return st == 0 && out.empty() ? "" : "promtool exit " + std::to_string(st) + ": " + out;
 }
 
-// A process of the test's (Prometheus), in a namespace, with its output in
-// a file; stopped (TERM, then KILL) when the object goes, also on failure.
-struct Child {
-  Child(const NetNs& ns, std::vector<std::string> args, const fs::path& log) : log(log) {
-    std::vector<std::string> prefix = ns.exec_prefix();
-    args.insert(args.begin(), prefix.begin(), prefix.end());
-    pid = spawn_logged(std::move(args), log, SIGKILL);
-  }
-  ~Child() {
-    kill(pid, SIGTERM);
-    if (!wait_until([&] { return waitpid(pid, nullptr, WNOHANG) == pid; }, 20)) {
-      kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-    }
-  }
-  fs::path log;
-  pid_t pid = -1;
-};
-
 // Two namespaces, the agent on fwt0 with two rules and the listener on the
 // firewall namespace's loopback; traffic sent so that the counters that
 // matter are not zero: 30 datagrams dropped (rule 1), 20 passed (rule 2),

@@ -105,6 +105,35 @@ inline int warm_up(int tx, int family, const char* dst, uint16_t port, int rx) {
   return warm;
 }
 
+// A server of the test's (Prometheus, fail2ban), in a namespace, with its
+// output in a file; stopped (TERM, then KILL) when the object goes, also on
+// failure.
+struct Child {
+  Child(const NetNs& ns, std::vector<std::string> args, const fs::path& log) : log(log) {
+    std::vector<std::string> prefix = ns.exec_prefix();
+    args.insert(args.begin(), prefix.begin(), prefix.end());
+    pid = spawn_logged(std::move(args), log, SIGKILL);
+  }
+  ~Child() {
+    if (pid < 0) return;
+    kill(pid, SIGTERM);
+    if (!exited(20)) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  }
+  // True once it has exited by itself (reaped; status kept) within SECONDS.
+  bool exited(int seconds) {
+    if (pid < 0) return true;
+    if (!wait_until([&] { return waitpid(pid, &status, WNOHANG) == pid; }, seconds)) return false;
+    pid = -1;
+    return true;
+  }
+  fs::path log;
+  pid_t pid = -1;
+  int status = 0;
+};
+
 // The JSON lines of an event log; throws on a line that does not parse.
 inline std::vector<nlohmann::json> lines_of(const fs::path& file) {
   std::vector<nlohmann::json> out;
