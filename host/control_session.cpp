@@ -58,9 +58,11 @@ void ControlSession::close() {
   idle_.cancel();
   sock_.shutdown(stream::socket::shutdown_both, ec);
   sock_.close(ec);
-  // Unread replies go now (the one being written stays until its handler
+  // Unread replies go now (those being written stay until their handler
   // has run), and no more of its input will run.
-  if (out_.size() > 1) out_.erase(out_.begin() + 1, out_.end());
+  if (out_.size() > writing_)
+    out_.erase(out_.begin() + static_cast<ptrdiff_t>(writing_), out_.end());
+  unwritten_ = 0;
   queued_ = 0;
   parser_ = RequestParser(0, 0);
   requests_.clear();
@@ -153,7 +155,9 @@ void ControlSession::run_queued() {
     Request r = std::move(requests_.front());
     requests_.pop_front();
     queued_in_ -= r.line.size() + (r.payload ? r.payload->size() : 0);
+    gathering_ = !requests_.empty();
     handle(r);
+    gathering_ = false;
     if (r.payload && r.payload->size() >= (1u << 20)) {  // 100,000 rules: give them back
       r = Request{};
       malloc_trim(0);
@@ -167,6 +171,7 @@ void ControlSession::run_queued() {
   }
   requests_.clear();
   queued_in_ = 0;
+  flush();
   if (broken_) {
     log_warn("control: client pid " + std::to_string(info_.pid) + ": " + *broken_ + ": closed");
     send("ERR: " + *broken_ + "; connection closed\n\n");
@@ -215,14 +220,27 @@ void ControlSession::send(std::string text) {
     close();
     return;
   }
-  out_.push_back(std::move(text));
+  unwritten_ += text.size();
+  // Small replies not yet written join the last one: one buffer per write.
+  if (out_.size() > writing_ && out_.back().size() + text.size() <= reply_batch)
+    out_.back() += text;
+  else
+    out_.push_back(std::move(text));
   recharge();
   if (state_ == State::closed) return;  // shed for the budget
-  if (out_.size() == 1) write();
+  if (!gathering_ || unwritten_ >= reply_batch) flush();
+}
+
+void ControlSession::flush() {
+  if (!writing_ && unwritten_) write();
 }
 
 void ControlSession::write() {
-  asio::async_write(sock_, asio::buffer(out_.front()),
+  std::vector<asio::const_buffer> bufs;
+  for (const std::string& s : out_) bufs.push_back(asio::buffer(s));
+  writing_ = out_.size();
+  unwritten_ = 0;
+  asio::async_write(sock_, bufs,
                     [self = shared_from_this()](boost::system::error_code ec, size_t n) {
                       if (self->state_ == State::closed) return;
                       if (ec) {
@@ -231,8 +249,11 @@ void ControlSession::write() {
                       }
                       self->queued_ -= n;
                       self->recharge();
-                      bool big = self->out_.front().size() >= (1u << 20);
-                      self->out_.pop_front();
+                      bool big = false;
+                      for (; self->writing_; --self->writing_) {
+                        big |= self->out_.front().size() >= (1u << 20);
+                        self->out_.pop_front();
+                      }
                       // A reply of megabytes (rule list of 100,000 rules)
                       // leaves its buffers free in the heap: give them back.
                       if (big) malloc_trim(0);

@@ -115,7 +115,12 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
   // socket is read again only when all of them have run.
   void run_queued();
   void handle(const Request& r);
+  // Replies to pipelined requests are gathered while more of them wait
+  // (up to reply_batch bytes) and written together: one write, and one
+  // wakeup of the client, for many replies.
   void send(std::string text);
+  // Writes every reply not yet written, unless a write is under way.
+  void flush();
   void write();
 
   // After "quit", a broken limit or the client's end of input: close once
@@ -128,7 +133,11 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
   RequestParser parser_;
   ClientInfo info_;
   std::array<char, 16384> rbuf_{};
-  std::deque<std::string> out_;
+  std::deque<std::string> out_;  // replies: the first `writing_` are being written
+  size_t writing_ = 0;
+  size_t unwritten_ = 0;    // bytes of out_ no write has taken yet
+  bool gathering_ = false;  // more requests wait: the replies wait for them
+  static constexpr size_t reply_batch = 64 * 1024;
   size_t queued_ = 0;
   State state_ = State::reading;
   bool input_done_ = false;            // the client ended its input: the queued requests still run
