@@ -5,11 +5,14 @@
 //   control  100,000 rules through one batch replace (beside nftables
 //            loading a 100,000-element set), `rule add` round trips while the
 //            datapath drops traffic (beside a no-op command on the same socket);
+//   sets     set add/del over one pipelined connection, journal on, traffic
+//            running, beside nftables' `nft -i` on a timeout set; one at a
+//            time; a process per change (xdpfw-ctl beside nft);
 //   hotplug  link created to XDP attached, one link at a time and a burst of
 //            200 (beside the time the link creation itself took);
 //   memory   agent RSS and kernel map memory with 100,000 rules (beside the
 //            idle agent).
-//   xdpfw_agent_bench [--quick] [--csv FILE] [flood|control|hotplug|memory ...]
+//   xdpfw_agent_bench [--quick] [--csv FILE] [flood|control|sets|hotplug|memory ...]
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <signal.h>
@@ -311,6 +314,225 @@ void bench_control(Report& rep) {
       replace_s, nft_s, at_1k.first, at_1k.second, burst_1k.second, at_100k.second);
 }
 
+// The address of change I (10.0.0.0/8, no other element has it).
+std::string change_addr(uint32_t i) {
+  return "10." + std::to_string(i >> 16 & 255) + "." + std::to_string(i >> 8 & 255) + "." +
+         std::to_string(i & 255);
+}
+
+// Address sets: set add and del of N elements over one pipelined connection
+// with the state journal on and traffic running at 1 Mpps (every frame a set
+// lookup, dropped as a member; and again under a flood), beside nftables
+// making the same changes to a
+// `flags interval, timeout` set on a veth pair of its own with the same
+// traffic, through one `nft -i` stream (a transaction per change) and as
+// one `nft -f` batch; one change at a time (round trips beside a no-op);
+// one process per change, as fail2ban runs its actions (xdpfw-ctl beside
+// `nft add element`).
+void bench_sets(Report& rep) {
+  const uint32_t n = g_quick ? 20000 : 100000;
+  const uint32_t nft_n = g_quick ? 2000 : 10000;  // nft -i: about a millisecond each
+  const int procs = g_quick ? 50 : 200;
+  VethPair pair;
+  BenchAgent agent(pair.rx(),
+                   "interfaces = " + std::string(VethPair::rx_dev) + "\nset = bench timeout 1h");
+  ControlConnection ctl(agent.sock);
+  auto must_ok = [](const std::string& what, const std::string& reply) {
+    if (reply.rfind("ERR", 0) == 0) die(what + ": " + reply);
+  };
+  must_ok("rule add", ctl.ask("rule add prio 1 src @bench action drop\n"));
+  must_ok("set add", ctl.ask("set add bench 198.18.0.7 timeout none\n"));
+  PacketFields f = exact_v4_mix().hit(7);
+  f.src = {198, 18, 0, 7};
+  std::vector<uint8_t> frame = frame_of(f);
+  auto member_hits = [&] {
+    std::string r = ctl.ask("set list bench json\n");
+    must_ok("set list", r);
+    nlohmann::json j = nlohmann::json::parse(r);
+    for (const nlohmann::json& m : j.at("members"))
+      if (m.at("element") == "198.18.0.7") return m.at("hits").get<double>();
+    die("set list: 198.18.0.7 is missing");
+  };
+  // Frames at PPS a second (0: as fast as the generator goes, which takes
+  // one of this machine's two CPUs and most of the other's receive work).
+  struct Traffic {
+    std::atomic<bool> stop{false};
+    std::thread t;
+    Traffic(const VethPair& p, const std::vector<uint8_t>& fr, double pps)
+        : t([this, &p, fr, pps] {
+            const uint32_t chunk = pps ? 10000 : 100000;
+            for (double next = now_s(); !stop;) {
+              p.send(fr, chunk);
+              if (!pps) continue;
+              next += chunk / pps;
+              double wait = next - now_s();
+              if (wait > 0) std::this_thread::sleep_for(std::chrono::duration<double>(wait));
+            }
+          }) {}
+    ~Traffic() {
+      stop = true;
+      t.join();
+    }
+  };
+
+  // Pipelined: N adds, then N dels; per change, the time from its write to
+  // its reply (queueing included).
+  auto pipelined = [&](const std::string& what, const std::function<std::string(uint32_t)>& req) {
+    std::vector<std::string> reqs;
+    for (uint32_t i = 0; i < n; ++i) reqs.push_back(req(i));
+    std::vector<double> sent(n), lat(n);
+    double t0 = now_s(), end = 0;
+    ctl.pipeline(
+        reqs, [&](size_t i) { sent[i] = now_s(); },
+        [&](size_t i, const std::string& r) {
+          end = now_s();
+          if (r.rfind("ERR", 0) == 0) die(what + ": " + r);
+          lat[i] = (end - sent[i]) * 1e3;
+        });
+    return std::make_tuple(n / (end - t0), quantile(lat, 0.5), quantile(lat, 0.99));
+  };
+  auto adds = [](uint32_t i) { return "set add bench " + change_addr(i) + " timeout 10m\n"; };
+  auto dels = [](uint32_t i) { return "set del bench " + change_addr(i) + "\n"; };
+  // Under a flood first (the generator's CPU is not the agent's).
+  std::tuple<double, double, double> flood_add, flood_del;
+  double flood_hits = member_hits();
+  {
+    Traffic traffic(pair, frame, 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    flood_add = pipelined("set add", adds);
+    flood_del = pipelined("set del", dels);
+  }
+  if (member_hits() <= flood_hits) die("no frame found the set during the flood");
+  const double pps = 1e6;
+  double hits0 = member_hits();
+  double t_traffic = now_s();
+  std::tuple<double, double, double> add, del;
+  std::pair<double, double> one_add, noop;
+  {
+    Traffic traffic(pair, frame, pps);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    add = pipelined("set add", adds);
+    del = pipelined("set del", dels);
+    // One at a time.
+    std::vector<double> a, v;
+    for (int i = 0; i < procs; ++i) {
+      double t = now_s();
+      must_ok("set add", ctl.ask("set add bench " + change_addr(n + uint32_t(i)) + "\n"));
+      a.push_back((now_s() - t) * 1e3);
+      t = now_s();
+      ctl.ask("version\n");
+      v.push_back((now_s() - t) * 1e3);
+    }
+    one_add = {quantile(a, 0.5), quantile(a, 0.99)};
+    noop = {quantile(v, 0.5), quantile(v, 0.99)};
+  }
+  double traffic_s = now_s() - t_traffic;
+  double dropped = member_hits() - hits0;
+  if (dropped <= 0) die("no frame found the set while it changed");
+  fs::path journal = agent.dir / "state" / "sets.journal";
+  bool journal_on = fs::exists(journal) || fs::exists(agent.dir / "state" / "sets.state");
+  if (!journal_on) die("the agent wrote no set state");
+
+  // A process per change (fail2ban's way): xdpfw-ctl beside nft.
+  std::vector<double> ctl_proc;
+  for (int i = 0; i < procs; ++i) {
+    double t = now_s();
+    std::string out =
+        shell(std::string(XDPFW_CTL_BIN) + " --socket " + agent.sock.string() + " set add bench " +
+              change_addr(2 * n + uint32_t(i)) + " timeout 600s 2>&1");
+    ctl_proc.push_back((now_s() - t) * 1e3);
+    if (out.find("added") == std::string::npos) die("xdpfw-ctl set add: " + out);
+  }
+
+  // nftables: the same frames on a pair of its own, dropped by a set rule.
+  VethPair npair;
+  Nft nft(npair,
+          "  set s {\n    type ipv4_addr\n    flags interval, timeout\n    elements = { "
+          "198.18.0.7 }\n  }\n",
+          "    ip saddr @s counter name hits drop\n");
+  auto nft_stream = [&](const std::string& cmds) {
+    std::string file = "/tmp/xdpfw-bench-nft-i-" + std::to_string(getpid());
+    std::ofstream(file) << cmds;
+    double t = now_s();
+    npair.rx().run("nft -i < " + file);
+    double took = now_s() - t;
+    std::remove(file.c_str());
+    return took;
+  };
+  std::string nft_adds, nft_dels, batch;
+  for (uint32_t i = 0; i < nft_n; ++i) {
+    nft_adds += "add element netdev xdpfwbench s { " + change_addr(i) + " timeout 10m }\n";
+    nft_dels += "delete element netdev xdpfwbench s { " + change_addr(i) + " }\n";
+  }
+  for (uint32_t i = 0; i < n; ++i)
+    batch += "add element netdev xdpfwbench s { " + change_addr(i) + " timeout 10m }\n";
+  uint64_t nft_hits0 = nft.hits();
+  double nft_add_s, nft_del_s, nft_batch_s;
+  std::vector<double> nft_proc;
+  {
+    Traffic traffic(npair, frame, pps);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    nft_add_s = nft_stream(nft_adds);
+    nft_del_s = nft_stream(nft_dels);
+    std::string file = "/tmp/xdpfw-bench-nft-f-" + std::to_string(getpid());
+    std::ofstream(file) << batch;
+    double t = now_s();
+    npair.rx().run("nft -f " + file);
+    nft_batch_s = now_s() - t;
+    std::remove(file.c_str());
+    for (int i = 0; i < procs; ++i) {
+      double t1 = now_s();
+      npair.rx().run("nft add element netdev xdpfwbench s '{ " + change_addr(2 * n + uint32_t(i)) +
+                     " timeout 600s }'");
+      nft_proc.push_back((now_s() - t1) * 1e3);
+    }
+  }
+  if (nft.hits() <= nft_hits0) die("no frame found the nft set while it changed");
+
+  double nft_add = nft_n / nft_add_s, nft_del = nft_n / nft_del_s, nft_batch = n / nft_batch_s;
+  std::string at = " (" + std::to_string(n) + ", journal on, 1 Mpps)";
+  rep.add({"sets", "set add, pipelined, changes/s" + at, std::get<0>(add), "/s",
+           "nft -i add element", std::get<0>(add) / nft_add});
+  rep.add({"sets", "set del, pipelined, changes/s" + at, std::get<0>(del), "/s",
+           "nft -i delete element", std::get<0>(del) / nft_del});
+  rep.add({"sets", "set add, pipelined, changes/s, under a flood", std::get<0>(flood_add), "/s",
+           "at 1 Mpps", std::get<0>(flood_add) / std::get<0>(add)});
+  rep.add({"sets", "set del, pipelined, changes/s, under a flood", std::get<0>(flood_del), "/s",
+           "at 1 Mpps", std::get<0>(flood_del) / std::get<0>(del)});
+  rep.add({"sets", "set add, pipelined, write to reply p50", std::get<1>(add), "ms", "", 0});
+  rep.add({"sets", "set add, pipelined, write to reply p99", std::get<2>(add), "ms", "", 0});
+  rep.add({"sets", "set del, pipelined, write to reply p50", std::get<1>(del), "ms", "", 0});
+  rep.add({"sets", "set del, pipelined, write to reply p99", std::get<2>(del), "ms", "", 0});
+  rep.add({"sets", "nft -i add element, changes/s (" + std::to_string(nft_n) + ", 1 Mpps)", nft_add,
+           "/s", "", 0});
+  rep.add({"sets", "nft -i delete element, changes/s (" + std::to_string(nft_n) + ", 1 Mpps)",
+           nft_del, "/s", "", 0});
+  rep.add({"sets", "nft -f, " + std::to_string(n) + " add element in one batch, elements/s",
+           nft_batch, "/s", "", 0});
+  rep.add({"sets", "set add, one at a time, round trip p50", one_add.first, "ms", "no-op p50",
+           one_add.first / noop.first});
+  rep.add({"sets", "set add, one at a time, round trip p99", one_add.second, "ms", "no-op p99",
+           one_add.second / noop.second});
+  rep.add({"sets", "xdpfw-ctl set add, a process per change, p50", quantile(ctl_proc, 0.5), "ms",
+           "nft add element p50", quantile(ctl_proc, 0.5) / quantile(nft_proc, 0.5)});
+  rep.add({"sets", "xdpfw-ctl set add, a process per change, p99", quantile(ctl_proc, 0.99), "ms",
+           "nft add element p99", quantile(ctl_proc, 0.99) / quantile(nft_proc, 0.99)});
+  rep.add(
+      {"sets", "nft add element, a process per change, p50", quantile(nft_proc, 0.5), "ms", "", 0});
+  rep.add({"sets", "nft add element, a process per change, p99", quantile(nft_proc, 0.99), "ms", "",
+           0});
+  rep.add({"sets", "frames dropped as set members meanwhile", dropped, "frames", "", 0});
+  rep.add({"sets", "of them per second of traffic", dropped / traffic_s / 1e6, "Mpps", "", 0});
+  std::printf(
+      "SUMMARY sets: %.0f set adds/s and %.0f dels/s pipelined (journal on, %.2f Mpps of set "
+      "members dropped meanwhile; nft -i %.0f and %.0f/s; under a flood %.0f and %.0f/s), "
+      "pipelined p99 %.1f / %.1f ms; one at a time p99 %.2f ms; a process per change p50 %.1f ms "
+      "(nft %.1f ms)\n",
+      std::get<0>(add), std::get<0>(del), dropped / traffic_s / 1e6, nft_add, nft_del,
+      std::get<0>(flood_add), std::get<0>(flood_del), std::get<2>(add), std::get<2>(del),
+      one_add.second, quantile(ctl_proc, 0.5), quantile(nft_proc, 0.5));
+}
+
 // Is XDP attached to DEV in the namespace we are in?
 bool xdp_attached(const std::string& dev) {
   unsigned idx = if_nametoindex(dev.c_str());
@@ -487,21 +709,23 @@ int main(int argc, char** argv) {
       g_quick = true;
     else if (a == "--csv" && i + 1 < argc)
       csv = argv[++i];
-    else if (a == "flood" || a == "control" || a == "hotplug" || a == "memory")
+    else if (a == "flood" || a == "control" || a == "sets" || a == "hotplug" || a == "memory")
       which.push_back(a);
     else {
-      std::fprintf(stderr, "usage: %s [--quick] [--csv FILE] [flood|control|hotplug|memory ...]\n",
+      std::fprintf(stderr,
+                   "usage: %s [--quick] [--csv FILE] [flood|control|sets|hotplug|memory ...]\n",
                    argv[0]);
       return 2;
     }
   }
   if (geteuid() != 0) die("agent_bench runs the agent in namespaces: run it as root");
-  if (which.empty()) which = {"flood", "control", "hotplug", "memory"};
+  if (which.empty()) which = {"flood", "control", "sets", "hotplug", "memory"};
   signal(SIGPIPE, SIG_IGN);
   const std::map<std::string, std::pair<const char*, void (*)(Report&)>> benches = {
       {"flood",
        {"Unmatched flood with logging on (agent attached, default-action drop)", bench_flood}},
       {"control", {"Control plane", bench_control}},
+      {"sets", {"Address sets: changes while traffic runs", bench_sets}},
       {"hotplug", {"Hotplug: link created to XDP attached", bench_hotplug}},
       {"memory", {"Memory", bench_memory}},
   };

@@ -35,33 +35,6 @@ std::string ip4(const std::array<uint8_t, 16>& a) {
   return b;
 }
 
-// nftables on the receiving veth (netdev ingress, the earliest hook it has):
-// RULES are the chain's rules, each ending in "counter name hits drop".
-class Nft {
- public:
-  Nft(const VethPair& pair, const std::string& sets, const std::string& rules) : pair_(pair) {
-    std::string file = "/tmp/xdpfw-bench-nft-" + std::to_string(getpid());
-    std::ofstream(file) << "table netdev xdpfwbench {\n  counter hits {}\n"
-                        << sets << "  chain in {\n    type filter hook ingress device \""
-                        << VethPair::rx_dev << "\" priority 0; policy accept;\n"
-                        << rules << "  }\n}\n";
-    pair_.rx().run("nft -f " + file);
-    std::remove(file.c_str());
-  }
-  ~Nft() {
-    shell("ip netns exec " + pair_.rx().name() + " nft delete table netdev xdpfwbench 2>/dev/null");
-  }
-  uint64_t hits() const {
-    std::string out = pair_.rx().run("nft list counter netdev xdpfwbench hits");
-    std::smatch m;
-    if (!std::regex_search(out, m, std::regex("packets ([0-9]+)"))) die("nft counter: " + out);
-    return std::stoull(m[1]);
-  }
-
- private:
-  const VethPair& pair_;
-};
-
 std::string nft_exact_rules(uint32_t n) {
   std::string s;
   for (uint32_t i = 0; i < n; ++i) {

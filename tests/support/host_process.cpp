@@ -158,6 +158,35 @@ std::string ControlConnection::ask(const std::string& request) {
   }
 }
 
+void ControlConnection::pipeline(const std::vector<std::string>& requests,
+                                 const std::function<void(size_t)>& on_sent,
+                                 const std::function<void(size_t, const std::string&)>& on_reply) {
+  std::string error;
+  std::thread writer([&] {
+    for (size_t i = 0; i < requests.size() && error.empty(); ++i) {
+      on_sent(i);
+      const std::string& r = requests[i];
+      for (size_t off = 0; off < r.size();) {
+        ssize_t n = write(fd_, r.data() + off, r.size() - off);
+        if (n <= 0) {
+          error = "control write: " + std::string(std::strerror(errno));
+          return;
+        }
+        off += static_cast<size_t>(n);
+      }
+    }
+  });
+  try {
+    for (size_t i = 0; i < requests.size(); ++i) on_reply(i, ask(""));
+  } catch (...) {
+    shutdown(fd_, SHUT_RDWR);  // the writer stops at its next write
+    writer.join();
+    throw;
+  }
+  writer.join();
+  if (!error.empty()) throw std::runtime_error(error);
+}
+
 nlohmann::json ControlConnection::ask_json(const std::string& request) {
   std::string r = ask(request);
   if (r.rfind("ERR", 0) == 0) throw std::runtime_error(request + " -> " + r);

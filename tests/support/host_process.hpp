@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -59,6 +60,12 @@ class ControlConnection {
   std::string ask(const std::string& request);
   // The reply as JSON; an ERR reply throws.
   nlohmann::json ask_json(const std::string& request);
+  // Every request sent by a thread of its own, one write each, while this
+  // one reads the replies in order: on_sent(i) just before request i is
+  // written, on_reply(i, reply) as its reply arrives (both on their thread).
+  void pipeline(const std::vector<std::string>& requests,
+                const std::function<void(size_t)>& on_sent,
+                const std::function<void(size_t, const std::string&)>& on_reply);
 
  private:
   int fd_ = -1;
