@@ -304,7 +304,7 @@ int main(int argc, char** argv) {
     exact += sep + std::to_string(std::lround(set_summary[1][si]));
   }
   std::printf(
-      "SUMMARY sets: a set rule's member hit %s ns at %s elements; the exact rule beside "
+      "SUMMARY set rules: a set rule's member hit %s ns at %s elements; the exact rule beside "
       "it %s ns\n",
       member.c_str(), sizes.c_str(), exact.c_str());
   return 0;
