@@ -96,6 +96,17 @@ const std::vector<ConfigKey>& config_keys() {
        [](const C& c) { return nlohmann::json(c.takeover); }},
       {"rules", [](C& c, S, const L& l) { c.rules_file = l.value; },
        [](const C& c) { return nlohmann::json(c.rules_file); }},
+      {"watch-rules", [](C& c, S file, const L& l) { c.watch_rules = parse_bool(file, l); },
+       [](const C& c) { return nlohmann::json(c.watch_rules); }},
+      {"watch-delay",
+       [number](C& c, S file, const L& l) {
+         std::string v = l.value;
+         if (v.size() > 2 && v.compare(v.size() - 2, 2, "ms") == 0) v.resize(v.size() - 2);
+         L ms = l;
+         ms.value = v;
+         c.watch_delay_ms = static_cast<uint32_t>(number(file, ms, 0, 60000));
+       },
+       [](const C& c) { return nlohmann::json(std::to_string(c.watch_delay_ms) + "ms"); }},
       {"default-action",
        [](C& c, S file, const L& l) { c.policy.default_action = parse_action(file, l); },
        [](const C& c) { return nlohmann::json(action_name(c.policy.default_action)); }},

@@ -32,7 +32,9 @@ struct FirewallConfig {
   std::vector<std::string> exclude = {"lo"};
   AttachMode mode = AttachMode::automatic;  // native, falling back to generic
   bool takeover = false;                    // replace another XDP program
-  std::string rules_file;                   // "" : start with no rules
+  std::string rules_file;                   // "" : start with no rules; a file or a directory
+  bool watch_rules = true;                  // changes on disk applied by themselves
+  uint32_t watch_delay_ms = 200;            // after the last change seen
   Policy policy;
   uint32_t max_rules = XDPFW_DEFAULT_MAX_RULES;
   uint64_t max_set_elements = XDPFW_DEFAULT_SET_ELEMENTS;  // all address sets together

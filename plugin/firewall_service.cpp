@@ -3,6 +3,8 @@
 
 #include <fcntl.h>
 #include <malloc.h>
+#include <sys/inotify.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/magic.h>
@@ -63,17 +65,29 @@ DatapathOptions options(const FirewallConfig& cfg) {
   return o;
 }
 
-std::string read_text(const std::string& path) {
-  if (path.empty()) return "";
-  std::ifstream in(path);
-  if (!in) throw RuleError(path + ": cannot read the rules file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+std::vector<Rule> load_rules(const FirewallConfig& cfg) {
+  RulesSource src = read_rules_source(cfg.rules_file);
+  return parse_rules_text(src.path, src.text, true, &src);
 }
 
-std::vector<Rule> load_rules(const FirewallConfig& cfg) {
-  return parse_rules_text(cfg.rules_file, read_text(cfg.rules_file));
+bool is_directory(const std::string& path) {
+  struct stat st {};
+  return !path.empty() && ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+uint64_t clock_ms(clockid_t id) {
+  timespec ts{};
+  clock_gettime(id, &ts);
+  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
+}
+
+std::string utc_time(uint64_t wall_ms) {
+  time_t t = static_cast<time_t>(wall_ms / 1000);
+  tm u{};
+  gmtime_r(&t, &u);
+  char b[32];
+  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &u);
+  return b;
 }
 
 CommandOutput fail(const std::string& what, const std::exception& e) {
@@ -160,10 +174,34 @@ FirewallService::FirewallService(const FirewallConfig& cfg, Log log, FirewallPar
     store_.raise_id_high_water(resumed_id_high_water_);
     log_(2, "resumed the previous run's " + std::to_string(store_.rules().size()) +
                 (dp_->resumed() ? " rule(s) and counters" : " rule(s)"));
+    // Rules files that changed while the agent was away win: a restart
+    // must not keep a stale policy. Unreadable or refused: the resumed set
+    // stays, and says so.
+    try {
+      RulesSource src = read_rules_source(cfg_.rules_file);
+      if (src.text != rules_file_text_) {
+        apply_source(src, cfg_);
+        log_(1, "rules: " + (cfg_.rules_file.empty() ? std::string("none") : cfg_.rules_file) +
+                    " changed while the agent was stopped: applied " +
+                    std::to_string(store_.rules().size()) + " rule(s) from it");
+      } else {
+        std::vector<unsigned> lines;
+        keep_origins(src, store_.parsed(src.path, src.text, &src, &lines), lines);
+      }
+    } catch (const std::exception& e) {
+      source_refused(e.what());
+    }
   } else {
-    rules_file_text_ = read_text(cfg_.rules_file);
-    install(parse_rules_text(cfg_.rules_file, rules_file_text_));
+    RulesSource src = read_rules_source(cfg_.rules_file);
+    rules_file_text_ = src.text;
+    std::vector<unsigned> lines;
+    auto list = parse_rules_text(src.path, src.text, true, &src, &lines);
+    keep_origins(src, list, lines);
+    install(std::move(list));
+    source_status_.result = "applied";
+    source_status_.at_ms = clock_ms(CLOCK_REALTIME);
   }
+  watch_rules();
   open_log();
   dp_->events_fd();  // the event reader before any event is allowed
   dp_->set_event_limit(cfg_.event_rate, cfg_.event_burst);
@@ -178,6 +216,7 @@ FirewallService::FirewallService(const FirewallConfig& cfg, Log log, FirewallPar
 
 FirewallService::~FirewallService() {
   if (set_journal_fd_ >= 0) ::close(set_journal_fd_);
+  if (watch_fd_ >= 0) ::close(watch_fd_);
   // Persistent: the pinned links keep filtering while the agent is away.
   if (!cfg_.persistent) {
     size_t n = attach_.detach_all();
@@ -201,7 +240,157 @@ void FirewallService::open_log() {
   if (!events_.log().last_error().empty()) log_(1, events_.log().last_error());
 }
 
+// ---- the rules source ----
+
+void FirewallService::keep_origins(const RulesSource& src, const std::vector<Rule>& list,
+                                   const std::vector<unsigned>& lines) {
+  origins_.clear();
+  for (size_t i = 0; i < list.size() && i < lines.size(); ++i)
+    origins_[list[i].id] = src.where(lines[i]);
+  source_files_ = src.files();
+}
+
+void FirewallService::apply_source(const RulesSource& src, const FirewallConfig& cfg) {
+  std::vector<unsigned> lines;
+  auto list = store_.parsed(src.path, src.text, &src, &lines);
+  resolve(list);
+  dp_->apply(list, cfg.policy);  // all or nothing: throws with nothing changed
+  keep_origins(src, list, lines);
+  store_.commit(std::move(list));
+  rules_file_text_ = src.text;
+  save_state();
+  source_status_.result = "applied";
+  source_status_.message.clear();
+  source_status_.at_ms = clock_ms(CLOCK_REALTIME);
+  ++source_status_.applied;
+}
+
+void FirewallService::source_refused(const std::string& why) {
+  log_(0, "rules: " + why + " (refused: the running rules stay)");
+  source_status_.result = "refused";
+  source_status_.message = why;
+  source_status_.at_ms = clock_ms(CLOCK_REALTIME);
+  ++source_status_.refused;
+}
+
+// One inotify watch on the rules directory, or on the rules file's folder
+// (an editor or a config tool renames a new file over the old one; kubelet
+// swaps a "..data" symlink): any event there makes the source be read
+// again, and applied if it differs from what was applied last.
+void FirewallService::watch_rules(bool retry) {
+  if (watch_fd_ < 0) {
+    watch_fd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (watch_fd_ < 0) {
+      log_(1, std::string("rules: inotify: ") + std::strerror(errno) +
+                  " (changes on disk are applied by reload only)");
+      return;
+    }
+  }
+  if (watch_wd_ >= 0) inotify_rm_watch(watch_fd_, watch_wd_);
+  watch_wd_ = -1;
+  watch_lost_ms_ = 0;
+  if (!cfg_.watch_rules || cfg_.rules_file.empty()) return;
+  std::string target = cfg_.rules_file;
+  if (!is_directory(target)) {
+    target = std::filesystem::path(target).parent_path().string();
+    if (target.empty()) target = ".";
+  }
+  watch_wd_ = inotify_add_watch(watch_fd_, target.c_str(),
+                                IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB |
+                                    IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF |
+                                    IN_ONLYDIR);
+  if (watch_wd_ < 0) {
+    watch_lost_ms_ = clock_ms(CLOCK_MONOTONIC);
+    if (!retry)
+      log_(1, "rules: cannot watch " + target + ": " + std::strerror(errno) +
+                  " (tried again every second; changes are applied by reload meanwhile)");
+  } else if (retry) {
+    log_(2, "rules: watching " + target + " again");
+  }
+}
+
+void FirewallService::on_rules_event() {
+  alignas(inotify_event) char buf[8192];
+  bool any = false;
+  for (;;) {
+    ssize_t n = ::read(watch_fd_, buf, sizeof buf);
+    if (n <= 0) break;
+    any = true;
+    for (ssize_t off = 0; off < n;) {
+      const auto* ev = reinterpret_cast<const inotify_event*>(buf + off);
+      // The watched folder itself went (removed, renamed): watched again
+      // once it is back.
+      if (ev->wd == watch_wd_ && (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF))) {
+        inotify_rm_watch(watch_fd_, watch_wd_);
+        watch_wd_ = -1;
+        watch_lost_ms_ = clock_ms(CLOCK_MONOTONIC);
+      }
+      off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
+    }
+  }
+  if (any) dirty_ms_ = clock_ms(CLOCK_MONOTONIC);
+}
+
+void FirewallService::apply_watched() {
+  dirty_ms_ = 0;
+  RulesSource src;
+  try {
+    src = read_rules_source(cfg_.rules_file);
+  } catch (const std::exception& e) {
+    return source_refused(e.what());
+  }
+  if (src.text == rules_file_text_) {
+    // Back to what runs (a refused edit undone): nothing to refuse now.
+    if (source_status_.result == "refused") {
+      source_status_.result = "applied";
+      source_status_.message.clear();
+    }
+    return;
+  }
+  try {
+    apply_source(src, cfg_);
+    log_(2, "rules: " + cfg_.rules_file + " changed: applied " +
+                std::to_string(store_.rules().size()) + " rule(s), run-time changes replaced");
+  } catch (const std::exception& e) {
+    source_refused(e.what());
+  }
+}
+
+CommandOutput FirewallService::show_rules_source(bool json) const {
+  bool dir = is_directory(cfg_.rules_file);
+  nlohmann::json j = {{"path", cfg_.rules_file},
+                      {"directory", dir},
+                      {"files", source_files_},
+                      {"watching", watch_wd_ >= 0},
+                      {"watch_delay_ms", cfg_.watch_delay_ms},
+                      {"result", source_status_.result},
+                      {"message", source_status_.message},
+                      {"at", source_status_.at_ms ? utc_time(source_status_.at_ms) : ""},
+                      {"applied", source_status_.applied},
+                      {"refused", source_status_.refused},
+                      {"rules", store_.rules().size()}};
+  if (json) return {true, j.dump()};
+  std::ostringstream o;
+  o << "source " << (cfg_.rules_file.empty() ? "none" : cfg_.rules_file)
+    << (dir ? " (directory)" : "") << "\n";
+  for (const std::string& f : source_files_) o << "file " << f << "\n";
+  o << "watching " << (watch_wd_ >= 0 ? "yes" : "no") << " (delay " << cfg_.watch_delay_ms
+    << " ms)\n";
+  o << "last " << source_status_.result;
+  if (source_status_.at_ms) o << " at " << utc_time(source_status_.at_ms);
+  if (!source_status_.message.empty()) o << ": " << source_status_.message;
+  o << "\napplied " << source_status_.applied << ", refused " << source_status_.refused
+    << " change(s) on disk since the start\n";
+  return {true, o.str()};
+}
+
 void FirewallService::settle() {
+  uint64_t now = clock_ms(CLOCK_MONOTONIC);
+  if (watch_lost_ms_ && now - watch_lost_ms_ >= 1000 && cfg_.watch_rules) {
+    watch_rules(true);
+    if (watch_wd_ >= 0) dirty_ms_ = now;  // back: read what is there now
+  }
+  if (dirty_ms_ && now - dirty_ms_ >= cfg_.watch_delay_ms) apply_watched();
   try {
     dp_->settle();
   } catch (const std::exception& e) {
@@ -271,9 +460,9 @@ void FirewallService::check_reload(const FirewallConfig& cfg) const {
     std::string problem = private_dir_problem(next.log_dir, "log-dir");
     if (!problem.empty()) throw std::runtime_error(problem);
   }
-  std::string text = read_text(next.rules_file);
+  RulesSource src = read_rules_source(next.rules_file);
   try {
-    auto list = store_.parsed(next.rules_file, text);
+    auto list = store_.parsed(src.path, src.text, &src);
     for (Rule& r : list)
       for (auto* ref : {&r.src_set, &r.dst_set})
         if (*ref && std::any_of(next.sets.begin(), next.sets.end(),
@@ -301,13 +490,22 @@ std::string FirewallService::reload(const FirewallConfig& cfg, bool force) {
   if (cfg.pin_root != cfg_.pin_root || cfg.persistent != cfg_.persistent)
     notes.push_back("pin-root and persistent changes take a restart (kept the running ones)");
   FirewallConfig next = reloadable(cfg);
-  std::string text = read_text(next.rules_file);
+  RulesSource src = read_rules_source(next.rules_file);
+  const std::string& text = src.text;
   bool file_changed = text != rules_file_text_ || next.rules_file != cfg_.rules_file;
   bool from_file = file_changed || force;
-  std::vector<Rule> list = from_file ? store_.parsed(next.rules_file, text) : store_.rules();
+  std::vector<unsigned> lines;
+  std::vector<Rule> list =
+      from_file ? store_.parsed(src.path, src.text, &src, &lines) : store_.rules();
   declare_sets(next);  // (new sets stay if the rules fail: they are empty)
   resolve(list);
   dp_->apply(list, next.policy);  // all or nothing: throws with nothing changed
+  if (from_file) {
+    keep_origins(src, list, lines);
+    source_status_.result = "applied";
+    source_status_.message.clear();
+    source_status_.at_ms = clock_ms(CLOCK_REALTIME);
+  }
   store_.commit(std::move(list));
   std::string rules = std::to_string(store_.rules().size()) + " rule(s)";
   if (from_file) {
@@ -327,6 +525,7 @@ std::string FirewallService::reload(const FirewallConfig& cfg, bool force) {
   if (new_log) open_log();
   dp_->set_event_limit(cfg_.event_rate, cfg_.event_burst);
   attach_.reconfigure(cfg_);
+  watch_rules();
   for (const std::string& n : notes) rules += "\n" + n;
   return rules;
 }
@@ -482,6 +681,7 @@ CommandOutput FirewallService::rule_replace(const std::string* payload) {
               "'rule flush' removes every rule)"};
     size_t n = list.size();
     install(std::move(list));
+    origins_.clear();
     return {true, "replaced: " + std::to_string(n) + " rule(s)"};
   } catch (const std::exception& e) {
     return fail("rule replace", e);
@@ -505,6 +705,13 @@ CommandOutput FirewallService::save(const std::string& arg) {
   if (arg == "-") return {true, store_.text()};  // the rule set in the file grammar
   std::string path = arg.empty() ? cfg_.rules_file : arg;
   if (path.empty()) return {false, "save: no rules file configured; give a path: save PATH"};
+  if (is_directory(cfg_.rules_file) &&
+      std::filesystem::path(path).lexically_normal() ==
+          std::filesystem::path(cfg_.rules_file).lexically_normal())
+    return {false, "save: the rules are the directory " + cfg_.rules_file +
+                       ": its files are the policy and the agent does not write into it ('save -' "
+                       "prints the running rules; 'save PATH' writes them to a file of the "
+                       "state folder)"};
   // The agent runs as root and the socket's group may write: it writes only
   // its own files, the configured rules file or a file in its state folder.
   namespace fs = std::filesystem;
@@ -523,7 +730,7 @@ CommandOutput FirewallService::save(const std::string& arg) {
     return {false, e.what()};
   }
   if (path == cfg_.rules_file) {
-    rules_file_text_ = read_text(path);  // no longer "changed"
+    rules_file_text_ = read_rules_source(path).text;  // no longer "changed"
     save_state();
   }
   return {true, "saved " + std::to_string(store_.rules().size()) + " rule(s) to " + path};
@@ -577,6 +784,8 @@ Metric metric_of(const std::string& name, int stat) {
     return {"xdpfw_rate_total", "outcome=\"" + name.substr(5) + "\""};
   if (name == "log_dropped") return {"xdpfw_log_lines_dropped_total", ""};
   if (name == "log_write_errors") return {"xdpfw_log_errors_total", ""};
+  if (name == "rules_source_applied" || name == "rules_source_refused")
+    return {"xdpfw_rules_source_changes_total", "outcome=\"" + name.substr(13) + "\""};
   return {nullptr, ""};  // xdpfw_NAME_total
 }
 
@@ -616,6 +825,11 @@ constexpr Family families[] = {
     {"xdpfw_rule_bytes_total", "counter", "Bytes matched per rule."},
     {"xdpfw_interfaces_attached", "gauge", "Interfaces carrying the program."},
     {"xdpfw_rules", "gauge", "Rules installed."},
+    {"xdpfw_rules_source_changes_total", "counter",
+     "Changes of the rules file or directory applied by the agent, or refused (they did not "
+     "compile: the running rules stayed)."},
+    {"xdpfw_rules_source_refused", "gauge",
+     "1 while the rules on disk are refused (the running rules are an older set)."},
 };
 
 // Prometheus' text format: a family's samples together, after its HELP
@@ -659,7 +873,9 @@ std::vector<std::pair<std::string, uint64_t>> FirewallService::counters() const 
                          {"log_lines", l.lines},
                          {"log_dropped", l.dropped},
                          {"log_write_errors", l.write_errors},
-                         {"log_reopens", l.reopens}});
+                         {"log_reopens", l.reopens},
+                         {"rules_source_applied", source_status_.applied},
+                         {"rules_source_refused", source_status_.refused}});
   return all;
 }
 
@@ -681,6 +897,7 @@ CommandOutput FirewallService::show_metrics() const {
   for (const auto& [idx, i] : attach_.interfaces()) attached += i.attached;
   e.add("xdpfw_interfaces_attached", "", attached);
   e.add("xdpfw_rules", "", store_.rules().size());
+  e.add("xdpfw_rules_source_refused", "", source_status_.result == "refused");
   return {true, e.text()};
 }
 
@@ -737,14 +954,19 @@ CommandOutput FirewallService::rule_list(bool json) const {
   for (const Rule& rule : store_.rules()) {  // in evaluation order
     const Rule* r = &rule;
     RuleCounters c = counters.count(r->id) ? counters.at(r->id) : RuleCounters{};
-    if (json)
+    auto origin = origins_.find(r->id);
+    if (json) {
       arr.push_back({{"id", r->id},
                      {"prio", *r->priority},
                      {"rule", format_rule(*r)},
                      {"packets", c.packets},
                      {"bytes", c.bytes}});
-    else
-      o << format_rule(*r) << " packets " << c.packets << " bytes " << c.bytes << "\n";
+      if (origin != origins_.end()) arr.back()["origin"] = origin->second;
+    } else {
+      o << format_rule(*r) << " packets " << c.packets << " bytes " << c.bytes;
+      if (origin != origins_.end()) o << "  # " << origin->second;
+      o << "\n";
+    }
   }
   return {true, json ? reply(arr) : o.str()};
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -100,7 +101,23 @@ class FirewallService {
   // elements reaped); an error is logged, and the next change meets it again.
   void settle();
 
+  // The rules file or directory, watched (inotify) with watch-rules: a
+  // change is applied by itself, all or nothing, watch-delay after the last
+  // event (settle() looks); a rule set that does not compile is refused,
+  // the running one stays, and "show rules-source" and the metrics say so.
+  int rules_watch_fd() const { return watch_fd_; }
+  void on_rules_event();
+  CommandOutput show_rules_source(bool json) const;
+
  private:
+  void watch_rules(bool retry = false);  // (re)arms the watch on cfg_.rules_file
+  void apply_watched();
+  // Parses, compiles and installs a source's rules (throws, changing
+  // nothing); keeps where each rule comes from.
+  void apply_source(const RulesSource& src, const FirewallConfig& cfg);
+  void source_refused(const std::string& why);
+  void keep_origins(const RulesSource& src, const std::vector<Rule>& list,
+                    const std::vector<unsigned>& lines);
   FirewallConfig reloadable(const FirewallConfig& cfg) const;
   // Installs list, then makes it the store's; errors leave both unchanged.
   void install(std::vector<Rule> list);
@@ -137,6 +154,19 @@ class FirewallService {
   std::string rules_file_text_;                       // the rules file as last applied
   std::optional<std::string> saved_rules_file_text_;  // as last written to state-dir
   EventPipeline events_;
+  // The rules source: where each rule was read (id -> FILE:LINE), the watch
+  // and what became of the last change on disk.
+  std::map<uint32_t, std::string> origins_;
+  std::vector<std::string> source_files_;
+  int watch_fd_ = -1, watch_wd_ = -1;
+  uint64_t watch_lost_ms_ = 0;  // when the watch went (the folder removed); 0: it is there
+  uint64_t dirty_ms_ = 0;       // the last event not yet acted on; 0: none
+  struct SourceStatus {
+    std::string result = "none";  // applied, refused
+    std::string message;
+    uint64_t at_ms = 0;  // wall clock
+    uint64_t applied = 0, refused = 0;
+  } source_status_;
 };
 
 }  // namespace xdpfw

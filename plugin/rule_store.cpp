@@ -99,8 +99,9 @@ std::vector<Rule> RuleStore::without(uint32_t id) const {
   return out;
 }
 
-std::vector<Rule> RuleStore::parsed(const std::string& name, const std::string& text) const {
-  std::vector<Rule> out = parse_rules_text(name, text, false);
+std::vector<Rule> RuleStore::parsed(const std::string& name, const std::string& text,
+                                    const RulesSource* source, std::vector<unsigned>* lines) const {
+  std::vector<Rule> out = parse_rules_text(name, text, false, source, lines);
   // A rule without an id keeps the id of an identical rule of the current
   // set (same match fields, action and priority: its counters go on);
   // any other gets a new id, above every id ever used (ids never come back).

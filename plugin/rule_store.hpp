@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "rule.hpp"
+#include "rules_file.hpp"
 
 namespace xdpfw {
 
@@ -34,7 +35,10 @@ class RuleStore {
   void erase(uint32_t id);
   // A whole new set from rule lines ("line N: ..." errors); ids and
   // priorities absent from a line are assigned.
-  std::vector<Rule> parsed(const std::string& name, const std::string& text) const;
+  // source, lines: as parse_rules_text (rules_file.hpp).
+  std::vector<Rule> parsed(const std::string& name, const std::string& text,
+                           const RulesSource* source = nullptr,
+                           std::vector<unsigned>* lines = nullptr) const;
 
   // Makes a list installed by the caller the store's content.
   void commit(std::vector<Rule> rules);

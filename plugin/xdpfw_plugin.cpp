@@ -129,6 +129,8 @@ const std::vector<CommandSpec> command_table = {
      show("rule list", &FS::rule_list)},
     {"show config", "[json]: the firewall's settings in effect", 0,
      show("show config", &FS::show_config)},
+    {"show rules-source", "[json]: the rules file or directory, its watch, the last change on disk",
+     0, show("show rules-source", &FS::show_rules_source)},
     {"show metrics", "counters in the Prometheus text exposition format", 0,
      [](FS& fw, const std::string&, const std::string*) { return fw.show_metrics(); }},
     {"attach", "IF: attach to IF and keep it so until 'auto IF' (manual)", XDPFW_CMD_MUTATES,
@@ -235,6 +237,10 @@ int xdpfw_init(const xdpfw_host_api* api, const xdpfw_config_section* cfg, void*
       return st->api->stream_write(st->api->host, stream, bytes.data(), bytes.size());
     });
   api->watch_fd(api->host, fw.events_fd(), on_events, st);
+  if (fw.rules_watch_fd() >= 0)
+    api->watch_fd(
+        api->host, fw.rules_watch_fd(),
+        [](void* ctx, int) { static_cast<State*>(ctx)->fw->on_rules_event(); }, st);
   // The rings wake the loop only once an eighth of one is full
   // (KernelDatapath::events_fd): a trickle of events is read here, within
   // 100 ms.

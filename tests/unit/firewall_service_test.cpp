@@ -334,12 +334,14 @@ BOOST_AUTO_TEST_CASE(stats_and_metrics_show_the_same_counters) {
   rig.dp->counters[1] = {11, 1100};
 
   auto stats = nlohmann::json::parse(rig.fw->show_stats(true).text);
-  BOOST_TEST(stats.size() == size_t(XDPFW_STAT_MAX) + 5);
+  BOOST_TEST(stats.size() == size_t(XDPFW_STAT_MAX) + 7);
   for (int i = 0; i < XDPFW_STAT_MAX; ++i)
     BOOST_TEST(stats[stat_name(static_cast<xdpfw_stat>(i))] == 1000 + i);
   BOOST_TEST(stats["events_lost"] == 5);
   BOOST_TEST(stats["log_lines"] == 1);
   BOOST_TEST(stats["log_reopens"] == 1);
+  BOOST_TEST(stats["rules_source_applied"] == 0);
+  BOOST_TEST(stats["rules_source_refused"] == 0);
   std::multiset<uint64_t> want;
   for (const auto& [k, v] : stats.items()) want.insert(v.get<uint64_t>());
 
@@ -366,7 +368,8 @@ BOOST_AUTO_TEST_CASE(stats_and_metrics_show_the_same_counters) {
     BOOST_TEST(helps[family] == 1, family);
     BOOST_TEST(types[family] == 1, family);
     if (family == "xdpfw_rule_packets_total" || family == "xdpfw_rule_bytes_total" ||
-        family == "xdpfw_interfaces_attached" || family == "xdpfw_rules")
+        family == "xdpfw_interfaces_attached" || family == "xdpfw_rules" ||
+        family == "xdpfw_rules_source_refused")
       continue;
     got.insert(std::stoull(b));
   }

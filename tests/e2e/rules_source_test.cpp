@@ -1,0 +1,215 @@
+// The rules from a directory the agent watches, with the real agent and
+// real traffic between namespaces: files added, changed, renamed over and
+// removed, a kubelet-style ConfigMap update (a new timestamped folder, the
+// "..data" symlink swapped) each reach the datapath by themselves; a file
+// that does not compile is refused whole, with its FILE:LINE, and the
+// running rules stay; 100 rapid changes end in the last one; rules files
+// changed while the agent was stopped win at its start.
+#include <chrono>
+#include <thread>
+
+#include "e2e/traffic.hpp"
+
+using namespace xdpfw::test;
+using nlohmann::json;
+
+namespace {
+
+// How many of n datagrams from the peer to PORT reach rx (bound to PORT).
+int delivered(int tx, int rx, uint16_t port, int n) {
+  send_to(tx, AF_INET, "198.18.0.1", port, n);
+  int got = 0;
+  wait_until(
+      [&] {
+        got += drain(rx);
+        return got >= n;
+      },
+      1);
+  return got;
+}
+
+// Writes FILE as a config tool would: a new file renamed over the old one.
+void replace_file(const fs::path& file, const std::string& text) {
+  fs::path tmp = file.parent_path() / ("." + file.filename().string() + ".tmp");
+  write_file(tmp, text);
+  fs::rename(tmp, file);
+}
+
+struct Rig {
+  Pair p;
+  TempDir rules;  // the directory, outside the agent's folder
+  fs::path d = rules.path / "rules.d";
+  std::unique_ptr<FirewallAgent> fw;
+  int rx5000 = -1, rx5001 = -1, tx = -1;
+  explicit Rig(const std::string& first = "prio 10 proto udp dport 5000 action drop\n") {
+    fs::create_directories(d);
+    write_file(d / "10-base.rules", first);
+    fw = std::make_unique<FirewallAgent>(
+        p.fw_ns, "interfaces = fwt*\nrules = " + d.string() + "\nwatch-delay = 100ms", "");
+    fw->start_attached("fwt0");
+    rx5000 = bound(p.fw_ns, AF_INET, 5000);
+    rx5001 = bound(p.fw_ns, AF_INET, 5001);
+    tx = p.peer_ns.socket_in(AF_INET, SOCK_DGRAM);
+    warm_up(tx, AF_INET, "198.18.0.1", 5001, rx5001);
+  }
+  ~Rig() {
+    for (int fd : {rx5000, rx5001, tx}) close(fd);
+  }
+  bool passes(uint16_t port) { return delivered(tx, port == 5000 ? rx5000 : rx5001, port, 5) == 5; }
+  bool dropped(uint16_t port) {
+    return delivered(tx, port == 5000 ? rx5000 : rx5001, port, 5) == 0;
+  }
+  json source() { return json::parse(fw->ask("show rules-source json")); }
+  // Until the datapath shows it (the watch delay, a reading, a compile);
+  // the seconds it took.
+  double until(const std::function<bool()>& cond) {
+    auto t0 = std::chrono::steady_clock::now();
+    BOOST_TEST_REQUIRE(wait_until(cond, 10), fw->log());
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(rules_source)
+
+BOOST_AUTO_TEST_CASE(a_watched_directory_reaches_the_datapath) {
+  Rig r;
+  BOOST_TEST(r.dropped(5000));
+  BOOST_TEST(r.passes(5001));
+  json s = r.source();
+  BOOST_TEST(s["directory"] == true);
+  BOOST_TEST(s["watching"] == true);
+  BOOST_TEST(s["files"].size() == 1u);
+
+  // A file added: applied (the datapath changed) within the watch delay
+  // and a poll of the agent's loop.
+  uint64_t applied = s["applied"].get<uint64_t>();
+  write_file(r.d / "20-team.rules", "# the web team's\nprio 5 proto udp dport 5001 action drop\n");
+  double took = r.until([&] { return r.source()["applied"].get<uint64_t>() > applied; });
+  BOOST_TEST_MESSAGE("file added -> applied to the datapath: " << took * 1000 << " ms");
+  BOOST_TEST(r.dropped(5001));
+  BOOST_TEST(r.dropped(5000));
+  // Each rule says where it comes from.
+  std::string list = r.fw->ask("rule list");
+  BOOST_TEST(list.find("dport 5001 action drop packets") != std::string::npos, list);
+  BOOST_TEST(list.find("# " + (r.d / "20-team.rules").string() + ":2") != std::string::npos, list);
+  json j = json::parse(r.fw->ask("rule list json"));
+  BOOST_TEST(j[0]["origin"] == (r.d / "20-team.rules").string() + ":2", j.dump());
+
+  // Changed in place (an editor writing the file), then renamed over.
+  uint64_t id_before = j[0]["id"].get<uint64_t>();
+  write_file(
+      r.d / "20-team.rules",
+      "# the web team's\n# one more comment line\nprio 5 proto udp dport 5001 action drop\n");
+  r.until([&] {
+    return json::parse(r.fw->ask("rule list json"))[0]["origin"] ==
+           (r.d / "20-team.rules").string() + ":3";
+  });
+  // Line numbers are not a rule's identity: its id (and counters) stay.
+  BOOST_TEST(json::parse(r.fw->ask("rule list json"))[0]["id"].get<uint64_t>() == id_before);
+  applied = r.source()["applied"].get<uint64_t>();
+  replace_file(r.d / "10-base.rules", "prio 10 proto udp dport 5002 action drop\n");
+  took = r.until([&] { return r.source()["applied"].get<uint64_t>() > applied; });
+  BOOST_TEST_MESSAGE("file renamed over -> applied to the datapath: " << took * 1000 << " ms");
+  BOOST_TEST(r.passes(5000));
+  BOOST_TEST(r.dropped(5001));
+
+  // A file that does not compile: refused whole, with its FILE:LINE; the
+  // running rules stay; the status, the metric and the log say so.
+  write_file(r.d / "30-broken.rules",
+             "proto udp dport 5000 action drop\nproto udp dport 99999 action drop\n");
+  r.until([&] { return r.source()["result"] == "refused"; });
+  s = r.source();
+  BOOST_TEST(
+      s["message"].get<std::string>().find((r.d / "30-broken.rules").string() + ":2: dport") == 0u,
+      s.dump());
+  BOOST_TEST(s["refused"] == 1);
+  BOOST_TEST(r.passes(5000));  // its first line was not applied either
+  BOOST_TEST(r.dropped(5001));
+  std::string metrics = r.fw->ask("show metrics");
+  BOOST_TEST(metrics.find("xdpfw_rules_source_refused 1") != std::string::npos);
+  BOOST_TEST(metrics.find("xdpfw_rules_source_changes_total{outcome=\"refused\"} 1") !=
+             std::string::npos);
+  BOOST_TEST(r.fw->log().find("30-broken.rules:2: dport") != std::string::npos);
+  // Mended: applied.
+  write_file(r.d / "30-broken.rules", "proto udp dport 5000 action drop\n");
+  r.until([&] { return r.dropped(5000); });
+  BOOST_TEST(r.source()["result"] == "applied");
+  BOOST_TEST(r.fw->ask("show metrics").find("xdpfw_rules_source_refused 0") != std::string::npos);
+
+  // Removed.
+  fs::remove(r.d / "20-team.rules");
+  fs::remove(r.d / "30-broken.rules");
+  r.until([&] { return r.passes(5001) && r.passes(5000); });
+  BOOST_TEST(r.source()["files"].size() == 1u);
+
+  // A hundred rapid changes end in the last one.
+  for (int i = 0; i < 100; ++i)
+    replace_file(r.d / "10-base.rules",
+                 "prio 10 proto udp dport " + std::to_string(6000 + i) + " action drop\n");
+  replace_file(r.d / "10-base.rules", "prio 10 proto udp dport 5000 action drop\n");
+  r.until([&] { return r.dropped(5000); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  j = json::parse(r.fw->ask("rule list json"));
+  BOOST_TEST_REQUIRE(j.size() == 1u, j.dump());
+  BOOST_TEST(j[0]["rule"].get<std::string>().find("dport 5000 action drop") != std::string::npos);
+
+  // save into a directory is refused; save - prints the rules.
+  BOOST_TEST(r.fw->ask("save").find("save: the rules are the directory") != std::string::npos);
+  BOOST_TEST(r.fw->ask("save -").find("dport 5000 action drop") != std::string::npos);
+}
+
+// A Kubernetes ConfigMap volume: the files are symlinks into "..data", a
+// symlink to a timestamped folder; kubelet writes a new folder and renames
+// a new "..data" over the old one.
+BOOST_AUTO_TEST_CASE(a_kubelet_configmap_update_is_applied) {
+  Pair p;
+  TempDir vol;
+  auto publish = [&](const std::string& stamp, const std::string& text) {
+    fs::create_directories(vol.path / stamp);
+    write_file(vol.path / stamp / "fw.rules", text);
+    fs::create_directory_symlink(stamp, vol.path / "..data_tmp");
+    fs::rename(vol.path / "..data_tmp", vol.path / "..data");
+  };
+  publish("..2026_12_04_10_00_00.1", "prio 10 proto udp dport 5000 action drop\n");
+  fs::create_symlink("..data/fw.rules", vol.path / "fw.rules");
+  FirewallAgent fw(p.fw_ns,
+                   "interfaces = fwt*\nrules = " + vol.path.string() + "\nwatch-delay = 100ms", "");
+  fw.start_attached("fwt0");
+  int rx = bound(p.fw_ns, AF_INET, 5000), tx = p.peer_ns.socket_in(AF_INET, SOCK_DGRAM);
+  int rx1 = bound(p.fw_ns, AF_INET, 5001);
+  warm_up(tx, AF_INET, "198.18.0.1", 5001, rx1);
+  BOOST_TEST(delivered(tx, rx, 5000, 5) == 0);
+  publish("..2026_12_04_10_05_00.2", "prio 10 proto udp dport 5001 action drop\n");
+  fs::remove_all(vol.path / "..2026_12_04_10_00_00.1");
+  BOOST_TEST(wait_until([&] { return delivered(tx, rx, 5000, 5) == 5; }, 10), fw.log());
+  BOOST_TEST(delivered(tx, rx1, 5001, 5) == 0);
+  json s = json::parse(fw.ask("show rules-source json"));
+  BOOST_TEST(s["files"].size() == 1u, s.dump());  // "..data" and its folders are not rules
+  for (int fd : {rx, rx1, tx}) close(fd);
+}
+
+// A rules file (not a directory) changed while the agent was stopped wins
+// over the resumed state at its start; a file renamed over is seen.
+BOOST_AUTO_TEST_CASE(a_file_changed_while_stopped_wins_at_start) {
+  Pair p;
+  FirewallAgent fw(p.fw_ns, "interfaces = fwt*\nwatch-delay = 100ms",
+                   "prio 10 proto udp dport 5000 action drop\n");
+  fw.start_attached("fwt0");
+  int rx = bound(p.fw_ns, AF_INET, 5000), tx = p.peer_ns.socket_in(AF_INET, SOCK_DGRAM);
+  int rx1 = bound(p.fw_ns, AF_INET, 5001);
+  warm_up(tx, AF_INET, "198.18.0.1", 5001, rx1);
+  BOOST_TEST(delivered(tx, rx, 5000, 5) == 0);
+  replace_file(fw.dir / "rules.conf", "prio 10 proto udp dport 5001 action drop\n");
+  BOOST_TEST(wait_until([&] { return delivered(tx, rx, 5000, 5) == 5; }, 10), fw.log());
+  fw.crash();  // the state and the pins say: dport 5001
+  write_file(fw.dir / "rules.conf", "prio 10 proto udp dport 5000 action drop\n");
+  fw.start_attached("fwt0");
+  BOOST_TEST(delivered(tx, rx, 5000, 5) == 0);
+  BOOST_TEST(delivered(tx, rx1, 5001, 5) == 5);
+  BOOST_TEST(fw.log().find("changed while the agent was stopped") != std::string::npos, fw.log());
+  for (int fd : {rx, rx1, tx}) close(fd);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
