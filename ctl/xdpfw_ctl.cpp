@@ -69,6 +69,9 @@ const std::string usage =
     "  interfaces [--json]                 the links: selected, attached, mode, errors\n"
     "  monitor [--append FILE]             unmatched-packet events, live, as JSON lines\n"
     "  replace FILE                        replace every rule with FILE's, all or nothing\n"
+    "  replace --confirm SECONDS FILE      the same, on trial: the previous rules come back\n"
+    "                                      unless 'confirm' follows within SECONDS\n"
+    "  confirm                             keep the rules of the last replace --confirm\n"
     "  check FILE                          compile FILE's rules and report; nothing changes\n"
     "  flush                               delete every rule\n"
     "  save [-]                            write the rules to the agent's rules file; -: print "
@@ -106,8 +109,8 @@ const std::vector<std::string> rule_flags = [] {
   return f;
 }();
 const std::vector<Flag> all_flags = [] {
-  std::vector<Flag> f = {
-      {"socket", true}, {"help", false}, {"version", false}, {"json", false}, {"append", true}};
+  std::vector<Flag> f = {{"socket", true}, {"help", false},  {"version", false},
+                         {"json", false},  {"append", true}, {"confirm", true}};
   for (const auto& r : xdpfw::rule_field_names)
     if (std::string(r.name) != "id") f.push_back({r.name, *r.value != '\0'});
   return f;
@@ -128,7 +131,8 @@ const std::vector<Command> commands = {
     {"stats", {"json"}, 0, 0, "no word"},
     {"interfaces", {"json"}, 0, 0, "no word"},
     {"monitor", {"append"}, 0, 0, "no word"},
-    {"replace", {}, 1, 1, "one rules file"},
+    {"replace", {"confirm"}, 1, 1, "one rules file"},
+    {"confirm", {}, 0, 0, "no word"},
     {"check", {}, 1, 1, "one rules file"},
     {"flush", {}, 0, 0, "no word"},
     {"save", {}, 0, 1, "nothing or -"},
@@ -474,8 +478,15 @@ int main(int argc, char** argv) {
     if (cmd == "interfaces")
       return request(sock, {json ? "show interfaces json" : "show interfaces"});
     if (cmd == "monitor") return monitor(sock, l.opts.count("append") ? l.opts["append"] : "");
+    if (cmd == "replace" && l.opts.count("confirm")) {
+      const std::string& s = l.opts["confirm"];
+      if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos)
+        throw UsageError("replace: --confirm takes a number of seconds, got '" + s + "'");
+      return request(sock, {with_file("rule replace confirm " + s, words[0])});
+    }
     if (cmd == "replace" || cmd == "check")
       return request(sock, {with_file("rule " + cmd, words[0])});
+    if (cmd == "confirm") return request(sock, {"rule confirm"});
     if (cmd == "flush") return request(sock, {"rule flush"});
     if (cmd == "save") {
       if (!words.empty() && words[0] != "-")

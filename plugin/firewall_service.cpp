@@ -259,6 +259,12 @@ void FirewallService::apply_source(const RulesSource& src, const FirewallConfig&
   store_.commit(std::move(list));
   rules_file_text_ = src.text;
   save_state();
+  if (pending_) {
+    pending_.reset();
+    log_(1,
+         "rule replace: the rules files changed while a replace was on trial: they are the "
+         "rules now, nothing will be reverted");
+  }
   source_status_.result = "applied";
   source_status_.message.clear();
   source_status_.at_ms = clock_ms(CLOCK_REALTIME);
@@ -384,8 +390,31 @@ CommandOutput FirewallService::show_rules_source(bool json) const {
   return {true, o.str()};
 }
 
+CommandOutput FirewallService::rule_confirm() {
+  if (!pending_)
+    return {false, "rule confirm: nothing to confirm (no 'rule replace confirm' is on trial)"};
+  pending_.reset();
+  log_(2, "rule confirm: the " + std::to_string(store_.rules().size()) + " rule(s) stay");
+  return {true, "confirmed: the " + std::to_string(store_.rules().size()) + " rule(s) stay"};
+}
+
 void FirewallService::settle() {
   uint64_t now = clock_ms(CLOCK_MONOTONIC);
+  if (pending_ && now >= pending_->deadline_ms) {
+    PendingRevert back = std::move(*pending_);
+    pending_.reset();
+    try {
+      size_t n = back.rules.size();
+      install(std::move(back.rules));
+      origins_ = std::move(back.origins);
+      log_(1, "rule replace: not confirmed in time: the previous " + std::to_string(n) +
+                  " rule(s) are back");
+    } catch (const std::exception& e) {
+      log_(0, std::string("rule replace: not confirmed in time, and the previous rules could "
+                          "not be installed again: ") +
+                  e.what() + " (the new set stays)");
+    }
+  }
   if (watch_lost_ms_ && now - watch_lost_ms_ >= 1000 && cfg_.watch_rules) {
     watch_rules(true);
     if (watch_wd_ >= 0) dirty_ms_ = now;  // back: read what is there now
@@ -664,7 +693,15 @@ CommandOutput FirewallService::rule_flush() {
   return {true, "flushed " + std::to_string(n) + " rule(s)"};
 }
 
-CommandOutput FirewallService::rule_replace(const std::string* payload) {
+CommandOutput FirewallService::rule_replace(const std::string& args, const std::string* payload) {
+  std::optional<uint64_t> confirm;
+  if (!args.empty()) {
+    auto w = split_words(args);
+    if (w.size() == 2 && w[0] == "confirm") confirm = parse_uint<uint64_t>(w[1], 3600);
+    if (!confirm || !*confirm)
+      return {false,
+              "rule replace: expected nothing or 'confirm SECONDS' (1-3600), got '" + args + "'"};
+  }
   if (!payload)
     return {false,
             "rule replace: expects the new rules as a payload: 'rule replace <<END', one "
@@ -680,9 +717,24 @@ CommandOutput FirewallService::rule_replace(const std::string* payload) {
               "ends at the first empty line: send files as 'rule replace <<END' ... 'END'; "
               "'rule flush' removes every rule)"};
     size_t n = list.size();
+    std::vector<Rule> before = store_.rules();
     install(std::move(list));
+    auto origins = std::move(origins_);
     origins_.clear();
-    return {true, "replaced: " + std::to_string(n) + " rule(s)"};
+    if (!confirm) {
+      pending_.reset();  // a plain replace is the operator's word
+      return {true, "replaced: " + std::to_string(n) + " rule(s)"};
+    }
+    // A second confirm-replace before the first is confirmed keeps the
+    // first's revert target: the set that ran before either.
+    if (!pending_) pending_ = PendingRevert{std::move(before), std::move(origins), 0};
+    pending_->deadline_ms = clock_ms(CLOCK_MONOTONIC) + *confirm * 1000;
+    log_(1, "rule replace: " + std::to_string(n) + " rule(s) on trial: 'rule confirm' within " +
+                std::to_string(*confirm) + " s keeps them, else the previous " +
+                std::to_string(pending_->rules.size()) + " rule(s) come back");
+    return {true, "replaced: " + std::to_string(n) + " rule(s); send 'rule confirm' within " +
+                      std::to_string(*confirm) + " s, or the previous " +
+                      std::to_string(pending_->rules.size()) + " rule(s) come back"};
   } catch (const std::exception& e) {
     return fail("rule replace", e);
   }

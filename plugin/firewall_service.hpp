@@ -74,7 +74,10 @@ class FirewallService {
   CommandOutput rule_add(const std::string& spec);
   CommandOutput rule_del(const std::string& id);
   CommandOutput rule_flush();
-  CommandOutput rule_replace(const std::string* payload);
+  // args "confirm N": the new set reverts to the one before it unless
+  // rule_confirm() comes within N seconds (settle() reverts).
+  CommandOutput rule_replace(const std::string& args, const std::string* payload);
+  CommandOutput rule_confirm();
   // Compiles a payload as 'rule replace' would and reports; changes nothing.
   CommandOutput rule_check(const std::string* payload);
   CommandOutput save(const std::string& path);
@@ -157,6 +160,13 @@ class FirewallService {
   // The rules source: where each rule was read (id -> FILE:LINE), the watch
   // and what became of the last change on disk.
   std::map<uint32_t, std::string> origins_;
+  // A "rule replace confirm" not confirmed yet: the set it replaced.
+  struct PendingRevert {
+    std::vector<Rule> rules;
+    std::map<uint32_t, std::string> origins;
+    uint64_t deadline_ms;  // monotonic
+  };
+  std::optional<PendingRevert> pending_;
   std::vector<std::string> source_files_;
   int watch_fd_ = -1, watch_wd_ = -1;
   uint64_t watch_lost_ms_ = 0;  // when the watch went (the folder removed); 0: it is there

@@ -144,9 +144,13 @@ const std::vector<CommandSpec> command_table = {
     {"rule del", "ID: delete a rule", XDPFW_CMD_MUTATES, with_args(&FS::rule_del)},
     {"rule flush", "delete every rule", XDPFW_CMD_MUTATES, bare("rule flush", &FS::rule_flush)},
     {"rule replace",
-     "<<END RULES END: replace the whole set at once, all or nothing (an empty set is refused: "
-     "use rule flush)",
-     XDPFW_CMD_MUTATES, with_payload(&FS::rule_replace)},
+     "[confirm SECONDS] <<END RULES END: replace the whole set at once, all or nothing (an empty "
+     "set is refused: use rule flush); with confirm, the previous set comes back unless 'rule "
+     "confirm' arrives in time",
+     XDPFW_CMD_MUTATES,
+     [](FS& fw, const std::string& a, const std::string* p) { return fw.rule_replace(a, p); }},
+    {"rule confirm", "keep the set of the last 'rule replace confirm'", XDPFW_CMD_MUTATES,
+     bare("rule confirm", &FS::rule_confirm)},
     {"rule check", "<<END RULES END: compile the rules and report; nothing is changed", 0,
      with_payload(&FS::rule_check)},
     {"save",

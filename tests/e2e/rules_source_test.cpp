@@ -212,4 +212,45 @@ BOOST_AUTO_TEST_CASE(a_file_changed_while_stopped_wins_at_start) {
   for (int fd : {rx, rx1, tx}) close(fd);
 }
 
+// A replace on trial (xdpfw-ctl replace --confirm N FILE): not confirmed,
+// the previous rules come back by themselves; confirmed, the new ones stay.
+BOOST_AUTO_TEST_CASE(replace_confirm_reverts_unless_confirmed) {
+  Pair p;
+  FirewallAgent fw(p.fw_ns, "interfaces = fwt*\nwatch-rules = no",
+                   "prio 10 proto udp dport 5000 action drop\n");
+  fw.start_attached("fwt0");
+  int rx = bound(p.fw_ns, AF_INET, 5000), tx = p.peer_ns.socket_in(AF_INET, SOCK_DGRAM);
+  int rx1 = bound(p.fw_ns, AF_INET, 5001);
+  warm_up(tx, AF_INET, "198.18.0.1", 5001, rx1);
+  fs::path next = fw.dir / "next.rules";
+  write_file(next, "prio 10 proto udp dport 5001 action drop\n");
+  auto ctl = [&](const std::string& args) {
+    return shell(std::string(XDPFW_CTL_BIN) + " --socket " + fw.sock.string() + " " + args +
+                 " 2>&1");
+  };
+  std::string out = ctl("replace --confirm 2 " + next.string());
+  BOOST_TEST(out.find("replaced: 1 rule(s); send 'rule confirm' within 2 s") == 0u, out);
+  BOOST_TEST(delivered(tx, rx, 5000, 5) == 5);  // the new set runs
+  BOOST_TEST(delivered(tx, rx1, 5001, 5) == 0);
+  // Not confirmed: back by itself (the agent looks every 100 ms).
+  BOOST_TEST(wait_until([&] { return delivered(tx, rx, 5000, 5) == 0; }, 10), fw.log());
+  BOOST_TEST(delivered(tx, rx1, 5001, 5) == 5);
+  BOOST_TEST(fw.log().find("not confirmed in time: the previous 1 rule(s) are back") !=
+             std::string::npos);
+  BOOST_TEST(ctl("confirm").find("nothing to confirm") != std::string::npos);
+
+  // Confirmed: it stays past its time.
+  out = ctl("replace --confirm 2 " + next.string());
+  BOOST_TEST(out.find("replaced: 1 rule(s)") == 0u, out);
+  BOOST_TEST(ctl("confirm").find("confirmed: the 1 rule(s) stay") == 0u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  BOOST_TEST(delivered(tx, rx, 5000, 5) == 5);
+  BOOST_TEST(delivered(tx, rx1, 5001, 5) == 0);
+  BOOST_TEST(ctl("replace --confirm x " + next.string()).find("--confirm takes a number") !=
+             std::string::npos);
+  BOOST_TEST(fw.ask("rule replace confirm 0 <<E\nproto tcp action drop\nE")
+                 .find("ERR: rule replace: expected") == 0u);
+  for (int fd : {rx, rx1, tx}) close(fd);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

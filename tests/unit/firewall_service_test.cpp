@@ -5,9 +5,12 @@
 #include <arpa/inet.h>
 
 #include <boost/test/unit_test.hpp>
+
+#include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 
 #include "common/fakes.hpp"
 #include "firewall_service.hpp"
@@ -166,14 +169,14 @@ BOOST_AUTO_TEST_CASE(bad_commands_say_why_and_change_nothing) {
   out = rig.fw->rule_del("99");
   BOOST_TEST(!out.ok);
   BOOST_TEST(out.text.find("no rule 99") != std::string::npos);
-  out = rig.fw->rule_replace(nullptr);
+  out = rig.fw->rule_replace("", nullptr);
   BOOST_TEST(!out.ok);
   std::string empty = "# nothing\n";
-  out = rig.fw->rule_replace(&empty);
+  out = rig.fw->rule_replace("", &empty);
   BOOST_TEST(!out.ok);
   BOOST_TEST(out.text.find("holds no rule, nothing was changed") != std::string::npos);
   std::string bad = "proto tcp action drop\nproto bogus action drop\n";
-  out = rig.fw->rule_replace(&bad);
+  out = rig.fw->rule_replace("", &bad);
   BOOST_TEST(!out.ok);
   BOOST_TEST(out.text.find("payload:2") != std::string::npos);
   out = rig.fw->rule_check(&bad);
@@ -182,7 +185,7 @@ BOOST_AUTO_TEST_CASE(bad_commands_say_why_and_change_nothing) {
   // A datapath that fails: the store keeps the rules the kernel has.
   rig.dp->fail_next_apply = true;
   std::string good = "proto icmp action drop\n";
-  out = rig.fw->rule_replace(&good);
+  out = rig.fw->rule_replace("", &good);
   BOOST_TEST(!out.ok);
   BOOST_TEST(out.text.find("Cannot allocate memory") != std::string::npos);
 
@@ -199,7 +202,7 @@ BOOST_AUTO_TEST_CASE(replace_check_flush_and_save) {
   BOOST_TEST(out.ok);
   BOOST_TEST(out.text == "ok: 2 rule(s) would be installed");
   BOOST_TEST(rig.dp->applies == 1);  // check changes nothing
-  out = rig.fw->rule_replace(&two);
+  out = rig.fw->rule_replace("", &two);
   BOOST_TEST(out.ok);
   BOOST_TEST(out.text == "replaced: 2 rule(s)");
   BOOST_TEST(rig.verdict(v4("198.18.0.9", 17, 53)) == "drop");
@@ -379,6 +382,42 @@ BOOST_AUTO_TEST_CASE(stats_and_metrics_show_the_same_counters) {
   BOOST_TEST(metrics.find("xdpfw_verdicts_total{verdict=\"match_drop\"} 1002\n") !=
              std::string::npos);
   BOOST_TEST(metrics.find("xdpfw_events_total{outcome=\"lost\"} 5\n") != std::string::npos);
+}
+
+// rule replace confirm: a second replace on trial keeps the first one's
+// revert target (the set before both); not confirmed, it comes back at the
+// deadline; confirmed, nothing comes back; a plain replace ends a trial.
+BOOST_AUTO_TEST_CASE(replace_on_trial_reverts_to_the_set_before_it) {
+  Rig rig;
+  rig.start();
+  auto before = rig.rule_texts();
+  std::string a = "proto icmp action drop\n", b = "proto udp dport 7 action drop\n";
+  BOOST_TEST(!rig.fw->rule_replace("confirm", &a).ok);
+  BOOST_TEST(!rig.fw->rule_replace("confirm 3601", &a).ok);
+  BOOST_TEST(!rig.fw->rule_confirm().ok);  // nothing on trial
+  BOOST_TEST(rig.fw->rule_replace("confirm 1", &a).text.find("the previous 2 rule(s) come back") !=
+             std::string::npos);
+  BOOST_TEST(rig.fw->rule_replace("confirm 1", &b).text.find("the previous 2 rule(s) come back") !=
+             std::string::npos);
+  rig.fw->settle();  // not yet
+  BOOST_TEST(rig.rule_texts().size() == 1u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  rig.fw->settle();
+  BOOST_TEST(rig.rule_texts() == before);
+  BOOST_TEST(!rig.fw->rule_confirm().ok);
+
+  BOOST_TEST(rig.fw->rule_replace("confirm 1", &a).ok);
+  BOOST_TEST(rig.fw->rule_confirm().text == "confirmed: the 1 rule(s) stay");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  rig.fw->settle();
+  BOOST_TEST(rig.rule_texts().size() == 1u);
+
+  BOOST_TEST(rig.fw->rule_replace("confirm 1", &b).ok);
+  BOOST_TEST(rig.fw->rule_replace("", &a).ok);  // the operator's word: the trial ends
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  rig.fw->settle();
+  BOOST_TEST(rig.rule_texts().size() == 1u);
+  BOOST_TEST(rig.rule_texts()[0].find("icmp") != std::string::npos);
 }
 
 // The config keys are one list: "show config" shows each of them (and
