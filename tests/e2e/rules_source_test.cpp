@@ -15,19 +15,6 @@ using nlohmann::json;
 
 namespace {
 
-// How many of n datagrams from the peer to PORT reach rx (bound to PORT).
-int delivered(int tx, int rx, uint16_t port, int n) {
-  send_to(tx, AF_INET, "198.18.0.1", port, n);
-  int got = 0;
-  wait_until(
-      [&] {
-        got += drain(rx);
-        return got >= n;
-      },
-      1);
-  return got;
-}
-
 // Writes FILE as a config tool would: a new file renamed over the old one.
 void replace_file(const fs::path& file, const std::string& text) {
   fs::path tmp = file.parent_path() / ("." + file.filename().string() + ".tmp");
@@ -35,38 +22,54 @@ void replace_file(const fs::path& file, const std::string& text) {
   fs::rename(tmp, file);
 }
 
-struct Rig {
+// The agent on fwt0 with SECTION and RULES; listeners on ports 5000 and
+// 5001 of its namespace; a sender in the peer's.
+struct Host {
   Pair p;
-  TempDir rules;  // the directory, outside the agent's folder
-  fs::path d = rules.path / "rules.d";
-  std::unique_ptr<FirewallAgent> fw;
+  FirewallAgent fw;
   int rx5000 = -1, rx5001 = -1, tx = -1;
-  explicit Rig(const std::string& first = "prio 10 proto udp dport 5000 action drop\n") {
-    fs::create_directories(d);
-    write_file(d / "10-base.rules", first);
-    fw = std::make_unique<FirewallAgent>(
-        p.fw_ns, "interfaces = fwt*\nrules = " + d.string() + "\nwatch-delay = 100ms", "");
-    fw->start_attached("fwt0");
+  Host(const std::string& section, const std::string& rules) : fw(p.fw_ns, section, rules) {
+    fw.start_attached("fwt0");
     rx5000 = bound(p.fw_ns, AF_INET, 5000);
     rx5001 = bound(p.fw_ns, AF_INET, 5001);
     tx = p.peer_ns.socket_in(AF_INET, SOCK_DGRAM);
     warm_up(tx, AF_INET, "198.18.0.1", 5001, rx5001);
   }
-  ~Rig() {
+  ~Host() {
     for (int fd : {rx5000, rx5001, tx}) close(fd);
   }
-  bool passes(uint16_t port) { return delivered(tx, port == 5000 ? rx5000 : rx5001, port, 5) == 5; }
-  bool dropped(uint16_t port) {
-    return delivered(tx, port == 5000 ? rx5000 : rx5001, port, 5) == 0;
+  int got(uint16_t port) { return delivered(tx, port == 5000 ? rx5000 : rx5001, 5, port); }
+  bool passes(uint16_t port) { return got(port) == 5; }
+  bool dropped(uint16_t port) { return got(port) == 0; }
+  json source() { return json::parse(fw.ask("show rules-source json")); }
+  std::string ctl(const std::string& args) {
+    return shell(std::string(XDPFW_CTL_BIN) + " --socket " + fw.sock.string() + " " + args +
+                 " 2>&1");
   }
-  json source() { return json::parse(fw->ask("show rules-source json")); }
-  // Until the datapath shows it (the watch delay, a reading, a compile);
-  // the seconds it took.
+  // Until COND holds (the watch delay, a reading, a compile); the seconds
+  // it took.
   double until(const std::function<bool()>& cond) {
     auto t0 = std::chrono::steady_clock::now();
-    BOOST_TEST_REQUIRE(wait_until(cond, 10), fw->log());
+    BOOST_TEST_REQUIRE(wait_until(cond, 10), fw.log());
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
+};
+
+// A rules directory (outside the agent's folder) with one file.
+struct RulesDir {
+  TempDir rules;
+  fs::path d = rules.path / "rules.d";
+  explicit RulesDir(const std::string& first) {
+    fs::create_directories(d);
+    write_file(d / "10-base.rules", first);
+  }
+};
+
+// The agent watching that directory.
+struct Rig : RulesDir, Host {
+  explicit Rig(const std::string& first = "prio 10 proto udp dport 5000 action drop\n")
+      : RulesDir(first),
+        Host("interfaces = fwt*\nrules = " + d.string() + "\nwatch-delay = 100ms", "") {}
 };
 
 }  // namespace
@@ -91,10 +94,10 @@ BOOST_AUTO_TEST_CASE(a_watched_directory_reaches_the_datapath) {
   BOOST_TEST(r.dropped(5001));
   BOOST_TEST(r.dropped(5000));
   // Each rule says where it comes from.
-  std::string list = r.fw->ask("rule list");
+  std::string list = r.fw.ask("rule list");
   BOOST_TEST(list.find("dport 5001 action drop packets") != std::string::npos, list);
   BOOST_TEST(list.find("# " + (r.d / "20-team.rules").string() + ":2") != std::string::npos, list);
-  json j = json::parse(r.fw->ask("rule list json"));
+  json j = json::parse(r.fw.ask("rule list json"));
   BOOST_TEST(j[0]["origin"] == (r.d / "20-team.rules").string() + ":2", j.dump());
 
   // Changed in place (an editor writing the file), then renamed over.
@@ -103,11 +106,11 @@ BOOST_AUTO_TEST_CASE(a_watched_directory_reaches_the_datapath) {
       r.d / "20-team.rules",
       "# the web team's\n# one more comment line\nprio 5 proto udp dport 5001 action drop\n");
   r.until([&] {
-    return json::parse(r.fw->ask("rule list json"))[0]["origin"] ==
+    return json::parse(r.fw.ask("rule list json"))[0]["origin"] ==
            (r.d / "20-team.rules").string() + ":3";
   });
   // Line numbers are not a rule's identity: its id (and counters) stay.
-  BOOST_TEST(json::parse(r.fw->ask("rule list json"))[0]["id"].get<uint64_t>() == id_before);
+  BOOST_TEST(json::parse(r.fw.ask("rule list json"))[0]["id"].get<uint64_t>() == id_before);
   applied = r.source()["applied"].get<uint64_t>();
   replace_file(r.d / "10-base.rules", "prio 10 proto udp dport 5002 action drop\n");
   took = r.until([&] { return r.source()["applied"].get<uint64_t>() > applied; });
@@ -127,16 +130,16 @@ BOOST_AUTO_TEST_CASE(a_watched_directory_reaches_the_datapath) {
   BOOST_TEST(s["refused"] == 1);
   BOOST_TEST(r.passes(5000));  // its first line was not applied either
   BOOST_TEST(r.dropped(5001));
-  std::string metrics = r.fw->ask("show metrics");
+  std::string metrics = r.fw.ask("show metrics");
   BOOST_TEST(metrics.find("xdpfw_rules_source_refused 1") != std::string::npos);
   BOOST_TEST(metrics.find("xdpfw_rules_source_changes_total{outcome=\"refused\"} 1") !=
              std::string::npos);
-  BOOST_TEST(r.fw->log().find("30-broken.rules:2: dport") != std::string::npos);
+  BOOST_TEST(r.fw.log().find("30-broken.rules:2: dport") != std::string::npos);
   // Mended: applied.
   write_file(r.d / "30-broken.rules", "proto udp dport 5000 action drop\n");
   r.until([&] { return r.dropped(5000); });
   BOOST_TEST(r.source()["result"] == "applied");
-  BOOST_TEST(r.fw->ask("show metrics").find("xdpfw_rules_source_refused 0") != std::string::npos);
+  BOOST_TEST(r.fw.ask("show metrics").find("xdpfw_rules_source_refused 0") != std::string::npos);
 
   // Removed.
   fs::remove(r.d / "20-team.rules");
@@ -151,20 +154,19 @@ BOOST_AUTO_TEST_CASE(a_watched_directory_reaches_the_datapath) {
   replace_file(r.d / "10-base.rules", "prio 10 proto udp dport 5000 action drop\n");
   r.until([&] { return r.dropped(5000); });
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  j = json::parse(r.fw->ask("rule list json"));
+  j = json::parse(r.fw.ask("rule list json"));
   BOOST_TEST_REQUIRE(j.size() == 1u, j.dump());
   BOOST_TEST(j[0]["rule"].get<std::string>().find("dport 5000 action drop") != std::string::npos);
 
   // save into a directory is refused; save - prints the rules.
-  BOOST_TEST(r.fw->ask("save").find("save: the rules are the directory") != std::string::npos);
-  BOOST_TEST(r.fw->ask("save -").find("dport 5000 action drop") != std::string::npos);
+  BOOST_TEST(r.fw.ask("save").find("save: the rules are the directory") != std::string::npos);
+  BOOST_TEST(r.fw.ask("save -").find("dport 5000 action drop") != std::string::npos);
 }
 
 // A Kubernetes ConfigMap volume: the files are symlinks into "..data", a
 // symlink to a timestamped folder; kubelet writes a new folder and renames
 // a new "..data" over the old one.
 BOOST_AUTO_TEST_CASE(a_kubelet_configmap_update_is_applied) {
-  Pair p;
   TempDir vol;
   auto publish = [&](const std::string& stamp, const std::string& text) {
     fs::create_directories(vol.path / stamp);
@@ -174,83 +176,60 @@ BOOST_AUTO_TEST_CASE(a_kubelet_configmap_update_is_applied) {
   };
   publish("..2026_12_04_10_00_00.1", "prio 10 proto udp dport 5000 action drop\n");
   fs::create_symlink("..data/fw.rules", vol.path / "fw.rules");
-  FirewallAgent fw(p.fw_ns,
-                   "interfaces = fwt*\nrules = " + vol.path.string() + "\nwatch-delay = 100ms", "");
-  fw.start_attached("fwt0");
-  int rx = bound(p.fw_ns, AF_INET, 5000), tx = p.peer_ns.socket_in(AF_INET, SOCK_DGRAM);
-  int rx1 = bound(p.fw_ns, AF_INET, 5001);
-  warm_up(tx, AF_INET, "198.18.0.1", 5001, rx1);
-  BOOST_TEST(delivered(tx, rx, 5000, 5) == 0);
+  Host h("interfaces = fwt*\nrules = " + vol.path.string() + "\nwatch-delay = 100ms", "");
+  BOOST_TEST(h.dropped(5000));
   publish("..2026_12_04_10_05_00.2", "prio 10 proto udp dport 5001 action drop\n");
   fs::remove_all(vol.path / "..2026_12_04_10_00_00.1");
-  BOOST_TEST(wait_until([&] { return delivered(tx, rx, 5000, 5) == 5; }, 10), fw.log());
-  BOOST_TEST(delivered(tx, rx1, 5001, 5) == 0);
-  json s = json::parse(fw.ask("show rules-source json"));
+  h.until([&] { return h.passes(5000); });
+  BOOST_TEST(h.dropped(5001));
+  json s = h.source();
   BOOST_TEST(s["files"].size() == 1u, s.dump());  // "..data" and its folders are not rules
-  for (int fd : {rx, rx1, tx}) close(fd);
 }
 
 // A rules file (not a directory) changed while the agent was stopped wins
 // over the resumed state at its start; a file renamed over is seen.
 BOOST_AUTO_TEST_CASE(a_file_changed_while_stopped_wins_at_start) {
-  Pair p;
-  FirewallAgent fw(p.fw_ns, "interfaces = fwt*\nwatch-delay = 100ms",
-                   "prio 10 proto udp dport 5000 action drop\n");
-  fw.start_attached("fwt0");
-  int rx = bound(p.fw_ns, AF_INET, 5000), tx = p.peer_ns.socket_in(AF_INET, SOCK_DGRAM);
-  int rx1 = bound(p.fw_ns, AF_INET, 5001);
-  warm_up(tx, AF_INET, "198.18.0.1", 5001, rx1);
-  BOOST_TEST(delivered(tx, rx, 5000, 5) == 0);
-  replace_file(fw.dir / "rules.conf", "prio 10 proto udp dport 5001 action drop\n");
-  BOOST_TEST(wait_until([&] { return delivered(tx, rx, 5000, 5) == 5; }, 10), fw.log());
-  fw.crash();  // the state and the pins say: dport 5001
-  write_file(fw.dir / "rules.conf", "prio 10 proto udp dport 5000 action drop\n");
-  fw.start_attached("fwt0");
-  BOOST_TEST(delivered(tx, rx, 5000, 5) == 0);
-  BOOST_TEST(delivered(tx, rx1, 5001, 5) == 5);
-  BOOST_TEST(fw.log().find("changed while the agent was stopped") != std::string::npos, fw.log());
-  for (int fd : {rx, rx1, tx}) close(fd);
+  Host h("interfaces = fwt*\nwatch-delay = 100ms", "prio 10 proto udp dport 5000 action drop\n");
+  BOOST_TEST(h.dropped(5000));
+  replace_file(h.fw.dir / "rules.conf", "prio 10 proto udp dport 5001 action drop\n");
+  h.until([&] { return h.passes(5000); });
+  h.fw.crash();  // the state and the pins say: dport 5001
+  write_file(h.fw.dir / "rules.conf", "prio 10 proto udp dport 5000 action drop\n");
+  h.fw.start_attached("fwt0");
+  BOOST_TEST(h.dropped(5000));
+  BOOST_TEST(h.passes(5001));
+  BOOST_TEST(h.fw.log().find("changed while the agent was stopped") != std::string::npos,
+             h.fw.log());
 }
 
 // A replace on trial (xdpfw-ctl replace --confirm N FILE): not confirmed,
 // the previous rules come back by themselves; confirmed, the new ones stay.
 BOOST_AUTO_TEST_CASE(replace_confirm_reverts_unless_confirmed) {
-  Pair p;
-  FirewallAgent fw(p.fw_ns, "interfaces = fwt*\nwatch-rules = no",
-                   "prio 10 proto udp dport 5000 action drop\n");
-  fw.start_attached("fwt0");
-  int rx = bound(p.fw_ns, AF_INET, 5000), tx = p.peer_ns.socket_in(AF_INET, SOCK_DGRAM);
-  int rx1 = bound(p.fw_ns, AF_INET, 5001);
-  warm_up(tx, AF_INET, "198.18.0.1", 5001, rx1);
-  fs::path next = fw.dir / "next.rules";
+  Host h("interfaces = fwt*\nwatch-rules = no", "prio 10 proto udp dport 5000 action drop\n");
+  fs::path next = h.fw.dir / "next.rules";
   write_file(next, "prio 10 proto udp dport 5001 action drop\n");
-  auto ctl = [&](const std::string& args) {
-    return shell(std::string(XDPFW_CTL_BIN) + " --socket " + fw.sock.string() + " " + args +
-                 " 2>&1");
-  };
-  std::string out = ctl("replace --confirm 2 " + next.string());
+  std::string out = h.ctl("replace --confirm 2 " + next.string());
   BOOST_TEST(out.find("replaced: 1 rule(s); send 'rule confirm' within 2 s") == 0u, out);
-  BOOST_TEST(delivered(tx, rx, 5000, 5) == 5);  // the new set runs
-  BOOST_TEST(delivered(tx, rx1, 5001, 5) == 0);
+  BOOST_TEST(h.passes(5000));  // the new set runs
+  BOOST_TEST(h.dropped(5001));
   // Not confirmed: back by itself (the agent looks every 100 ms).
-  BOOST_TEST(wait_until([&] { return delivered(tx, rx, 5000, 5) == 0; }, 10), fw.log());
-  BOOST_TEST(delivered(tx, rx1, 5001, 5) == 5);
-  BOOST_TEST(fw.log().find("not confirmed in time: the previous 1 rule(s) are back") !=
+  h.until([&] { return h.dropped(5000); });
+  BOOST_TEST(h.passes(5001));
+  BOOST_TEST(h.fw.log().find("not confirmed in time: the previous 1 rule(s) are back") !=
              std::string::npos);
-  BOOST_TEST(ctl("confirm").find("nothing to confirm") != std::string::npos);
+  BOOST_TEST(h.ctl("confirm").find("nothing to confirm") != std::string::npos);
 
   // Confirmed: it stays past its time.
-  out = ctl("replace --confirm 2 " + next.string());
+  out = h.ctl("replace --confirm 2 " + next.string());
   BOOST_TEST(out.find("replaced: 1 rule(s)") == 0u, out);
-  BOOST_TEST(ctl("confirm").find("confirmed: the 1 rule(s) stay") == 0u);
+  BOOST_TEST(h.ctl("confirm").find("confirmed: the 1 rule(s) stay") == 0u);
   std::this_thread::sleep_for(std::chrono::milliseconds(2500));
-  BOOST_TEST(delivered(tx, rx, 5000, 5) == 5);
-  BOOST_TEST(delivered(tx, rx1, 5001, 5) == 0);
-  BOOST_TEST(ctl("replace --confirm x " + next.string()).find("--confirm takes a number") !=
+  BOOST_TEST(h.passes(5000));
+  BOOST_TEST(h.dropped(5001));
+  BOOST_TEST(h.ctl("replace --confirm x " + next.string()).find("--confirm takes a number") !=
              std::string::npos);
-  BOOST_TEST(fw.ask("rule replace confirm 0 <<E\nproto tcp action drop\nE")
+  BOOST_TEST(h.fw.ask("rule replace confirm 0 <<E\nproto tcp action drop\nE")
                  .find("ERR: rule replace: expected") == 0u);
-  for (int fd : {rx, rx1, tx}) close(fd);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -14,19 +14,6 @@ using nlohmann::json;
 
 namespace {
 
-// How many of n datagrams from the peer reach rx.
-int delivered(int tx, int rx, int n) {
-  send_to(tx, AF_INET, "198.18.0.1", 5000, n);
-  int got = 0;
-  wait_until(
-      [&] {
-        got += drain(rx);
-        return got >= n;
-      },
-      1);
-  return got;
-}
-
 // A UDP socket in NS sending from ADDR.
 int sending_from(const NetNs& ns, const char* addr) {
   int fd = ns.socket_in(AF_INET, SOCK_DGRAM);

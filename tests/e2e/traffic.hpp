@@ -105,6 +105,20 @@ inline int warm_up(int tx, int family, const char* dst, uint16_t port, int rx) {
   return warm;
 }
 
+// How many of N datagrams from TX to 198.18.0.1:PORT reach RX (bound to
+// PORT), waiting up to a second for them.
+inline int delivered(int tx, int rx, int n, uint16_t port = 5000) {
+  send_to(tx, AF_INET, "198.18.0.1", port, n);
+  int got = 0;
+  wait_until(
+      [&] {
+        got += drain(rx);
+        return got >= n;
+      },
+      1);
+  return got;
+}
+
 // A server of the test's (Prometheus, fail2ban), in a namespace, with its
 // output in a file; stopped (TERM, then KILL) when the object goes, also on
 // failure.
