@@ -155,6 +155,8 @@ std::string series_of(const std::string& stat) {
   if (stat == "ct_established" || stat == "ct_related")
     return "xdpfw_ct_found_total{state=\"" + stat.substr(3) + "\"}";
   if (stat.starts_with("rate_")) return "xdpfw_rate_total{outcome=\"" + stat.substr(5) + "\"}";
+  if (stat.starts_with("rules_source_"))
+    return "xdpfw_rules_source_changes_total{outcome=\"" + stat.substr(13) + "\"}";
   if (stat.starts_with("probes_"))
     return "xdpfw_tables_probed_total{tables=\"" + stat.substr(7) + "\"}";
   return "";
