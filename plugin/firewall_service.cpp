@@ -297,7 +297,9 @@ void FirewallService::watch_rules(bool retry) {
   watch_lost_ms_ = 0;
   if (!cfg_.watch_rules || cfg_.rules_file.empty()) return;
   std::string target = cfg_.rules_file;
+  watch_name_.clear();
   if (!is_directory(target)) {
+    watch_name_ = std::filesystem::path(target).filename().string();
     target = std::filesystem::path(target).parent_path().string();
     if (target.empty()) target = ".";
   }
@@ -321,9 +323,13 @@ void FirewallService::on_rules_event() {
   for (;;) {
     ssize_t n = ::read(watch_fd_, buf, sizeof buf);
     if (n <= 0) break;
-    any = true;
     for (ssize_t off = 0; off < n;) {
       const auto* ev = reinterpret_cast<const inotify_event*>(buf + off);
+      // In a rules file's folder, only that file and kubelet's "..data"
+      // swap count (the folder may hold the config, the agent's own files).
+      std::string_view name = ev->len ? std::string_view(ev->name) : std::string_view();
+      if (watch_name_.empty() || name.empty() || name == watch_name_ || name.rfind("..", 0) == 0)
+        any = true;
       // The watched folder itself went (removed, renamed): watched again
       // once it is back.
       if (ev->wd == watch_wd_ && (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF))) {

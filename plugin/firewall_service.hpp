@@ -169,6 +169,7 @@ class FirewallService {
   std::optional<PendingRevert> pending_;
   std::vector<std::string> source_files_;
   int watch_fd_ = -1, watch_wd_ = -1;
+  std::string watch_name_;      // a rules file's name in the watched folder; "": a directory
   uint64_t watch_lost_ms_ = 0;  // when the watch went (the folder removed); 0: it is there
   uint64_t dirty_ms_ = 0;       // the last event not yet acted on; 0: none
   struct SourceStatus {
