@@ -75,9 +75,11 @@ bool is_directory(const std::string& path) {
   return !path.empty() && ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-uint64_t clock_ms(clockid_t id) {
+// The rules watch's and the replace trial's clock (realtime_ms(),
+// address_sets.hpp, is the wall clock of what is shown).
+uint64_t monotonic_ms() {
   timespec ts{};
-  clock_gettime(id, &ts);
+  clock_gettime(CLOCK_MONOTONIC, &ts);
   return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
 }
 
@@ -198,8 +200,7 @@ FirewallService::FirewallService(const FirewallConfig& cfg, Log log, FirewallPar
     auto list = parse_rules_text(src.path, src.text, true, &src, &lines);
     keep_origins(src, list, lines);
     install(std::move(list));
-    source_status_.result = "applied";
-    source_status_.at_ms = clock_ms(CLOCK_REALTIME);
+    source_applied();
   }
   watch_rules();
   open_log();
@@ -265,17 +266,21 @@ void FirewallService::apply_source(const RulesSource& src, const FirewallConfig&
          "rule replace: the rules files changed while a replace was on trial: they are the "
          "rules now, nothing will be reverted");
   }
+  source_applied();
+  ++source_status_.applied;
+}
+
+void FirewallService::source_applied() {
   source_status_.result = "applied";
   source_status_.message.clear();
-  source_status_.at_ms = clock_ms(CLOCK_REALTIME);
-  ++source_status_.applied;
+  source_status_.at_ms = realtime_ms();
 }
 
 void FirewallService::source_refused(const std::string& why) {
   log_(0, "rules: " + why + " (refused: the running rules stay)");
   source_status_.result = "refused";
   source_status_.message = why;
-  source_status_.at_ms = clock_ms(CLOCK_REALTIME);
+  source_status_.at_ms = realtime_ms();
   ++source_status_.refused;
 }
 
@@ -308,7 +313,7 @@ void FirewallService::watch_rules(bool retry) {
                                     IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF |
                                     IN_ONLYDIR);
   if (watch_wd_ < 0) {
-    watch_lost_ms_ = clock_ms(CLOCK_MONOTONIC);
+    watch_lost_ms_ = monotonic_ms();
     if (!retry)
       log_(1, "rules: cannot watch " + target + ": " + std::strerror(errno) +
                   " (tried again every second; changes are applied by reload meanwhile)");
@@ -335,12 +340,12 @@ void FirewallService::on_rules_event() {
       if (ev->wd == watch_wd_ && (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF))) {
         inotify_rm_watch(watch_fd_, watch_wd_);
         watch_wd_ = -1;
-        watch_lost_ms_ = clock_ms(CLOCK_MONOTONIC);
+        watch_lost_ms_ = monotonic_ms();
       }
       off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
     }
   }
-  if (any) dirty_ms_ = clock_ms(CLOCK_MONOTONIC);
+  if (any) dirty_ms_ = monotonic_ms();
 }
 
 void FirewallService::apply_watched() {
@@ -405,7 +410,7 @@ CommandOutput FirewallService::rule_confirm() {
 }
 
 void FirewallService::settle() {
-  uint64_t now = clock_ms(CLOCK_MONOTONIC);
+  uint64_t now = monotonic_ms();
   if (pending_ && now >= pending_->deadline_ms) {
     PendingRevert back = std::move(*pending_);
     pending_.reset();
@@ -537,9 +542,7 @@ std::string FirewallService::reload(const FirewallConfig& cfg, bool force) {
   dp_->apply(list, next.policy);  // all or nothing: throws with nothing changed
   if (from_file) {
     keep_origins(src, list, lines);
-    source_status_.result = "applied";
-    source_status_.message.clear();
-    source_status_.at_ms = clock_ms(CLOCK_REALTIME);
+    source_applied();
   }
   store_.commit(std::move(list));
   std::string rules = std::to_string(store_.rules().size()) + " rule(s)";
@@ -734,7 +737,7 @@ CommandOutput FirewallService::rule_replace(const std::string& args, const std::
     // A second confirm-replace before the first is confirmed keeps the
     // first's revert target: the set that ran before either.
     if (!pending_) pending_ = PendingRevert{std::move(before), std::move(origins), 0};
-    pending_->deadline_ms = clock_ms(CLOCK_MONOTONIC) + *confirm * 1000;
+    pending_->deadline_ms = monotonic_ms() + *confirm * 1000;
     log_(1, "rule replace: " + std::to_string(n) + " rule(s) on trial: 'rule confirm' within " +
                 std::to_string(*confirm) + " s keeps them, else the previous " +
                 std::to_string(pending_->rules.size()) + " rule(s) come back");

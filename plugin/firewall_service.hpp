@@ -118,6 +118,7 @@ class FirewallService {
   // Parses, compiles and installs a source's rules (throws, changing
   // nothing); keeps where each rule comes from.
   void apply_source(const RulesSource& src, const FirewallConfig& cfg);
+  void source_applied();  // the status after the rules on disk were applied
   void source_refused(const std::string& why);
   void keep_origins(const RulesSource& src, const std::vector<Rule>& list,
                     const std::vector<unsigned>& lines);
