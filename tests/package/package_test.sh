@@ -32,6 +32,9 @@ else
   build=$(cd "${1:?usage: package_test.sh BUILD_DIR}" && pwd)
 fi
 
+# shellcheck source=../support/throwaway_root.sh
+source "$(dirname "$0")/../support/throwaway_root.sh"
+
 fail() {
   echo "FAIL: $*" >&2
   exit 1
@@ -56,26 +59,10 @@ if [[ -n $inner ]]; then
   agent_pid=
   agent_job=
 
-  # Every process whose root is the throwaway root (the agent, strace).
-  in_root_pids() {
-    local p
-    for p in /proc/[0-9]*; do
-      [[ $(readlink "$p/root" 2>/dev/null) == "$R" ]] && echo "${p#/proc/}"
-    done
-    return 0
-  }
   cleanup_inner() {
-    local rc=$? pids
+    local rc=$?
     set +e
-    pids=$(in_root_pids)
-    if [[ -n $pids ]]; then
-      kill -TERM $pids 2>/dev/null || true
-      for _ in $(seq 50); do [[ -z $(in_root_pids) ]] && break; sleep 0.1; done
-      pids=$(in_root_pids)
-      [[ -z $pids ]] || kill -KILL $pids 2>/dev/null || true
-    fi
-    # The mounts go with the namespace; unmount anyway, innermost first.
-    umount -R "$T/mnt" 2>/dev/null
+    stop_root_pids "$R" # the agent, strace; then the mounts, innermost first
     exit "$rc"
   }
   trap cleanup_inner EXIT
@@ -83,30 +70,11 @@ if [[ -n $inner ]]; then
   in_root() { chroot "$R" "$@"; }
   ctl() { chroot "$R" /usr/sbin/xdpfw-ctl "$@"; }
 
-  # The throwaway root. The upper layer is a tmpfs of this namespace (it
-  # cannot share a file system with the lower one, /). /run is fresh: the
-  # real /run may hold a real agent's socket. bpffs is a new instance, so
-  # the pins the test makes and the purge removes are its own.
+  # The throwaway root (the upper layer is a tmpfs of this namespace: it
+  # cannot share a file system with the lower one, /), a first install
+  # whatever this machine has.
   mkdir -p "$T/mnt"
-  mount -t tmpfs -o mode=0755 xdpfw-pkg "$T/mnt"
-  mkdir "$T/mnt/upper" "$T/mnt/work" "$R"
-  mount -t overlay overlay -o "lowerdir=/,upperdir=$T/mnt/upper,workdir=$T/mnt/work" "$R"
-  mount -t tmpfs -o mode=0755 tmpfs "$R/run"
-  mount -t tmpfs -o mode=1777 tmpfs "$R/tmp"
-  mount -t proc proc "$R/proc"
-  mount --bind /sys "$R/sys"
-  mount -t bpf -o mode=0700 bpf "$R/sys/fs/bpf"
-  mount --bind /dev "$R/dev"
-  # No service is ever started from here (there is no systemd in the root
-  # either: /run is empty), whatever the maintainer scripts ask.
-  printf '#!/bin/sh\nexit 101\n' >"$R/usr/sbin/policy-rc.d"
-  chmod 755 "$R/usr/sbin/policy-rc.d"
-  # A first install, whatever this machine has: xdpfw's package and files
-  # (if any) gone from the overlay only.
-  if in_root dpkg-query -W -f='${Status}' xdpfw 2>/dev/null | grep -q ' installed'; then
-    DEBIAN_FRONTEND=noninteractive in_root dpkg --purge xdpfw >/dev/null
-  fi
-  rm -rf "$R/etc/xdpfw" "$R/var/lib/xdpfw" "$R/var/log/xdpfw" "$R/etc/logrotate.d/xdpfw"
+  throwaway_root "$T/mnt"
   cp "$DEB" "$R/tmp/xdpfw.deb"
   dpkg_i() {
     DEBIAN_FRONTEND=noninteractive in_root dpkg --force-confold --force-confdef -i /tmp/xdpfw.deb
@@ -398,14 +366,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # Namespaces of earlier runs that were killed before their cleanup.
-for ns in $(ip netns list 2>/dev/null | grep -o '^xdpfw-pkg[0-9]*-[a-z]*'); do
-  pid=${ns#xdpfw-pkg}
-  pid=${pid%%-*}
-  if ! kill -0 "$pid" 2>/dev/null; then
-    for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
-    ip netns delete "$ns" 2>/dev/null || true
-  fi
-done
+remove_stale_netns xdpfw-pkg
 
 # What the real root has before, to show that nothing reached it.
 real_before=$( (dpkg-query -W -f='${Status} ${Version}' xdpfw 2>/dev/null || true; ls -la /etc/xdpfw /var/lib/xdpfw 2>/dev/null || true; getent group xdpfw || true) | md5sum)
