@@ -16,7 +16,14 @@ pkgs=(
   nftables gnuplot-nox  # bench/: the nftables baseline and the plot
   prometheus curl  # metrics tests: promtool, a server of their own, an HTTP client
   fail2ban  # address set tests: a private fail2ban-server of their own
+  # deploy/ tests: the manifests validated (jsonschema, yaml), the pod run
+  # with the DaemonSet's capabilities (capsh shows them), the Ansible role
+  ansible-core python3-jsonschema python3-yaml libcap2-bin
 )
+# kubectl kustomize renders deploy/kubernetes: Debian's kubernetes-client,
+# unless a kubectl is there already (another vendor's package conflicts with
+# it; the manifests render the same with both, tested with 1.20 and 1.32).
+command -v kubectl >/dev/null || pkgs+=(kubernetes-client)
 # prometheus, fail2ban: their services are neither started nor enabled here
 # (the tests run their own instances). Without a policy-rc.d (Docker's refuses
 # every start) one refusing them is in place while this script runs.
