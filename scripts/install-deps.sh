@@ -18,7 +18,8 @@ pkgs=(
   fail2ban  # address set tests: a private fail2ban-server of their own
   # deploy/ tests: the manifests validated (jsonschema, yaml), the pod run
   # with the DaemonSet's capabilities (capsh shows them), the Ansible role
-  ansible-core python3-jsonschema python3-yaml libcap2-bin
+  # (its apt module needs python3-apt, or tries to download it)
+  ansible-core python3-apt python3-jsonschema python3-yaml libcap2-bin
 )
 # kubectl kustomize renders deploy/kubernetes: Debian's kubernetes-client,
 # unless a kubectl is there already (another vendor's package conflicts with

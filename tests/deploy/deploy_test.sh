@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # deploy/, end to end (ctest -L deploy; root). Two tests:
 #
+# (deploy.alerts, in CMakeLists.txt, runs promtool on deploy/prometheus.)
+#
 # kubernetes: `kubectl kustomize deploy/kubernetes` (offline) renders the
 #   manifests; they validate against the vendored schemas (tests/deploy/
 #   schemas, from Debian's python3-kubernetes) and validate.py checks what the
@@ -210,7 +212,11 @@ inner_kubernetes() {
   grep -q 'dport 22 action pass .*/10-base.rules:2' <<<"$out" || fail "no rules from 10-base.rules: $out"
   grep -q '/50-web.rules:' <<<"$out" || fail "no rules from 50-web.rules: $out"
   metrics() { ip netns exec "$NS_FW" curl -sf "http://127.0.0.1:$pod_metrics_port/metrics"; }
-  metrics | grep -q '^xdpfw_rules_source_refused 0$' || fail "no metrics on port $pod_metrics_port"
+  metrics >"$T/scrape.prom" || fail "no metrics on port $pod_metrics_port"
+  # The series deploy/prometheus/xdpfw-alerts.yml watches are served.
+  for name in $(grep -o 'xdpfw_[a-z_]*' "$src/deploy/prometheus/xdpfw-alerts.yml" | sort -u); do
+    grep -q "^$name[{ ]" "$T/scrape.prom" || fail "the alerts use $name, which the agent does not serve"
+  done
 
   step "a ConfigMap update (kubelet's ..data swap) reaches the datapath"
   udp_round 5000 5001
