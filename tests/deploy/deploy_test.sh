@@ -103,7 +103,8 @@ inner_kubernetes() {
   R=$T/mnt/root N=$T/mnt/node P=$T/mnt/pod
   mkdir -p "$T/mnt"
   throwaway_root "$T/mnt"
-  trap 'rc=$?; set +e; stop_root_pids "$R"; exit $rc' EXIT
+  # (the pod's processes first: their root is P, not R)
+  trap 'rc=$?; set +e; stop_root_pids "$P"; stop_root_pids "$R"; exit $rc' EXIT
 
   step "the image: debian 12 with the package (in a throwaway root)"
   cp "$DEB" "$R/tmp/xdpfw.deb"
