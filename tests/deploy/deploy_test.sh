@@ -38,8 +38,8 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
-# shellcheck source=../support/throwaway_root.sh
-source "$here/../support/throwaway_root.sh"
+# shellcheck source=../support/shell_rig.sh
+source "$here/../support/shell_rig.sh"
 
 fail() {
   echo "FAIL: $*" >&2
@@ -460,16 +460,7 @@ step "cpack -G DEB"
 DEB=$T/cpack/xdpfw_${VERSION}_$(dpkg --print-architecture).deb
 [[ -f $DEB ]] || fail "cpack made no $DEB"
 
-ip netns add "$NS_FW"
-ip netns add "$NS_PEER"
-ip -n "$NS_FW" link set lo up
-ip -n "$NS_FW" link add eth0 type veth peer name eth0 netns "$NS_PEER"
-ip -n "$NS_FW" addr add 198.18.0.1/24 dev eth0
-ip -n "$NS_PEER" addr add 198.18.0.2/24 dev eth0
-ip -n "$NS_FW" link set eth0 up
-ip -n "$NS_PEER" link set eth0 up
-mac=$(ip -n "$NS_FW" -o link show dev eth0 | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
-ip -n "$NS_PEER" neigh replace 198.18.0.1 lladdr "$mac" dev eth0 nud permanent
+veth_pair "$NS_FW" eth0 "$NS_PEER" eth0
 
 T=$T DEB=$DEB NS_FW=$NS_FW NS_PEER=$NS_PEER \
   unshare --mount --propagation private -- bash "$0" --inner "$what"

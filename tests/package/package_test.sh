@@ -32,8 +32,8 @@ else
   build=$(cd "${1:?usage: package_test.sh BUILD_DIR}" && pwd)
 fi
 
-# shellcheck source=../support/throwaway_root.sh
-source "$(dirname "$0")/../support/throwaway_root.sh"
+# shellcheck source=../support/shell_rig.sh
+source "$(dirname "$0")/../support/shell_rig.sh"
 
 fail() {
   echo "FAIL: $*" >&2
@@ -449,17 +449,7 @@ if grep -q '^E: ' "$T/lintian.log"; then
 fi
 
 step "network namespaces $NS_FW and $NS_PEER, a veth pair"
-ip netns add "$NS_FW"
-ip netns add "$NS_PEER"
-ip -n "$NS_FW" link set lo up
-ip -n "$NS_PEER" link set lo up
-ip -n "$NS_FW" link add pkgfw0 type veth peer name pkgpeer0 netns "$NS_PEER"
-ip -n "$NS_FW" addr add 198.18.0.1/24 dev pkgfw0
-ip -n "$NS_PEER" addr add 198.18.0.2/24 dev pkgpeer0
-ip -n "$NS_FW" link set pkgfw0 up
-ip -n "$NS_PEER" link set pkgpeer0 up
-mac=$(ip -n "$NS_FW" -o link show dev pkgfw0 | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
-ip -n "$NS_PEER" neigh replace 198.18.0.1 lladdr "$mac" dev pkgpeer0 nud permanent
+veth_pair "$NS_FW" pkgfw0 "$NS_PEER" pkgpeer0
 
 T=$T DEB=$DEB NS_FW=$NS_FW NS_PEER=$NS_PEER VERSION=$VERSION \
   unshare --mount --propagation private -- bash "$0" --inner

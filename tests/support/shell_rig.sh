@@ -1,4 +1,6 @@
-# Sourced by the shell tests that install the package (package/, deploy/).
+# Sourced by the shell tests that install the package (package/, deploy/):
+# a throwaway root, its processes, the veth pair the agent attaches to.
+#
 # A throwaway root: an overlayfs over / whose upper layer is a tmpfs, with a
 # fresh /run, /tmp and bpffs, in the caller's private mount namespace
 # (unshare --mount --propagation private), so that nothing reaches the real
@@ -66,4 +68,23 @@ remove_stale_netns() {
       ip netns delete "$ns" 2>/dev/null || true
     fi
   done
+}
+
+# veth_pair NS_FW FW_IF NS_PEER PEER_IF: two new network namespaces joined by
+# a veth pair, 198.18.0.1/24 on FW_IF and 198.18.0.2/24 on PEER_IF, loopback
+# up in both, and the firewall's address resolved permanently on the peer's
+# side (a dropped ARP reply then cannot hide a verdict).
+veth_pair() {
+  local mac
+  ip netns add "$1"
+  ip netns add "$3"
+  ip -n "$1" link set lo up
+  ip -n "$3" link set lo up
+  ip -n "$1" link add "$2" type veth peer name "$4" netns "$3"
+  ip -n "$1" addr add 198.18.0.1/24 dev "$2"
+  ip -n "$3" addr add 198.18.0.2/24 dev "$4"
+  ip -n "$1" link set "$2" up
+  ip -n "$3" link set "$4" up
+  mac=$(ip -n "$1" -o link show dev "$2" | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
+  ip -n "$3" neigh replace 198.18.0.1 lladdr "$mac" dev "$4" nud permanent
 }
