@@ -7,8 +7,8 @@
 #   manifests; they validate against the vendored schemas (tests/deploy/
 #   schemas, from Debian's python3-kubernetes) and validate.py checks what the
 #   DaemonSet must be (its capabilities are conf/xdpfw.service's). Manifests
-#   spoilt on purpose (a misspelt field, a wrong type, one capability more)
-#   must fail. Then the pod runs without a container runtime (none can run
+#   spoilt on purpose (a misspelt field, a wrong type, one capability more,
+#   an image that starts another command) must fail. Then the pod runs without a container runtime (none can run
 #   here: no image can be pulled): the package installed in a throwaway root
 #   (the image), read-only, with the DaemonSet's volumes mounted where it
 #   says (the node's bpffs, socket, state and log folders; the ConfigMaps laid
@@ -421,8 +421,10 @@ if [[ $what == kubernetes ]]; then
   kubectl kustomize "$src/deploy/kubernetes" >"$T/rendered.yaml" 2>"$T/kustomize.err" ||
     { cat "$T/kustomize.err"; fail "kubectl kustomize"; }
   [[ -s $T/kustomize.err ]] && sed 's/^/   kustomize says: /' "$T/kustomize.err"
+  # validate RENDERED CONTAINERFILE [--extract DIR]
   validate() { python3 "$here/validate.py" "$here/schemas" "$1" "$src/conf/xdpfw.service" "${@:2}"; }
-  validate "$T/rendered.yaml" --extract "$T/pod" || fail "the rendered manifests"
+  validate "$T/rendered.yaml" "$src/deploy/kubernetes/Containerfile" --extract "$T/pod" ||
+    fail "the rendered manifests or the Containerfile"
 
   step "manifests spoilt on purpose are refused"
   # spoil NAME SED [FILE]: a copy of deploy/kubernetes with SED applied to
@@ -434,7 +436,7 @@ if [[ $what == kubernetes ]]; then
     cmp -s "$T/spoilt/${3:-daemonset.yaml}" "$src/deploy/kubernetes/${3:-daemonset.yaml}" &&
       fail "spoil $1: the sed changed nothing"
     kubectl kustomize "$T/spoilt" >"$T/spoilt.yaml" 2>/dev/null || fail "spoil $1: no render"
-    if out=$(validate "$T/spoilt.yaml" 2>&1); then
+    if out=$(validate "$T/spoilt.yaml" "$T/spoilt/Containerfile" 2>&1); then
       fail "a manifest with $1 validates"
     fi
     echo "   $1: $out"
@@ -444,6 +446,7 @@ if [[ $what == kubernetes ]]; then
   spoil "one capability more" 's/add: \["BPF",/add: ["SYS_ADMIN", "BPF",/'
   spoil "no liveness probe" 's/livenessProbe:/startupProbe:/'
   spoil "another metrics port" 's/^metrics-listen = 0.0.0.0:9477/metrics-listen = 0.0.0.0:9478/' xdpfw.conf
+  spoil "an image of another command" 's|"--config", "/etc/xdpfw/xdpfw.conf"|"--config", "/etc/xdpfw.conf"|' Containerfile
 fi
 if [[ $what == ansible ]]; then
   step "ansible-playbook --syntax-check"

@@ -6,8 +6,10 @@ bpffs, socket and state folders, probes on the control socket, the metrics
 port annotated and served. With --extract DIR it writes what the deploy test
 needs to run the pod without a container runtime: DIR/xdpfw.conf and
 DIR/rules.d/* (the ConfigMaps' data) and DIR/pod.sh (bash: the command, the
-probes, the capabilities, the volume mounts).
-  validate.py SCHEMA_DIR RENDERED.yaml UNIT_FILE [--extract DIR]
+probes, the capabilities, the volume mounts). The Containerfile must build
+the image from the package on debian:12-slim and start what the DaemonSet
+starts (no image can be built on the machines this runs on).
+  validate.py SCHEMA_DIR RENDERED.yaml UNIT_FILE CONTAINERFILE [--extract DIR]
 """
 import json
 import os
@@ -106,6 +108,38 @@ def check_daemonset(ds, configmaps, unit):
     return pod, c
 
 
+def check_containerfile(path, command):
+    """FROM debian:12-slim, the package copied in and installed from its file,
+    and the DaemonSet's command as the ENTRYPOINT."""
+    with open(path) as f:
+        text = re.sub(r"\\\n", " ", f.read())
+    instructions = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            instructions.append((word.upper(), rest.strip()))
+    last = dict(instructions)
+    entrypoint = None
+    try:
+        entrypoint = json.loads(last.get("ENTRYPOINT", ""))
+    except ValueError:
+        pass
+    runs = " ".join(rest for word, rest in instructions if word == "RUN")
+    checks = [
+        (instructions and instructions[0] == ("FROM", "debian:12-slim"), "FROM debian:12-slim first"),
+        (any(w == "COPY" and re.match(r"xdpfw_\S*\.deb\s", r) for w, r in instructions),
+         "COPY the package (xdpfw_*.deb)"),
+        (re.search(r"apt-get install\b[^&;]*\s/tmp/xdpfw_\S*\.deb", runs) is not None,
+         "apt-get install the copied package"),
+        (entrypoint == command,
+         f"ENTRYPOINT {last.get('ENTRYPOINT')}, the DaemonSet's command is {json.dumps(command)}"),
+    ]
+    for ok, what in checks:
+        if not ok:
+            fail(f"{path}: " + what)
+
+
 def extract(out, pod, c, configmaps, port):
     os.makedirs(f"{out}/rules.d", exist_ok=True)
     with open(f"{out}/xdpfw.conf", "w") as f:
@@ -147,18 +181,19 @@ def extract(out, pod, c, configmaps, port):
 
 def main(args):
     out = None
-    if len(args) == 5 and args[3] == "--extract":
-        out = args[4]
-        args = args[:3]
-    if len(args) != 3:
-        fail("usage: validate.py SCHEMA_DIR RENDERED.yaml UNIT_FILE [--extract DIR]")
-    schema_dir, rendered, unit = args
+    if len(args) == 6 and args[4] == "--extract":
+        out = args[5]
+        args = args[:4]
+    if len(args) != 4:
+        fail("usage: validate.py SCHEMA_DIR RENDERED.yaml UNIT_FILE CONTAINERFILE [--extract DIR]")
+    schema_dir, rendered, unit, containerfile = args
     with open(rendered) as f:
         docs = [d for d in yaml.safe_load_all(f) if d]
     kinds = validate(schema_dir, docs)
     configmaps = {m["metadata"]["name"]: m for m in kinds["ConfigMap"]}
     ds = kinds["DaemonSet"][0]
     pod, c = check_daemonset(ds, configmaps, unit)
+    check_containerfile(containerfile, c["command"])
     if out:
         extract(out, pod, c, configmaps,
                 ds["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"])
