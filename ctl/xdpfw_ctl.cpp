@@ -64,6 +64,8 @@ const std::string usage =
     add_usage() +
     "                                      add a rule, print its id\n"
     "  del ID                              delete a rule\n"
+    "  status [--json]                     rules and their source (a refused change), a replace\n"
+    "                                      on trial and its time left, interfaces, sets\n"
     "  list [--json]                       the rules with their counters\n"
     "  stats [--json]                      packets by verdict and reason, events\n"
     "  interfaces [--json]                 the links: selected, attached, mode, errors\n"
@@ -127,6 +129,7 @@ struct Command {
 const std::vector<Command> commands = {
     {"add", rule_flags, 0, 0, "no word, only options"},
     {"del", {}, 1, 1, "one rule id"},
+    {"status", {"json"}, 0, 0, "no word"},
     {"list", {"json"}, 0, 0, "no word"},
     {"stats", {"json"}, 0, 0, "no word"},
     {"interfaces", {"json"}, 0, 0, "no word"},
@@ -473,6 +476,7 @@ int main(int argc, char** argv) {
     }
     if (cmd == "add") return request(sock, {"rule add " + rule_from_flags(l.opts)});
     if (cmd == "del") return request(sock, {"rule del " + words[0]});
+    if (cmd == "status") return request(sock, {json ? "show status json" : "show status"});
     if (cmd == "list") return request(sock, {json ? "rule list json" : "rule list"});
     if (cmd == "stats") return request(sock, {json ? "show stats json" : "show stats"});
     if (cmd == "interfaces")

@@ -401,6 +401,51 @@ CommandOutput FirewallService::show_rules_source(bool json) const {
   return {true, o.str()};
 }
 
+CommandOutput FirewallService::show_status(bool json) const {
+  size_t selected = 0, attached = 0, errors = 0;
+  for (const auto& [idx, i] : attach_.interfaces()) {
+    selected += i.selected;
+    attached += i.attached;
+    errors += !i.last_error.empty();
+  }
+  uint64_t now = monotonic_ms();
+  uint64_t left_ms = pending_ && pending_->deadline_ms > now ? pending_->deadline_ms - now : 0;
+  uint64_t left_s = (left_ms + 999) / 1000;
+  nlohmann::json j = {
+      {"rules", store_.rules().size()},
+      {"source",
+       {{"path", cfg_.rules_file},
+        {"result", source_status_.result},
+        {"message", source_status_.message},
+        {"at", source_status_.at_ms ? utc_time(source_status_.at_ms) : ""}}},
+      {"trial",
+       {{"on", pending_.has_value()},
+        {"seconds_left", left_s},
+        {"reverts_to", pending_ ? pending_->rules.size() : 0}}},
+      {"interfaces", {{"selected", selected}, {"attached", attached}, {"errors", errors}}},
+      {"sets", sets_.sets().size()}};
+  if (json) return {true, j.dump()};
+  std::ostringstream o;
+  o << "rules " << store_.rules().size() << "\n";
+  o << "source " << (cfg_.rules_file.empty() ? "none" : cfg_.rules_file);
+  if (source_status_.result != "none") {
+    o << ": " << source_status_.result;
+    if (source_status_.at_ms) o << " at " << utc_time(source_status_.at_ms);
+    if (source_status_.result == "refused")
+      o << " (" << source_status_.message << "; the running rules stay)";
+  }
+  o << "\ntrial ";
+  if (pending_)
+    o << left_s << " s left: unless 'rule confirm', the previous " << pending_->rules.size()
+      << " rule(s) come back";
+  else
+    o << "none";
+  o << "\ninterfaces " << attached << " attached of " << selected << " selected, " << errors
+    << " with an error\n";
+  o << "sets " << sets_.sets().size() << "\n";
+  return {true, o.str()};
+}
+
 CommandOutput FirewallService::rule_confirm() {
   if (!pending_)
     return {false, "rule confirm: nothing to confirm (no 'rule replace confirm' is on trial)"};

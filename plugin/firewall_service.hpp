@@ -111,6 +111,10 @@ class FirewallService {
   int rules_watch_fd() const { return watch_fd_; }
   void on_rules_event();
   CommandOutput show_rules_source(bool json) const;
+  // One screen for "is this host all right": the rules and where they come
+  // from, a refused change on disk, a replace on trial and its time left,
+  // the interfaces, the sets.
+  CommandOutput show_status(bool json) const;
 
  private:
   void watch_rules(bool retry = false);  // (re)arms the watch on cfg_.rules_file

@@ -121,6 +121,9 @@ using Manual = xdpfw::Interface::Manual;
 
 // The firewall's commands: the host lists them in 'help' in this order.
 const std::vector<CommandSpec> command_table = {
+    {"show status",
+     "[json]: rules, their source and a refused change, a replace on trial, interfaces, sets", 0,
+     show("show status", &FS::show_status)},
     {"show interfaces", "[json]: links, whether they match, attached, mode, since, errors", 0,
      show("show interfaces", &FS::show_interfaces)},
     {"show stats", "[json]: packets by verdict and reason, events", 0,

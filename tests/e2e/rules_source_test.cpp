@@ -135,10 +135,27 @@ BOOST_AUTO_TEST_CASE(a_watched_directory_reaches_the_datapath) {
   BOOST_TEST(metrics.find("xdpfw_rules_source_changes_total{outcome=\"refused\"} 1") !=
              std::string::npos);
   BOOST_TEST(r.fw.log().find("30-broken.rules:2: dport") != std::string::npos);
+  // xdpfw-ctl status: one screen says it too.
+  std::string status = r.ctl("status");
+  BOOST_TEST(status.find("source " + r.d.string() + ": refused at ") != std::string::npos, status);
+  BOOST_TEST(status.find("(" + (r.d / "30-broken.rules").string() + ":2: dport") !=
+                 std::string::npos,
+             status);
+  BOOST_TEST(status.find("; the running rules stay)") != std::string::npos, status);
+  BOOST_TEST(status.find("interfaces 1 attached of 1 selected, 0 with an error\n") !=
+                 std::string::npos,
+             status);
+  json st = json::parse(r.ctl("status --json"));
+  BOOST_TEST(st["source"]["result"] == "refused");
+  BOOST_TEST(st["rules"] == json::parse(r.fw.ask("rule list json")).size());
+  BOOST_TEST(st["rules"].get<size_t>() >= 1u);
   // Mended: applied.
   write_file(r.d / "30-broken.rules", "proto udp dport 5000 action drop\n");
   r.until([&] { return r.dropped(5000); });
   BOOST_TEST(r.source()["result"] == "applied");
+  status = r.ctl("status");
+  BOOST_TEST(status.find("source " + r.d.string() + ": applied at ") != std::string::npos, status);
+  BOOST_TEST(status.find("refused") == std::string::npos, status);
   BOOST_TEST(r.fw.ask("show metrics").find("xdpfw_rules_source_refused 0") != std::string::npos);
 
   // Removed.
@@ -212,9 +229,18 @@ BOOST_AUTO_TEST_CASE(replace_confirm_reverts_unless_confirmed) {
   BOOST_TEST(out.find("replaced: 1 rule(s); send 'rule confirm' within 2 s") == 0u, out);
   BOOST_TEST(h.passes(5000));  // the new set runs
   BOOST_TEST(h.dropped(5001));
+  // xdpfw-ctl status shows the trial while it runs.
+  json st = json::parse(h.ctl("status --json"));
+  BOOST_TEST(st["trial"]["on"] == true, st.dump());
+  BOOST_TEST(st["trial"]["reverts_to"] == 1);
+  BOOST_TEST(st["trial"]["seconds_left"].get<int>() >= 1);
+  BOOST_TEST(st["trial"]["seconds_left"].get<int>() <= 2);
+  BOOST_TEST(h.ctl("status").find(" s left: unless 'rule confirm', the previous 1 rule(s) come "
+                                  "back\n") != std::string::npos);
   // Not confirmed: back by itself (the agent looks every 100 ms).
   h.until([&] { return h.dropped(5000); });
   BOOST_TEST(h.passes(5001));
+  BOOST_TEST(h.ctl("status").find("\ntrial none\n") != std::string::npos);
   BOOST_TEST(h.fw.log().find("not confirmed in time: the previous 1 rule(s) are back") !=
              std::string::npos);
   BOOST_TEST(h.ctl("confirm").find("nothing to confirm") != std::string::npos);

@@ -420,6 +420,43 @@ BOOST_AUTO_TEST_CASE(replace_on_trial_reverts_to_the_set_before_it) {
   BOOST_TEST(rig.rule_texts()[0].find("icmp") != std::string::npos);
 }
 
+// show status: the rules, the source's last outcome, a trial with its time
+// left, the interfaces and the sets, in text and JSON alike.
+BOOST_AUTO_TEST_CASE(status_is_one_screen) {
+  Rig rig;
+  rig.start();
+  rig.fw->on_link(AttachManager::Change::added, 4, "veth-a", "veth", true);
+  rig.fw->on_link(AttachManager::Change::added, 5, "eth0", "", true);  // not selected
+  BOOST_TEST(rig.fw->set_create("web").ok);
+  auto lines = lines_of(rig.fw->show_status(false).text);
+  BOOST_TEST_REQUIRE(lines.size() == 5u);
+  BOOST_TEST(lines[0] == "rules 2");
+  BOOST_TEST(lines[1].find("source " + (rig.dir / "rules.conf").string()) == 0u, lines[1]);
+  BOOST_TEST(lines[1].find("refused") == std::string::npos, lines[1]);
+  BOOST_TEST(lines[2] == "trial none");
+  BOOST_TEST(lines[3] == "interfaces 1 attached of 1 selected, 0 with an error");
+  BOOST_TEST(lines[4] == "sets 1");
+
+  std::string one = "proto icmp action drop\n";
+  BOOST_TEST(rig.fw->rule_replace("confirm 60", &one).ok);
+  lines = lines_of(rig.fw->show_status(false).text);
+  BOOST_TEST(lines[0] == "rules 1");
+  BOOST_TEST(lines[2] == "trial 60 s left: unless 'rule confirm', the previous 2 rule(s) come back");
+  auto j = nlohmann::json::parse(rig.fw->show_status(true).text);
+  BOOST_TEST(j["rules"] == 1);
+  BOOST_TEST(j["trial"]["on"] == true);
+  BOOST_TEST(j["trial"]["seconds_left"] == 60);
+  BOOST_TEST(j["trial"]["reverts_to"] == 2);
+  BOOST_TEST(j["interfaces"]["selected"] == 1);
+  BOOST_TEST(j["interfaces"]["attached"] == 1);
+  BOOST_TEST(j["interfaces"]["errors"] == 0);
+  BOOST_TEST(j["sets"] == 1);
+  BOOST_TEST(j["source"]["path"] == (rig.dir / "rules.conf").string());
+  BOOST_TEST(rig.fw->rule_confirm().ok);
+  BOOST_TEST(lines_of(rig.fw->show_status(false).text)[2] == "trial none");
+  BOOST_TEST(nlohmann::json::parse(rig.fw->show_status(true).text)["trial"]["on"] == false);
+}
+
 // The config keys are one list: "show config" shows each of them (and
 // nothing else but the rule count), what it shows parses back to the same
 // settings, and the unknown-key message names each of them.
