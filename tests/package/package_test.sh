@@ -114,6 +114,12 @@ if [[ -n $inner ]]; then
   comp=$(bash -c 'source "$1"; COMP_WORDS=(xdpfw-ctl re); COMP_CWORD=1; _xdpfw_ctl
     echo "${COMPREPLY[*]}"' _ "$R/usr/share/bash-completion/completions/xdpfw-ctl")
   [[ $comp == "replace reload" ]] || fail "bash completion of 're': '$comp'"
+  # Every command xdpfw-ctl has, and no other, in its own order.
+  comp=$(bash -c 'source "$1"; COMP_WORDS=(xdpfw-ctl ""); COMP_CWORD=1; _xdpfw_ctl
+    echo "${COMPREPLY[*]}"' _ "$R/usr/share/bash-completion/completions/xdpfw-ctl")
+  names=$({ ctl no-such-command 2>&1 || true; } | sed -n "s/.*is not a command (expected \(.*\))$/\1/p")
+  [[ -n $names && $comp == "${names//, / }" ]] ||
+    fail "bash completion offers '$comp', xdpfw-ctl has '$names'"
 
   step "systemd-analyze verify and security on the installed unit"
   if in_root sh -c 'command -v systemd-analyze' >/dev/null; then
