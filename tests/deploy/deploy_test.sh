@@ -240,8 +240,8 @@ inner_kubernetes() {
   publish xdpfw-rules "$T/cm/rules3"
   metric_is() { metrics | grep -qx "$1"; }
   wait_for 10 metric_is 'xdpfw_rules_source_refused 1' >/dev/null || fail "xdpfw_rules_source_refused did not become 1"
-  ctl raw 'show rules-source' | grep -q '95-broken.rules:1' ||
-    fail "show rules-source does not name 95-broken.rules:1: $(ctl raw 'show rules-source')"
+  ctl status | grep -q '^source /etc/xdpfw/rules.d: refused at .*/95-broken.rules:1: ' ||
+    fail "xdpfw-ctl status does not name 95-broken.rules:1: $(ctl status)"
   [[ $(ctl list) == "$before" ]] || fail "the running rules changed after a refused update"
   udp_verdicts 5000 5001
   publish xdpfw-rules "$T/cm/rules2"
