@@ -420,13 +420,19 @@ static __always_inline int in_set(__u32 set, const __u32 *addr, __u32 fam, struc
 	ps->skey.addr[1] = fam == XDPFW_FAMILY_V4 ? 0 : addr[1];
 	ps->skey.addr[2] = fam == XDPFW_FAMILY_V4 ? 0 : addr[2];
 	ps->skey.addr[3] = fam == XDPFW_FAMILY_V4 ? 0 : addr[3];
-	e = bpf_map_lookup_elem(&xdpfw_sets, &ps->skey);
+	/* A full-length element first (xdpfw_maps.h): it would be the trie's
+	 * longest match anyway, and an expired one covers no live prefix (its
+	 * expiry is the latest of the prefixes that cover it). */
+	e = bpf_map_lookup_elem(&xdpfw_set_hosts, &ps->skey);
+	if (!e)
+		e = bpf_map_lookup_elem(&xdpfw_sets, &ps->skey);
 	if (!e || e->expires_ns <= bpf_ktime_get_coarse_ns())
 		return 0;
 	/* Not an atomic add: the trie's values are only 4-byte aligned (a node
 	 * is its header, the key without prefixlen, then the value), and a
 	 * locked add across a cache line took 1.5 us a packet here. Concurrent
-	 * CPUs can lose an increment: the count is approximate. */
+	 * CPUs can lose an increment: the count is approximate (the hash's too,
+	 * to count alike). */
 	e->hits++;
 	st->c[XDPFW_STAT_SET_MEMBERS]++;
 	return 1;

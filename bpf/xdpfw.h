@@ -201,7 +201,8 @@ struct xdpfw_rate_state {
 };
 
 /* Address sets (docs/CONTROL.md, "Address sets"): every element of every
- * set in one LPM trie (xdpfw_sets), keyed by a tag and the address. A set's
+ * set in one LPM trie (xdpfw_sets), keyed by a tag and the address, but the
+ * full-length ones (/32, /128), which are in a hash (xdpfw_set_hosts). A set's
  * tag is in xdpfw_set_tags[id]: id << 2 | generation << 1 (a "set load"
  * writes the other generation, then switches the tag); the key's tag adds
  * the family in bit 0. IPv4 addresses take the first 4 bytes of addr. */
@@ -225,8 +226,9 @@ struct xdpfw_set_elem {
  * 0 is the layout of the first package, whose config had a zero pad here;
  * 1 added the views of malformed packets (xdpfw_rulesets x3, key slots);
  * 2 the conditions of candidates (ct, tcp flags, rate, audit) and audit mode;
- * 3 address sets (set_src, set_dst, set_neg of candidates). */
-#define XDPFW_MAP_LAYOUT 3
+ * 3 address sets (set_src, set_dst, set_neg of candidates);
+ * 4 full-length set elements in xdpfw_set_hosts, no longer in the trie. */
+#define XDPFW_MAP_LAYOUT 4
 
 /* Global run-time settings (one entry). */
 struct xdpfw_config {

@@ -83,7 +83,8 @@ struct {
 } xdpfw_rate SEC(".maps");
 
 /* Address sets: the tag of each set id (0: no such set), and every element
- * of every set (xdpfw.h, struct xdpfw_set_key). */
+ * of every set (xdpfw.h, struct xdpfw_set_key): the prefixes in a trie, the
+ * full-length addresses in a hash. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, XDPFW_MAX_SETS);
@@ -97,6 +98,18 @@ struct {
 	__type(key, struct xdpfw_set_key);
 	__type(value, struct xdpfw_set_elem);
 } xdpfw_sets SEC(".maps");
+/* The full-length elements (a v4 /32, a v6 /128) are kept here instead, keyed
+ * as in the trie: a ban list of hosts costs one hash lookup, not a trie walk
+ * of its depth. An address is looked up here first; the trie only on a miss.
+ * A full-length element is the longest match the trie could give, so the
+ * answer is the trie's. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XDPFW_DEFAULT_SET_ELEMENTS); /* set at load */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct xdpfw_set_key);
+	__type(value, struct xdpfw_set_elem);
+} xdpfw_set_hosts SEC(".maps");
 struct {
 	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
 	__uint(key_size, sizeof(__u32));

@@ -1,7 +1,8 @@
 // address_sets.hpp: named sets of IPv4/IPv6 addresses and prefixes with
 // timeouts (docs/CONTROL.md, "Address sets"), as rules reference them
-// ("src @blocklist"). The sets live in the datapath's LPM trie
-// (xdpfw_sets, bpf/xdpfw.h); this class keeps their mirror: it decides
+// ("src @blocklist"). The sets live in the datapath's maps (xdpfw_sets,
+// an LPM trie, and xdpfw_set_hosts, a hash for full-length addresses;
+// bpf/xdpfw.h); this class keeps their mirror: it decides
 // what each change writes (one element, plus the elements a shorter prefix
 // covers when its expiry changes), answers membership as the datapath does
 // (for the reference classifier), lists, reaps expired elements and gives

@@ -87,6 +87,10 @@ KernelDatapath::KernelDatapath(const DatapathOptions& opts) : opts_(opts) {
     check(bpf_map__set_max_entries(skel_->maps.xdpfw_sets,
                                    static_cast<uint32_t>(opts_.max_set_elements)),
           "size xdpfw_sets");
+    // As many as the trie: a set of hosts only fills it alone.
+    check(bpf_map__set_max_entries(skel_->maps.xdpfw_set_hosts,
+                                   static_cast<uint32_t>(opts_.max_set_elements)),
+          "size xdpfw_set_hosts");
     if (!opts_.pin_dir.empty()) pin_maps();
     errno = 0;
     int rc = xdpfw_bpf__load(skel_);
@@ -126,7 +130,8 @@ std::vector<bpf_map*> KernelDatapath::pinned_maps() const {
       skel_->maps.xdpfw_config,        skel_->maps.xdpfw_rulesets,   skel_->maps.xdpfw_summary,
       skel_->maps.xdpfw_buckets_v4,    skel_->maps.xdpfw_buckets_v6, skel_->maps.xdpfw_cands,
       skel_->maps.xdpfw_rule_counters, skel_->maps.xdpfw_stats,      skel_->maps.xdpfw_event_bucket,
-      skel_->maps.xdpfw_rate,          skel_->maps.xdpfw_set_tags,   skel_->maps.xdpfw_sets};
+      skel_->maps.xdpfw_rate,          skel_->maps.xdpfw_set_tags,   skel_->maps.xdpfw_sets,
+      skel_->maps.xdpfw_set_hosts};
 }
 
 std::string KernelDatapath::pin_path(const bpf_map* m) const {
@@ -318,6 +323,10 @@ void KernelDatapath::wait_for_readers() {
 
 namespace {
 
+bool full_length(const Prefix& p) {
+  return p.len == (p.family == Family::v4 ? 32 : 128);
+}
+
 xdpfw_set_key set_key(uint32_t tag, const Prefix& p) {
   xdpfw_set_key k{};
   k.prefixlen = 32 + p.len;
@@ -328,8 +337,14 @@ xdpfw_set_key set_key(uint32_t tag, const Prefix& p) {
 
 }  // namespace
 
+// The map that holds an element (bpf/xdpfw_maps.h): the hash for a
+// full-length address, the trie for a shorter prefix.
+int KernelDatapath::elements_fd(const Prefix& p) const {
+  return bpf_map__fd(full_length(p) ? skel_->maps.xdpfw_set_hosts : skel_->maps.xdpfw_sets);
+}
+
 void KernelDatapath::write_element(uint32_t tag, const Prefix& p, uint64_t expires_ns, bool fresh) {
-  int fd = bpf_map__fd(skel_->maps.xdpfw_sets);
+  int fd = elements_fd(p);
   xdpfw_set_key k = set_key(tag, p);
   xdpfw_set_elem e{expires_ns, 0};
   // A rewrite keeps the packets counted so far (a few counted meanwhile
@@ -339,19 +354,21 @@ void KernelDatapath::write_element(uint32_t tag, const Prefix& p, uint64_t expir
     if (bpf_map_lookup_elem(fd, &k, &old) == 0) e.hits = old.hits;
   }
   errno = 0;
-  check(bpf_map_update_elem(fd, &k, &e, BPF_ANY), "write an element of xdpfw_sets");
+  check(bpf_map_update_elem(fd, &k, &e, BPF_ANY),
+        std::string("write an element of ") + (full_length(p) ? "xdpfw_set_hosts" : "xdpfw_sets"));
 }
 
 void KernelDatapath::erase_element(uint32_t tag, const Prefix& p) {
   xdpfw_set_key k = set_key(tag, p);
-  if (bpf_map_delete_elem(bpf_map__fd(skel_->maps.xdpfw_sets), &k) != 0 && errno != ENOENT)
-    throw DatapathError("erase an element of xdpfw_sets: " + errstr(errno));
+  if (bpf_map_delete_elem(elements_fd(p), &k) != 0 && errno != ENOENT)
+    throw DatapathError(std::string("erase an element of ") +
+                        (full_length(p) ? "xdpfw_set_hosts" : "xdpfw_sets") + ": " + errstr(errno));
 }
 
 uint64_t KernelDatapath::element_hits(uint32_t tag, const Prefix& p) const {
   xdpfw_set_key k = set_key(tag, p);
   xdpfw_set_elem e{};
-  return bpf_map_lookup_elem(bpf_map__fd(skel_->maps.xdpfw_sets), &k, &e) == 0 ? e.hits : 0;
+  return bpf_map_lookup_elem(elements_fd(p), &k, &e) == 0 ? e.hits : 0;
 }
 
 uint32_t KernelDatapath::set_tag(uint16_t set) const {
@@ -370,17 +387,19 @@ void KernelDatapath::switch_set_tag(uint16_t set, uint32_t tag) {
 
 std::vector<std::pair<uint32_t, Prefix>> KernelDatapath::set_elements() const {
   std::vector<std::pair<uint32_t, Prefix>> out;
-  int fd = bpf_map__fd(skel_->maps.xdpfw_sets);
-  xdpfw_set_key k{}, next{};
-  const void* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    Prefix p;
-    p.family = (next.tag & 1) ? Family::v6 : Family::v4;
-    p.len = static_cast<uint8_t>(next.prefixlen - 32);
-    std::memcpy(p.addr.data(), next.addr, 16);
-    out.emplace_back(next.tag & ~1u, p);
-    k = next;
-    prev = &k;
+  for (const bpf_map* m : {skel_->maps.xdpfw_sets, skel_->maps.xdpfw_set_hosts}) {
+    int fd = bpf_map__fd(m);
+    xdpfw_set_key k{}, next{};
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+      Prefix p;
+      p.family = (next.tag & 1) ? Family::v6 : Family::v4;
+      p.len = static_cast<uint8_t>(next.prefixlen - 32);
+      std::memcpy(p.addr.data(), next.addr, 16);
+      out.emplace_back(next.tag & ~1u, p);
+      k = next;
+      prev = &k;
+    }
   }
   return out;
 }

@@ -47,7 +47,8 @@ struct DatapathOptions {
   // ct rule is installed. The agent does; tests and benchmarks that run in
   // the host's namespace must not leave it there.
   bool enable_conntrack = false;
-  // Elements of all address sets together (xdpfw_sets).
+  // Elements of all address sets together (xdpfw_sets and xdpfw_set_hosts
+  // are each this large).
   uint64_t max_set_elements = XDPFW_DEFAULT_SET_ELEMENTS;
 };
 
@@ -99,7 +100,7 @@ class Datapath {
   virtual Stats stats() const = 0;
 
   // Address sets (plugin/address_sets.hpp, bpf/xdpfw.h): elements of
-  // xdpfw_sets under a tag, and the live tag of each set id. Throw
+  // xdpfw_sets (or xdpfw_set_hosts) under a tag, and the live tag of each set id. Throw
   // DatapathError.
   virtual uint64_t max_set_elements() const = 0;
   // fresh: a new element (hits from zero); else its hits are kept.
@@ -184,6 +185,7 @@ class KernelDatapath : public Datapath {
   uint64_t read_events(const std::function<void(const xdpfw_event&)>& each) override;
 
  private:
+  int elements_fd(const Prefix& p) const;  // the map of p's element
   struct SlotState {
     // What the slot's maps hold; in sync, both slots share one object.
     std::shared_ptr<CompiledRuleset> compiled = std::make_shared<CompiledRuleset>();

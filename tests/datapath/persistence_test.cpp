@@ -3,6 +3,7 @@
 // counters carry on. A private bpffs per test, unmounted at the end.
 #include <bpf/bpf.h>
 
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
 
 #include "datapath/fixture.hpp"
@@ -132,6 +133,74 @@ BOOST_AUTO_TEST_CASE(pins_of_another_layout_are_replaced) {
   BOOST_TEST(!c.resumed());
   BOOST_TEST(c.replaced_pins() == "xdpfw_summary is missing");
   BOOST_TEST(fs::exists(fs.root / "xdpfw_summary"));
+}
+
+// Address set elements: a full-length address goes to the hash
+// (xdpfw_set_hosts), a shorter prefix to the trie (xdpfw_sets); the program
+// looks in the hash first, then in the trie, and both survive the process.
+BOOST_AUTO_TEST_CASE(set_elements_survive_the_process_each_in_its_map) {
+  BpfFs fs;
+  DatapathOptions o = require_root();
+  o.pin_dir = fs.root.string();
+  const uint32_t tag = 1u << 2;  // set id 1, generation 0
+  Prefix host = parse_prefix("198.18.0.1", "src"), net = parse_prefix("198.18.0.0/24", "src");
+  Prefix host6 = parse_prefix("2001:db8::1", "src");
+  auto from = [](const char* src, bool v6 = false) {
+    return build_packet(PacketSpec{.f = v6 ? fields6(src, "2001:db8::2", 17, 40000, 53)
+                                           : fields4(src, "198.18.0.2", 17, 40000, 53)});
+  };
+  Rule r4 = parse_rule("id 4 prio 1 src @s proto udp dport 53 action drop");
+  r4.src_set->id = 1;
+  auto entries = [&](const char* map) {
+    int fd = bpf_obj_get((fs.root / map).c_str());
+    BOOST_TEST_REQUIRE(fd >= 0);
+    std::vector<uint32_t> lens;
+    xdpfw_set_key k{}, next{};
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+      lens.push_back(next.prefixlen - 32);
+      k = next;
+      prev = &k;
+    }
+    close(fd);
+    std::sort(lens.begin(), lens.end());
+    return lens;
+  };
+  {
+    KernelDatapath a(o);
+    a.switch_set_tag(1, tag);
+    a.write_element(tag, host, ~0ULL, true);
+    a.write_element(tag, host6, ~0ULL, true);
+    a.write_element(tag, net, ~0ULL, true);
+    a.apply({r4}, Policy{});
+    BOOST_TEST(run_xdp(a.prog_fd(), from("198.18.0.1"), 3).retval == XDP_DROP);
+    BOOST_TEST(run_xdp(a.prog_fd(), from("198.18.0.9")).retval == XDP_DROP);
+    BOOST_TEST(run_xdp(a.prog_fd(), from("198.18.1.1")).retval == XDP_PASS);
+    BOOST_TEST(run_xdp(a.prog_fd(), from("2001:db8::1", true)).retval == XDP_DROP);
+    BOOST_TEST(run_xdp(a.prog_fd(), from("2001:db8::3", true)).retval == XDP_PASS);
+    BOOST_TEST(a.element_hits(tag, host) == 3u);
+    BOOST_TEST(a.element_hits(tag, net) == 1u);
+  }
+  BOOST_TEST(entries("xdpfw_set_hosts") == (std::vector<uint32_t>{32, 128}));
+  BOOST_TEST(entries("xdpfw_sets") == (std::vector<uint32_t>{24}));
+  KernelDatapath b(o);
+  BOOST_TEST_REQUIRE(b.resumed());
+  BOOST_TEST(b.set_elements().size() == 3u);
+  BOOST_TEST(b.element_hits(tag, host) == 3u);
+  BOOST_TEST(run_xdp(b.prog_fd(), from("198.18.0.1")).retval == XDP_DROP);
+  b.write_element(tag, host, ~0ULL, false);  // a rewrite keeps its count
+  BOOST_TEST(b.element_hits(tag, host) == 4u);
+  // The host gone, its /24 still covers it (the trie, after a miss in the
+  // hash); the /24 gone too, nothing does.
+  b.erase_element(tag, host);
+  BOOST_TEST(entries("xdpfw_set_hosts") == (std::vector<uint32_t>{128}));
+  BOOST_TEST(run_xdp(b.prog_fd(), from("198.18.0.1")).retval == XDP_DROP);
+  BOOST_TEST(b.element_hits(tag, net) == 2u);
+  b.erase_element(tag, net);
+  BOOST_TEST(run_xdp(b.prog_fd(), from("198.18.0.1")).retval == XDP_PASS);
+  b.erase_element(tag, host6);
+  BOOST_TEST(b.set_elements().empty());
+  BOOST_TEST(run_xdp(b.prog_fd(), from("2001:db8::1", true)).retval == XDP_PASS);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
