@@ -69,8 +69,9 @@ gid_t ControlServer::resolve_group(const std::string& group) {
   return g->gr_gid;
 }
 
-void ControlServer::apply_permissions(mode_t mode, gid_t gid) {
-  if (chown(path_.c_str(), static_cast<uid_t>(-1), gid) != 0 || chmod(path_.c_str(), mode) != 0)
+void ControlServer::apply_permissions(mode_t mode, gid_t gid, const std::string& at) {
+  const std::string& file = at.empty() ? path_ : at;
+  if (chown(file.c_str(), static_cast<uid_t>(-1), gid) != 0 || chmod(file.c_str(), mode) != 0)
     throw std::runtime_error("control socket " + path_ +
                              ": cannot set its group and mode: " + std::strerror(errno));
   mode_ = mode;
@@ -104,17 +105,42 @@ void ControlServer::start(const HostConfig& cfg) {
     log_info("control: replacing stale socket " + path_);
     fs::remove(path_, fec);
   }
+  // The socket is bound, listening and given its group and mode under a
+  // name of this process's, then linked to its path: a client that sees
+  // the path can connect (no moment between bind and listen where it would
+  // be refused), and link() fails if another agent took the path meanwhile.
+  // A path too long for a suffix is bound in place.
+  std::string at = path_ + "." + std::to_string(getpid());
+  if (at.size() >= sizeof(sockaddr_un::sun_path)) at = path_;
+  ::unlink(at.c_str());  // a crashed process of the same pid
+  gid_t gid = resolve_group(group_);
   boost::system::error_code ec;
   acceptor_.open(stream(), ec);
   mode_t old = umask(0177);  // no window where the socket is open to others
-  if (!ec) acceptor_.bind(stream::endpoint(path_), ec);
+  if (!ec) acceptor_.bind(stream::endpoint(at), ec);
   umask(old);
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    acceptor_.close();
-    throw std::runtime_error("control socket " + path_ + ": " + ec.message());
+  std::string why = ec ? ec.message() : "";
+  if (why.empty()) {
+    try {
+      apply_permissions(mode_, gid, at);
+    } catch (const std::exception& e) {
+      why = e.what();
+    }
   }
-  apply_permissions(mode_, resolve_group(group_));
+  if (why.empty() && at != path_ && ::link(at.c_str(), path_.c_str()) != 0) {
+    int err = errno;
+    if ((err == EPERM || err == EOPNOTSUPP) && ::rename(at.c_str(), path_.c_str()) == 0)
+      at = path_;  // a filesystem without hard links: renamed in place instead
+    else
+      why = err == EEXIST ? "another agent is listening on it; stop it first or use --socket"
+                          : std::strerror(err);
+  }
+  if (at != path_) ::unlink(at.c_str());
+  if (!why.empty()) {
+    acceptor_.close();
+    throw std::runtime_error("control socket " + path_ + ": " + why);
+  }
   acceptor_.non_blocking(true, ec);
   log_info("control: listening on " + path_);
   accept();

@@ -64,7 +64,8 @@ class ControlServer : private SessionOwner {
   void closed(std::shared_ptr<ControlSession> s, uint64_t stream) override;
 
   void accept();
-  void apply_permissions(mode_t mode, gid_t gid);
+  // Of the socket at AT (default: its path).
+  void apply_permissions(mode_t mode, gid_t gid, const std::string& at = "");
   static gid_t resolve_group(const std::string& group);
   // Past max-memory the client holding the most is closed.
   void shed();

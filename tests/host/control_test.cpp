@@ -3,6 +3,8 @@
 // hostile clients, permissions), the plugin ABI, and reload.
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
+#include <sys/inotify.h>
 #include <pwd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -10,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -196,6 +199,48 @@ BOOST_AUTO_TEST_CASE(stale_socket_is_replaced) {
   auto h = a.start();
   BOOST_TEST(h->log().find("replacing stale socket") != std::string::npos);
   BOOST_TEST(a.ask("echo x\n") == "echo: x\n\n");
+}
+
+// The socket's path appears only once it listens: it is bound and set up
+// under a name of the agent's own, then linked into place. A client that
+// connects the moment it sees the path (a readiness probe, a test) is
+// never refused.
+BOOST_AUTO_TEST_CASE(the_socket_path_appears_listening) {
+  Agent a;
+  int in = inotify_init1(IN_CLOEXEC);
+  BOOST_TEST_REQUIRE(in >= 0);
+  BOOST_TEST_REQUIRE(inotify_add_watch(in, a.dir.path.c_str(), IN_CREATE | IN_DELETE) >= 0);
+  auto h = a.start({}, false);
+  std::vector<std::string> events;  // "+NAME" created, "-NAME" deleted (the socket's names)
+  std::string name = a.sock.filename().string();
+  alignas(inotify_event) char buf[4096];
+  auto seen = [&](const std::string& e) {
+    return std::find(events.begin(), events.end(), e) != events.end();
+  };
+  for (int i = 0; i < 100 && !seen("+" + name); ++i) {
+    pollfd p{in, POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    ssize_t n = read(in, buf, sizeof buf);
+    for (ssize_t off = 0; off < n;) {
+      auto* ev = reinterpret_cast<inotify_event*>(buf + off);
+      std::string n = ev->len ? ev->name : "";
+      if (n.rfind(name, 0) == 0) events.push_back((ev->mask & IN_CREATE ? "+" : "-") + n);
+      off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
+    }
+  }
+  BOOST_TEST_REQUIRE(seen("+" + name));
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, a.sock.c_str(), sizeof addr.sun_path - 1);
+  BOOST_TEST(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0, strerror(errno));
+  close(fd);
+  close(in);
+  std::string own = name + "." + std::to_string(h->pid());
+  BOOST_TEST_REQUIRE(!events.empty());
+  BOOST_TEST(events[0] == "+" + own, "the socket's first name: " << events[0]);
+  BOOST_TEST(a.ask("echo x\n") == "echo: x\n\n");
+  BOOST_TEST(!fs::exists(a.dir.path / own));  // unlinked once linked
 }
 
 BOOST_AUTO_TEST_CASE(socket_mode_is_restrictive) {
