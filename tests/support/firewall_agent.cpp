@@ -1,11 +1,28 @@
 #include "support/firewall_agent.hpp"
 
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
 namespace xdpfw::test {
+
+namespace {
+bool accepts(const fs::path& sock) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, sock.c_str(), sizeof addr.sun_path - 1);
+  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  close(fd);
+  return ok;
+}
+}  // namespace
 
 FirewallAgent::FirewallAgent(const NetNs& ns, const std::string& section, const std::string& rules,
                              const std::string& host_extra)
@@ -34,6 +51,12 @@ void FirewallAgent::start(const Start& how) {
                            .deathsig = how.deathsig});
   if (how.wait_ready && host->exited())
     throw std::runtime_error("xdpfw-host exited at start:\n" + host->log());
+  // Ready by its socket: it also accepts a connection (an agent that died
+  // after binding leaves the file behind).
+  if (how.wait_ready && how.ready_by_socket &&
+      (!wait_until([&] { return accepts(sock) || host->exited(); }) || host->exited()))
+    throw std::runtime_error("xdpfw-host does not serve " + sock.string() +
+                             (host->exited() ? " (it exited)" : "") + ":\n" + host->log());
 }
 
 void FirewallAgent::wait_attached(const std::string& ifname, int seconds) {
