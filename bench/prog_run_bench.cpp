@@ -156,27 +156,35 @@ int main(int argc, char** argv) {
 
   // A rule naming an address set (src @bench), its set holding 1, 100,000
   // and 1,000,000 elements, beside the exact rule and the floor measured
-  // again at each size. Two shapes: random /32s and /24s (a quarter), and
-  // /32s only (a ban list); half with a timeout, the packet's source a /32
-  // among them. A member is dropped; a non-member goes on to the default.
+  // again at each size. Three shapes: random /32s and /24s (a quarter),
+  // /32s only (a ban list), and /16s to /24s only (a network blocklist);
+  // half with a timeout, the packet's source among them (its /32, or its
+  // /24 in the third). A member is dropped; a non-member goes on to the
+  // default.
   std::vector<uint32_t> set_sizes = {1, 100000, 1000000};
   if (quick) set_sizes = {1, 100000};
-  double set_summary[2][2][3] = {};  // [shape][member, exact][size]
-  for (int hosts_only = 0; hosts_only < 2; ++hosts_only) {
+  enum { mixed_shape, hosts_shape, nets_shape, shapes };
+  double set_summary[shapes][2][3] = {};  // [shape][member, exact][size]
+  for (int shape = 0; shape < shapes; ++shape) {
     for (size_t si = 0; si < set_sizes.size(); ++si) {
       uint32_t n = set_sizes[si];
-      if (hosts_only && n == 1) continue;  // the same set as the other shape's
+      if (shape == hosts_shape && n == 1) continue;  // the same set as the mixed shape's
       KernelDatapath dp;
       AddressSets sets(dp);
       sets.create({"bench", 0, 0});
       std::mt19937 rng(n);
-      Prefix member{Family::v4, {198, 18, 0, 7}, 32};
+      Prefix member{Family::v4,
+                    {198, 18, 0, uint8_t(shape == nets_shape ? 0 : 7)},
+                    uint8_t(shape == nets_shape ? 24 : 32)};
       sets.add("bench", member, 0);
       while (sets.total() < n) {
         uint32_t a = rng();
         Prefix e{Family::v4,
                  {uint8_t(a >> 24), uint8_t(a >> 16), uint8_t(a >> 8), uint8_t(a)},
-                 uint8_t(hosts_only || rng() % 4 ? 32 : 24)};
+                 uint8_t(shape == nets_shape    ? 16 + rng() % 9
+                         : shape == hosts_shape ? 32
+                         : rng() % 4            ? 32
+                                                : 24)};
         e.clear_host_bits();
         if (e.addr[0] == 198 && (e.addr[1] & 0xfe) == 18) continue;  // the packets' range
         sets.add("bench", e, rng() % 2 ? 0 : 3600);
@@ -187,7 +195,7 @@ int main(int argc, char** argv) {
       set_rule.priority = 1;
       dp.apply({set_rule}, Policy{});
       PacketFields outside = syn;
-      outside.src = {198, 18, 0, 9};
+      outside.src = {198, 18, 1, 9};  // outside the third shape's /24 too
       auto in_frame = test::build_packet(test::PacketSpec{.f = syn, .payload = 6});
       auto out_frame = test::build_packet(test::PacketSpec{.f = outside, .payload = 6});
       if (test::run_xdp(dp.prog_fd(), in_frame).retval != XDP_DROP ||
@@ -202,7 +210,9 @@ int main(int argc, char** argv) {
       exact_dp.apply({exact}, Policy{});
       double exact_now = ns_per_packet(exact_dp.prog_fd(), in_frame);
       double floor_now = ns_per_packet(floor_fd, frame_of(base));
-      std::string at = std::to_string(n) + (hosts_only ? " /32(s)" : " element(s)");
+      std::string at = std::to_string(n) + (shape == hosts_shape  ? " /32(s)"
+                                            : shape == nets_shape ? " /16-/24(s)"
+                                                                  : " element(s)");
       rep.add({"sets", "set rule, " + at + ", member (drop)", in_ns, "ns", "exact rule beside it",
                in_ns / exact_now});
       rep.add({"sets", "set rule, " + at + ", not a member (default)", out_ns, "ns",
@@ -210,8 +220,8 @@ int main(int argc, char** argv) {
       rep.add({"sets", "exact rule beside the set of " + at, exact_now, "ns", "floor beside it",
                exact_now / floor_now});
       rep.add({"sets", "floor beside the set of " + at, floor_now, "ns", "", 0});
-      set_summary[hosts_only][0][si] = in_ns;
-      set_summary[hosts_only][1][si] = exact_now;
+      set_summary[shape][0][si] = in_ns;
+      set_summary[shape][1][si] = exact_now;
       std::fprintf(stderr, "    (set of %u elements: %zu in the maps)\n", n,
                    dp.set_elements().size());
     }
@@ -299,18 +309,20 @@ int main(int argc, char** argv) {
       "\nSUMMARY per-packet: floor %.0f ns, seed design %.0f ns; xdpfw exact v4 hit: "
       "%.2fx the seed design at 1 rule, %.0f ns at 1,000 rules, %.0f ns at 100,000\n",
       floor_ns, seed_ns, summary_1, summary_1k, summary_100k);
-  std::string sizes, member, hosts, exact;
+  std::string sizes, member, hosts, nets, exact;
   for (size_t si = 0; si < set_sizes.size(); ++si) {
     const char* sep = si ? " / " : "";
     sizes += sep + std::to_string(set_sizes[si]);
     member += sep + std::to_string(std::lround(set_summary[0][0][si]));
     if (si)
-      hosts += (hosts.empty() ? "" : " / ") + std::to_string(std::lround(set_summary[1][0][si]));
+      hosts += (hosts.empty() ? "" : " / ") +
+               std::to_string(std::lround(set_summary[hosts_shape][0][si]));
+    nets += sep + std::to_string(std::lround(set_summary[nets_shape][0][si]));
     exact += sep + std::to_string(std::lround(set_summary[0][1][si]));
   }
   std::printf(
       "SUMMARY set rules: a set rule's member hit %s ns at %s elements (/32s and /24s), %s ns "
-      "with /32s only; the exact rule beside it %s ns\n",
-      member.c_str(), sizes.c_str(), hosts.c_str(), exact.c_str());
+      "with /32s only, %s ns with /16s to /24s only; the exact rule beside it %s ns\n",
+      member.c_str(), sizes.c_str(), hosts.c_str(), nets.c_str(), exact.c_str());
   return 0;
 }
