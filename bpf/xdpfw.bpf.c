@@ -407,24 +407,30 @@ struct scan_ctx {
 static __always_inline int in_set(__u32 set, const __u32 *addr, __u32 fam, struct packet_state *ps,
 				  struct xdpfw_stats *st)
 {
-	struct xdpfw_set_elem *e;
-	__u32 *tag;
+	struct xdpfw_set_elem *e = NULL;
+	__u32 *tag, v, kinds;
 
 	tag = bpf_map_lookup_elem(&xdpfw_set_tags, &set);
-	if (!tag || !*tag)
+	if (!tag)
+		return 0;
+	v = *tag;
+	if (!(v & XDPFW_SET_TAG_MASK))
 		return 0;
 	st->c[XDPFW_STAT_SET_LOOKUPS]++;
+	kinds = fam == XDPFW_FAMILY_V4 ? v : v >> XDPFW_SET_KINDS_V6;
 	ps->skey.prefixlen = fam == XDPFW_FAMILY_V4 ? 32 + 32 : 32 + 128;
-	ps->skey.tag = *tag | (fam & 1);
+	ps->skey.tag = (v & XDPFW_SET_TAG_MASK) | (fam & 1);
 	ps->skey.addr[0] = addr[0];
 	ps->skey.addr[1] = fam == XDPFW_FAMILY_V4 ? 0 : addr[1];
 	ps->skey.addr[2] = fam == XDPFW_FAMILY_V4 ? 0 : addr[2];
 	ps->skey.addr[3] = fam == XDPFW_FAMILY_V4 ? 0 : addr[3];
 	/* A full-length element first (xdpfw_maps.h): it would be the trie's
 	 * longest match anyway, and an expired one covers no live prefix (its
-	 * expiry is the latest of the prefixes that cover it). */
-	e = bpf_map_lookup_elem(&xdpfw_set_hosts, &ps->skey);
-	if (!e)
+	 * expiry is the latest of the prefixes that cover it). A map that
+	 * holds no element of the tag is not asked. */
+	if (kinds & XDPFW_SET_HOSTS)
+		e = bpf_map_lookup_elem(&xdpfw_set_hosts, &ps->skey);
+	if (!e && (kinds & XDPFW_SET_PREFIXES))
 		e = bpf_map_lookup_elem(&xdpfw_sets, &ps->skey);
 	if (!e || e->expires_ns <= bpf_ktime_get_coarse_ns())
 		return 0;

@@ -205,7 +205,19 @@ struct xdpfw_rate_state {
  * full-length ones (/32, /128), which are in a hash (xdpfw_set_hosts). A set's
  * tag is in xdpfw_set_tags[id]: id << 2 | generation << 1 (a "set load"
  * writes the other generation, then switches the tag); the key's tag adds
- * the family in bit 0. IPv4 addresses take the first 4 bytes of addr. */
+ * the family in bit 0. IPv4 addresses take the first 4 bytes of addr.
+ * Above the tag (XDPFW_SET_TAG_MASK), the value says which of the two maps
+ * hold elements of the tag, per family (enum xdpfw_set_kinds): a lookup
+ * skips a map that holds none (a set of prefixes only pays no hash miss, a
+ * set of hosts only no trie walk after one). */
+#define XDPFW_SET_TAG_MASK 0xffffu
+/* IPv4's kinds; IPv6's are the same bits shifted by XDPFW_SET_KINDS_V6. */
+enum xdpfw_set_kinds {
+	XDPFW_SET_HOSTS = 1 << 16,    /* full-length elements (xdpfw_set_hosts) */
+	XDPFW_SET_PREFIXES = 1 << 17, /* shorter prefixes (xdpfw_sets) */
+};
+#define XDPFW_SET_KINDS_V6 2
+
 struct xdpfw_set_key {
 	__u32 prefixlen; /* 32 (the tag) + the prefix length */
 	__u32 tag;
@@ -227,8 +239,9 @@ struct xdpfw_set_elem {
  * 1 added the views of malformed packets (xdpfw_rulesets x3, key slots);
  * 2 the conditions of candidates (ct, tcp flags, rate, audit) and audit mode;
  * 3 address sets (set_src, set_dst, set_neg of candidates);
- * 4 full-length set elements in xdpfw_set_hosts, no longer in the trie. */
-#define XDPFW_MAP_LAYOUT 4
+ * 4 full-length set elements in xdpfw_set_hosts, no longer in the trie;
+ * 5 the kinds of elements beside each set's tag (enum xdpfw_set_kinds). */
+#define XDPFW_MAP_LAYOUT 5
 
 /* Global run-time settings (one entry). */
 struct xdpfw_config {

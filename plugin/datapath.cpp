@@ -256,6 +256,7 @@ void KernelDatapath::resume() {
   for (uint32_t s = 0; s < next_counter_index_; ++s)
     if (!used.count(s)) free_counter_indexes_.push_back(s);
   slots_[0].known = slots_[1].known = false;
+  count_set_elements();
 }
 
 uint64_t KernelDatapath::map_memory() const {
@@ -347,20 +348,34 @@ void KernelDatapath::write_element(uint32_t tag, const Prefix& p, uint64_t expir
   int fd = elements_fd(p);
   xdpfw_set_key k = set_key(tag, p);
   xdpfw_set_elem e{expires_ns, 0};
+  bool existed = false;
   // A rewrite keeps the packets counted so far (a few counted meanwhile
   // may be lost: the kernel replaces the element whole).
   if (!fresh) {
     xdpfw_set_elem old{};
-    if (bpf_map_lookup_elem(fd, &k, &old) == 0) e.hits = old.hits;
+    existed = bpf_map_lookup_elem(fd, &k, &old) == 0;
+    if (existed) e.hits = old.hits;
   }
   errno = 0;
-  check(bpf_map_update_elem(fd, &k, &e, BPF_ANY),
+  // Fresh: created, or (left over in pins) overwritten; either way known.
+  int rc = bpf_map_update_elem(fd, &k, &e, fresh ? BPF_NOEXIST : BPF_ANY);
+  if (rc != 0 && fresh && errno == EEXIST) {
+    existed = true;
+    errno = 0;
+    rc = bpf_map_update_elem(fd, &k, &e, BPF_ANY);
+  }
+  check(rc,
         std::string("write an element of ") + (full_length(p) ? "xdpfw_set_hosts" : "xdpfw_sets"));
+  if (!existed) count_element(tag, p, +1);
 }
 
 void KernelDatapath::erase_element(uint32_t tag, const Prefix& p) {
   xdpfw_set_key k = set_key(tag, p);
-  if (bpf_map_delete_elem(elements_fd(p), &k) != 0 && errno != ENOENT)
+  if (bpf_map_delete_elem(elements_fd(p), &k) == 0) {
+    count_element(tag, p, -1);
+    return;
+  }
+  if (errno != ENOENT)
     throw DatapathError(std::string("erase an element of ") +
                         (full_length(p) ? "xdpfw_set_hosts" : "xdpfw_sets") + ": " + errstr(errno));
 }
@@ -371,17 +386,67 @@ uint64_t KernelDatapath::element_hits(uint32_t tag, const Prefix& p) const {
   return bpf_map_lookup_elem(elements_fd(p), &k, &e) == 0 ? e.hits : 0;
 }
 
+uint32_t KernelDatapath::set_kinds(uint32_t tag) const {
+  uint32_t kinds = 0;
+  for (uint32_t fam : {0u, 1u}) {
+    auto it = element_counts_.find(tag | fam);
+    if (it == element_counts_.end()) continue;
+    uint32_t shift = fam ? XDPFW_SET_KINDS_V6 : 0;
+    if (it->second.hosts) kinds |= XDPFW_SET_HOSTS << shift;
+    if (it->second.prefixes) kinds |= XDPFW_SET_PREFIXES << shift;
+  }
+  return kinds;
+}
+
+void KernelDatapath::write_set_tag(uint16_t set, uint32_t tag) {
+  uint32_t key = set, value = tag ? tag | set_kinds(tag) : 0;
+  errno = 0;
+  check(bpf_map_update_elem(bpf_map__fd(skel_->maps.xdpfw_set_tags), &key, &value, BPF_ANY),
+        "write xdpfw_set_tags");
+}
+
+// Added, the element is in its map before the set's kinds name that map;
+// erased, it is gone before they stop naming it: a packet meanwhile sees
+// the set as it was before the change, never without an element it holds.
+void KernelDatapath::count_element(uint32_t tag, const Prefix& p, int delta) {
+  uint32_t key = tag | static_cast<uint32_t>(p.family);
+  ElementCount& c = element_counts_[key];
+  uint32_t& n = full_length(p) ? c.hosts : c.prefixes;
+  bool had = n != 0;
+  if (delta > 0)
+    ++n;
+  else if (n)
+    --n;
+  bool has = n != 0;
+  if (!c.hosts && !c.prefixes) element_counts_.erase(key);
+  if (had == has) return;
+  auto live = live_tags_.find(static_cast<uint16_t>(tag >> 2));
+  if (live != live_tags_.end() && live->second == tag) write_set_tag(live->first, tag);
+}
+
+void KernelDatapath::count_set_elements() {
+  element_counts_.clear();
+  for (const auto& [tag, p] : set_elements()) {
+    ElementCount& c = element_counts_[tag | static_cast<uint32_t>(p.family)];
+    ++(full_length(p) ? c.hosts : c.prefixes);
+  }
+  live_tags_.clear();
+  for (uint16_t id = 1; id < XDPFW_MAX_SETS; ++id)
+    if (uint32_t tag = set_tag(id)) live_tags_[id] = tag;
+}
+
 uint32_t KernelDatapath::set_tag(uint16_t set) const {
-  uint32_t key = set, tag = 0;
-  bpf_map_lookup_elem(bpf_map__fd(skel_->maps.xdpfw_set_tags), &key, &tag);
-  return tag;
+  uint32_t key = set, value = 0;
+  bpf_map_lookup_elem(bpf_map__fd(skel_->maps.xdpfw_set_tags), &key, &value);
+  return value & XDPFW_SET_TAG_MASK;
 }
 
 void KernelDatapath::switch_set_tag(uint16_t set, uint32_t tag) {
-  uint32_t key = set;
-  errno = 0;
-  check(bpf_map_update_elem(bpf_map__fd(skel_->maps.xdpfw_set_tags), &key, &tag, BPF_ANY),
-        "write xdpfw_set_tags");
+  write_set_tag(set, tag);
+  if (tag)
+    live_tags_[set] = tag;
+  else
+    live_tags_.erase(set);
   wait_for_readers();
 }
 

@@ -186,6 +186,14 @@ class KernelDatapath : public Datapath {
 
  private:
   int elements_fd(const Prefix& p) const;  // the map of p's element
+  // The kinds of elements (bpf/xdpfw.h, enum xdpfw_set_kinds) under tag,
+  // and the one write of xdpfw_set_tags[set] (no wait for readers).
+  uint32_t set_kinds(uint32_t tag) const;
+  void write_set_tag(uint16_t set, uint32_t tag);
+  // An element of tag came (+1) or went (-1): a set whose live tag gains
+  // its first element of a kind, or loses its last, has its kinds rewritten.
+  void count_element(uint32_t tag, const Prefix& p, int delta);
+  void count_set_elements();  // at resume: what the pinned maps hold
   struct SlotState {
     // What the slot's maps hold; in sync, both slots share one object.
     std::shared_ptr<CompiledRuleset> compiled = std::make_shared<CompiledRuleset>();
@@ -237,6 +245,15 @@ class KernelDatapath : public Datapath {
   std::atomic<bool> grace_ok_{false};
   std::atomic<bool> grace_done_{true};
   uint32_t next_counter_index_ = 0;
+  // Elements in the maps per key tag (the tag and the family bit): which
+  // maps a lookup asks (xdpfw_set_tags). Exact: every write and erase goes
+  // through this object, and resume() counts what pins brought.
+  struct ElementCount {
+    uint32_t hosts = 0;     // in xdpfw_set_hosts
+    uint32_t prefixes = 0;  // in xdpfw_sets
+  };
+  std::unordered_map<uint32_t, ElementCount> element_counts_;
+  std::unordered_map<uint16_t, uint32_t> live_tags_;  // set id -> its tag (kinds aside)
   xdpfw_config config_{};
   bool resumed_ = false;
   std::string replaced_;

@@ -134,7 +134,9 @@ BOOST_AUTO_TEST_CASE(conditioned_rules_agree_with_reference) {
 // prefixes of both families taken from the packets' own addresses: some that
 // never expire, some for an hour, some that expired an hour ago (written
 // with a clock two hours behind) and that must neither match nor hide a
-// live shorter prefix around them. The reference asks the sets' mirror.
+// live shorter prefix around them; then some deleted, so that one set keeps
+// full-length addresses only and another prefixes only. The reference asks
+// the sets' mirror.
 namespace {
 
 // The sets, made once the datapath exists.
@@ -169,7 +171,9 @@ void check_sets(uint64_t seed, size_t nrules, bool conditions) {
     }
   }
   uint64_t behind = 0;
+  std::vector<std::pair<std::string, Prefix>> added;
   auto fill = [&](DatapathFixture& fx) {
+    added.clear();
     late.sets = std::make_unique<AddressSets>(
         fx.dp, SetClock{[&] { return monotonic_coarse_ns() - behind; }, realtime_ms});
     for (const char* name : {"s1", "s2", "s3"}) late.sets->create({name, 0, 0});
@@ -181,9 +185,19 @@ void check_sets(uint64_t seed, size_t nrules, bool conditions) {
       e.clear_host_bits();
       int kind = rng() % 3;
       behind = kind == 2 ? 7200ULL * 1000000000ULL : 0;  // expired an hour ago
-      late.sets->add("s" + std::to_string(1 + rng() % 3), e, kind == 0 ? 0 : 3600);
+      std::string name = "s" + std::to_string(1 + rng() % 3);
+      late.sets->add(name, e, kind == 0 ? 0 : 3600);
+      added.emplace_back(name, e);
     }
     behind = 0;
+    // Then s2 loses its prefixes and s3 its full-length addresses: each map
+    // gains and loses a set's last element of a kind (the kinds beside its
+    // tag, bpf/xdpfw.h), and half of s1 goes.
+    for (const auto& [name, e] : added) {
+      bool full = e.len == (e.family == Family::v4 ? 32 : 128);
+      if ((name == "s2" && !full) || (name == "s3" && full) || (name == "s1" && rng() % 2))
+        late.sets->del(name, e);
+    }
   };
   Policy policy{(seed & 1) ? Action::drop : Action::pass, Action::drop};
   check_packets(rules, policy, DatapathOptions{}, packets, rng, "seed " + std::to_string(seed),

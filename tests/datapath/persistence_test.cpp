@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <boost/test/unit_test.hpp>
+#include <cstring>
 
 #include "datapath/fixture.hpp"
 #include "support/util.hpp"
@@ -201,6 +202,93 @@ BOOST_AUTO_TEST_CASE(set_elements_survive_the_process_each_in_its_map) {
   b.erase_element(tag, host6);
   BOOST_TEST(b.set_elements().empty());
   BOOST_TEST(run_xdp(b.prog_fd(), from("2001:db8::1", true)).retval == XDP_PASS);
+}
+
+// Beside a set's tag, xdpfw_set_tags says which maps hold its elements,
+// per family (bpf/xdpfw.h, enum xdpfw_set_kinds): a lookup skips the others.
+// The kinds follow each first and last element of a kind, a generation
+// switch, a fresh write of an element already there, and a restart (counted
+// from the pins). A kind missing would lose members (the verdicts); one too
+// many would cost a lookup (the values).
+BOOST_AUTO_TEST_CASE(set_kinds_follow_the_elements) {
+  BpfFs fs;
+  DatapathOptions o = require_root();
+  o.pin_dir = fs.root.string();
+  const uint32_t gen0 = 1u << 2, gen1 = gen0 | 2;  // set id 1, generations 0 and 1
+  const uint32_t v4_hosts = XDPFW_SET_HOSTS, v4_nets = XDPFW_SET_PREFIXES,
+                 v6_hosts = XDPFW_SET_HOSTS << XDPFW_SET_KINDS_V6,
+                 v6_nets = XDPFW_SET_PREFIXES << XDPFW_SET_KINDS_V6;
+  Prefix host = parse_prefix("198.18.1.1", "src"), net = parse_prefix("198.18.0.0/24", "src");
+  Prefix host6 = parse_prefix("2001:db8::1", "src"), net6 = parse_prefix("2001:db8:1::/48", "src");
+  auto verdict = [](const KernelDatapath& dp, const char* src) {
+    bool v6 = std::strchr(src, ':') != nullptr;
+    return run_xdp(dp.prog_fd(),
+                   build_packet(PacketSpec{.f = v6 ? fields6(src, "2001:db8::2", 17, 40000, 53)
+                                                   : fields4(src, "198.18.0.2", 17, 40000, 53)}))
+        .retval;
+  };
+  auto value = [&] {
+    int fd = bpf_obj_get((fs.root / "xdpfw_set_tags").c_str());
+    BOOST_TEST_REQUIRE(fd >= 0);
+    uint32_t key = 1, v = 0;
+    BOOST_TEST_REQUIRE(bpf_map_lookup_elem(fd, &key, &v) == 0);
+    close(fd);
+    return v;
+  };
+  Rule r4 = parse_rule("id 4 prio 1 src @s proto udp dport 53 action drop");
+  r4.src_set->id = 1;
+  {
+    KernelDatapath a(o);
+    a.apply({r4}, Policy{});
+    a.switch_set_tag(1, gen0);
+    BOOST_TEST(value() == gen0);  // empty: no map to ask
+    BOOST_TEST(verdict(a, "198.18.0.1") == XDP_PASS);
+    a.write_element(gen0, net, ~0ULL, true);
+    BOOST_TEST(value() == (gen0 | v4_nets));
+    BOOST_TEST(verdict(a, "198.18.0.1") == XDP_DROP);
+    a.write_element(gen0, host, ~0ULL, true);
+    a.write_element(gen0, host, ~0ULL, true);  // again: one element, counted once
+    a.write_element(gen0, host6, ~0ULL, true);
+    BOOST_TEST(value() == (gen0 | v4_nets | v4_hosts | v6_hosts));
+    BOOST_TEST(verdict(a, "198.18.1.1") == XDP_DROP);
+    BOOST_TEST(verdict(a, "2001:db8::1") == XDP_DROP);
+    a.erase_element(gen0, net);
+    BOOST_TEST(value() == (gen0 | v4_hosts | v6_hosts));
+    BOOST_TEST(verdict(a, "198.18.0.1") == XDP_PASS);
+    BOOST_TEST(verdict(a, "198.18.1.1") == XDP_DROP);
+    a.erase_element(gen0, host);
+    a.erase_element(gen0, host);  // absent: nothing to count
+    BOOST_TEST(value() == (gen0 | v6_hosts));
+    BOOST_TEST(verdict(a, "198.18.1.1") == XDP_PASS);
+    // The other generation, written while this one is live, changes
+    // nothing until the switch.
+    a.write_element(gen1, net6, ~0ULL, true);
+    a.write_element(gen1, host, ~0ULL, true);
+    BOOST_TEST(value() == (gen0 | v6_hosts));
+    a.switch_set_tag(1, gen1);
+    BOOST_TEST(value() == (gen1 | v6_nets | v4_hosts));
+    BOOST_TEST(verdict(a, "2001:db8:1::7") == XDP_DROP);
+    BOOST_TEST(verdict(a, "2001:db8::1") == XDP_PASS);
+    BOOST_TEST(verdict(a, "198.18.1.1") == XDP_DROP);
+    a.erase_element(gen0, host6);  // the old generation's: the live kinds stay
+    BOOST_TEST(value() == (gen1 | v6_nets | v4_hosts));
+  }
+  // A new process counts what the pins hold: its first erase of the last
+  // host clears the kind, and a fresh write of an element already there
+  // counts nothing.
+  KernelDatapath b(o);
+  BOOST_TEST_REQUIRE(b.resumed());
+  BOOST_TEST(b.set_tag(1) == gen1);
+  b.write_element(gen1, net6, ~0ULL, true);
+  b.erase_element(gen1, host);
+  BOOST_TEST(value() == (gen1 | v6_nets));
+  BOOST_TEST(verdict(b, "198.18.1.1") == XDP_PASS);
+  BOOST_TEST(verdict(b, "2001:db8:1::7") == XDP_DROP);
+  b.erase_element(gen1, net6);
+  BOOST_TEST(value() == gen1);
+  BOOST_TEST(verdict(b, "2001:db8:1::7") == XDP_PASS);
+  b.switch_set_tag(1, 0);
+  BOOST_TEST(value() == 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
