@@ -10,13 +10,13 @@
 #      config (only `interfaces` and `persistent` set) in a network
 #      namespace: it attaches to a veth, a rule added with the installed
 #      xdpfw-ctl drops UDP from the peer namespace while other traffic passes
-#      (counted, logged), reload answers, logrotate rotates and the agent
-#      reopens its log.
+#      (counted, logged), a ct rule makes the agent run nft for its table,
+#      reload answers, logrotate rotates and the agent reopens its log.
 #   5. The same .deb again (the upgrade path: maintainer scripts run); the
-#      agent's system calls (it ran under strace) against the unit's
-#      SystemCallFilter; a restart that resumes the rules; then dpkg --purge:
-#      the pins (so the persistent XDP link), the state, the logs and the
-#      config are gone.
+#      agent's system calls and nft's (they ran under strace) against the
+#      unit's SystemCallFilter; a restart that resumes the rules; then dpkg
+#      --purge in the agent's network namespace: the pins (so the persistent
+#      XDP link), the state, the logs, the config and the ct table are gone.
 # Everything it creates (namespaces, mounts, processes, temp dirs) goes at
 # the end, also on failure. Addresses from 198.18.0.0/15 only.
 #
@@ -233,6 +233,16 @@ if [[ -n $inner ]]; then
   done
   [[ $(grep -c '"dst_port":7001' "$log" 2>/dev/null) == 3 ]] || fail "the event log lacks the datagrams to 7001"
 
+  step "a ct rule: the agent turns on connection tracking in $NS_FW (nft, traced too)"
+  if grep -q 'ct rules cannot be used' "$T/agent.log"; then
+    echo "this kernel offers no ct: not tried ($(grep 'ct rules cannot be used' "$T/agent.log"))"
+  else
+    out=$(ctl add --proto tcp --dport 7003 --ct established --action pass)
+    [[ $out == "id 2" ]] || fail "xdpfw-ctl add (ct): $out"
+    ip netns exec "$NS_FW" nft list table inet xdpfw_conntrack | grep -q 'ct state invalid' ||
+      fail "no table inet xdpfw_conntrack in $NS_FW after a ct rule"
+  fi
+
   step "save into /etc/xdpfw/rules.conf; reload: applied, then refused"
   out=$(ctl save) || fail "xdpfw-ctl save: $out"
   grep -q '^[^#]*dport 7777 action drop' "$R/etc/xdpfw/rules.conf" ||
@@ -301,7 +311,8 @@ if [[ -n $inner ]]; then
       grep -E 'O_WRONLY|O_RDWR|O_CREAT|mkdir|unlink|rename' | grep -v '"/sys/fs/bpf/' |
       grep -v '= -1 EEXIST' || true) # (mkdir of the folders above the pins: they exist)
     [[ -z $writes ]] || fail "the agent wrote under /proc or /sys: $writes"
-    devs=$(grep -E '"/dev/' "$R/tmp/agent.trace" || true)
+    # (/dev/null: nft's output, when a ct rule runs it; PrivateDevices keeps it)
+    devs=$(grep -E '"/dev/' "$R/tmp/agent.trace" | grep -v '"/dev/null"' || true)
     [[ -z $devs ]] || fail "the agent opened files in /dev: $devs"
     inet=$(grep -E 'socket\(AF_INET' "$R/tmp/agent.trace" || true)
     [[ -z $inet ]] || fail "the agent opened IP sockets: $inet"
@@ -316,9 +327,12 @@ if [[ -n $inner ]]; then
   [[ $after == "$before" ]] || fail "not resumed: before the restart: $before; after: $after"
   stop_agent
 
-  step "dpkg --purge: pins (and so XDP), state, logs, config gone"
-  DEBIAN_FRONTEND=noninteractive in_root dpkg --purge xdpfw >"$T/dpkg-purge.log" 2>&1 ||
-    { cat "$T/dpkg-purge.log"; fail "dpkg --purge"; }
+  step "dpkg --purge: pins (and so XDP), state, logs, config, the ct table gone"
+  # In the agent's network namespace, as on a host where both are the root one.
+  DEBIAN_FRONTEND=noninteractive nsenter --net="/run/netns/$NS_FW" chroot "$R" \
+    dpkg --purge xdpfw >"$T/dpkg-purge.log" 2>&1 || { cat "$T/dpkg-purge.log"; fail "dpkg --purge"; }
+  ip netns exec "$NS_FW" nft list table inet xdpfw_conntrack >/dev/null 2>&1 &&
+    fail "the table inet xdpfw_conntrack is still in $NS_FW after the purge"
   for p in /sys/fs/bpf/xdpfw /var/lib/xdpfw /var/log/xdpfw /etc/xdpfw /run/xdpfw \
     /etc/logrotate.d/xdpfw /usr/sbin/xdpfw-host /usr/lib/xdpfw \
     /etc/systemd/system/multi-user.target.wants/xdpfw.service; do
