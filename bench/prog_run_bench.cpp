@@ -8,8 +8,9 @@
 // --plot writes "rules floor seed xdpfw" (ns/packet, exact 5-tuple v4 hit)
 // for gnuplot, and FILE.mixes: per mix, hit and miss as ratios to the seed
 // design beside them. Environment knobs for investigation: XDPFW_BENCH_COUNTS=N
-// (one rule count), XDPFW_BENCH_ROUNDS=N, XDPFW_BENCH_MIN=1 (minimum
-// instead of median), XDPFW_BENCH_NOEVENTS=1 (unmatched-packet events off).
+// (one rule count), XDPFW_BENCH_SET_SIZE=N (one address set size),
+// XDPFW_BENCH_ROUNDS=N, XDPFW_BENCH_MIN=1 (minimum instead of median),
+// XDPFW_BENCH_NOEVENTS=1 (unmatched-packet events off).
 #include <arpa/inet.h>
 #include <bpf/libbpf.h>
 #include <sys/sysinfo.h>
@@ -163,6 +164,8 @@ int main(int argc, char** argv) {
   // default.
   std::vector<uint32_t> set_sizes = {1, 100000, 1000000};
   if (quick) set_sizes = {1, 100000};
+  if (const char* only = std::getenv("XDPFW_BENCH_SET_SIZE"))
+    set_sizes = {uint32_t(std::atoi(only))};
   enum { mixed_shape, hosts_shape, nets_shape, shapes };
   double set_summary[shapes][2][3] = {};  // [shape][member, exact][size]
   for (int shape = 0; shape < shapes; ++shape) {
@@ -314,7 +317,7 @@ int main(int argc, char** argv) {
     const char* sep = si ? " / " : "";
     sizes += sep + std::to_string(set_sizes[si]);
     member += sep + std::to_string(std::lround(set_summary[0][0][si]));
-    if (si)
+    if (set_sizes[si] != 1)
       hosts += (hosts.empty() ? "" : " / ") +
                std::to_string(std::lround(set_summary[hosts_shape][0][si]));
     nets += sep + std::to_string(std::lround(set_summary[nets_shape][0][si]));
