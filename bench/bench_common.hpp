@@ -56,13 +56,15 @@ inline double quantile(std::vector<double> v, double q) {
 }
 
 // One measured figure. ratio_to names the baseline of the same run it is
-// compared with ("" for none).
+// compared with ("" for none); note says how it was measured where that
+// matters (traffic: the generator, its offered rate, "generator-bound").
 struct Result {
   std::string bench, what;
   double value;
   std::string unit;
   std::string ratio_to;
   double ratio = 0;
+  std::string note = "";
 };
 
 class Report {
@@ -70,29 +72,34 @@ class Report {
   void add(Result r) {
     std::fprintf(stderr, "  %-44s %12.2f %-9s", r.what.c_str(), r.value, r.unit.c_str());
     if (!r.ratio_to.empty()) std::fprintf(stderr, " %6.2fx %s", r.ratio, r.ratio_to.c_str());
+    if (!r.note.empty()) std::fprintf(stderr, " [%s]", r.note.c_str());
     std::fprintf(stderr, "\n");
     rows_.push_back(std::move(r));
   }
   const std::vector<Result>& rows() const { return rows_; }
   void print_markdown(const std::string& title) const {
-    std::printf("\n### %s\n\n| case | value | unit | ratio | baseline |\n|---|---:|---|---:|---|\n",
-                title.c_str());
+    bool notes = std::any_of(rows_.begin(), rows_.end(), [](auto& r) { return !r.note.empty(); });
+    std::printf(
+        "\n### %s\n\n| case | value | unit | ratio | baseline |%s\n|---|---:|---|---:|---|%s\n",
+        title.c_str(), notes ? " measured with |" : "", notes ? "---|" : "");
     for (const Result& r : rows_) {
       std::printf("| %s | %.2f | %s | ", r.what.c_str(), r.value, r.unit.c_str());
       if (r.ratio_to.empty())
-        std::printf("| |\n");
+        std::printf("| |");
       else
-        std::printf("%.2fx | %s |\n", r.ratio, r.ratio_to.c_str());
+        std::printf("%.2fx | %s |", r.ratio, r.ratio_to.c_str());
+      if (notes) std::printf(" %s |", r.note.c_str());
+      std::printf("\n");
     }
   }
   // Appends to FILE (the header once, when the file is new).
   void append_csv(const std::string& file) const {
     bool fresh = !std::ifstream(file).good();
     std::ofstream o(file, std::ios::app);
-    if (fresh) o << "bench,case,value,unit,ratio,baseline\n";
+    if (fresh) o << "bench,case,value,unit,ratio,baseline,note\n";
     for (const Result& r : rows_)
       o << r.bench << ",\"" << r.what << "\"," << r.value << ',' << r.unit << ','
-        << (r.ratio_to.empty() ? 0 : r.ratio) << ",\"" << r.ratio_to << "\"\n";
+        << (r.ratio_to.empty() ? 0 : r.ratio) << ",\"" << r.ratio_to << "\",\"" << r.note << "\"\n";
   }
 
  private:

@@ -1,16 +1,19 @@
 // veth_pair.hpp: the end-to-end rig of the benchmarks: a veth pair between
-// two namespaces of the benchmark's own (tests/support), the kernel's live-frame generator
-// on the sending side, and the receiver's own counters to read what arrived.
+// two namespaces of the benchmark's own (tests/support), a generator on the
+// sending side (generator.hpp: live frames where the kernel allows them, a
+// packet socket otherwise), and the receiver's own counters to read what
+// arrived.
 #pragma once
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
 
+#include <atomic>
 #include <thread>
 
 #include "bench_common.hpp"
-#include "gen_tx.skel.h"
+#include "generator.hpp"
 
 namespace xdpfw::bench {
 
@@ -28,10 +31,8 @@ class VethPair {
     rx_.run(std::string("ethtool -K ") + rx_dev + " gro on");
     tx_if_ = tx_.ifindex(tx_dev);
     rx_if_ = rx_.ifindex(rx_dev);
-    gen_ = gen_tx_bpf__open_and_load();
-    if (!gen_) die("cannot load the generator program");
+    gen_ = std::make_unique<Generator>(tx_, tx_if_);
   }
-  ~VethPair() { gen_tx_bpf__destroy(gen_); }
   VethPair(const VethPair&) = delete;
   VethPair& operator=(const VethPair&) = delete;
 
@@ -42,21 +43,10 @@ class VethPair {
   // Sends FRAME N times out of the sending veth; returns the seconds it took.
   // (The kernel turns XDP_TX of a live-frame run into a redirect to the same
   // device: veth hands the frames to its peer, which takes them only when it
-  // runs NAPI, that is with an XDP program or GRO on.)
-  double send(const std::vector<uint8_t>& frame, uint32_t n) const {
-    InNs in(tx_);
-    xdp_md ctx{};
-    ctx.data_end = static_cast<__u32>(frame.size());
-    ctx.ingress_ifindex = static_cast<__u32>(tx_if_);
-    LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(),
-                .data_size_in = static_cast<__u32>(frame.size()), .ctx_in = &ctx,
-                .ctx_size_in = sizeof ctx, .repeat = static_cast<int>(n),
-                .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
-    double t0 = now_s();
-    if (bpf_prog_test_run_opts(bpf_program__fd(gen_->progs.gen_tx), &o))
-      die(std::string("live-frame generator: ") + std::strerror(errno));
-    return now_s() - t0;
-  }
+  // runs NAPI, that is with an XDP program or GRO on. The packet socket's
+  // frames take the same way as skbs.)
+  double send(const std::vector<uint8_t>& frame, uint64_t n) const { return gen_->send(frame, n); }
+  const Generator& generator() const { return *gen_; }
 
   // Attaches PROG_FD (native XDP) to the receiving veth; -1 detaches.
   void attach_rx(int prog_fd) const {
@@ -71,25 +61,91 @@ class VethPair {
   // Delivered packets per second: frames counted by COUNTER on the receiving
   // side over the time the generator ran, median of ROUNDS runs of about
   // SECONDS each (the count is sized by a short probe run).
+  // Generator-bound: the receiver took (nearly) every frame offered and
+  // (packet socket) hardly ever made the sender wait, so the rate is the
+  // sender's, and the receiver's own limit is above it. The packet socket
+  // loses nothing: a frame its device refuses (the peer's ring full) is
+  // sent again, so a receiver that cannot keep up shows as refusals.
   struct Rate {
     double delivered_pps, offered_pps;
+    double refused = 0;  // share of the frames sent that were refused once
+    bool generator_bound() const { return delivered_pps >= 0.95 * offered_pps && refused < 0.01; }
   };
   Rate measure(const std::vector<uint8_t>& frame, const std::function<uint64_t()>& counter,
                double seconds, int rounds) const {
-    uint32_t n = 100000;
+    uint64_t n = 100000;
     double probe = send(frame, n);
-    n = static_cast<uint32_t>(std::clamp(n * seconds / std::max(probe, 1e-3), 1e4, 2e8));
-    std::vector<double> got, offered;
+    n = static_cast<uint64_t>(std::clamp(n * seconds / std::max(probe, 1e-3), 1e4, 2e8));
+    std::vector<double> got, offered, refused;
     for (int r = 0; r < rounds; ++r) {
-      uint64_t c0 = counter();
+      uint64_t c0 = counter(), r0 = gen_->refused();
       double t = send(frame, n);
       std::this_thread::sleep_for(std::chrono::milliseconds(30));  // the ring drains
       uint64_t c1 = counter();
       got.push_back(static_cast<double>(c1 - c0) / t);
-      offered.push_back(n / t);
+      offered.push_back(static_cast<double>(n) / t);
+      refused.push_back(static_cast<double>(gen_->refused() - r0) / static_cast<double>(n));
     }
-    return {median(got), median(offered)};
+    return {median(got), median(offered), median(refused)};
   }
+  // How a rate was measured: "packet socket x2, offered 1.20 Mpps,
+  // generator-bound".
+  std::string note(const Rate& r) const {
+    char b[80];
+    std::snprintf(b, sizeof b, ", offered %.2f Mpps", r.offered_pps / 1e6);
+    std::string s = gen_->name() + b;
+    if (r.refused >= 0.001) {
+      std::snprintf(b, sizeof b, ", %.1f%% refused once", 100 * r.refused);
+      s += b;
+    }
+    return s + (r.generator_bound() ? ", generator-bound" : "");
+  }
+
+  // Frames sent in the background while alive, at PPS a second (0: as fast
+  // as the generator goes, which takes one of this machine's two CPUs and
+  // most of the other's receive work); says what it offered.
+  class Load {
+   public:
+    Load(const VethPair& p, std::vector<uint8_t> frame, double pps)
+        : t0_(now_s()), t_([this, &p, frame = std::move(frame), pps] {
+            const uint64_t chunk = pps ? 10000 : 100000;
+            try {
+              for (double next = now_s(); !stop_;) {
+                p.send(frame, chunk);
+                sent_ += chunk;
+                if (!pps) continue;
+                next += static_cast<double>(chunk) / pps;
+                double wait = next - now_s();
+                if (wait > 0) std::this_thread::sleep_for(std::chrono::duration<double>(wait));
+              }
+            } catch (const std::exception& e) {
+              error_ = e.what();
+            }
+          }) {}
+    ~Load() { join(); }
+    Load(const Load&) = delete;
+    Load& operator=(const Load&) = delete;
+    // Ends the traffic; returns the frames a second it offered, or throws
+    // the generator's error.
+    double stop() {
+      join();
+      if (!error_.empty()) throw std::runtime_error(error_);
+      return offered_;
+    }
+
+   private:
+    std::atomic<bool> stop_{false};
+    std::atomic<uint64_t> sent_{0};
+    double t0_, offered_ = 0;
+    std::string error_;
+    std::thread t_;
+    void join() {
+      if (!t_.joinable()) return;
+      stop_ = true;
+      t_.join();
+      offered_ = static_cast<double>(sent_) / (now_s() - t0_);
+    }
+  };
 
   static constexpr const char* tx_dev = "xbt0";
   static constexpr const char* rx_dev = "xbr0";
@@ -97,7 +153,7 @@ class VethPair {
  private:
   NetNs tx_, rx_;
   int tx_if_ = 0, rx_if_ = 0;
-  gen_tx_bpf* gen_ = nullptr;
+  std::unique_ptr<Generator> gen_;
 };
 
 // nftables on the receiving veth (netdev ingress, the earliest hook it has):
