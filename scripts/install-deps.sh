@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
-# Installs everything xdpfw needs to build, test and run on Debian 12
-# (run as root). Debian packages only; nothing else is downloaded.
+# Installs what xdpfw needs on Debian 12 (run as root). Debian packages only;
+# nothing else is downloaded.
+#   bash scripts/install-deps.sh           build and run the agent (scripts/run.sh)
+#   bash scripts/install-deps.sh --test    also every test and benchmark (scripts/test.sh)
+#   bash scripts/install-deps.sh --list-test   the test-only packages, a line each
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-pkgs=(
+# Building and running the agent.
+run_pkgs=(
   build-essential cmake pkg-config
   clang libbpf-dev bpftool linux-libc-dev
-  libclang-rt-14-dev  # ASan, UBSan, libFuzzer runtimes (only recommended by clang)
-  libboost-dev libboost-program-options-dev libboost-test-dev
+  libboost-dev libboost-program-options-dev
   libnl-3-dev libnl-route-3-dev nlohmann-json3-dev
+  nftables  # the agent runs nft to turn on connection tracking for ct rules
+)
+# The tests and benchmarks, on top.
+test_pkgs=(
+  libboost-test-dev
+  libclang-rt-14-dev  # ASan, UBSan, libFuzzer runtimes (only recommended by clang)
   # the .deb (cpack; dpkg-shlibdeps comes with build-essential's dpkg-dev) and
   # tests/package: lintian, man --warnings, logrotate, systemd-analyze, strace
   lintian man-db logrotate systemd file adduser strace
   iproute2 socat ethtool
-  nftables gnuplot-nox  # bench/: the nftables baseline and the plot
+  gnuplot-nox  # bench/: the plot
   prometheus curl  # metrics tests: promtool, a server of their own, an HTTP client
   fail2ban  # address set tests: a private fail2ban-server of their own
   # deploy/ tests: the manifests validated (jsonschema, yaml), the pod run
@@ -24,15 +33,23 @@ pkgs=(
 # kubectl kustomize renders deploy/kubernetes: Debian's kubernetes-client,
 # unless a kubectl is there already (another vendor's package conflicts with
 # it; the manifests render the same with both, tested with 1.20 and 1.32).
-command -v kubectl >/dev/null || pkgs+=(kubernetes-client)
+command -v kubectl >/dev/null || test_pkgs+=(kubernetes-client)
+case "${1:-}" in
+  "") pkgs=("${run_pkgs[@]}") ;;
+  --test) pkgs=("${run_pkgs[@]}" "${test_pkgs[@]}") ;;
+  --list-test) printf '%s\n' "${test_pkgs[@]}"; exit 0 ;;
+  *) echo "usage: install-deps.sh [--test | --list-test]" >&2; exit 2 ;;
+esac
 # prometheus, fail2ban: their services are neither started nor enabled here
 # (the tests run their own instances). Without a policy-rc.d (Docker's refuses
 # every start) one refusing them is in place while this script runs.
 new_daemons=()
-for d in prometheus fail2ban; do
-  dpkg-query -W -f='${Status}' "$d" 2>/dev/null | grep -q "install ok installed" ||
-    new_daemons+=("$d")
-done
+if [[ ${1:-} == --test ]]; then
+  for d in prometheus fail2ban; do
+    dpkg-query -W -f='${Status}' "$d" 2>/dev/null | grep -q "install ok installed" ||
+      new_daemons+=("$d")
+  done
+fi
 if ((${#new_daemons[@]})) && [[ ! -e /usr/sbin/policy-rc.d ]]; then
   printf '#!/bin/sh\n# xdpfw install-deps.sh: no prometheus or fail2ban daemon\nfor a; do case "$a" in prometheus|fail2ban) exit 101;; esac; done\nexit 0\n' \
     >/usr/sbin/policy-rc.d

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs, builds, and starts the agent in the foreground with the default
-# config (conf/xdpfw.conf): control socket /run/xdpfw/xdpfw.sock.
+# Installs what building and running need (no test package), builds the
+# agent alone (no tests, no benchmarks), and starts it in the foreground with
+# the default config (conf/xdpfw.conf): control socket /run/xdpfw/xdpfw.sock.
 #   echo help | socat - UNIX-CONNECT:/run/xdpfw/xdpfw.sock
 # The default config is the installed one: it names /usr/lib/xdpfw/libxdpfw.so,
 # /etc/xdpfw/rules.conf and the group the package creates. Here the agent
@@ -10,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=OFF -DXDPFW_BENCH=OFF
 cmake --build build -j"$(nproc)"
 conf=build/xdpfw-run.conf
 sed "s|^rules = /etc/xdpfw/rules.conf$|rules = $PWD/conf/rules.conf|" conf/xdpfw.conf >"$conf"

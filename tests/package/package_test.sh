@@ -5,6 +5,8 @@
 #   2. It is installed with dpkg inside a throwaway root: a mount namespace
 #      of its own, an overlayfs over / whose upper layer is a tmpfs, fresh
 #      /run and bpffs. Nothing reaches the real root (checked at the end).
+#      The test-only packages (scripts/install-deps.sh --list-test) are
+#      purged from that root first: the package must need none of them.
 #   3. The unit passes systemd-analyze verify and security (offline).
 #   4. The installed agent runs from its installed paths with the installed
 #      config (only `interfaces` and `persistent` set) in a network
@@ -79,6 +81,31 @@ if [[ -n $inner ]]; then
   dpkg_i() {
     DEBIAN_FRONTEND=noninteractive in_root dpkg --force-confold --force-confdef -i /tmp/xdpfw.deb
   }
+
+  # The packages scripts/install-deps.sh installs only for the tests go from
+  # the root first, so the installed agent runs on what running needs. Kept:
+  # the test's own tools inside the root (strace, systemd-analyze, logrotate)
+  # and adduser (a Depends of the package). Their maintainer scripts are
+  # removed first: a prerm would stop a daemon of the real machine.
+  step "test-only packages purged from the root"
+  purge=()
+  for p in $TEST_ONLY; do
+    case $p in strace | systemd | logrotate | adduser) continue ;; esac
+    in_root dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+      continue
+    rm -f "$R/var/lib/dpkg/info/$p".{preinst,prerm,postinst,postrm} \
+      "$R/var/lib/dpkg/info/$p":*.{preinst,prerm,postinst,postrm}
+    purge+=("$p")
+  done
+  if ((${#purge[@]})); then
+    DEBIAN_FRONTEND=noninteractive in_root dpkg --purge --force-depends --force-remove-essential \
+      "${purge[@]}" >"$T/dpkg-purge.log" 2>&1 || { cat "$T/dpkg-purge.log"; fail "dpkg --purge"; }
+  fi
+  for p in "${purge[@]}"; do
+    in_root dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q ' installed' &&
+      fail "$p is still installed in the root"
+  done
+  echo "purged: ${purge[*]:-none}"
 
   step "dpkg -i (first install)"
   dpkg_i >"$T/dpkg-install.log" 2>&1 || { cat "$T/dpkg-install.log"; fail "dpkg -i"; }
@@ -471,7 +498,9 @@ fi
 step "network namespaces $NS_FW and $NS_PEER, a veth pair"
 veth_pair "$NS_FW" pkgfw0 "$NS_PEER" pkgpeer0
 
-T=$T DEB=$DEB NS_FW=$NS_FW NS_PEER=$NS_PEER VERSION=$VERSION \
+# The test-only packages (scripts/install-deps.sh --list-test), for the inner part.
+TEST_ONLY=$(bash "$src/scripts/install-deps.sh" --list-test) || fail "install-deps.sh --list-test"
+T=$T DEB=$DEB NS_FW=$NS_FW NS_PEER=$NS_PEER VERSION=$VERSION TEST_ONLY=$TEST_ONLY \
   unshare --mount --propagation private -- bash "$0" --inner
 
 step "nothing reached the real root"
