@@ -342,7 +342,7 @@ std::string change_addr(uint32_t i) {
 // `nft add element`).
 void bench_sets(Report& rep) {
   const uint32_t n = g_quick ? 20000 : 100000;
-  const uint32_t nft_n = g_quick ? 2000 : 10000;  // nft -i: about a millisecond each
+  const uint32_t nft_n = g_quick ? 300 : 10000;  // nft -i: 5-10 ms each on this kind
   const int procs = g_quick ? 50 : 200;
   VethPair pair;
   BenchAgent agent(pair.rx(),

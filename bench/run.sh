@@ -5,6 +5,10 @@
 #   bash bench/run.sh --quick    about 90 seconds: one summary line per benchmark
 #   bash bench/run.sh --out DIR  where the results go (default bench/results/DATE)
 #   --no-build                   use the build as it is ($XDPFW_BUILD_DIR, default build/)
+#   --generator live|socket|auto the end-to-end traffic: the kernel's live frames, a packet
+#                                socket, or live where the kernel allows it (the default)
+# A full run also refreshes the headline table at the top of docs/BENCHMARKS.md;
+# every run writes it to headline.md beside the report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick= out= build=1
@@ -14,13 +18,14 @@ while (($#)); do
     --quick) quick=--quick ;;
     --out) out="$2"; shift ;;
     --no-build) build= ;;
-    *) echo "usage: bench/run.sh [--quick] [--out DIR] [--no-build]" >&2; exit 2 ;;
+    --generator) export XDPFW_BENCH_GENERATOR="$2"; shift ;;
+    *) echo "usage: bench/run.sh [--quick] [--out DIR] [--no-build] [--generator live|socket|auto]" >&2; exit 2 ;;
   esac
   shift
 done
 if [[ -n $build ]]; then
-  bash scripts/install-deps.sh
-  cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  bash scripts/install-deps.sh --test
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=ON -DXDPFW_BENCH=ON >/dev/null
   cmake --build build -j"$(nproc)" >/dev/null
 fi
 out=${out:-bench/results/$(date -u +%Y%m%dT%H%M%SZ)${quick:+-quick}}
@@ -87,4 +92,7 @@ PLOT
 fi
 plot=", $out/per_packet.png, $out/per_packet_mixes.png"
 [[ -n $quick ]] && plot=
-echo "results: $out/report.md, $out/results.csv$plot ($((SECONDS - start)) s)"
+into=()
+[[ -z $quick ]] && into=(--into docs/BENCHMARKS.md)
+python3 bench/headline.py "$csv" "$(date -u +%F)" "${into[@]}" >"$out/headline.md"
+echo "results: $out/report.md, $out/headline.md, $out/results.csv$plot ($((SECONDS - start)) s)"
