@@ -12,6 +12,7 @@
 #include "common/classbench.hpp"
 #include "common/rule_gen.hpp"
 #include "datapath/fixture.hpp"
+#include "support/util.hpp"
 
 using namespace xdpfw;
 using namespace xdpfw::test;
@@ -107,13 +108,15 @@ BOOST_AUTO_TEST_CASE(random_rule_sets_agree_with_reference) {
     return;
   }
   uint64_t base = std::random_device{}();
-  // 20 sets of 10 to 5,000 rules, then 2 sets of 100,000 (one with distinct addresses).
-  for (uint64_t k = 0; k < 20; ++k) {
+  // 20 sets of 10 to 5,000 rules, then 2 sets of 100,000 (one with distinct
+  // addresses); at CI size 8 sets, then 2 of 20,000.
+  for (uint64_t k = 0; k < test::sized(20u, 8u); ++k) {
     size_t nrules = std::vector<size_t>{10, 100, 1000, 5000}[k % 4];
     check_against_reference(base + k, nrules, 2 + (k * 7) % 30, 10000);
   }
-  check_against_reference(base + 20, 100000, 24, 10000);
-  check_against_reference(base + 21, 100000, 24, 10000, true);
+  const size_t big = test::sized(100000, 20000);
+  check_against_reference(base + 20, big, 24, 10000);
+  check_against_reference(base + 21, big, 24, 10000, true);
 }
 
 // tcp-flags, ct (every test-run packet is new: the kernel tracks none of
@@ -125,7 +128,7 @@ BOOST_AUTO_TEST_CASE(conditioned_rules_agree_with_reference) {
     return;
   }
   uint64_t base = std::random_device{}();
-  for (uint64_t k = 0; k < 8; ++k)
+  for (uint64_t k = 0; k < test::sized(8u, 4u); ++k)
     check_against_reference(base + k, std::vector<size_t>{20, 100, 300, 1000}[k % 4],
                             2 + (k * 5) % 16, 6000, false, true);
 }
@@ -212,14 +215,14 @@ BOOST_AUTO_TEST_CASE(set_rules_agree_with_reference) {
     return;
   }
   uint64_t base = std::random_device{}();
-  for (uint64_t k = 0; k < 6; ++k)
+  for (uint64_t k = 0; k < test::sized(6u, 3u); ++k)
     check_sets(base + k, std::vector<size_t>{20, 100, 1000}[k % 3], k % 2);
 }
 
 BOOST_AUTO_TEST_CASE(classbench_sets_agree_with_reference) {
   // Every shipped set: 1,000 and 10,000 rules in IPv4 and mapped into
   // 2001:db8::/32, 100,000 in IPv4 (on fewer headers: each one costs a few
-  // syscalls).
+  // syscalls); at CI size a third of the headers.
   uint64_t seed = std::random_device{}();
   BOOST_TEST_MESSAGE("classbench headers seed " << seed);
   std::mt19937_64 rng(seed);
@@ -230,7 +233,7 @@ BOOST_AUTO_TEST_CASE(classbench_sets_agree_with_reference) {
         bool big = std::strcmp(size, "_100000") == 0;
         if (big && v6) continue;
         auto rules = test::load_classbench(test::classbench_path(name), {.v6 = v6});
-        auto headers = test::classbench_headers(rules, big ? 4000 : 3000, rng);
+        auto headers = test::classbench_headers(rules, test::sized(big ? 4000 : 3000, 1000), rng);
         BOOST_TEST_MESSAGE(name << (v6 ? " v6: " : " v4: ") << rules.size() << " rules");
         Policy policy{v6 ? Action::drop : Action::pass, Action::drop};
         check_packets(rules, policy, DatapathOptions{}, headers, rng, name + (v6 ? " v6" : " v4"));

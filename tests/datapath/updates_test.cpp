@@ -10,6 +10,7 @@
 #include "common/classbench.hpp"
 #include "common/worst_case.hpp"
 #include "datapath/fixture.hpp"
+#include "support/util.hpp"
 
 using namespace xdpfw;
 using namespace xdpfw::test;
@@ -89,9 +90,9 @@ void sequence(const std::string& set, size_t start, int steps, int check_every, 
 BOOST_AUTO_TEST_SUITE(updates)
 
 BOOST_AUTO_TEST_CASE(in_place_sequences_on_classbench) {
-  sequence("acl1_1000", 500, 400, 1, 60, 1);
-  sequence("ipc1_10000", 9000, 300, 10, 200, 2);
-  sequence("fw1_100000", 100000, 300, 100, 2000, 3);
+  sequence("acl1_1000", 500, sized(400, 100), 1, 60, 1);
+  sequence("ipc1_10000", 9000, sized(300, 100), 10, 200, 2);
+  sequence("fw1_100000", 100000, sized(300, 100), 100, sized(2000, 500), 3);
 }
 
 // The program reads a chain on past links that removals in place left short

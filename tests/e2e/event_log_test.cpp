@@ -14,10 +14,6 @@ using nlohmann::json;
 
 namespace {
 
-uint64_t stat_of(FirewallAgent& fw, const char* name) {
-  return json::parse(fw.ask("show stats json")).at(name).get<uint64_t>();
-}
-
 // The agent has written, or counted as lost, every event the kernel sent.
 bool all_sent_accounted(FirewallAgent& fw, json* stats = nullptr) {
   json s = json::parse(fw.ask("show stats json"));

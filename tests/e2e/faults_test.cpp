@@ -117,7 +117,7 @@ BOOST_AUTO_TEST_CASE(netlink_storm) {
   }
   write_file(fw.dir / "add.batch", add);
   write_file(fw.dir / "del.batch", del);
-  for (int round = 0; round < 4; ++round) {
+  for (int round = 0; round < sized(4, 1); ++round) {
     shell("ip -n " + ns.name() + " -batch " + quote((fw.dir / "add.batch").string()));
     shell("ip -n " + ns.name() + " -batch " + quote((fw.dir / "del.batch").string()));
   }

@@ -11,21 +11,6 @@ using namespace xdpfw::test;
 using nlohmann::json;
 
 namespace {
-uint64_t rule_packets(FirewallAgent& fw, uint32_t id) {
-  for (const json& r : json::parse(fw.ask("rule list json")))
-    if (r["id"] == id) return r["packets"].get<uint64_t>();
-  return ~0ull;
-}
-int warm_up(const NetNs& peer, int tx, int open_port) {
-  int got = 0;
-  BOOST_TEST_REQUIRE(wait_until([&] {
-    send_to(tx, AF_INET, "198.18.0.1", 5001, 1);
-    usleep(20000);
-    return (got += drain(open_port)) > 0;
-  }));
-  (void)peer;
-  return got;
-}
 // n packets to the blocked port 5000, then n to the open 5001: once those
 // are in, all were judged. Returns how many blocked ones got through.
 int leaked(int tx, int blocked, int open_port, int n) {
@@ -108,7 +93,7 @@ BOOST_AUTO_TEST_CASE(kill_9_keeps_rules_and_counters) {
   BOOST_TEST(fw.ask("rule add proto udp dport 5002 action drop") == "id 2\n\n");
   int open_port = bound(p.fw_ns, AF_INET, 5001);
   int tx = p.peer_ns.socket_in(AF_INET, SOCK_DGRAM);
-  warm_up(p.peer_ns, tx, open_port);
+  warm_up(tx, AF_INET, "198.18.0.1", 5001, open_port);
   send_to(tx, AF_INET, "198.18.0.1", 5000, 100);
   BOOST_TEST_REQUIRE(wait_until([&] { return rule_packets(fw, 1) == 100; }));
   // Traffic keeps flowing to the dropped port through the crash and restart.
@@ -150,7 +135,7 @@ BOOST_AUTO_TEST_CASE(persistent_mode_never_leaks) {
   fw.start_attached("fwt0");
   int blocked = bound(p.fw_ns, AF_INET, 5000), open_port = bound(p.fw_ns, AF_INET, 5001);
   int tx = p.peer_ns.socket_in(AF_INET, SOCK_DGRAM);
-  warm_up(p.peer_ns, tx, open_port);
+  warm_up(tx, AF_INET, "198.18.0.1", 5001, open_port);
   auto flow = [&](int n) { return leaked(tx, blocked, open_port, n); };
   BOOST_TEST(flow(50) == 0);
   fw.host->signal(SIGTERM);  // a clean stop ...
@@ -187,7 +172,7 @@ BOOST_AUTO_TEST_CASE(pins_of_another_layout_are_replaced_without_a_gap) {
   BOOST_TEST(fw.ask("rule add proto udp dport 5002 action drop") == "id 2\n\n");
   int blocked = bound(p.fw_ns, AF_INET, 5000), open_port = bound(p.fw_ns, AF_INET, 5001);
   int tx = p.peer_ns.socket_in(AF_INET, SOCK_DGRAM);
-  warm_up(p.peer_ns, tx, open_port);
+  warm_up(tx, AF_INET, "198.18.0.1", 5001, open_port);
   auto flow = [&](int n) { return leaked(tx, blocked, open_port, n); };
   BOOST_TEST(flow(20) == 0);
   BOOST_TEST_REQUIRE(wait_until([&] { return rule_packets(fw, 1) == 20; }));

@@ -18,16 +18,6 @@ using nlohmann::json;
 
 namespace {
 
-uint64_t stat_of(FirewallAgent& fw, const char* name) {
-  return json::parse(fw.ask("show stats json")).at(name).get<uint64_t>();
-}
-
-uint64_t rule_packets(FirewallAgent& fw, uint32_t id) {
-  for (const json& r : json::parse(fw.ask("rule list json")))
-    if (r.at("id").get<uint32_t>() == id) return r.at("packets").get<uint64_t>();
-  throw std::runtime_error("no rule " + std::to_string(id));
-}
-
 size_t count_lines(const std::vector<json>& lines, const std::string& event,
                    const std::string& verdict, int rule = -1) {
   size_t n = 0;
@@ -140,7 +130,8 @@ BOOST_AUTO_TEST_CASE(ct_established_related_makes_default_drop_a_host_firewall) 
   BOOST_TEST(carries(accepted, client, 256 * 1024));  // peer -> filtered side
   BOOST_TEST(carries(client, accepted, 64 * 1024));
   BOOST_TEST(stat_of(fw, "ct_established") > 0u);
-  BOOST_TEST(rule_packets(fw, 1) > 0u);
+  uint64_t counted = rule_packets(fw, 1);
+  BOOST_TEST((counted > 0u && counted != ~0ull));
 
   // An unsolicited connection from the peer: its SYN is new, dropped.
   int inbound = listener(p.fw_ns, "198.18.0.1", 7001);
@@ -185,17 +176,23 @@ BOOST_AUTO_TEST_CASE(syn_flood_is_held_to_its_rate_per_source) {
   uint64_t under = stat_of(fw, "rate_under"), over = stat_of(fw, "rate_over");
   uint64_t rule = rule_packets(fw, 1);
   const int n = 3000;
+  auto t0 = std::chrono::steady_clock::now();
   double secs = syn_flood(p.peer_ns, "198.18.0.1", 7100, n);
   BOOST_TEST(wait_until(
       [&] {
         return stat_of(fw, "rate_under") + stat_of(fw, "rate_over") - under - over >= uint64_t(n);
       },
       5));
+  // The bucket refills for as long as the receiver takes the flood in: from
+  // the first SYN sent to the last one counted (seen here within a poll of
+  // 20 ms), which is later than the sender's end when the receiver lags.
+  double window = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   uint64_t passed = stat_of(fw, "rate_under") - under;
   uint64_t dropped = stat_of(fw, "rate_over") - over;
-  double budget = 100 + 1000 * secs;
-  BOOST_TEST_MESSAGE("SYN flood of " << n << " in " << secs << " s: " << passed << " passed, "
-                                     << dropped << " dropped; budget " << budget);
+  double budget = 100 + 1000 * window;
+  BOOST_TEST_MESSAGE("SYN flood of " << n << " in " << secs << " s (taken in within " << window
+                                     << " s): " << passed << " passed, " << dropped
+                                     << " dropped; budget " << budget);
   BOOST_TEST(passed + dropped == uint64_t(n));
   BOOST_TEST(rule_packets(fw, 1) - rule == dropped);  // the rule counts what it decided
   BOOST_TEST(passed >= 100u);

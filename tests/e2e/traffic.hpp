@@ -92,6 +92,19 @@ inline int drain(int fd) {
   return n;
 }
 
+// A counter of `show stats json`.
+inline uint64_t stat_of(FirewallAgent& fw, const char* name) {
+  return nlohmann::json::parse(fw.ask("show stats json")).at(name).get<uint64_t>();
+}
+
+// Packets a rule counted, from `rule list json`; ~0 if there is no such
+// rule (yet: a wait for a count goes on).
+inline uint64_t rule_packets(FirewallAgent& fw, uint32_t id) {
+  for (const nlohmann::json& r : nlohmann::json::parse(fw.ask("rule list json")))
+    if (r.at("id").get<uint32_t>() == id) return r.at("packets").get<uint64_t>();
+  return ~0ull;
+}
+
 // Sends one datagram at a time to DST:PORT until RX (bound to PORT) has one:
 // neighbour discovery is done. Returns how many arrived.
 inline int warm_up(int tx, int family, const char* dst, uint16_t port, int rx) {

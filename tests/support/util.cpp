@@ -18,6 +18,17 @@
 
 namespace xdpfw::test {
 
+bool ci_size() {
+  static const bool ci = [] {
+    const char* v = std::getenv("XDPFW_TEST_SIZE");
+    if (v && std::strcmp(v, "full") == 0) return false;
+    if (v && std::strcmp(v, "ci") == 0) return true;
+    if (v && *v) throw std::runtime_error(std::string("XDPFW_TEST_SIZE=") + v + ": full or ci");
+    return sanitized_build;
+  }();
+  return ci;
+}
+
 std::string read_file(const fs::path& p) {
   std::ifstream in(p);
   std::stringstream ss;

@@ -33,6 +33,17 @@ inline constexpr bool sanitized_build = true;
 inline constexpr bool sanitized_build = false;
 #endif
 
+// How big the randomised, differential and stress checks are: full in the
+// normal build, CI size under the sanitizers, where each check costs several
+// times more and scripts/test.sh runs them a second time (every case still
+// runs; fewer seeds, steps or headers). XDPFW_TEST_SIZE=full or ci chooses
+// (scripts/test.sh --deep runs both builds at full size).
+bool ci_size();
+template <class T>
+T sized(T full, T ci) {
+  return ci_size() ? ci : full;
+}
+
 std::string read_file(const fs::path& p);
 void write_file(const fs::path& p, const std::string& text);
 

@@ -25,15 +25,12 @@ PacketFields pkt6(const char* src, const char* dst, uint8_t proto, int sport, in
   p.dst = parse_prefix(dst, "dst").addr;
   return p;
 }
-Rule rule(const std::string& text) {
-  return parse_rule(text);
-}
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(reference_classifier)
 
 BOOST_AUTO_TEST_CASE(seed_example_matches_with_wildcards) {
-  ReferenceClassifier c({rule("id 1 prio 0 src 127.0.0.1 dport 8080 proto tcp action drop")},
+  ReferenceClassifier c({parse_rule("id 1 prio 0 src 127.0.0.1 dport 8080 proto tcp action drop")},
                         Action::pass);
   auto v = c.classify(pkt4("127.0.0.1", "127.0.0.1", proto_tcp, 43210, 8080));
   BOOST_TEST((v.action == Action::drop));
@@ -45,8 +42,8 @@ BOOST_AUTO_TEST_CASE(seed_example_matches_with_wildcards) {
 
 BOOST_AUTO_TEST_CASE(first_match_by_priority_then_id) {
   ReferenceClassifier c(
-      {rule("id 5 prio 10 proto udp action pass"), rule("id 3 prio 10 proto udp action drop"),
-       rule("id 1 prio 20 action pass")},
+      {parse_rule("id 5 prio 10 proto udp action pass"),
+       parse_rule("id 3 prio 10 proto udp action drop"), parse_rule("id 1 prio 20 action pass")},
       Action::pass);
   auto v = c.classify(pkt4("198.18.0.1", "198.18.0.2", proto_udp, 1, 2));
   BOOST_TEST(*v.rule_id == 3u);
@@ -55,9 +52,9 @@ BOOST_AUTO_TEST_CASE(first_match_by_priority_then_id) {
 }
 
 BOOST_AUTO_TEST_CASE(families_do_not_mix) {
-  ReferenceClassifier c({rule("id 1 prio 0 src 198.18.0.0/15 action drop"),
-                         rule("id 2 prio 1 dst 2001:db8::/32 action drop"),
-                         rule("id 3 prio 2 proto tcp action pass")},
+  ReferenceClassifier c({parse_rule("id 1 prio 0 src 198.18.0.0/15 action drop"),
+                         parse_rule("id 2 prio 1 dst 2001:db8::/32 action drop"),
+                         parse_rule("id 3 prio 2 proto tcp action pass")},
                         Action::pass);
   BOOST_TEST(*c.classify(pkt4("198.18.0.1", "198.18.0.2", proto_tcp, 1, 2)).rule_id == 1u);
   BOOST_TEST(*c.classify(pkt6("2001:db8::1", "2001:db8::2", proto_tcp, 1, 2)).rule_id == 2u);
@@ -67,7 +64,8 @@ BOOST_AUTO_TEST_CASE(families_do_not_mix) {
 }
 
 BOOST_AUTO_TEST_CASE(range_edges) {
-  ReferenceClassifier c({rule("id 1 prio 0 proto tcp dport 1000-2000 action drop")}, Action::pass);
+  ReferenceClassifier c({parse_rule("id 1 prio 0 proto tcp dport 1000-2000 action drop")},
+                        Action::pass);
   for (auto [port, hit] :
        {std::pair{999, false}, {1000, true}, {1500, true}, {2000, true}, {2001, false}}) {
     BOOST_TEST(
@@ -77,8 +75,8 @@ BOOST_AUTO_TEST_CASE(range_edges) {
 }
 
 BOOST_AUTO_TEST_CASE(non_first_fragments_miss_port_rules) {
-  ReferenceClassifier c({rule("id 1 prio 0 proto udp dport 0-65535 action drop"),
-                         rule("id 2 prio 1 proto udp action pass")},
+  ReferenceClassifier c({parse_rule("id 1 prio 0 proto udp dport 0-65535 action drop"),
+                         parse_rule("id 2 prio 1 proto udp action pass")},
                         Action::drop);
   auto frag = pkt4("198.18.0.1", "198.18.0.2", proto_udp);  // no L4 header
   BOOST_TEST(*c.classify(frag).rule_id == 2u);
@@ -86,8 +84,8 @@ BOOST_AUTO_TEST_CASE(non_first_fragments_miss_port_rules) {
 }
 
 BOOST_AUTO_TEST_CASE(icmp_type_and_code) {
-  ReferenceClassifier c({rule("id 1 prio 0 proto icmp icmp-type 8 icmp-code 0 action drop"),
-                         rule("id 2 prio 1 proto icmp icmp-type 3 action pass")},
+  ReferenceClassifier c({parse_rule("id 1 prio 0 proto icmp icmp-type 8 icmp-code 0 action drop"),
+                         parse_rule("id 2 prio 1 proto icmp icmp-type 3 action pass")},
                         Action::pass);
   BOOST_TEST(*c.classify(pkt4("198.18.0.1", "198.18.0.2", proto_icmp, 8, 0)).rule_id == 1u);
   BOOST_TEST(!c.classify(pkt4("198.18.0.1", "198.18.0.2", proto_icmp, 8, 1)).rule_id);

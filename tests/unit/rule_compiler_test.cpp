@@ -8,6 +8,7 @@
 #include "common/worst_case.hpp"
 #include "reference_classifier.hpp"
 #include "rule_compiler.hpp"
+#include "support/util.hpp"
 
 using namespace xdpfw;
 
@@ -269,12 +270,12 @@ BOOST_AUTO_TEST_CASE(bad_rules_are_refused) {
 }
 
 BOOST_AUTO_TEST_CASE(agrees_with_reference_on_random_sets) {
-  for (uint64_t seed = 1; seed <= 30; ++seed) {
+  for (uint64_t seed = 1; seed <= test::sized(30u, 10u); ++seed) {
     test::RuleGen gen(seed);
     auto rs = gen.rules({.rules = 50 + seed * 20, .templates = 4 + seed % 16});
     auto c = compile_rules(rs, Policy{});
     ReferenceClassifier ref(rs, Action::pass);
-    for (int i = 0; i < 3000; ++i) {
+    for (int i = 0; i < test::sized(3000, 1000); ++i) {
       PacketFields p = gen.packet(rs);
       BOOST_TEST_INFO("seed " << seed << " packet " << i);
       expect_agrees(c, ref, p);
@@ -341,16 +342,17 @@ void in_place_sequence(std::vector<Rule> pool, size_t start, int steps, int chec
 BOOST_AUTO_TEST_CASE(in_place_changes_keep_the_structure_and_the_answers) {
   // ClassBench rules in random order (priorities stay the file's), IPv4 and
   // IPv6, and random sets with duplicates and both families.
+  const int steps = test::sized(1000, 200);
   auto acl = test::load_classbench(test::classbench_path("acl1_1000"), {});
-  in_place_sequence(acl, 500, 1000, 1, 300, 1);
+  in_place_sequence(acl, 500, steps, 1, 300, 1);
   auto ipc6 = test::load_classbench(test::classbench_path("ipc1_1000"), {.v6 = true});
-  in_place_sequence(ipc6, 500, 1000, 1, 300, 2);
+  in_place_sequence(ipc6, 500, steps, 1, 300, 2);
   auto fw10k = test::load_classbench(test::classbench_path("fw1_10000"), {});
-  in_place_sequence(fw10k, 9000, 1000, 20, 500, 3);
+  in_place_sequence(fw10k, 9000, steps, 20, 500, 3);
   // Many duplicates and chains: shadowed duplicates and chain links change
   // in place too (it was 23% in place before they did).
   test::RuleGen gen(4);
-  in_place_sequence(gen.rules({.rules = 1500, .templates = 12}), 1000, 1000, 1, 300, 4);
+  in_place_sequence(gen.rules({.rules = 1500, .templates = 12}), 1000, steps, 1, 300, 4);
 }
 
 BOOST_AUTO_TEST_CASE(in_place_refuses_what_would_reorder_and_keeps_duplicates_in_order) {
@@ -483,7 +485,7 @@ BOOST_AUTO_TEST_CASE(agrees_with_reference_on_classbench_sets) {
       BOOST_TEST_MESSAGE(name << (v6 ? " v6: " : " v4: ") << rs.size() << " rules, "
                               << c.header.ntables[fam] << " tables, "
                               << (v6 ? c.v6.size() : c.v4.size()) << " buckets");
-      for (const PacketFields& p : test::classbench_headers(rs, 20000, rng)) {
+      for (const PacketFields& p : test::classbench_headers(rs, test::sized(20000, 3000), rng)) {
         BOOST_TEST_INFO(name << (v6 ? " v6 " : " v4 ") << format_address(p.family, p.src) << " -> "
                              << format_address(p.family, p.dst) << " proto " << int(p.proto) << " "
                              << p.sport << "/" << p.dport);
