@@ -84,13 +84,14 @@ if [[ -n $inner ]]; then
 
   # The packages scripts/install-deps.sh installs only for the tests go from
   # the root first, so the installed agent runs on what running needs. Kept:
-  # the test's own tools inside the root (strace, systemd-analyze, logrotate)
-  # and adduser (a Depends of the package). Their maintainer scripts are
+  # the test's own tools inside the root (strace; systemd-analyze, and man,
+  # which its verify runs for the unit's Documentation=; logrotate) and
+  # adduser (a Depends of the package). Their maintainer scripts are
   # removed first: a prerm would stop a daemon of the real machine.
   step "test-only packages purged from the root"
   purge=()
   for p in $TEST_ONLY; do
-    case $p in strace | systemd | logrotate | adduser) continue ;; esac
+    case $p in strace | systemd | man-db | logrotate | adduser) continue ;; esac
     in_root dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
       continue
     rm -f "$R/var/lib/dpkg/info/$p".{preinst,prerm,postinst,postrm} \
