@@ -49,23 +49,27 @@ step() { echo "== $*"; }
 
 # udp_round PORT...: 5 datagrams to each PORT from the peer namespace to
 # 198.18.0.1 (each one frame through XDP: the peer knows the MAC, no ARP);
-# got[PORT] is how many arrived.
+# got[PORT] is how many arrived. The receivers are waited for until bound;
+# the last PORT must be one that passes: its fifth datagram, sent last,
+# arriving means every earlier one was decided (one queue, in order).
 declare -A got
 udp_round() {
-  local port pids=() i
+  local port pids=() i last=${!#}
   for port; do
     : >"$T/recv$port"
     ip netns exec "$NS_FW" timeout 20 socat -u UDP-RECV:"$port",bind=198.18.0.1 \
       OPEN:"$T/recv$port",append &
     pids+=($!)
   done
-  sleep 0.5
+  for port; do
+    wait_for 10 bound_udp "$port" >/dev/null || fail "no receiver bound to UDP $port"
+  done
   for i in 1 2 3 4 5; do
     for port; do
       echo "to-$port-$i" | ip netns exec "$NS_PEER" socat -u - UDP-SENDTO:198.18.0.1:"$port"
     done
   done
-  sleep 0.5
+  wait_for 10 grep -q "^to-$last-5$" "$T/recv$last" >/dev/null || true
   kill "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true
   for port; do got[$port]=$(grep -c "^to-$port-" "$T/recv$port" || true); done
@@ -77,6 +81,9 @@ udp_verdicts() {
   ((got[$2] == 5)) || fail "UDP to $2: ${got[$2]} of 5 arrived"
   ((got[$1] == 0)) || fail "UDP to $1: ${got[$1]} of 5 arrived (a drop rule is in force)"
 }
+
+# bound_udp PORT: a socket in the firewall's namespace is bound to UDP PORT.
+bound_udp() { ip netns exec "$NS_FW" ss -Hlun "sport = :$1" | grep -q .; }
 
 # wait_for SECONDS COMMAND...: until COMMAND succeeds; prints the time taken
 # in ms. Fails after SECONDS.

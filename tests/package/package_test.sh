@@ -235,7 +235,12 @@ if [[ -n $inner ]]; then
   r1=$!
   ip netns exec "$NS_FW" timeout 20 socat -u UDP-RECV:7001,bind=198.18.0.1 OPEN:"$T/recv7001",append &
   r2=$!
-  sleep 0.5
+  for port in 7777 7001; do # until both receivers are bound
+    for _ in $(seq 200); do
+      ip netns exec "$NS_FW" ss -Hlun "sport = :$port" | grep -q . && break
+      sleep 0.05
+    done
+  done
   for i in 1 2 3 4 5; do
     echo "drop-me-$i" | ip netns exec "$NS_PEER" socat -u - UDP-SENDTO:198.18.0.1:7777,sourceport=40000
   done
