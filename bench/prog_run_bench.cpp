@@ -247,10 +247,10 @@ int main(int argc, char** argv) {
     if (mixes_out) std::fprintf(mixes_out, "\"%s\" hit_ratio miss_ratio\n", mix.name);
     for (uint32_t n : mix_counts) {
       DatapathOptions opts;
-      if (n > opts.max_rules) {
-        opts.max_rules = n + 1;
-        opts.max_entries = 4 * n;
-      }
+      if (n > opts.max_rules) opts.max_rules = n + 1;
+      // Two slots, each with the set and its two views of malformed
+      // packets (an exact IPv6 set: about three buckets a rule).
+      opts.max_entries = std::max<uint32_t>(opts.max_entries, 8 * n);
       KernelDatapath dp(opts);
       perf_buffer* pb = perf_buffer__new(dp.events_map_fd(), 8, nullptr, nullptr, nullptr, nullptr);
       if (!std::getenv("XDPFW_BENCH_NOEVENTS")) dp.set_event_limit(1000, 100);  // as deployed
