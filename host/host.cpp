@@ -9,6 +9,7 @@
 #include "libnl_link_monitor.hpp"
 #include "log.hpp"
 #include "sd_notify.hpp"
+#include "utc_time.hpp"
 
 namespace asio = boost::asio;
 
@@ -154,14 +155,6 @@ std::string json_escape(std::string_view s) {
       o += static_cast<char>(c);
   }
   return o;
-}
-
-std::string iso_time(std::time_t t) {
-  char buf[32];
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 }  // namespace
@@ -475,7 +468,7 @@ CommandResult Host::cmd_show_reload(std::string_view args, const std::string*) {
   if (!json && !args.empty())
     return CommandResult{
         false, "show reload: unexpected '" + std::string(args) + "' (expected nothing or 'json')"};
-  auto when = [](std::time_t t) { return t ? iso_time(t) : std::string("never"); };
+  auto when = [](std::time_t t) { return t ? utc_time(t) : std::string("never"); };
   const auto& l = last_reload_;
   std::string outcome = !l.at ? "none" : l.ok ? "applied" : "refused";
   std::ostringstream o;
@@ -599,7 +592,7 @@ void Host::audit(const Request& r, const ClientInfo& c, bool ok, const std::stri
   std::string uid = c.uid == static_cast<uid_t>(-1) ? "?" : std::to_string(c.uid);
   log_info("audit: uid " + uid + " pid " + std::to_string(c.pid) + ": " + command + ": " +
            (ok ? "ok" : "refused") + (outcome.empty() ? "" : ": " + outcome));
-  server_.broadcast("{\"audit\":{\"time\":\"" + iso_time(std::time(nullptr)) +
+  server_.broadcast("{\"audit\":{\"time\":\"" + utc_time(std::time(nullptr)) +
                     "\",\"uid\":" + (c.uid == static_cast<uid_t>(-1) ? std::string("null") : uid) +
                     ",\"pid\":" + std::to_string(c.pid) + ",\"command\":\"" + json_escape(command) +
                     "\",\"ok\":" + (ok ? "true" : "false") + ",\"result\":\"" +

@@ -436,6 +436,18 @@ std::string AddressSets::journal_add(const Set& s, const Key& k) const {
   return line;
 }
 
+std::string AddressSets::journal_del(std::string_view set, const Prefix& p) {
+  return "del " + std::string(set) + " " + format_prefix(p);
+}
+
+std::string AddressSets::journal_flush(std::string_view set) {
+  return "flush " + std::string(set);
+}
+
+std::string AddressSets::journal_destroy(std::string_view set) {
+  return "destroy " + std::string(set);
+}
+
 std::string AddressSets::snapshot() const {
   std::string out;
   for (const auto& [name, s] : sets_) {

@@ -141,6 +141,9 @@ class AddressSets : public SetMembership {
   std::string snapshot() const;
   static std::string journal_create(const Set& s);
   std::string journal_add(const Set& s, const Key& k) const;
+  static std::string journal_del(std::string_view set, const Prefix& p);
+  static std::string journal_flush(std::string_view set);
+  static std::string journal_destroy(std::string_view set);
   void replay(std::string_view line);
   void sync();
 

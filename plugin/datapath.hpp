@@ -3,7 +3,7 @@
 // driven through the libbpf skeleton. The kernel one owns the rule-set flip
 // (two slots, diffs, RCU wait), the rule counters' indexes, reading counters
 // summed over CPUs, and the perf buffer of events. Unit tests use a fake
-// (tests/common/fake_datapath.hpp).
+// (tests/common/fakes.hpp).
 #pragma once
 
 #include <array>

@@ -128,6 +128,11 @@ void validate_rule(const Rule& r);
 
 // Canonical text form, parseable by parse_rule.
 std::string format_rule(const Rule& r);
+// What makes a rule the same rule: every field of the grammar's list
+// (rule_fields.hpp) but its id, conditions and set names included. A rule
+// read again (a reload, a change in rules.d, a reverted trial) whose
+// identity equals a running rule's keeps that rule's id and counters.
+std::string rule_identity(const Rule& r);
 
 std::string format_prefix(const Prefix& p);
 std::string format_address(Family f, const std::array<uint8_t, 16>& a);

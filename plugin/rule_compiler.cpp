@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "reference_classifier.hpp"
+#include "rule_fields.hpp"
 
 namespace xdpfw {
 namespace {
@@ -694,10 +695,22 @@ std::optional<LookupResult> lookup_compiled(const CompiledRuleset& set, const Pa
   return best;
 }
 
+// Every field of the grammar (rule_fields.hpp) is either in match_key or
+// decided elsewhere (action, log, ct, rate, burst, per: the candidate
+// record; prio and id: the order). A field added there stops the build
+// here until it is placed (docs/ARCHITECTURE.md, "Adding a rule field").
+#define XDPFW_COUNT_FIELD(ident, name, value) +1
+static_assert(0 XDPFW_RULE_FIELDS(XDPFW_COUNT_FIELD) == 16,
+              "a rule field was added or removed: place it in match_key and project_rule, "
+              "then count it here");
+#undef XDPFW_COUNT_FIELD
+
 MatchKey match_key(const Rule& r) {
   MatchKey k{};
   size_t at = 0;
   auto put = [&](const void* p, size_t n) {
+    if (at + n > k.size())
+      throw std::logic_error("match_key: the layout and match_key_bytes differ");
     std::memcpy(k.data() + at, p, n);
     at += n;
   };
@@ -731,6 +744,7 @@ MatchKey match_key(const Rule& r) {
   // duplicate, nor hides one: its own id makes its key unique.
   uint32_t own = r.conditioned() ? r.id : 0;
   put(&own, 4);
+  if (at != k.size()) throw std::logic_error("match_key: the layout and match_key_bytes differ");
   return k;
 }
 

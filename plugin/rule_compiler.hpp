@@ -80,8 +80,13 @@ using BucketMap = std::unordered_map<K, Bucket, KeyHash<K>, KeyEq<K>>;
 using CandidateMap = std::unordered_map<uint32_t, xdpfw_cand>;  // by rule id
 
 // A rule's match fields, byte for byte: rules with equal keys are duplicates
-// (only the best of them can ever decide a packet).
-using MatchKey = std::array<uint8_t, 58>;  // 2 x (3 + 16) + 4 + 8 + 2 + 4
+// (only the best of them can ever decide a packet). The compiler's key, not
+// the rule's identity (rule_identity, rule.hpp): a conditioned rule (ct,
+// rate, audit, a set) carries its own id, so that it is never a duplicate.
+// Per address: present, family, length, 16 address bytes; which of proto,
+// ports, ICMP type/code and TCP flags are given, and their values; the id.
+inline constexpr size_t match_key_bytes = 2 * (3 + 16) + 4 + 8 + 2 + 4;
+using MatchKey = std::array<uint8_t, match_key_bytes>;
 MatchKey match_key(const Rule& r);
 struct MatchKeyHash {
   size_t operator()(const MatchKey& k) const {

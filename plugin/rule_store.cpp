@@ -100,32 +100,29 @@ std::vector<Rule> RuleStore::without(uint32_t id) const {
 }
 
 std::vector<Rule> RuleStore::parsed(const std::string& name, const std::string& text,
-                                    const RulesSource* source, std::vector<unsigned>* lines) const {
+                                    const RulesText* source, std::vector<unsigned>* lines) const {
   std::vector<Rule> out = parse_rules_text(name, text, false, source, lines);
-  // A rule without an id keeps the id of an identical rule of the current
-  // set (same match fields, action and priority: its counters go on);
-  // any other gets a new id, above every id ever used (ids never come back).
+  // A rule without an id keeps the id of the running rule it equals
+  // (rule_identity: every field but the id; its counters go on); any other
+  // gets a new id, above every id ever used (ids never come back).
   std::unordered_set<uint32_t> taken;
   uint32_t fresh = next_id();
   for (const Rule& r : out)
     if (r.id) taken.insert(r.id);
-  std::unordered_multimap<MatchKey, const Rule*, MatchKeyHash> current;
+  std::unordered_multimap<std::string, uint32_t> current;
+  current.reserve(rules_.size());
   for (const Rule& r : rules_)
-    if (!taken.count(r.id)) current.emplace(match_key(r), &r);
+    if (!taken.count(r.id)) current.emplace(rule_identity(r), r.id);
   for (Rule& r : out) {
     if (r.id) continue;
-    auto [lo, hi] = current.equal_range(match_key(r));
-    for (auto it = lo; it != hi; ++it)
-      if (it->second->action == r.action && it->second->priority == r.priority) {
-        r.id = it->second->id;
-        current.erase(it);
-        break;
-      }
-    if (!r.id) {
-      while (taken.count(fresh)) ++fresh;
-      if (fresh == 0) throw RuleError(name + ": no ids left");
-      r.id = fresh++;
+    if (auto it = current.find(rule_identity(r)); it != current.end()) {
+      r.id = it->second;
+      current.erase(it);
+      continue;
     }
+    while (taken.count(fresh)) ++fresh;
+    if (fresh == 0) throw RuleError(name + ": no ids left");
+    r.id = fresh++;
   }
   return out;  // commit() sorts
 }
@@ -151,10 +148,38 @@ std::string RuleStore::text() const {
   return o;
 }
 
+std::string RuleStore::header() const {
+  return "# written by xdpfw 'save'\n# ids-used-up-to " + std::to_string(id_high_water()) + "\n";
+}
+
+std::string RuleStore::journal_add(const Rule& r) {
+  return "add " + format_rule(r);
+}
+
+std::string RuleStore::journal_del(uint32_t id) {
+  return "del " + std::to_string(id);
+}
+
+uint32_t RuleStore::replay(std::vector<Rule>& rules, std::string_view line) {
+  if (line.rfind("add ", 0) == 0) {
+    Rule r = parse_rule(line.substr(4));
+    if (!r.id || !r.priority) throw RuleError("no id or priority");
+    if (std::none_of(rules.begin(), rules.end(), [&](const Rule& x) { return x.id == r.id; }))
+      rules.push_back(r);
+    return r.id;
+  }
+  if (line.rfind("del ", 0) == 0) {
+    auto id = parse_uint<uint32_t>(line.substr(4), UINT32_MAX);
+    if (!id) throw RuleError("del: expected a rule id");
+    std::erase_if(rules, [&](const Rule& x) { return x.id == *id; });
+    return *id;
+  }
+  throw RuleError("expected 'add RULE' or 'del ID'");
+}
+
 void RuleStore::save(const std::string& path, bool durable, bool backup) const {
   // The caller may be a less privileged client of a root agent.
-  std::string body = "# written by xdpfw 'save'\n# ids-used-up-to " +
-                     std::to_string(id_high_water()) + "\n" + text();
+  std::string body = header() + text();
   try {
     write_file_atomic(path, body, durable, backup, 0640, "save");
   } catch (const FileError& e) {

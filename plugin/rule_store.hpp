@@ -37,7 +37,7 @@ class RuleStore {
   // priorities absent from a line are assigned.
   // source, lines: as parse_rules_text (rules_file.hpp).
   std::vector<Rule> parsed(const std::string& name, const std::string& text,
-                           const RulesSource* source = nullptr,
+                           const RulesText* source = nullptr,
                            std::vector<unsigned>* lines = nullptr) const;
 
   // Makes a list installed by the caller the store's content.
@@ -51,6 +51,17 @@ class RuleStore {
 
   // The set as rule lines, in order; parse_rules_text reads it back.
   std::string text() const;
+  // The comment lines a saved file starts with: its writer and the id
+  // high-water mark (read_id_high_water).
+  std::string header() const;
+
+  // The rules journal's lines (state_journal.hpp): "add RULE" (the rule
+  // with its id and priority), "del ID". replay() applies one to rules,
+  // idempotently (an add of an id present, a del of one absent: nothing),
+  // and returns the id it names; throws RuleError.
+  static std::string journal_add(const Rule& r);
+  static std::string journal_del(uint32_t id);
+  static uint32_t replay(std::vector<Rule>& rules, std::string_view line);
   // Writes text() to path atomically (a new file beside it, made with
   // O_EXCL under an unpredictable name, then renamed over it) with the old
   // file's mode and owner; refuses symbolic links and anything but a regular

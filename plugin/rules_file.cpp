@@ -29,22 +29,22 @@ unsigned count_lines(const std::string& s) {
 
 }  // namespace
 
-std::string RulesSource::where(unsigned line) const {
+std::string RulesText::where(unsigned line) const {
   for (const Part& p : parts)
     if (line >= p.first_line && line < p.first_line + p.lines)
       return p.file + ":" + std::to_string(line - p.first_line + 1);
   return (path.empty() ? std::string("rules") : path) + ":" + std::to_string(line);
 }
 
-std::vector<std::string> RulesSource::files() const {
+std::vector<std::string> RulesText::files() const {
   std::vector<std::string> out;
   for (const Part& p : parts) out.push_back(p.file);
   return out;
 }
 
-RulesSource read_rules_source(const std::string& path) {
+RulesText read_rules_source(const std::string& path) {
   namespace fs = std::filesystem;
-  RulesSource src;
+  RulesText src;
   src.path = path;
   if (path.empty()) return src;
   struct stat st {};
@@ -79,7 +79,7 @@ RulesSource read_rules_source(const std::string& path) {
 }
 
 std::vector<Rule> parse_rules_text(const std::string& name, const std::string& text,
-                                   bool assign_ids, const RulesSource* source,
+                                   bool assign_ids, const RulesText* source,
                                    std::vector<unsigned>* lines) {
   std::vector<Rule> rules;
   std::set<uint32_t> ids;

@@ -20,7 +20,7 @@ inline constexpr uint32_t default_priority = 1000;
 
 // The rules of a file or a directory, as one text, and where each of its
 // lines comes from.
-struct RulesSource {
+struct RulesText {
   std::string path;
   bool directory = false;
   // What is parsed, compared with what was applied last, and kept. A
@@ -40,13 +40,13 @@ struct RulesSource {
 
 // An empty path: no rules. Throws RuleError: the path cannot be read, a
 // file in the directory cannot be read.
-RulesSource read_rules_source(const std::string& path);
+RulesText read_rules_source(const std::string& path);
 
 // Throws RuleError "NAME:LINE: field: what was wrong" (with a source: its
 // FILE:LINE). assign_ids false: rules without an id keep id 0 (the rule
 // store assigns them). lines: the line of each rule returned.
 std::vector<Rule> parse_rules_text(const std::string& name, const std::string& text,
-                                   bool assign_ids = true, const RulesSource* source = nullptr,
+                                   bool assign_ids = true, const RulesText* source = nullptr,
                                    std::vector<unsigned>* lines = nullptr);
 
 }  // namespace xdpfw

@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "commands.hpp"
 #include "firewall_service.hpp"
+#include "kernel_parts.hpp"
 #include "rule.hpp"
 #include "xdpfw_plugin.h"
 
@@ -20,21 +22,8 @@ using xdpfw::FirewallService;
 
 struct State;
 
-// A command as the table below declares it: args are the words after its
-// name, payload the '<<' block (null: none).
-using Handler = std::function<CommandOutput(FirewallService&, const std::string& args,
-                                            const std::string* payload)>;
-
-struct CommandSpec {
-  const char* name;
-  const char* usage;
-  uint32_t flags;  // XDPFW_CMD_*
-  Handler fn;
-  bool needs_streams = false;  // registered only where the host has them
-};
-
 struct Command {
-  const CommandSpec* spec;
+  const xdpfw::CommandSpec* spec;
   State* state;
 };
 
@@ -57,7 +46,7 @@ FirewallConfig read_config(const xdpfw_config_section* cfg) {
   return xdpfw::parse_firewall_config(cfg->file ? cfg->file : "", lines);
 }
 
-int run_command(void* ctx, const char* args, const char* payload, size_t len, xdpfw_reply* reply) {
+int on_command(void* ctx, const char* args, const char* payload, size_t len, xdpfw_reply* reply) {
   auto* c = static_cast<Command*>(ctx);
   CommandOutput out;
   try {
@@ -73,118 +62,6 @@ int run_command(void* ctx, const char* args, const char* payload, size_t len, xd
   }
   return out.ok ? 0 : 1;
 }
-
-// "json" or nothing.
-std::optional<bool> json_arg(const std::string& args) {
-  if (args.empty()) return false;
-  if (args == "json") return true;
-  return std::nullopt;
-}
-
-// A "show" command: "json" or nothing.
-Handler show(const char* name, CommandOutput (FirewallService::*fn)(bool) const) {
-  return [name, fn](FirewallService& fw, const std::string& args, const std::string*) {
-    auto json = json_arg(args);
-    if (!json)
-      return CommandOutput{
-          false, std::string(name) + ": unexpected '" + args + "' (expected nothing or 'json')"};
-    return (fw.*fn)(*json);
-  };
-}
-
-// A command that takes no argument.
-Handler bare(const char* name, CommandOutput (FirewallService::*fn)()) {
-  return [name, fn](FirewallService& fw, const std::string& args, const std::string*) {
-    if (!args.empty()) return CommandOutput{false, std::string(name) + ": takes no argument"};
-    return (fw.*fn)();
-  };
-}
-
-Handler with_args(CommandOutput (FirewallService::*fn)(const std::string&)) {
-  return
-      [fn](FirewallService& fw, const std::string& a, const std::string*) { return (fw.*fn)(a); };
-}
-
-Handler with_payload(CommandOutput (FirewallService::*fn)(const std::string*)) {
-  return
-      [fn](FirewallService& fw, const std::string&, const std::string* p) { return (fw.*fn)(p); };
-}
-
-Handler set_manual(xdpfw::Interface::Manual how) {
-  return [how](FirewallService& fw, const std::string& a, const std::string*) {
-    return fw.set_manual(a, how);
-  };
-}
-
-using FS = FirewallService;
-using Manual = xdpfw::Interface::Manual;
-
-// The firewall's commands: the host lists them in 'help' in this order.
-const std::vector<CommandSpec> command_table = {
-    {"show status",
-     "[json]: rules, their source and a refused change, a replace on trial, interfaces, sets", 0,
-     show("show status", &FS::show_status)},
-    {"show interfaces", "[json]: links, whether they match, attached, mode, since, errors", 0,
-     show("show interfaces", &FS::show_interfaces)},
-    {"show stats", "[json]: packets by verdict and reason, events", 0,
-     show("show stats", &FS::show_stats)},
-    {"rule list", "[json]: the rules in order, with packets and bytes", 0,
-     show("rule list", &FS::rule_list)},
-    {"show config", "[json]: the firewall's settings in effect", 0,
-     show("show config", &FS::show_config)},
-    {"show rules-source", "[json]: the rules file or directory, its watch, the last change on disk",
-     0, show("show rules-source", &FS::show_rules_source)},
-    {"show metrics", "counters in the Prometheus text exposition format", 0,
-     [](FS& fw, const std::string&, const std::string*) { return fw.show_metrics(); }},
-    {"attach", "IF: attach to IF and keep it so until 'auto IF' (manual)", XDPFW_CMD_MUTATES,
-     set_manual(Manual::attach)},
-    {"detach", "IF: detach from IF and keep it so until 'auto IF' (manual)", XDPFW_CMD_MUTATES,
-     set_manual(Manual::detach)},
-    {"auto", "IF: let the interface patterns decide for IF again", XDPFW_CMD_MUTATES,
-     set_manual(Manual::none)},
-    {"rule add", "SPEC: add a rule (e.g. 'proto tcp dport 22 action drop'); answers its id",
-     XDPFW_CMD_MUTATES, with_args(&FS::rule_add)},
-    {"rule del", "ID: delete a rule", XDPFW_CMD_MUTATES, with_args(&FS::rule_del)},
-    {"rule flush", "delete every rule", XDPFW_CMD_MUTATES, bare("rule flush", &FS::rule_flush)},
-    {"rule replace",
-     "[confirm SECONDS] <<END RULES END: replace the whole set at once, all or nothing (an empty "
-     "set is refused: use rule flush); with confirm, the previous set comes back unless 'rule "
-     "confirm' arrives in time",
-     XDPFW_CMD_MUTATES,
-     [](FS& fw, const std::string& a, const std::string* p) { return fw.rule_replace(a, p); }},
-    {"rule confirm", "keep the set of the last 'rule replace confirm'", XDPFW_CMD_MUTATES,
-     bare("rule confirm", &FS::rule_confirm)},
-    {"rule check", "<<END RULES END: compile the rules and report; nothing is changed", 0,
-     with_payload(&FS::rule_check)},
-    {"save",
-     "[PATH|-]: write the rules to the rules file (or PATH in the state folder) atomically; "
-     "-: print them",
-     XDPFW_CMD_MUTATES, with_args(&FS::save)},
-    {"set create", "NAME [timeout DUR] [max N]: a new address set (DUR: 30s, 10m, 1h, 2d)",
-     XDPFW_CMD_MUTATES, with_args(&FS::set_create)},
-    {"set add", "NAME ADDR[/LEN] [timeout DUR]: add an element, or refresh its timeout",
-     XDPFW_CMD_MUTATES, with_args(&FS::set_add)},
-    {"set del", "NAME ADDR[/LEN] [if-present]: remove an element", XDPFW_CMD_MUTATES,
-     with_args(&FS::set_del)},
-    {"set flush", "NAME: remove every element", XDPFW_CMD_MUTATES, with_args(&FS::set_flush)},
-    {"set load",
-     "NAME <<END ELEMENTS END: replace the elements at once (one ADDR[/LEN] [timeout DUR] per "
-     "line)",
-     XDPFW_CMD_MUTATES,
-     [](FS& fw, const std::string& a, const std::string* p) { return fw.set_load(a, p); }},
-    {"set list", "[NAME] [json]: the sets, or one set's elements with time left and hits", 0,
-     [](FS& fw, const std::string& a, const std::string*) { return fw.set_list(a); }},
-    {"set destroy", "NAME: remove a set no rule uses", XDPFW_CMD_MUTATES,
-     with_args(&FS::set_destroy)},
-    {"show events", "a live stream of unmatched-packet events (JSON lines) until you close", 0,
-     [](FS&, const std::string& a, const std::string*) {
-       if (!a.empty()) return CommandOutput{false, "show events: takes no argument"};
-       return CommandOutput{true, "", true};
-     },
-     true},
-    {"log reopen", "reopen the event log file (after logrotate moved it)", XDPFW_CMD_MUTATES,
-     [](FS& fw, const std::string&, const std::string*) { return fw.log_reopen(); }},
-};
 
 void on_link(void* ctx, const xdpfw_link_event* ev) {
   auto* s = static_cast<State*>(ctx);
@@ -234,10 +111,10 @@ int xdpfw_init(const xdpfw_host_api* api, const xdpfw_config_section* cfg, void*
   FirewallService& fw = *st->fw;
   bool streams = api->size >= offsetof(xdpfw_host_api, stream_close) + sizeof(api->stream_close) &&
                  api->reply_stream;
-  for (const CommandSpec& c : command_table) {
+  for (const xdpfw::CommandSpec& c : xdpfw::firewall_commands()) {
     if (c.needs_streams && !streams) continue;
     st->commands.push_back(std::make_unique<Command>(Command{&c, st}));
-    api->add_command(api->host, c.name, c.usage, c.flags, run_command, st->commands.back().get());
+    api->add_command(api->host, c.name, c.usage, c.flags, on_command, st->commands.back().get());
   }
   if (streams)
     fw.watchers().set_writer([st](uint64_t stream, const std::string& bytes) {

@@ -38,6 +38,11 @@ class FakeDatapath : public Datapath {
     rules_ = rules;
     policy_ = policy;
     ++applies;
+    // As the kernel's: a rule no longer there gives its counter slot back.
+    std::erase_if(counters, [&](const auto& c) {
+      return std::none_of(rules.begin(), rules.end(),
+                          [&](const Rule& r) { return r.id == c.first; });
+    });
   }
   bool add_in_place(const Rule& r) override {
     if (!fits_in_place) return false;
@@ -49,6 +54,7 @@ class FakeDatapath : public Datapath {
   bool remove_in_place(const Rule& r) override {
     if (!fits_in_place) return false;
     std::erase_if(rules_, [&](const Rule& x) { return x.id == r.id; });
+    counters.erase(r.id);
     ++in_place;
     return true;
   }

@@ -207,4 +207,47 @@ BOOST_AUTO_TEST_CASE(fail2ban_bans_and_unbans_through_a_set) {
   for (int fd : {rx, other, attacker}) close(fd);
 }
 
+// The fail2ban recipe done by reload instead of a restart: a 'set =' line
+// and a rule naming it arrive together, by the reload command and by
+// SIGHUP; both going together remove the set with its bans, and the log
+// says how many; a set made with 'set create' is no config's and stays.
+BOOST_AUTO_TEST_CASE(reload_and_sighup_add_and_remove_a_config_set) {
+  Pair p;
+  FirewallAgent fw(p.fw_ns, "interfaces = fwt*", "proto tcp dport 22 action pass\n");
+  fw.start();
+  fs::path conf = fw.dir / "xdpfw.conf";
+  std::string base = read_file(conf);
+  BOOST_TEST(fw.ask("set create manual").find("created set manual") == 0u);
+
+  write_file(conf, base + "set = admins\n");
+  write_file(fw.dir / "rules.conf", "proto tcp dport 22 action pass\nprio 1 src @admins action drop\n");
+  std::string r = fw.ask("reload");
+  BOOST_TEST(r.find("reloaded") == 0u, r);
+  BOOST_TEST(fw.ask("set add admins 198.18.0.5").find("added") == 0u);
+  BOOST_TEST(fw.ask("rule list").find("src @admins action drop") != std::string::npos);
+
+  write_file(conf, base + "set = admins\nset = blocked timeout 1h\n");
+  write_file(fw.dir / "rules.conf",
+             "proto tcp dport 22 action pass\nprio 1 src @admins action drop\n"
+             "prio 2 src @blocked action drop\n");
+  fw.host->signal(SIGHUP);
+  BOOST_TEST(wait_until([&] { return fw.ask("set list").find("set blocked") != std::string::npos; }));
+  BOOST_TEST(wait_until([&] {
+    return fw.ask("rule list").find("src @blocked action drop") != std::string::npos;
+  }));
+
+  write_file(conf, base + "set = blocked timeout 1h\n");
+  write_file(fw.dir / "rules.conf",
+             "proto tcp dport 22 action pass\nprio 2 src @blocked action drop\n");
+  fw.host->signal(SIGHUP);
+  BOOST_TEST(wait_until([&] {
+    return fw.log().find("set admins removed with its 1 element(s)") != std::string::npos;
+  }));
+  std::string sets = fw.ask("set list");
+  BOOST_TEST(sets.find("set admins") == std::string::npos, sets);
+  BOOST_TEST(sets.find("set manual") != std::string::npos, sets);
+  BOOST_TEST(sets.find("set blocked") != std::string::npos, sets);
+  BOOST_TEST(fw.log().find("reload refused") == std::string::npos, fw.log());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "address_sets.hpp"
+#include "commands.hpp"
 #include "common/fakes.hpp"
 #include "firewall_service.hpp"
 #include "rule_compiler.hpp"
@@ -359,81 +360,85 @@ BOOST_AUTO_TEST_CASE(service_commands) {
   rig.start();
   auto& fw = *rig.fw;
   // The config declares "cfg"; the rules file's rule names it.
-  BOOST_TEST(fw.set_add("cfg 198.18.0.9").text == "added");
+  BOOST_TEST(run_command(fw, "set add", "cfg 198.18.0.9").text == "added");
   BOOST_TEST(rig.verdict("198.18.0.9") == "drop");
   BOOST_TEST(rig.verdict("198.18.0.10") == "pass");
 
-  BOOST_TEST(fw.set_create("blocklist timeout 10m").ok);
-  BOOST_TEST(fw.set_create("blocklist").text == "set create: set 'blocklist' exists already");
-  auto r = fw.rule_add("prio 10 src @blocklist action drop");
+  BOOST_TEST(run_command(fw, "set create", "blocklist timeout 10m").ok);
+  BOOST_TEST(run_command(fw, "set create", "blocklist").text ==
+             "set create: set 'blocklist' exists already");
+  auto r = run_command(fw, "rule add", "prio 10 src @blocklist action drop");
   BOOST_TEST(r.ok, r.text);
-  BOOST_TEST(fw.rule_add("prio 11 src !@allow dst 198.19.0.2 action drop").text ==
+  BOOST_TEST(run_command(fw, "rule add", "prio 11 src !@allow dst 198.19.0.2 action drop").text ==
              "rule add: src: no set 'allow' (set create allow, or 'set = allow' in the config)");
-  BOOST_TEST(fw.set_create("allow").ok);
-  BOOST_TEST(fw.rule_add("prio 11 src !@allow dst 198.19.0.2 action drop").ok);
-  BOOST_TEST(fw.set_add("allow 198.18.1.0/24").ok);
+  BOOST_TEST(run_command(fw, "set create", "allow").ok);
+  BOOST_TEST(run_command(fw, "rule add", "prio 11 src !@allow dst 198.19.0.2 action drop").ok);
+  BOOST_TEST(run_command(fw, "set add", "allow 198.18.1.0/24").ok);
   BOOST_TEST(rig.verdict("198.18.1.5", "198.19.0.2") == "pass");  // in allow
   BOOST_TEST(rig.verdict("198.18.2.5", "198.19.0.2") == "drop");  // not in allow
 
-  BOOST_TEST(fw.set_add("blocklist 198.18.0.0/24").text == "added");
-  BOOST_TEST(fw.set_add("blocklist 198.18.0.0/24 timeout 1h").text == "updated");
+  BOOST_TEST(run_command(fw, "set add", "blocklist 198.18.0.0/24").text == "added");
+  BOOST_TEST(run_command(fw, "set add", "blocklist 198.18.0.0/24 timeout 1h").text == "updated");
   BOOST_TEST(rig.verdict("198.18.0.77") == "drop");
-  BOOST_TEST(!fw.set_add("blocklist 198.18.0.300").ok);
-  BOOST_TEST(!fw.set_add("blocklist").ok);
-  BOOST_TEST(!fw.set_add("nosuch 198.18.0.1").ok);
-  BOOST_TEST(fw.set_del("blocklist 198.18.0.0/24").text == "deleted");
+  BOOST_TEST(!run_command(fw, "set add", "blocklist 198.18.0.300").ok);
+  BOOST_TEST(!run_command(fw, "set add", "blocklist").ok);
+  BOOST_TEST(!run_command(fw, "set add", "nosuch 198.18.0.1").ok);
+  BOOST_TEST(run_command(fw, "set del", "blocklist 198.18.0.0/24").text == "deleted");
   BOOST_TEST(rig.verdict("198.18.0.77") == "pass");
-  BOOST_TEST(fw.set_del("blocklist 198.18.0.0/24").text ==
+  BOOST_TEST(run_command(fw, "set del", "blocklist 198.18.0.0/24").text ==
              "set del: 198.18.0.0/24 is not an element of blocklist");
   // fail2ban's unban after the element's own timeout: not an error.
-  BOOST_TEST(fw.set_del("blocklist 198.18.0.0/24 if-present").text == "absent");
-  BOOST_TEST(fw.set_del("blocklist 198.18.0.0/24 if-present").ok);
-  BOOST_TEST(!fw.set_del("blocklist 198.18.0.0/24 whatever").ok);
+  BOOST_TEST(run_command(fw, "set del", "blocklist 198.18.0.0/24 if-present").text == "absent");
+  BOOST_TEST(run_command(fw, "set del", "blocklist 198.18.0.0/24 if-present").ok);
+  BOOST_TEST(!run_command(fw, "set del", "blocklist 198.18.0.0/24 whatever").ok);
 
   // load: a payload; an empty one is refused.
-  BOOST_TEST(fw.set_load("blocklist", nullptr).ok == false);
+  BOOST_TEST(run_command(fw, "set load", "blocklist", nullptr).ok == false);
   std::string empty = "# nothing\n";
-  BOOST_TEST(fw.set_load("blocklist", &empty).text.find("holds no element") != std::string::npos);
+  BOOST_TEST(run_command(fw, "set load", "blocklist", &empty).text.find("holds no element") !=
+             std::string::npos);
   std::string feed = "198.18.4.0/24\n198.18.5.5 timeout 30s\n2001:db8:1::/48\n";
-  BOOST_TEST(fw.set_load("blocklist", &feed).text == "loaded 3 element(s) into blocklist");
+  BOOST_TEST(run_command(fw, "set load", "blocklist", &feed).text ==
+             "loaded 3 element(s) into blocklist");
   BOOST_TEST(rig.verdict("198.18.4.200") == "drop");
   std::string bad = "198.18.6.0/24\nnope\n";
-  BOOST_TEST(fw.set_load("blocklist", &bad).text ==
+  BOOST_TEST(run_command(fw, "set load", "blocklist", &bad).text ==
              "set load: line 2: element: 'nope' is not an IPv4 or IPv6 address (expected ADDR "
              "or ADDR/LEN)");
   BOOST_TEST(rig.verdict("198.18.4.200") == "drop");  // the old content stays
 
   // list, text and JSON.
-  std::string list = fw.set_list("").text;
+  std::string list = run_command(fw, "set list", "").text;
   BOOST_TEST(list.find("set blocklist: 3 element(s), timeout 10m, used by rule(s) 2") !=
              std::string::npos);
-  auto j = nlohmann::json::parse(fw.set_list("blocklist json").text);
+  auto j = nlohmann::json::parse(run_command(fw, "set list", "blocklist json").text);
   BOOST_TEST(j["elements"] == 3);
   BOOST_TEST(j["members"].size() == 3u);
   BOOST_TEST(j["members"][0]["element"] == "198.18.4.0/24");
   BOOST_TEST(j["members"][0]["expires"].get<int>() > 590);
-  BOOST_TEST(!fw.set_list("nosuch").ok);
+  BOOST_TEST(!run_command(fw, "set list", "nosuch").ok);
 
   // destroy: refused while a rule uses the set.
-  BOOST_TEST(fw.set_destroy("blocklist").text ==
+  BOOST_TEST(run_command(fw, "set destroy", "blocklist").text ==
              "set destroy: set blocklist is used by rule(s) 2 (delete them first)");
-  BOOST_TEST(fw.rule_del("2").ok);
-  BOOST_TEST(fw.set_destroy("blocklist").text == "destroyed set blocklist");
-  BOOST_TEST(fw.set_flush("allow").text == "flushed 1 element(s)");
+  BOOST_TEST(run_command(fw, "rule del", "2").ok);
+  BOOST_TEST(run_command(fw, "set destroy", "blocklist").text == "destroyed set blocklist");
+  BOOST_TEST(run_command(fw, "set flush", "allow").text == "flushed 1 element(s)");
   BOOST_TEST(rig.verdict("198.18.1.5", "198.19.0.2") == "drop");
 
   // A restart: sets, elements and remaining times come back from the state
   // folder before the rules that name them.
-  BOOST_TEST(fw.set_add("allow 198.18.1.0/24 timeout 2h").ok);
+  BOOST_TEST(run_command(fw, "set add", "allow 198.18.1.0/24 timeout 2h").ok);
   rig.start(/*resumed=*/true);
   BOOST_TEST(rig.verdict("198.18.1.5", "198.19.0.2") == "pass");
   BOOST_TEST(rig.verdict("198.18.2.5", "198.19.0.2") == "drop");
   BOOST_TEST(rig.verdict("198.18.0.9") == "drop");
   BOOST_TEST(!rig.fw->sets().find("blocklist"));
-  auto a = nlohmann::json::parse(rig.fw->set_list("allow json").text);
+  auto a = nlohmann::json::parse(run_command(*rig.fw, "set list", "allow json").text);
   BOOST_TEST(a["members"][0]["expires"].get<int>() > 7000);
   // The config's sets show in "show config", one line each.
-  BOOST_TEST(rig.fw->show_config(false).text.find("set = cfg timeout 1h\n") != std::string::npos);
+  BOOST_TEST(run_command(*rig.fw, "show config", "").text.find("set = cfg timeout 1h\n") !=
+             std::string::npos);
 }
 
 // A rules file naming a set the config does not declare fails the config

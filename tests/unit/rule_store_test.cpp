@@ -2,9 +2,14 @@
 // the counters) of every rule it keeps unchanged.
 #include <boost/test/unit_test.hpp>
 
+#include <fstream>
+
 #include "rule_store.hpp"
+#include "state_journal.hpp"
+#include "support/util.hpp"
 
 using namespace xdpfw;
+using namespace xdpfw::test;
 
 namespace {
 std::vector<std::string> texts(const std::vector<Rule>& rs) {
@@ -67,6 +72,63 @@ BOOST_AUTO_TEST_CASE(insert_and_erase_in_place) {
   Rule explicit_id = s.prepared(parse_rule("id 50 proto tcp action pass"));
   s.insert(explicit_id);
   BOOST_TEST(s.prepared(parse_rule("proto udp action pass")).id == 51u);
+}
+
+// The state journal both kinds of state use: the snapshot, then the
+// journal's whole lines (a line cut by a crash left out), appends until the
+// caller's threshold, a fold that empties the journal; "none" keeps nothing.
+BOOST_AUTO_TEST_CASE(state_journal_appends_folds_and_drops_a_torn_tail) {
+  TempDir t;
+  std::vector<std::string> logged;
+  auto log = [&](int, const std::string& m) { logged.push_back(m); };
+  {
+    StateJournal j(t.path.string(), "things", log);
+    BOOST_TEST(!j.read_state());
+    BOOST_TEST(j.read_journal().empty());
+    BOOST_TEST(j.append("add 1", 2));
+    BOOST_TEST(j.append("add 2", 2));
+    BOOST_TEST(!j.append("add 3", 2));  // the caller folds now
+    BOOST_TEST(j.lines() == 2u);
+  }
+  {
+    std::ofstream(t / "things.journal", std::ios::app) << "add 3 cut by a cra";
+    StateJournal j(t.path.string(), "things", log);
+    std::vector<std::string> want = {"add 1", "add 2"};
+    BOOST_TEST(j.read_journal() == want, boost::test_tools::per_element());
+    BOOST_TEST(j.lines() == 2u);
+    j.fold("snapshot 1\n", "# header\n");
+    BOOST_TEST(*j.read_state() == "# header\nsnapshot 1\n");
+    BOOST_TEST(!fs::exists(t / "things.journal"));
+    BOOST_TEST(j.lines() == 0u);
+    BOOST_TEST(j.append("add 4", 10));
+    BOOST_TEST(j.read_journal() == std::vector<std::string>{"add 4"},
+               boost::test_tools::per_element());
+  }
+  // A planted link is refused, not followed.
+  fs::remove(t / "things.journal");
+  fs::create_symlink(t / "elsewhere", t / "things.journal");
+  StateJournal j(t.path.string(), "things", log);
+  BOOST_TEST(!j.append("add 5", 10));
+  BOOST_TEST(!fs::exists(t / "elsewhere"));
+  BOOST_TEST(!logged.empty());
+  StateJournal none("none", "things", log);
+  BOOST_TEST(none.append("x", 0));
+  BOOST_TEST(!none.read_state());
+}
+
+// A journal line of the rules: "add RULE", "del ID", applied idempotently.
+BOOST_AUTO_TEST_CASE(rules_journal_lines_replay_idempotently) {
+  std::vector<Rule> rules;
+  Rule r = parse_rule("id 4 prio 10 proto tcp dport 22 action drop");
+  BOOST_TEST(RuleStore::replay(rules, RuleStore::journal_add(r)) == 4u);
+  BOOST_TEST(RuleStore::replay(rules, RuleStore::journal_add(r)) == 4u);
+  BOOST_TEST(rules.size() == 1u);
+  BOOST_TEST(RuleStore::replay(rules, RuleStore::journal_del(4)) == 4u);
+  BOOST_TEST(RuleStore::replay(rules, RuleStore::journal_del(4)) == 4u);
+  BOOST_TEST(rules.empty());
+  BOOST_CHECK_THROW(RuleStore::replay(rules, "add proto tcp action drop"), RuleError);  // no id
+  BOOST_CHECK_THROW(RuleStore::replay(rules, "del x"), RuleError);
+  BOOST_CHECK_THROW(RuleStore::replay(rules, "move 4"), RuleError);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,91 @@
+// state_journal.cpp: see state_journal.hpp.
+#include "state_journal.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+
+#include "safe_files.hpp"
+
+namespace xdpfw {
+
+StateJournal::StateJournal(std::string dir, std::string name, Log log)
+    : dir_(dir == "none" ? std::string() : std::move(dir)),
+      name_(std::move(name)),
+      log_(std::move(log)) {}
+
+StateJournal::~StateJournal() {
+  close_journal();
+}
+
+std::string StateJournal::state_path() const {
+  return enabled() ? dir_ + "/" + name_ + ".state" : std::string();
+}
+
+std::string StateJournal::journal_path() const {
+  return enabled() ? dir_ + "/" + name_ + ".journal" : std::string();
+}
+
+void StateJournal::close_journal() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+std::optional<std::string> StateJournal::read_state() const {
+  if (!enabled() || !std::filesystem::exists(std::filesystem::symlink_status(state_path())))
+    return std::nullopt;
+  return read_file_nofollow(state_path());
+}
+
+std::vector<std::string> StateJournal::read_journal() {
+  std::vector<std::string> out;
+  lines_ = 0;
+  if (!enabled() || !std::filesystem::exists(std::filesystem::symlink_status(journal_path())))
+    return out;
+  std::string text = read_file_nofollow(journal_path());
+  size_t pos = 0, nl;
+  while ((nl = text.find('\n', pos)) != std::string::npos) {
+    out.emplace_back(text, pos, nl - pos);
+    pos = nl + 1;
+  }
+  lines_ = out.size();
+  return out;
+}
+
+bool StateJournal::append(const std::string& line, size_t fold_after) {
+  if (!enabled()) return true;
+  if (lines_ >= fold_after) return false;
+  if (fd_ < 0) {
+    fd_ = ::open(journal_path().c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+                 0600);
+    if (fd_ < 0) {
+      log_(1, "state-dir: opening " + journal_path() + ": " + std::strerror(errno) +
+                  " (the whole state is written instead)");
+      return false;
+    }
+  }
+  std::string text = line + "\n";
+  if (::write(fd_, text.data(), text.size()) != ssize_t(text.size())) {
+    log_(1, "state-dir: appending to " + journal_path() + ": " + std::strerror(errno) +
+                " (the whole state is written instead)");
+    close_journal();
+    return false;
+  }
+  ++lines_;
+  return true;
+}
+
+void StateJournal::fold(const std::string& snapshot, const std::string& header) {
+  if (!enabled()) return;
+  write_file_atomic(state_path(), header + snapshot, false, false, 0600, "state-dir");
+  close_journal();
+  if (::unlink(journal_path().c_str()) != 0 && errno != ENOENT)
+    throw std::runtime_error("cannot empty " + journal_path() + ": " + std::strerror(errno));
+  lines_ = 0;
+}
+
+}  // namespace xdpfw
