@@ -515,22 +515,23 @@ CommandOutput FirewallService::rule_check(const std::string& payload) {
 // ---- address sets ----
 
 void FirewallService::resolve(Rule& r, const SetPlan* plan) const {
-  auto has = [](const auto& names, std::string_view name) {
-    return std::any_of(names.begin(), names.end(), [&](const auto& x) { return x == name; });
+  auto goes = [&](std::string_view name) {
+    return plan && std::find(plan->remove.begin(), plan->remove.end(), name) != plan->remove.end();
   };
-  std::vector<std::string_view> made;
-  if (plan)
-    for (const SetSpec& s : plan->create) made.push_back(s.name);
+  auto made = [&](std::string_view name) {
+    return plan && std::any_of(plan->create.begin(), plan->create.end(),
+                               [&](const SetSpec& s) { return s.name == name; });
+  };
   for (auto* ref : {&r.src_set, &r.dst_set}) {
     if (!*ref) continue;
     const std::string& name = (*ref)->name;
     std::string side = ref == &r.src_set ? "src" : "dst";
-    if (plan && has(plan->remove, name))
+    if (goes(name))
       throw RuleError(side + ": set '" + name +
                       "' goes with this reload (its 'set =' line is gone)");
     if (const AddressSets::Set* s = sets_.find(name))
       (*ref)->id = s->id;
-    else if (has(made, name))
+    else if (made(name))
       (*ref)->id = 1;  // made by the reload: resolved again once it is
     else
       throw RuleError(side + ": no set '" + name + "' (set create " + name + ", or 'set = " + name +

@@ -220,7 +220,8 @@ BOOST_AUTO_TEST_CASE(reload_and_sighup_add_and_remove_a_config_set) {
   BOOST_TEST(fw.ask("set create manual").find("created set manual") == 0u);
 
   write_file(conf, base + "set = admins\n");
-  write_file(fw.dir / "rules.conf", "proto tcp dport 22 action pass\nprio 1 src @admins action drop\n");
+  write_file(fw.dir / "rules.conf",
+             "proto tcp dport 22 action pass\nprio 1 src @admins action drop\n");
   std::string r = fw.ask("reload");
   BOOST_TEST(r.find("reloaded") == 0u, r);
   BOOST_TEST(fw.ask("set add admins 198.18.0.5").find("added") == 0u);
@@ -231,10 +232,10 @@ BOOST_AUTO_TEST_CASE(reload_and_sighup_add_and_remove_a_config_set) {
              "proto tcp dport 22 action pass\nprio 1 src @admins action drop\n"
              "prio 2 src @blocked action drop\n");
   fw.host->signal(SIGHUP);
-  BOOST_TEST(wait_until([&] { return fw.ask("set list").find("set blocked") != std::string::npos; }));
-  BOOST_TEST(wait_until([&] {
-    return fw.ask("rule list").find("src @blocked action drop") != std::string::npos;
-  }));
+  BOOST_TEST(
+      wait_until([&] { return fw.ask("set list").find("set blocked") != std::string::npos; }));
+  BOOST_TEST(wait_until(
+      [&] { return fw.ask("rule list").find("src @blocked action drop") != std::string::npos; }));
 
   write_file(conf, base + "set = blocked timeout 1h\n");
   write_file(fw.dir / "rules.conf",
