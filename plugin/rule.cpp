@@ -419,7 +419,7 @@ struct Field {
   bool flag;  // no value: the word alone
   FieldOps ops;
 };
-#define XDPFW_RULE_FIELD_OPS(ident, name, value) {name, *value == '\0', field::ident},
+#define XDPFW_RULE_FIELD_OPS(ident, name, value, words) {name, *value == '\0', field::ident},
 constexpr Field fields[] = {XDPFW_RULE_FIELDS(XDPFW_RULE_FIELD_OPS)};
 #undef XDPFW_RULE_FIELD_OPS
 

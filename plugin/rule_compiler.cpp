@@ -699,7 +699,7 @@ std::optional<LookupResult> lookup_compiled(const CompiledRuleset& set, const Pa
 // decided elsewhere (action, log, ct, rate, burst, per: the candidate
 // record; prio and id: the order). A field added there stops the build
 // here until it is placed (docs/ARCHITECTURE.md, "Adding a rule field").
-#define XDPFW_COUNT_FIELD(ident, name, value) +1
+#define XDPFW_COUNT_FIELD(ident, name, value, words) +1
 static_assert(0 XDPFW_RULE_FIELDS(XDPFW_COUNT_FIELD) == 16,
               "a rule field was added or removed: place it in match_key and project_rule, "
               "then count it here");

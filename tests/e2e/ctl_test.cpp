@@ -203,6 +203,80 @@ BOOST_AUTO_TEST_CASE(stray_words_are_refused_and_options_go_anywhere) {
   BOOST_TEST(!err.empty());
 }
 
+// The bash completion as installed (packaging/), answered by xdpfw-ctl from
+// its verb table and by the running agent: verbs, options per verb, values
+// of the rule fields (a list value too), rule ids and set names the agent
+// has, files; nothing, and no wait, when the agent does not answer.
+BOOST_AUTO_TEST_CASE(the_completion_reads_the_verb_table_and_the_agent) {
+  NetNs ns;
+  FirewallAgent fw(ns, "");
+  fw.start();
+  Ctl ctl(fw.sock);
+  std::string out, err;
+  BOOST_TEST_REQUIRE(ctl.run("add --proto tcp --dport 22 --action drop", &out) == 0);
+  BOOST_TEST_REQUIRE(ctl.run("add --proto udp --action pass", &out) == 0);
+  BOOST_TEST_REQUIRE(ctl.run("set create admins", &out) == 0);
+  auto complete = [&](const std::string& words, const fs::path& sock) {
+    int st = 0;
+    std::string o =
+        shell("XDPFW_SOCKET=" + quote(sock.string()) + " timeout 10 bash -c " +
+                  quote("source " XDPFW_SOURCE_DIR "/packaging/xdpfw-ctl.bash-completion; "
+                        "COMP_WORDS=(xdpfw-ctl " +
+                        words +
+                        "); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _xdpfw_ctl " XDPFW_CTL_BIN
+                        "; echo \"${COMPREPLY[*]}\""),
+              &st);
+    BOOST_TEST(st == 0, words << ": exit " << st);
+    return o.substr(0, o.find('\n'));
+  };
+  auto here = [&](const std::string& words) { return complete(words, fw.sock); };
+  BOOST_TEST(here("''") ==
+             "add del status list stats interfaces monitor replace confirm check "
+             "flush save reload set raw help");
+  BOOST_TEST(ctl.run("frobnicate", &out, &err) == 2);
+  BOOST_TEST(err.find("(expected add, del, status, list, stats, interfaces, monitor, replace, "
+                      "confirm, check, flush, save, reload, set, raw, help)") != std::string::npos,
+             err);
+  BOOST_TEST(here("re") == "replace reload");
+  BOOST_TEST(here("list --") == "--socket --help --version --json");
+  BOOST_TEST(here("list --json --") == "--socket --help --version");  // not twice
+  BOOST_TEST(here("flush --") == "--socket --help --version");
+  std::string add = here("add --");
+  for (const char* o : {"--tcp-flags", "--ct", "--rate", "--burst", "--per", "--log", "--action"})
+    BOOST_TEST(add.find(o) != std::string::npos, o << " | " << add);
+  BOOST_TEST(here("add --proto ''") == "tcp udp icmp icmpv6");
+  BOOST_TEST(here("add --action = p") == "pass");  // --action=p, as bash splits it
+  BOOST_TEST(here("add --ct new,e") == "new,established");
+  BOOST_TEST(here("add --tcp-flags 'syn,!a'") == "syn,!ack");
+  BOOST_TEST(here("del ''") == "1 2");  // the agent's rule ids
+  BOOST_TEST(here("del 1 ''") == "");
+  BOOST_TEST(here("set a") == "add");
+  BOOST_TEST(here("set add ''") == "admins");  // the agent's sets
+  BOOST_TEST(here("set del admins 198.18.0.1 ''") == "if-present");
+  BOOST_TEST(here("set create x timeout ''") == "");  // its value
+  BOOST_TEST(here("set create x timeout 1h ''") == "max");
+  write_file(fw.dir / "completion-site.rules", "proto tcp action drop\n");
+  BOOST_TEST(here("check " + (fw.dir / "completion-s").string()) ==
+             (fw.dir / "completion-site.rules").string());
+  BOOST_TEST(here("--socket = " + (fw.dir / "completion-s").string()) ==
+             (fw.dir / "completion-site.rules").string());
+  // --socket on the line names the agent asked.
+  fs::path nowhere = fw.dir / "nobody-here.sock";
+  BOOST_TEST(complete("del ''", nowhere) == "");
+  BOOST_TEST(complete("--socket " + fw.sock.string() + " del ''", nowhere) == "1 2");
+  // An agent that never answers (a socket nobody accepts on): nothing, and
+  // the completion returns (timeout 10 would say 124).
+  fs::path mute = fw.dir / "mute.sock";
+  int l = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, mute.c_str(), sizeof a.sun_path - 1);
+  BOOST_TEST_REQUIRE(bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  BOOST_TEST_REQUIRE(listen(l, 4) == 0);
+  BOOST_TEST(complete("set add ''", mute) == "");
+  close(l);
+}
+
 // The agent-side 'reload' command: answers "reloaded..." or ERR (as SIGHUP
 // would refuse the file). Needs the agent's reload command ('raw help' lists
 // it); without it this case fails on the first check.

@@ -139,15 +139,32 @@ if [[ -n $inner ]]; then
       fail "man $page: $warn"
     [[ -z $warn ]] || fail "man $page warns: $warn"
   done
-  comp=$(bash -c 'source "$1"; COMP_WORDS=(xdpfw-ctl re); COMP_CWORD=1; _xdpfw_ctl
-    echo "${COMPREPLY[*]}"' _ "$R/usr/share/bash-completion/completions/xdpfw-ctl")
+  # The installed completion, in the root, answered by the installed
+  # xdpfw-ctl: its commands, and each command's options, are the ones the
+  # usage text and the usage errors name.
+  complete_in_root() {
+    in_root bash -c 'source /usr/share/bash-completion/completions/xdpfw-ctl
+      COMP_WORDS=(xdpfw-ctl "$@"); COMP_CWORD=$#; _xdpfw_ctl xdpfw-ctl; echo "${COMPREPLY[*]}"' _ "$@"
+  }
+  comp=$(complete_in_root re)
   [[ $comp == "replace reload" ]] || fail "bash completion of 're': '$comp'"
-  # Every command xdpfw-ctl has, and no other, in its own order.
-  comp=$(bash -c 'source "$1"; COMP_WORDS=(xdpfw-ctl ""); COMP_CWORD=1; _xdpfw_ctl
-    echo "${COMPREPLY[*]}"' _ "$R/usr/share/bash-completion/completions/xdpfw-ctl")
+  comp=$(complete_in_root "")
   names=$({ ctl no-such-command 2>&1 || true; } | sed -n "s/.*is not a command (expected \(.*\))$/\1/p")
   [[ -n $names && $comp == "${names//, / }" ]] ||
     fail "bash completion offers '$comp', xdpfw-ctl has '$names'"
+  for cmd in ${names//,/}; do
+    # The options in the command's usage lines (the text before the
+    # description; add's continues on lines of its own).
+    want=$(ctl --help | awk -v c="$cmd" '
+      /^  [^ ]/ { on = ($1 == c); if (on) { split($0, p, /   +/); print p[1] } ; next }
+      /^      \[/ { if (on) print; next }
+      { on = 0 }' | grep -o -- '--[a-z-]*' | sort -u | tr '\n' ' ')
+    got=$(complete_in_root "$cmd" -- | tr ' ' '\n' | grep -v -x -e --socket -e --help -e --version |
+      sort -u | tr '\n' ' ')
+    [[ $got == "$want" ]] || fail "bash completion of '$cmd --' offers '$got', its usage names '$want'"
+  done
+  comp=$(complete_in_root add --tcp-flags syn,!a)
+  [[ $comp == "syn,!ack" ]] || fail "bash completion of 'add --tcp-flags syn,!a': '$comp'"
 
   step "systemd-analyze verify and security on the installed unit"
   if in_root sh -c 'command -v systemd-analyze' >/dev/null; then

@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "rule.hpp"
 #include "rule_compiler.hpp"
@@ -173,6 +174,25 @@ BOOST_AUTO_TEST_CASE(the_field_list_is_the_grammar) {
     std::string twice = text + " " + word(f.name) + " " + word(f.name);
     BOOST_TEST(error_of(twice) == std::string(f.name) + ": given twice");
   }
+}
+
+// The names xdpfw-ctl completes for a field's value (rule_fields.hpp) are
+// names the parser takes, and each is among those its error text offers.
+BOOST_AUTO_TEST_CASE(the_completion_words_parse) {
+  size_t offered = 0;
+  for (const auto& f : rule_field_names) {
+    std::string name = f.name;
+    std::string before = name == "tcp-flags" ? "proto tcp " : name == "per" ? "rate 10/s " : "";
+    std::string after = name == "action" ? "" : " action drop";
+    std::istringstream words(f.words);
+    for (std::string w; words >> w; ++offered) {
+      std::string text = before + name + " " + w + after;
+      BOOST_TEST(error_of(text).empty(), text << ": " << error_of(text));
+      std::string why = error_of(before + name + " zzz" + after);
+      BOOST_TEST(why.find(w) != std::string::npos, name << ": " << w << " | " << why);
+    }
+  }
+  BOOST_TEST(offered == 19u);  // proto 4, tcp-flags 8, ct 3, per 1, action 3
 }
 
 // The rule's two keys see every field of the grammar: for each field, two
