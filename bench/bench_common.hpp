@@ -223,6 +223,7 @@ inline std::vector<Rule> make_rules(const Mix& mix, uint32_t n) {
     r.id = i + 1;
     r.priority = 100;
     r.action = Action::drop;
+    validate_rule(r);  // the compiler takes valid rules and checks them no further
     rules.push_back(r);
   }
   return rules;

@@ -558,12 +558,9 @@ void KernelDatapath::write_slot(uint32_t slot, const std::shared_ptr<CompiledRul
   // Candidate records: new rules, and ids whose rule changed.
   std::vector<__u32> cidx;
   std::vector<xdpfw_cand> cval;
-  auto now_it = cur.cands.begin();
   for (const auto& [id, c] : next.cands) {
-    while (now_it != cur.cands.end() && now_it->first < id) ++now_it;
-    if (!full && now_it != cur.cands.end() && now_it->first == id &&
-        std::memcmp(&now_it->second, &c, sizeof c) == 0)
-      continue;
+    auto now = cur.cands.find(id);  // both are hash maps: a lookup, not a merge
+    if (!full && now != cur.cands.end() && std::memcmp(&now->second, &c, sizeof c) == 0) continue;
     xdpfw_cand v = c;
     v.counter = counter_index_.at(id);
     cidx.push_back(cand_index(slot, id));
@@ -592,6 +589,7 @@ void KernelDatapath::write_slot(uint32_t slot, const std::shared_ptr<CompiledRul
   int fd6 = bpf_map__fd(skel_->maps.xdpfw_buckets_v6);
   update_batch(bpf_map__fd(skel_->maps.xdpfw_cands), cidx.data(), cval.data(), cidx.size(),
                "xdpfw_cands");
+  records_written_ += cidx.size();
   update_batch(fd4, d4.upsert_keys.data(), d4.upsert_vals.data(), d4.upsert_keys.size(),
                "xdpfw_buckets_v4");
   update_batch(fd6, d6.upsert_keys.data(), d6.upsert_vals.data(), d6.upsert_keys.size(),

@@ -156,6 +156,9 @@ class KernelDatapath : public Datapath {
   // What the slots hold (in sync after apply() returns and its catch-up is
   // done), for tests: the same structure as a compile, changed in place.
   const CompiledRuleset& compiled() const { return *slots_[active_].compiled; }
+  // Candidate records written by recompiles so far (a slot brought to the
+  // next set writes only the records that changed), for tests.
+  uint64_t records_written() const { return records_written_; }
 
   std::optional<RuleCounters> rule_counters(uint32_t rule_id) const;
   std::unordered_map<uint32_t, RuleCounters> all_rule_counters() const override;
@@ -226,6 +229,7 @@ class KernelDatapath : public Datapath {
   ::xdpfw_bpf* skel_ = nullptr;
   int ncpus_ = 0;
   uint64_t generation_ = 0;
+  uint64_t records_written_ = 0;
   uint32_t active_ = 0;
   SlotState slots_[XDPFW_SLOTS];
   std::unordered_map<uint32_t, uint32_t> counter_index_;  // rule id -> its counters' index

@@ -503,11 +503,6 @@ CompiledRuleset compile_rules(const std::vector<Rule>& input, const Policy& poli
     for (const Rule& r : input) {
       if (r.id == 0) throw CompileError("a rule has no id");
       if (!r.priority) throw CompileError(rule_name(r) + ": no priority");
-      try {
-        validate_rule(r);
-      } catch (const RuleError& e) {
-        throw CompileError(rule_name(r) + ": " + e.what());
-      }
       if (!ids.insert(r.id).second) throw CompileError(rule_name(r) + ": id used twice");
       rules.push_back(&r);
     }
@@ -779,20 +774,14 @@ bool needs_l4(const Rule& r) {
   return r.sport || r.dport || r.icmp_type || r.icmp_code;
 }
 
-template <typename K, typename Set>  // Set: CompiledRuleset, const or not
-auto& buckets_of(Set& c) {
+// The family member of a compiled set or a delta (anything with v4 and v6)
+// that holds keys of type K.
+template <typename K, typename Set>  // Set: CompiledRuleset or CompiledDelta, const or not
+auto& of_family(Set& c) {
   if constexpr (std::is_same_v<K, xdpfw_key4>)
     return c.v4;
   else
     return c.v6;
-}
-
-template <typename K>
-auto& delta_of(CompiledDelta& d) {
-  if constexpr (std::is_same_v<K, xdpfw_key4>)
-    return d.v4;
-  else
-    return d.v6;
 }
 
 // The links of the chain under k (chain 0 first), as far as they go.
@@ -859,7 +848,7 @@ std::vector<std::pair<K, Bucket>> plan_chain_insert(
 template <typename K>
 std::optional<std::pair<uint32_t, std::vector<std::pair<K, Bucket>>>> plan_add(
     const CompiledRuleset& c, const CandidateMap& recs, int fam, const Rule& r) {
-  const BucketMap<K>& buckets = buckets_of<K>(c);
+  const BucketMap<K>& buckets = of_family<K>(c);
   Tuple nat = natural(r);
   for (bool new_link : {false, true})
     for (uint32_t i = 0; i < c.header.ntables[fam]; ++i) {
@@ -883,8 +872,8 @@ template <typename K>
 void apply_add(CompiledRuleset& c, int fam, const Rule& r,
                const std::pair<uint32_t, std::vector<std::pair<K, Bucket>>>& p, CompiledDelta& d) {
   for (const auto& [k, b] : p.second) {
-    buckets_of<K>(c)[k] = b;
-    delta_of<K>(d).emplace_back(k, b);
+    of_family<K>(c)[k] = b;
+    of_family<K>(d).emplace_back(k, b);
   }
   const uint32_t table = p.first;
   xdpfw_ruleset& h = c.header;
@@ -920,7 +909,7 @@ void apply_add(CompiledRuleset& c, int fam, const Rule& r,
 // the scan reads on while "more" says so. A lone bucket left empty goes.
 template <typename K>
 std::optional<std::pair<K, Bucket>> plan_remove(const CompiledRuleset& c, int fam, const Rule& r) {
-  const BucketMap<K>& buckets = buckets_of<K>(c);
+  const BucketMap<K>& buckets = of_family<K>(c);
   Tuple nat = natural(r);
   for (uint32_t i = 0; i < c.header.ntables[fam]; ++i) {
     const xdpfw_table& t = c.header.tables[fam][i];
@@ -945,7 +934,7 @@ template <typename K>
 std::optional<std::pair<K, Bucket>> plan_swap(const CompiledRuleset& c, const CandidateMap& recs,
                                               int fam, const Rule& r, uint32_t was, uint32_t now,
                                               uint64_t now_order) {
-  const BucketMap<K>& buckets = buckets_of<K>(c);
+  const BucketMap<K>& buckets = of_family<K>(c);
   Tuple nat = natural(r);
   auto order = [&](uint32_t id) { return id == now ? now_order : recs.at(id).order; };
   for (uint32_t i = 0; i < c.header.ntables[fam]; ++i) {
@@ -1172,7 +1161,7 @@ namespace {
 template <typename K>
 std::string check_family(const CompiledRuleset& c, const CandidateMap& recs, int fam,
                          const std::vector<const Rule*>& placed) {
-  const BucketMap<K>& buckets = buckets_of<K>(c);
+  const BucketMap<K>& buckets = of_family<K>(c);
   const xdpfw_ruleset& h = c.header;
   auto where = [&](const Rule& r) {
     return "rule " + std::to_string(r.id) + " (" + family_name(fam) + "): ";

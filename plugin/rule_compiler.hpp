@@ -164,7 +164,10 @@ std::optional<CompiledDelta> remove_in_place(CompiledRuleset& c, const Rule& r);
 // rules', masks covering every rule. Returns what is wrong, "" if nothing.
 std::string check_invariants(const CompiledRuleset& c, const std::vector<Rule>& rules);
 
-// Rules must carry ids (unique, non-zero) and priorities.
+// Rules must carry ids (unique, non-zero) and priorities, and be valid:
+// checked once where they were made (parse_rule, or validate_rule for a
+// rule built in code), not again here. The checks that depend on the set
+// (ids, sets resolved, limits) are the compiler's.
 CompiledRuleset compile_rules(const std::vector<Rule>& rules, const Policy& policy,
                               const CompileLimits& limits = {});
 

@@ -94,6 +94,7 @@ Rule RuleGen::from_template(const Template& t, uint32_t id) {
   if (t.icmp_code) r.icmp_code = static_cast<uint8_t>(uniform(0, 2));
   r.action = uniform(0, 1) ? Action::drop : Action::pass;
   if (conditions_) add_conditions(r);
+  validate_rule(r);  // the compiler takes valid rules and checks them no further
   return r;
 }
 

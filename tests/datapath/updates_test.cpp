@@ -150,6 +150,26 @@ BOOST_AUTO_TEST_CASE(in_place_add_is_one_bucket_write_in_the_live_slot) {
   BOOST_TEST(fx.dp.generation() == gen);
 }
 
+// A recompile brings each slot from what it holds to the new set by writing
+// the candidate records that changed, not most of them.
+BOOST_AUTO_TEST_CASE(a_recompile_writes_only_the_records_that_changed) {
+  DatapathFixture fx;
+  std::vector<Rule> rules;
+  for (uint32_t i = 1; i <= 300; ++i)
+    rules.push_back(parse_rule("id " + std::to_string(i) + " prio " + std::to_string(i) +
+                               " src 198.18." + std::to_string(i / 200) + "." +
+                               std::to_string(i % 200) + " proto udp dport 7000 action drop"));
+  // An apply finishes the previous one's catch-up (the other slot) first:
+  // after three, both slots hold the set.
+  for (int i = 0; i < 3; ++i) fx.dp.apply(rules, Policy{});
+  uint64_t before = fx.dp.records_written();
+  rules.push_back(parse_rule("id 301 prio 301 src 198.19.0.1 proto udp dport 7000 action drop"));
+  for (int i = 0; i < 3; ++i) fx.dp.apply(rules, Policy{});
+  // The new rule's record, once per slot.
+  BOOST_TEST(fx.dp.records_written() - before == 2u);
+  BOOST_TEST(fx.run(udp4(7000)) == uint32_t(XDP_DROP));
+}
+
 BOOST_AUTO_TEST_CASE(packets_see_the_old_set_or_the_new_one_while_changes_apply) {
   // A sender runs one packet over and over while rules that decide it are
   // added and removed in place (and, now and then, through a recompile and
