@@ -191,11 +191,8 @@ void Host::arm(const std::shared_ptr<FdWatch>& w) {
 
 uint64_t Host::watch_fd(Plugin& p, int fd, xdpfw_fd_fn fn, void* ctx) {
   if (fd < 0 || !fn) return 0;
-  auto w = std::make_shared<FdWatch>(
-      FdWatch{next_id_++, p.id, asio::posix::stream_descriptor(io_, fd), fn, ctx});
-  watches_[w->id] = w;
-  arm(w);
-  return w->id;
+  return start(watches_, std::make_shared<FdWatch>(FdWatch{
+                             next_id_++, p.id, asio::posix::stream_descriptor(io_, fd), fn, ctx}));
 }
 
 void Host::unwatch_fd(uint64_t id) {
@@ -224,11 +221,9 @@ void Host::arm(const std::shared_ptr<Timer>& t) {
 
 uint64_t Host::add_timer(Plugin& p, uint64_t ms, bool periodic, xdpfw_timer_fn fn, void* ctx) {
   if (!fn || (periodic && ms == 0)) return 0;
-  auto t = std::make_shared<Timer>(Timer{next_id_++, p.id, asio::steady_timer(io_),
-                                         std::chrono::milliseconds(ms), periodic, fn, ctx});
-  timers_[t->id] = t;
-  arm(t);
-  return t->id;
+  return start(timers_,
+               std::make_shared<Timer>(Timer{next_id_++, p.id, asio::steady_timer(io_),
+                                             std::chrono::milliseconds(ms), periodic, fn, ctx}));
 }
 
 void Host::cancel_timer(uint64_t id) {

@@ -88,6 +88,13 @@ class Host {
   Scrape collect_metrics();
   void arm(const std::shared_ptr<FdWatch>& w);
   void arm(const std::shared_ptr<Timer>& t);
+  // Keeps a new watch or timer under its id and arms it; returns the id.
+  template <typename T>
+  uint64_t start(std::map<uint64_t, std::shared_ptr<T>>& all, std::shared_ptr<T> x) {
+    all[x->id] = x;
+    arm(x);
+    return x->id;
+  }
 
   CommandLine cli_;
   HostConfig cfg_;
