@@ -3,6 +3,7 @@
 #include "verbs.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -360,8 +361,10 @@ Call parse_line(const std::vector<std::string>& args) {
   bool options_done = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
-    if (options_done || a.size() < 2 || a[0] != '-') {
-      l.words.push_back(a);  // "-" alone is a word (save -)
+    // "-" alone is a word (save -), and so is a negative number ("timeout
+    // -1s", fail2ban's permanent ban).
+    if (options_done || a.size() < 2 || a[0] != '-' || std::isdigit((unsigned char)a[1])) {
+      l.words.push_back(a);
       continue;
     }
     if (a == "--") {

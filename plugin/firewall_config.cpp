@@ -107,6 +107,20 @@ const std::vector<ConfigKey>& config_keys() {
          c.watch_delay_ms = static_cast<uint32_t>(number(file, ms, 0, 60000));
        },
        [](const C& c) { return nlohmann::json(std::to_string(c.watch_delay_ms) + "ms"); }},
+      {"rules-max-size",
+       [](C& c, S file, const L& l) {
+         // N bytes, or NK / NM (KiB, MiB): 1K to 1024M.
+         std::string v = l.value;
+         uint64_t unit = 1;
+         if (!v.empty() && (v.back() == 'K' || v.back() == 'k')) unit = 1024, v.pop_back();
+         if (!v.empty() && (v.back() == 'M' || v.back() == 'm')) unit = 1u << 20, v.pop_back();
+         auto n = parse_uint<uint64_t>(v, UINT64_MAX);
+         if (!n || *n > (1ull << 30) / unit || *n * unit < 1024)
+           throw FirewallConfigError(where(file, l) + "'" + l.value +
+                                     "' is not a size from 1K to 1024M (N bytes, NK or NM)");
+         c.rules_max_bytes = *n * unit;
+       },
+       [](const C& c) { return nlohmann::json(c.rules_max_bytes); }},
       {"default-action",
        [](C& c, S file, const L& l) { c.policy.default_action = parse_action(file, l); },
        [](const C& c) { return nlohmann::json(action_name(c.policy.default_action)); }},

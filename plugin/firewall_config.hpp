@@ -11,6 +11,7 @@
 
 #include "address_sets.hpp"
 #include "rule_compiler.hpp"
+#include "rules_file.hpp"
 
 namespace xdpfw {
 
@@ -35,6 +36,7 @@ struct FirewallConfig {
   std::string rules_file;                   // "" : start with no rules; a file or a directory
   bool watch_rules = true;                  // changes on disk applied by themselves
   uint32_t watch_delay_ms = 200;            // after the last change seen
+  uint64_t rules_max_bytes = default_rules_max_bytes;  // the whole rules source
   Policy policy;
   uint32_t max_rules = XDPFW_DEFAULT_MAX_RULES;
   uint64_t max_set_elements = XDPFW_DEFAULT_SET_ELEMENTS;  // all address sets together

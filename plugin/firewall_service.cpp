@@ -14,7 +14,7 @@ namespace xdpfw {
 namespace {
 
 std::vector<Rule> load_rules(const FirewallConfig& cfg) {
-  RulesText src = read_rules_source(cfg.rules_file);
+  RulesText src = read_rules_source(cfg.rules_file, cfg.rules_max_bytes);
   return parse_rules_text(src.path, src.text, true, &src);
 }
 
@@ -98,8 +98,14 @@ FirewallService::FirewallService(const FirewallConfig& cfg, Log log, FirewallPar
                 dp_->replaced_pins() +
                 "); replaced them: rule counters and statistics start from zero");
   if ((dp_->resumed() || !dp_->replaced_pins().empty()) && rules_state_.read_state()) {
-    std::string applied = state_file("rules-file.applied");
-    source_.set_applied_text(std::filesystem::exists(applied) ? read_file_nofollow(applied) : "");
+    std::string applied = state_file("rules-file.applied"), text;
+    try {  // as the journals: only a file the agent wrote (else: changed)
+      if (std::filesystem::exists(std::filesystem::symlink_status(applied)))
+        text = read_file_nofollow(applied, true);
+    } catch (const FileError& e) {
+      log_(0, std::string("state-dir: ") + e.what() + " (read as if absent)");
+    }
+    source_.set_applied_text(text);
     saved_rules_file_text_ = source_.applied_text();
     install(read_state());
     store_.raise_id_high_water(resumed_id_high_water_);
@@ -109,7 +115,7 @@ FirewallService::FirewallService(const FirewallConfig& cfg, Log log, FirewallPar
     // must not keep a stale policy. Unreadable or refused: the resumed set
     // stays, and says so.
     try {
-      RulesText src = read_rules_source(cfg_.rules_file);
+      RulesText src = read_rules_source(cfg_.rules_file, cfg_.rules_max_bytes);
       if (source_.changed(src)) {
         apply_source(src);
         log_(1, "rules: " + (cfg_.rules_file.empty() ? std::string("none") : cfg_.rules_file) +
@@ -123,13 +129,13 @@ FirewallService::FirewallService(const FirewallConfig& cfg, Log log, FirewallPar
       source_.refused(e.what());
     }
   } else {
-    RulesText src = read_rules_source(cfg_.rules_file);
+    RulesText src = read_rules_source(cfg_.rules_file, cfg_.rules_max_bytes);
     std::vector<unsigned> lines;
     auto list = parse_rules_text(src.path, src.text, true, &src, &lines);
     source_.applied(src, list, lines, false);
     install(std::move(list));
   }
-  source_.configure(cfg_.rules_file, cfg_.watch_rules, cfg_.watch_delay_ms);
+  source_.configure(cfg_.rules_file, cfg_.watch_rules, cfg_.watch_delay_ms, cfg_.rules_max_bytes);
   open_log();
   dp_->events_fd();  // the event reader before any event is allowed
   dp_->set_event_limit(cfg_.event_rate, cfg_.event_burst);
@@ -163,7 +169,7 @@ FirewallService::~FirewallService() {
 void FirewallService::apply_source(const RulesText& src) {
   std::vector<unsigned> lines;
   auto list = store_.parsed(src.path, src.text, &src, &lines);
-  resolve(list);
+  resolve(list, nullptr, &src, &lines);
   dp_->apply(list, cfg_.policy);  // all or nothing: throws with nothing changed
   source_.applied(src, list, lines, true);
   store_.commit(std::move(list));
@@ -284,11 +290,12 @@ void FirewallService::check_reload(const FirewallConfig& cfg) const {
     std::string problem = private_dir_problem(next.log_dir, "log-dir");
     if (!problem.empty()) throw std::runtime_error(problem);
   }
-  RulesText src = read_rules_source(next.rules_file);
+  RulesText src = read_rules_source(next.rules_file, next.rules_max_bytes);
   try {
     SetPlan plan = plan_sets(next);
-    auto list = store_.parsed(src.path, src.text, &src);
-    resolve(list, &plan);
+    std::vector<unsigned> lines;
+    auto list = store_.parsed(src.path, src.text, &src, &lines);
+    resolve(list, &plan, &src, &lines);
     compile_rules(list, next.policy, dp_->limits());
   } catch (const std::exception& e) {  // CompileError, RuleError, SetError
     std::string why = (next.rules_file.empty() ? "rules" : next.rules_file) + ": " + e.what();
@@ -310,14 +317,14 @@ std::string FirewallService::reload(const FirewallConfig& cfg, bool force) {
   if (cfg.pin_root != cfg_.pin_root || cfg.persistent != cfg_.persistent)
     notes.push_back("pin-root and persistent changes take a restart (kept the running ones)");
   FirewallConfig next = reloadable(cfg);
-  RulesText src = read_rules_source(next.rules_file);
+  RulesText src = read_rules_source(next.rules_file, next.rules_max_bytes);
   bool file_changed = source_.changed(src) || next.rules_file != cfg_.rules_file;
   bool from_file = file_changed || force;
   std::vector<unsigned> lines;
   std::vector<Rule> list =
       from_file ? store_.parsed(src.path, src.text, &src, &lines) : store_.rules();
   SetPlan plan = plan_sets(next);
-  resolve(list, &plan);  // every name known before anything changes
+  resolve(list, &plan, from_file ? &src : nullptr, &lines);  // every name known first
   // The new sets before the rules naming them; made back if the rules fail.
   std::vector<std::string> made;
   try {
@@ -357,7 +364,7 @@ std::string FirewallService::reload(const FirewallConfig& cfg, bool force) {
   if (new_log) open_log();
   dp_->set_event_limit(cfg_.event_rate, cfg_.event_burst);
   attach_.reconfigure(cfg_);
-  source_.configure(cfg_.rules_file, cfg_.watch_rules, cfg_.watch_delay_ms);
+  source_.configure(cfg_.rules_file, cfg_.watch_rules, cfg_.watch_delay_ms, cfg_.rules_max_bytes);
   for (const std::string& n : notes) rules += "\n" + n;
   return rules;
 }
@@ -539,12 +546,15 @@ void FirewallService::resolve(Rule& r, const SetPlan* plan) const {
   }
 }
 
-void FirewallService::resolve(std::vector<Rule>& list, const SetPlan* plan) const {
-  for (Rule& r : list) {
+void FirewallService::resolve(std::vector<Rule>& list, const SetPlan* plan, const RulesText* src,
+                              const std::vector<unsigned>* lines) const {
+  for (size_t i = 0; i < list.size(); ++i) {
+    Rule& r = list[i];
     try {
       resolve(r, plan);
     } catch (const RuleError& e) {
-      throw RuleError("rule " + format_rule(r) + ": " + e.what());
+      std::string where = src && lines && i < lines->size() ? src->where((*lines)[i]) + ": " : "";
+      throw RuleError(where + "rule " + format_rule(r) + ": " + e.what());
     }
   }
 }

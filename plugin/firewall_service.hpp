@@ -176,7 +176,10 @@ class FirewallService {
   // would leave the sets); throws RuleError naming a rule and a set that
   // does not exist.
   void resolve(Rule& r, const SetPlan* plan = nullptr) const;
-  void resolve(std::vector<Rule>& list, const SetPlan* plan = nullptr) const;
+  // src, lines (as parse_rules_text gives them): the FILE:LINE of a rule
+  // naming a missing set.
+  void resolve(std::vector<Rule>& list, const SetPlan* plan = nullptr,
+               const RulesText* src = nullptr, const std::vector<unsigned>* lines = nullptr) const;
   SetPlan plan_sets(const FirewallConfig& next) const;
   void restore_sets();                        // sets.state and sets.journal
   void save_sets();                           // sets.state written whole

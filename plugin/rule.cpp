@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstdio>
 #include <iterator>
 #include <sstream>
 
@@ -27,7 +28,25 @@ std::vector<std::string_view> split_words(std::string_view s) {
 }
 
 std::string quote(std::string_view v) {
-  return "'" + std::string(v) + "'";
+  // Control bytes (a NUL, an escape sequence) are shown, not passed on to
+  // a log line or a terminal; long words are cut.
+  std::string out = "'";
+  size_t n = 0;
+  for (char c : v) {
+    if (++n > 64) {
+      out += "...";
+      break;
+    }
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", u);
+      out += hex;
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
 }
 
 namespace {

@@ -1,25 +1,66 @@
 // rules_file.cpp: see rules_file.hpp.
 #include "rules_file.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <set>
 #include <sstream>
+
+#include "safe_files.hpp"
 
 namespace xdpfw {
 
 namespace {
 
-std::string read_whole(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw RuleError(path + ": cannot read the rules file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw RuleError(path + ": cannot read the rules file");
-  return ss.str();
+// At most max + 1 bytes of a regular file (a file may grow between a check
+// and the read; a FIFO or a device is refused, not waited on).
+std::string read_bounded(const std::string& path, uint64_t max) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) throw RuleError(path + ": cannot read the rules file: " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw RuleError(path + ": not a regular file: refused");
+  }
+  std::string out;
+  out.resize(static_cast<size_t>(std::min<uint64_t>(max + 1, uint64_t(st.st_size) + 1)));
+  size_t got = 0;
+  while (got <= max) {
+    if (got == out.size())
+      out.resize(static_cast<size_t>(std::min<uint64_t>(max + 1, got * 2 + 4096)));
+    ssize_t n = ::read(fd, out.data() + got, out.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      ::close(fd);
+      throw RuleError(path + ": cannot read the rules file: " + std::strerror(e));
+    }
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  out.resize(got);
+  return out;
+}
+
+// A rules file or folder as root may trust it (safe_files.hpp): refused
+// with its path otherwise.
+void check_trusted(const std::string& path) {
+  std::string problem = trust_problem(path, "rules", true);
+  if (!problem.empty()) throw RuleError(problem);
+}
+
+// Whether every user may read the file: only then is its text quoted in
+// errors, status and the log.
+bool world_readable(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && (st.st_mode & S_IROTH);
 }
 
 unsigned count_lines(const std::string& s) {
@@ -42,14 +83,25 @@ std::vector<std::string> RulesText::files() const {
   return out;
 }
 
-RulesText read_rules_source(const std::string& path) {
+RulesText read_rules_source(const std::string& path, uint64_t max_bytes) {
   namespace fs = std::filesystem;
   RulesText src;
   src.path = path;
   if (path.empty()) return src;
+  auto too_large = [&](const std::string& what) {
+    return RuleError(what + " is larger than rules-max-size (" + std::to_string(max_bytes) +
+                     " bytes): refused");
+  };
+  auto add = [&](const std::string& file, std::string text, bool header) {
+    if (header) src.text += "# file " + fs::path(file).filename().string() + "\n";
+    unsigned first = count_lines(src.text) + 1;
+    src.text += text;
+    src.parts.push_back({file, first, count_lines(text), world_readable(file)});
+  };
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
     src.directory = true;
+    check_trusted(path);
     std::vector<std::string> names;
     std::error_code ec;
     for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
@@ -64,18 +116,30 @@ RulesText read_rules_source(const std::string& path) {
     std::sort(names.begin(), names.end());
     for (const std::string& name : names) {
       std::string file = (fs::path(path) / name).string();
-      std::string text = read_whole(file);
+      check_trusted(file);
+      std::string text =
+          read_bounded(file, max_bytes - std::min<uint64_t>(max_bytes, src.text.size()));
+      if (src.text.size() + text.size() > max_bytes)
+        throw too_large(src.text.empty() ? file
+                                         : path + " (its files together, up to " + name + ")");
       if (!text.empty() && text.back() != '\n') text += '\n';
-      src.text += "# file " + name + "\n";
-      unsigned first = count_lines(src.text) + 1;
-      src.text += text;
-      src.parts.push_back({file, first, count_lines(text)});
+      add(file, std::move(text), true);
     }
     return src;
   }
-  src.text = read_whole(path);
-  src.parts.push_back({path, 1, count_lines(src.text)});
+  if (::stat(path.c_str(), &st) != 0)
+    throw RuleError(path + ": cannot read the rules file: " + std::strerror(errno));
+  check_trusted(path);
+  std::string text = read_bounded(path, max_bytes);
+  if (text.size() > max_bytes) throw too_large(path);
+  add(path, std::move(text), false);
   return src;
+}
+
+bool RulesText::quotable(unsigned line) const {
+  for (const Part& p : parts)
+    if (line >= p.first_line && line < p.first_line + p.lines) return p.world_readable;
+  return true;  // text that came from no file: the request's own
 }
 
 std::vector<Rule> parse_rules_text(const std::string& name, const std::string& text,
@@ -90,6 +154,7 @@ std::vector<Rule> parse_rules_text(const std::string& name, const std::string& t
   uint32_t last_prio = default_priority;
   while (std::getline(in, line)) {
     ++lineno;
+    size_t bytes = line.size();
     auto hash = line.find('#');
     if (hash != std::string::npos) line.erase(hash);
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
@@ -104,8 +169,12 @@ std::vector<Rule> parse_rules_text(const std::string& name, const std::string& t
       rules.push_back(r);
       if (lines) lines->push_back(lineno);
     } catch (const RuleError& e) {
-      throw RuleError((source ? source->where(lineno) : name + ":" + std::to_string(lineno)) +
-                      ": " + e.what());
+      std::string where = source ? source->where(lineno) : name + ":" + std::to_string(lineno);
+      if (source && !source->quotable(lineno))
+        throw RuleError(where + ": not a rule (" + std::to_string(bytes) +
+                        " bytes; the file is not readable by every user, so its text is not "
+                        "shown)");
+      throw RuleError(where + ": " + e.what());
     }
   }
   return rules;

@@ -31,16 +31,27 @@ struct RulesText {
     std::string file;     // its path
     unsigned first_line;  // the line of text where its line 1 is
     unsigned lines;
+    bool world_readable;  // else its text is never quoted (errors, status, log)
   };
   std::vector<Part> parts;
   // "FILE:LINE" of a line of text (1-based).
   std::string where(unsigned line) const;
   std::vector<std::string> files() const;
+  // Whether a line of text may be quoted: from a file every user may read.
+  bool quotable(unsigned line) const;
 };
 
+// The default of rules-max-size: 16 MiB, the whole source (100,000 rules
+// of a ClassBench set take about 9 MB in the file grammar).
+inline constexpr uint64_t default_rules_max_bytes = 16ull << 20;
+
 // An empty path: no rules. Throws RuleError: the path cannot be read, a
-// file in the directory cannot be read.
-RulesText read_rules_source(const std::string& path);
+// file in the directory cannot be read, or cannot be trusted as root's
+// input (trust_problem, safe_files.hpp: the file, its link's target and the
+// folders above owned by root or the agent's user, none writable by other
+// users unless on a read-only mount), or the files hold more than max_bytes
+// (at most max_bytes + 1 of them are read).
+RulesText read_rules_source(const std::string& path, uint64_t max_bytes = default_rules_max_bytes);
 
 // Throws RuleError "NAME:LINE: field: what was wrong" (with a source: its
 // FILE:LINE). assign_ids false: rules without an id keep id 0 (the rule

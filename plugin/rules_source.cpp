@@ -24,8 +24,10 @@ bool RulesSource::directory() const {
   return !path_.empty() && ::stat(path_.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-void RulesSource::configure(const std::string& path, bool watch_on, uint64_t delay_ms) {
+void RulesSource::configure(const std::string& path, bool watch_on, uint64_t delay_ms,
+                            uint64_t max_bytes) {
   path_ = path;
+  max_bytes_ = max_bytes;
   watch_on_ = watch_on;
   delay_ms_ = delay_ms;
   watch(false);
@@ -104,7 +106,7 @@ std::optional<RulesText> RulesSource::poll() {
   dirty_ms_ = 0;
   RulesText src;
   try {
-    src = read_rules_source(path_);
+    src = read_rules_source(path_, max_bytes_);
   } catch (const std::exception& e) {
     refused(e.what());
     return std::nullopt;

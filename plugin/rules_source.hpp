@@ -39,7 +39,8 @@ class RulesSource {
   RulesSource& operator=(const RulesSource&) = delete;
 
   // The config's rules, watch-rules and watch-delay; (re)arms the watch.
-  void configure(const std::string& path, bool watch, uint64_t delay_ms);
+  void configure(const std::string& path, bool watch, uint64_t delay_ms,
+                 uint64_t max_bytes = default_rules_max_bytes);
   const std::string& path() const { return path_; }
   bool directory() const;
   uint64_t delay_ms() const { return delay_ms_; }
@@ -84,6 +85,7 @@ class RulesSource {
   Log log_;
   Clock mono_ms_, wall_ms_;
   std::string path_;
+  uint64_t max_bytes_ = default_rules_max_bytes;
   bool watch_on_ = false;
   uint64_t delay_ms_ = 0;
   int fd_ = -1, wd_ = -1;

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -63,7 +64,7 @@ void write_file_atomic(const std::string& path, const std::string& body, bool du
   }
 }
 
-std::string read_file_nofollow(const std::string& path) {
+std::string read_file_nofollow(const std::string& path, bool own) {
   int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0)
     throw FileError(
@@ -73,6 +74,12 @@ std::string read_file_nofollow(const std::string& path) {
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
     throw FileError(path + ": not a regular file: refused");
+  }
+  if (own && st.st_uid != ::geteuid()) {
+    ::close(fd);
+    throw FileError(path + ": owned by uid " + std::to_string(st.st_uid) +
+                    ", not by the agent's user (uid " + std::to_string(::geteuid()) +
+                    "): refused; the agent reads only the state it wrote (remove the file)");
   }
   std::string out;
   char buf[65536];
@@ -84,32 +91,47 @@ std::string read_file_nofollow(const std::string& path) {
   return out;
 }
 
-std::string private_dir_problem(const std::string& dir, const std::string& what) {
+namespace {
+bool on_read_only_mount(const std::string& path) {
+  struct statvfs v {};
+  return ::statvfs(path.c_str(), &v) == 0 && (v.f_flag & ST_RDONLY);
+}
+}  // namespace
+
+std::string trust_problem(const std::string& path, const std::string& what, bool read_only_ok) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  fs::path p = fs::canonical(dir, ec);
-  if (ec) return what + " " + dir + ": " + ec.message();
+  fs::path p = fs::canonical(path, ec);
+  if (ec) return what + " " + path + ": " + ec.message();
+  std::string given = fs::absolute(path, ec).lexically_normal().string();
+  while (given.size() > 1 && given.back() == '/') given.pop_back();
+  std::string name =
+      what + " " + path + (given != p.string() ? " (a link to " + p.string() + ")" : "");
   bool first = true;
   for (fs::path at = p;; at = at.parent_path()) {
     struct stat st {};
     if (::stat(at.c_str(), &st) != 0)
-      return what + " " + dir + ": " + at.string() + ": " + std::strerror(errno);
+      return name + ": " + at.string() + ": " + std::strerror(errno);
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
-    std::string where =
-        first ? what + " " + dir : what + " " + dir + ": the folder above it " + at.string();
+    std::string where = first ? name : name + ": the folder above it " + at.string();
     if (st.st_uid != 0 && st.st_uid != ::geteuid())
       return where + " is owned by uid " + std::to_string(st.st_uid) +
              ", neither root nor the agent's user: refused (chown root " + at.string() + ")";
     bool group_can = (st.st_mode & S_IWGRP) && st.st_gid != 0 && st.st_gid != ::getegid();
     bool others_can = st.st_mode & S_IWOTH;
-    if ((group_can || others_can) && (first || !(st.st_mode & S_ISVTX)))
+    if ((group_can || others_can) && (first || !(st.st_mode & S_ISVTX)) &&
+        !(read_only_ok && on_read_only_mount(at.string())))
       return where + " can be written by " + (others_can ? "every user" : "its group") + " (mode " +
              mode + "): refused (chmod go-w " + at.string() + ")";
     first = false;
     if (at == at.root_path()) break;
   }
   return "";
+}
+
+std::string private_dir_problem(const std::string& dir, const std::string& what) {
+  return trust_problem(dir, what, false);
 }
 
 void make_private_dir(const std::string& dir, mode_t mode, const std::string& what) {

@@ -24,8 +24,19 @@ void write_file_atomic(const std::string& path, const std::string& body, bool du
                        mode_t new_mode, const std::string& what);
 
 // The whole file, opened with O_NOFOLLOW: a symlink is an error, as is
-// anything but a regular file. Throws FileError naming path.
-std::string read_file_nofollow(const std::string& path);
+// anything but a regular file, or (own) a file the agent's user does not
+// own: the agent's state is only what it wrote itself. Throws FileError
+// naming path.
+std::string read_file_nofollow(const std::string& path, bool own = false);
+
+// Why path cannot be trusted as input of a root process, or "" when it can:
+// path (its symbolic links followed) and every folder above its real path
+// are owned by root or the agent's user; path is not writable by others
+// nor by a group other than root's or the agent's; a folder above may be,
+// with the sticky bit (as /tmp). read_only_ok: what sits on a read-only
+// mount is exempt from the write test (kubelet mounts ConfigMaps read-only
+// with mode 0777 folders). what names the setting in the message.
+std::string trust_problem(const std::string& path, const std::string& what, bool read_only_ok);
 
 // Why dir is not private to root and the agent's user, or "" when it is:
 // dir and every folder above it must be owned by root or the agent's user;

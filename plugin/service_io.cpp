@@ -5,6 +5,7 @@
 
 #include "firewall_service.hpp"
 #include "rules_file.hpp"
+#include "safe_files.hpp"
 
 namespace xdpfw {
 
@@ -32,35 +33,65 @@ CommandOutput FirewallService::log_reopen() {
   return {true, "reopened " + events_.log().path()};
 }
 
+// 'save' writes the configured rules file or a file of STATE/saved/, and
+// nothing else: the agent runs as root and the socket's group may ask, so
+// none of the agent's own state files (rules.state, the journals,
+// rules-file.applied, agent.lock) can ever be the target.
 CommandOutput FirewallService::save(const std::string& arg) {
   if (arg == "-") return {true, store_.text()};  // the rule set in the file grammar
-  std::string path = arg.empty() ? cfg_.rules_file : arg;
-  if (path.empty()) return {false, "save: no rules file configured; give a path: save PATH"};
   namespace fs = std::filesystem;
-  if (source_.directory() &&
-      fs::path(path).lexically_normal() == fs::path(cfg_.rules_file).lexically_normal())
-    return {false, "save: the rules are the directory " + cfg_.rules_file +
-                       ": its files are the policy and the agent does not write into it ('save -' "
-                       "prints the running rules; 'save PATH' writes them to a file of the "
-                       "state folder)"};
-  // The agent runs as root and the socket's group may write: it writes only
-  // its own files, the configured rules file or a file in its state folder.
-  if (path.front() != '/') return {false, "save: '" + path + "' is not an absolute path"};
-  fs::path p = fs::path(path).lexically_normal();
-  bool in_state = cfg_.state_dir != "none" && !cfg_.state_dir.empty() &&
-                  p.parent_path() == fs::path(cfg_.state_dir).lexically_normal();
-  if (p != fs::path(cfg_.rules_file).lexically_normal() && !in_state)
-    return {false,
-            "save: " + path + " is neither the rules file (" +
-                (cfg_.rules_file.empty() ? std::string("none configured") : cfg_.rules_file) +
-                ") nor a file in the state folder (" + cfg_.state_dir + ")"};
+  auto normal = [](const std::string& p) { return fs::path(p).lexically_normal(); };
+  bool state = cfg_.state_dir != "none" && !cfg_.state_dir.empty();
+  fs::path saved = state ? normal(cfg_.state_dir) / "saved" : fs::path();
+  std::string path;
+  if (arg.empty() || (!cfg_.rules_file.empty() && normal(arg) == normal(cfg_.rules_file))) {
+    if (cfg_.rules_file.empty())
+      return {false, "save: no rules file configured; give a name: save NAME (written to " +
+                         (state ? saved.string() : std::string("STATE-DIR/saved")) + "/NAME)"};
+    if (source_.directory())
+      return {false, "save: the rules are the directory " + cfg_.rules_file +
+                         ": its files are the policy and the agent does not write into it ('save "
+                         "-' prints the running rules; 'save NAME' writes them to " +
+                         (state ? saved.string() : std::string("STATE-DIR/saved")) + "/NAME)"};
+    path = cfg_.rules_file;
+  } else {
+    fs::path p = arg.front() == '/' ? normal(arg) : fs::path(arg);
+    std::string name = p.filename().string();
+    if (arg.front() == '/' && (!state || p.parent_path() != saved))
+      return {false,
+              "save: " + arg + " is neither the rules file (" +
+                  (cfg_.rules_file.empty() ? std::string("none configured") : cfg_.rules_file) +
+                  ") nor a file of " +
+                  (state ? saved.string() : std::string("STATE-DIR/saved (state-dir none)")) +
+                  "/ (the agent's own state files are never a save target)"};
+    bool plain = !name.empty() && name.size() <= 128 && name[0] != '.' &&
+                 name.find_first_not_of(
+                     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                     "0123456789._-") == std::string::npos;
+    if (arg.front() != '/' && (!plain || p != fs::path(name)))
+      return {false, "save: '" + arg +
+                         "' is not a file name (expected letters, digits, '.', '_' or '-', not "
+                         "starting with '.'; or the rules file's path)"};
+    if (!plain)
+      return {false, "save: " + arg + ": '" + name +
+                         "' is not a file name (expected letters, digits, '.', '_' or '-', not "
+                         "starting with '.')"};
+    if (!state) return {false, "save: state-dir is none: there is no saved/ folder to write to"};
+    try {
+      make_private_dir(saved.string(), 0700, "state-dir");
+    } catch (const std::exception& e) {
+      return {false, std::string("save: ") + e.what()};
+    }
+    path = (saved / name).string();
+  }
   try {
-    store_.save(p.string());
+    store_.save(path);
   } catch (const std::exception& e) {
     return {false, e.what()};
   }
   if (path == cfg_.rules_file) {
-    source_.set_applied_text(read_rules_source(path).text);  // no longer "changed"
+    source_.set_applied_text(
+        read_rules_source(path, cfg_.rules_max_bytes).text);  // no longer "changed"
     save_state();
   }
   return {true, "saved " + std::to_string(store_.rules().size()) + " rule(s) to " + path};

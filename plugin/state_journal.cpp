@@ -35,18 +35,27 @@ void StateJournal::close_journal() {
   fd_ = -1;
 }
 
-std::optional<std::string> StateJournal::read_state() const {
-  if (!enabled() || !std::filesystem::exists(std::filesystem::symlink_status(state_path())))
+// A file the agent did not write (a symlink, not a regular file, another
+// owner) is no state of its: logged, and read as absent.
+std::optional<std::string> StateJournal::read_own(const std::string& path) const {
+  if (!enabled() || !std::filesystem::exists(std::filesystem::symlink_status(path)))
     return std::nullopt;
-  return read_file_nofollow(state_path());
+  try {
+    return read_file_nofollow(path, true);
+  } catch (const FileError& e) {
+    log_(0, std::string("state-dir: ") + e.what() + " (read as if absent)");
+    return std::nullopt;
+  }
+}
+
+std::optional<std::string> StateJournal::read_state() const {
+  return read_own(state_path());
 }
 
 std::vector<std::string> StateJournal::read_journal() {
   std::vector<std::string> out;
   lines_ = 0;
-  if (!enabled() || !std::filesystem::exists(std::filesystem::symlink_status(journal_path())))
-    return out;
-  std::string text = read_file_nofollow(journal_path());
+  std::string text = read_own(journal_path()).value_or("");
   size_t pos = 0, nl;
   while ((nl = text.find('\n', pos)) != std::string::npos) {
     out.emplace_back(text, pos, nl - pos);

@@ -36,7 +36,8 @@ class StateJournal {
   std::string state_path() const;
   std::string journal_path() const;
 
-  // The snapshot's text; nullopt when there is none.
+  // The snapshot's text; nullopt when there is none, or when it is not a
+  // regular file owned by the agent's user (logged as an error).
   std::optional<std::string> read_state() const;
   // The journal's whole lines in order (a last line without its newline,
   // cut by a crash, is left out); counts them as the journal's length.
@@ -54,6 +55,7 @@ class StateJournal {
 
  private:
   void close_journal();
+  std::optional<std::string> read_own(const std::string& path) const;
 
   std::string dir_, name_;
   Log log_;

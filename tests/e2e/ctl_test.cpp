@@ -277,6 +277,30 @@ BOOST_AUTO_TEST_CASE(the_completion_reads_the_verb_table_and_the_agent) {
   close(l);
 }
 
+// A ban for ever as fail2ban and operators write it: "-1" and "-1s" are
+// words (not options), as are 0 and none.
+BOOST_AUTO_TEST_CASE(permanent_timeouts_reach_the_agent) {
+  NetNs ns;
+  FirewallAgent fw(ns, "");
+  fw.start();
+  Ctl ctl(fw.sock);
+  std::string out, err;
+  BOOST_TEST_REQUIRE(ctl.run("set create bans timeout 1h", &out, &err) == 0, err);
+  int n = 1;
+  for (const char* t : {"-1", "-1s", "0", "none"}) {
+    std::string addr = "198.18.0." + std::to_string(n++);
+    BOOST_TEST(ctl.run("set add bans " + addr + " timeout " + t, &out, &err) == 0,
+               t << ": " << err);
+  }
+  BOOST_TEST(ctl.run("set list bans --json", &out) == 0);
+  auto members = json::parse(out).at("members");
+  BOOST_TEST(members.size() == 4u);
+  for (const auto& m : members) BOOST_TEST(m.at("expires").is_null(), m.dump());  // for ever
+  BOOST_TEST(ctl.run("set add bans 198.18.0.9 timeout -5m", &out, &err) == 1);    // the agent's no
+  BOOST_TEST(err.find("timeout: '-5m' is not a duration") != std::string::npos, err);
+  BOOST_TEST(ctl.run("list -1", &out, &err) == 2);  // a word list does not take
+}
+
 // The agent-side 'reload' command: answers "reloaded..." or ERR (as SIGHUP
 // would refuse the file). Needs the agent's reload command ('raw help' lists
 // it); without it this case fails on the first check.

@@ -57,6 +57,39 @@ BOOST_AUTO_TEST_CASE(single_changes_are_journaled_and_replayed) {
              std::string::npos);
 }
 
+// The agent's state is only what it wrote: a journal another user owns, or
+// a state file replaced by a symbolic link, is read as absent (logged), and
+// the agent starts from its rules file.
+BOOST_AUTO_TEST_CASE(state_files_the_agent_did_not_write_are_read_as_absent) {
+  NetNs ns;
+  FirewallAgent fw(ns, "", "proto udp dport 5000 action drop\n");
+  fw.start();
+  fs::path state = fw.dir / "state";
+  BOOST_TEST(fw.ask("rule add proto udp dport 5001 action drop") == "id 2\n\n");
+  std::string from_file = "id 1 prio 1000 proto udp dport 5000 action drop";
+  fw.crash();
+  BOOST_TEST_REQUIRE(chown((state / "rules.journal").c_str(), 65534, 65534) == 0);
+  fw.start();
+  std::string list = fw.ask("rule list");
+  BOOST_TEST(list.find(from_file) == 0u, list);
+  BOOST_TEST(list.find("dport 5001") == std::string::npos, list);
+  BOOST_TEST(fw.log().find("rules.journal: owned by uid 65534, not by the agent's user") !=
+                 std::string::npos,
+             fw.log());
+
+  BOOST_TEST(fw.ask("rule add proto udp dport 5002 action drop").find("id ") == 0u);
+  fw.crash();
+  fs::path planted = fw.dir / "planted.state";
+  write_file(planted, "id 7 prio 1 action pass\n");
+  fs::remove(state / "rules.state");
+  fs::create_symlink(planted, state / "rules.state");
+  fw.start();
+  list = fw.ask("rule list");
+  BOOST_TEST(list.find(from_file) == 0u, list);
+  BOOST_TEST(list.find("id 7") == std::string::npos, list);
+  BOOST_TEST(fw.log().find("rules.state: a symbolic link: refused") != std::string::npos, fw.log());
+}
+
 BOOST_AUTO_TEST_CASE(second_agent_on_the_same_pins_is_refused) {
   // Another socket (as "another agent is listening" suggests), the same
   // pin-root and state-dir: the second agent must not take over the filter.

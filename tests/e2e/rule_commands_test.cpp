@@ -132,10 +132,13 @@ BOOST_AUTO_TEST_CASE(save_writes_the_rules_file_atomically) {
   struct stat st {};
   BOOST_TEST_REQUIRE(stat(rules.c_str(), &st) == 0);
   BOOST_TEST((st.st_mode & 07777) == 0604u);
-  // A file in the state folder may be written too.
-  fs::path other = o.fw.dir / "state" / "copy.rules";
-  BOOST_TEST(o.fw.ask("save " + other.string()) == "saved 2 rule(s) to " + other.string() + "\n\n");
+  // A file of STATE/saved/, by its name or its path; the folder is made 0700.
+  fs::path other = o.fw.dir / "state" / "saved" / "copy.rules";
+  BOOST_TEST(o.fw.ask("save copy.rules") == "saved 2 rule(s) to " + other.string() + "\n\n");
   BOOST_TEST(read_file(other) == text);
+  BOOST_TEST_REQUIRE(stat(other.parent_path().c_str(), &st) == 0);
+  BOOST_TEST((st.st_mode & 07777) == 0700u);
+  BOOST_TEST(o.fw.ask("save " + other.string()) == "saved 2 rule(s) to " + other.string() + "\n\n");
   // "save -" prints the set in the file grammar.
   std::string printed = o.fw.ask("save -");
   BOOST_TEST(text.find("# ids-used-up-to 2\n") != std::string::npos, text);
@@ -150,20 +153,37 @@ BOOST_AUTO_TEST_CASE(save_writes_nothing_outside_its_own_files) {
   Operated o;
   fs::path outside = o.fw.dir / "victim";
   write_file(outside, "precious\n");
-  fs::path link = o.fw.dir / "state" / "link.rules";
-  fs::create_directories(link.parent_path());
+  fs::path state = o.fw.dir / "state", saved = state / "saved";
+  fs::path link = saved / "link.rules";
+  fs::create_directories(saved);
   fs::create_symlink(outside, link);
-  fs::path folder = o.fw.dir / "state" / "a-folder";
+  fs::path folder = saved / "a-folder";
   fs::create_directories(folder);
+  o.fw.ask("rule add proto tcp dport 22 action drop");  // the state files exist
+  std::map<fs::path, std::string> own;  // the agent's own files, as they are
+  for (const auto& e : fs::directory_iterator(state))
+    if (e.is_regular_file()) own[e.path()] = read_file(e.path());
+  BOOST_TEST_REQUIRE(own.count(state / "rules.state"));
+  BOOST_TEST_REQUIRE(own.count(state / "agent.lock"));
   struct {
     std::string cmd, expect;
   } cases[] = {
       {"save " + outside.string(), "ERR: save: " + outside.string() + " is neither the rules file"},
       {"save /etc/passwd", "ERR: save: /etc/passwd is neither the rules file"},
-      {"save " + (o.fw.dir / "state" / ".." / "victim").string(), "ERR: save: "},
-      {"save victim", "ERR: save: 'victim' is not an absolute path"},
+      {"save " + (saved / ".." / ".." / "victim").string(), "ERR: save: "},
+      {"save ../victim", "ERR: save: '../victim' is not a file name"},
+      {"save a/b", "ERR: save: 'a/b' is not a file name"},
+      {"save .hidden", "ERR: save: '.hidden' is not a file name"},
       {"save " + link.string(), "ERR: save: " + link.string() + " is a symbolic link: refused"},
+      {"save link.rules", "ERR: save: " + link.string() + " is a symbolic link: refused"},
       {"save " + folder.string(), "ERR: save: " + folder.string() + " is not a regular file"},
+      // The agent's own state files, by path: never a target.
+      {"save " + (state / "rules.state").string(), "ERR: save: " + (state / "rules.state").string() +
+                                                       " is neither the rules file"},
+      {"save " + (state / "sets.journal").string(), "ERR: save: "},
+      {"save " + (state / "rules-file.applied").string(), "ERR: save: "},
+      {"save " + (state / "agent.lock").string(), "ERR: save: "},
+      {"save " + (saved / ".." / "rules.state").string(), "ERR: save: "},
   };
   for (const auto& c : cases) {
     std::string out = o.fw.ask(c.cmd);
@@ -172,6 +192,7 @@ BOOST_AUTO_TEST_CASE(save_writes_nothing_outside_its_own_files) {
   }
   BOOST_TEST(read_file(outside) == "precious\n");
   BOOST_TEST(fs::is_symlink(link));
+  for (const auto& [path, text] : own) BOOST_TEST(read_file(path) == text, path);
 }
 
 BOOST_AUTO_TEST_CASE(counters_stay_with_their_rule_across_replace) {

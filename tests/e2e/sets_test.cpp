@@ -127,12 +127,20 @@ BOOST_AUTO_TEST_CASE(fail2ban_bans_and_unbans_through_a_set) {
                  auth.string() +
                  "\nmaxretry = 3\nfindtime = 600\nbantime = 600\n"
                  "action = xdpfw[setname=f2b, socketpath=\"" +
+                 fw.sock.string() + "\", xdpfwctl=\"" + XDPFW_CTL_BIN +
+                 "\"]\n\n"
+                 // A jail of permanent bans (bantime = -1) into the same set.
+                 "[xdpfw-forever]\nenabled = true\nfilter = xdpfw-test\nlogpath = " +
+                 (t / "never.log").string() +
+                 "\nmaxretry = 3\nfindtime = 600\nbantime = -1\n"
+                 "action = xdpfw[setname=f2b, socketpath=\"" +
                  fw.sock.string() + "\", xdpfwctl=\"" + XDPFW_CTL_BIN + "\"]\n");
   // The lines carry no time stamp: fail2ban takes the time it reads them.
   write_file(conf / "filter.d" / "xdpfw-test.conf",
              "[Definition]\nfailregex = ^auth failure from <HOST>$\nignoreregex =\n"
              "datepattern = {NONE}\n");
   write_file(auth, "");
+  write_file(t / "never.log", "");
   Child server(p.fw_ns,
                {"fail2ban-server", "-f", "-x", "-c", conf.string(), "-s", sock.string(), "-p",
                 (t / "f2b.pid").string()},
@@ -193,6 +201,16 @@ BOOST_AUTO_TEST_CASE(fail2ban_bans_and_unbans_through_a_set) {
   BOOST_TEST(wait_until(
       [&] { return read_file(t / "fail2ban.log").find("Unban 198.18.0.9") != std::string::npos; },
       10));
+
+  // A permanent ban (bantime = -1: the action runs 'set add f2b IP timeout
+  // -1s'): the element has no expiry, its traffic is dropped; unban removes it.
+  BOOST_TEST(client("set xdpfw-forever banip 198.18.0.7") == "1\n");
+  BOOST_TEST_REQUIRE(wait_until([&] { return members(fw, "f2b").count("198.18.0.7") > 0; }, 10),
+                     server_log());
+  BOOST_TEST(members(fw, "f2b").at("198.18.0.7") == -1);  // no expiry
+  BOOST_TEST(delivered(attacker, rx, 10) == 0);
+  BOOST_TEST(client("set xdpfw-forever unbanip 198.18.0.7") == "1\n");
+  BOOST_TEST(wait_until([&] { return members(fw, "f2b").empty(); }, 10), server_log());
 
   // Stopping fail2ban unbans what it still bans.
   fail(3);
