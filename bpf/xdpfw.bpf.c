@@ -927,11 +927,17 @@ int xdpfw_main(struct xdp_md *ctx)
 	}
 	crs = rs;
 	cslot = slot;
+	if (reason >= XDPFW_STAT_FIRST_MALFORMED && reason <= XDPFW_STAT_LAST_MALFORMED)
+		st->c[reason]++;
+	/* An IPv4-mapped or -compatible IPv6 source, malformed or not: no rule
+	 * sees it unless mapped_action is pass (docs/DATAPATH.md, "IPv4
+	 * addresses in IPv6 sources"). */
+	if (pkt.mapped && rs->mapped_action == XDPFW_ACTION_DROP)
+		return verdict(cfg, XDPFW_ACTION_DROP, st, XDPFW_STAT_MAPPED_DROP,
+			       XDPFW_STAT_MAPPED_DROP);
 	if (reason != PARSE_OK) {
 		__u32 readable = pkt.readable;
 
-		if (reason >= XDPFW_STAT_FIRST_MALFORMED && reason <= XDPFW_STAT_LAST_MALFORMED)
-			st->c[reason]++;
 		/* A malformed packet: the first rule whose readable fields match
 		 * decides, through the view of the rule set blind to what the
 		 * packet lacks (XDPFW_READ_NO_L4 or _NO_PROTO, tested as a range:

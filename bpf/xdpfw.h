@@ -121,7 +121,9 @@ struct xdpfw_ruleset {
 	__u32 ntables[2];      /* per family */
 	__u8 ct[2];	       /* per family: a rule has ct (look the packet up) */
 	__u8 conditioned;      /* a rule has ct, rate or action audit */
-	__u8 pad;
+	/* enum xdpfw_action for an IPv4-mapped or -compatible IPv6 source,
+	 * before any rule (docs/DATAPATH.md); was a pad: 0 (pass) in old pins */
+	__u8 mapped_action;
 	struct xdpfw_tmask noport[2];	  /* tables holding a rule that needs no ports */
 	struct xdpfw_tmask proto[2][256]; /* tables that may match this protocol */
 	struct xdpfw_table tables[2][XDPFW_MAX_TABLES];
@@ -271,6 +273,8 @@ struct xdpfw_event_bucket {
 	X(DEFAULT_PASS, default_pass)                                                              \
 	X(MALFORMED_DROP, malformed_drop)                                                          \
 	X(MALFORMED_PASS, malformed_pass)                                                          \
+	/* IPv4-mapped or -compatible IPv6 source, dropped before any rule */                      \
+	X(MAPPED_DROP, mapped_drop)                                                                \
 	X(NON_IP, non_ip)	/* not IPv4/IPv6: always passed */                                 \
 	X(FRAGMENTS, fragments) /* non-first fragments seen (no L4) */                             \
 	/* malformed reasons: exactly one per malformed packet */                                  \

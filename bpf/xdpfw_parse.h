@@ -60,6 +60,7 @@ struct xdpfw_pkt {
 	__u8 fragment;	/* non-first fragment */
 	__u8 readable;	/* enum xdpfw_readable */
 	__u16 l4_off;	/* where the L4 header starts (has_ports) */
+	__u8 mapped;	/* IPv6 source in ::ffff:0:0/96 or ::/96, not :: or ::1 */
 };
 
 /* Reads the L4 header at data + off, which must end within data + l3_end. */
@@ -150,6 +151,13 @@ static __always_inline int parse_ipv6(void *data, void *data_end, __u32 off, str
 	pkt->family = XDPFW_FAMILY_V6;
 	__builtin_memcpy(pkt->src, &ip6h->saddr, 16);
 	__builtin_memcpy(pkt->dst, &ip6h->daddr, 16);
+	/* IPv4-mapped (::ffff:a.b.c.d) or IPv4-compatible (::a.b.c.d) source;
+	 * not :: (duplicate address detection) nor ::1 (loopback). Word
+	 * compares only: the caller decides (docs/DATAPATH.md, "IPv4
+	 * addresses in IPv6 sources"). */
+	if (!(pkt->src[0] | pkt->src[1]) &&
+	    (pkt->src[2] == bpf_htonl(0xffff) || (!pkt->src[2] && (pkt->src[3] & ~bpf_htonl(1)))))
+		pkt->mapped = 1;
 	/* from here on, a malformed packet has its addresses only: the
 	 * upper-layer protocol is at the end of the extension headers */
 	pkt->readable = XDPFW_READ_NO_PROTO;

@@ -129,6 +129,9 @@ const std::vector<ConfigKey>& config_keys() {
       {"malformed-action",
        [](C& c, S file, const L& l) { c.policy.malformed_action = parse_action(file, l); },
        [](const C& c) { return nlohmann::json(action_name(c.policy.malformed_action)); }},
+      {"mapped-ipv6",
+       [](C& c, S file, const L& l) { c.policy.mapped_ipv6 = parse_action(file, l); },
+       [](const C& c) { return nlohmann::json(action_name(c.policy.mapped_ipv6)); }},
       {"max-rules",
        [number](C& c, S file, const L& l) {
          c.max_rules = static_cast<uint32_t>(number(file, l, 1, 16u << 20));

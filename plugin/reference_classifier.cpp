@@ -76,16 +76,28 @@ int rule_matches_readable(const Rule& r, const PacketFields& p) {
   return found;
 }
 
+bool mapped_ipv6_source(const PacketFields& p) {
+  if (p.family != Family::v6 || p.readable == Readable::nothing) return false;
+  const auto& a = p.src;
+  if (std::any_of(a.begin(), a.begin() + 10, [](uint8_t b) { return b != 0; })) return false;
+  if (a[10] == 0xff && a[11] == 0xff) return true;  // ::ffff:a.b.c.d
+  if (a[10] != 0 || a[11] != 0) return false;
+  return a[12] != 0 || a[13] != 0 || a[14] != 0 || a[15] > 1;  // ::a.b.c.d, not :: or ::1
+}
+
 ReferenceClassifier::ReferenceClassifier(std::vector<Rule> rules, Action default_action,
-                                         Action malformed_action)
+                                         Action malformed_action, Action mapped_ipv6)
     : rules_(std::move(rules)),
       default_action_(default_action),
-      malformed_action_(malformed_action) {
+      malformed_action_(malformed_action),
+      mapped_ipv6_(mapped_ipv6) {
   std::sort(rules_.begin(), rules_.end(),
             [](const Rule& a, const Rule& b) { return a.order() < b.order(); });
 }
 
 Verdict ReferenceClassifier::classify(const PacketFields& p, RateModel* rates) const {
+  if (mapped_ipv6_ == Action::drop && mapped_ipv6_source(p))
+    return {Action::drop, std::nullopt, {}, true};
   Verdict v{p.readable == Readable::all ? default_action_ : malformed_action_, std::nullopt, {}};
   for (const Rule& r : rules_) {
     if (p.readable != Readable::all) {

@@ -65,7 +65,16 @@ struct Verdict {
   std::optional<uint32_t> rule_id;
   // Audit rules that matched before the deciding rule, in order.
   std::vector<uint32_t> audits;
+  // Dropped before any rule for its IPv4-mapped or -compatible IPv6 source
+  // (mapped_ipv6_source; the datapath counts it as mapped_drop).
+  bool mapped = false;
 };
+
+// An IPv6 packet whose source address was read and is IPv4-mapped
+// (::ffff:0:0/96) or IPv4-compatible (::/96), but :: (the source of
+// duplicate address detection) and ::1 (loopback): no such source belongs on
+// the wire (docs/DATAPATH.md, "IPv4 addresses in IPv6 sources").
+bool mapped_ipv6_source(const PacketFields& p);
 
 // The stateless fields and ct; not rate or action.
 bool rule_matches(const Rule& r, const PacketFields& p);
@@ -79,18 +88,20 @@ class ReferenceClassifier {
  public:
   // Rules must have ids and priorities assigned.
   ReferenceClassifier(std::vector<Rule> rules, Action default_action,
-                      Action malformed_action = Action::drop);
-  // A malformed packet: the first rule whose readable fields match decides;
-  // the malformed action when that rule needs a field that could not be
-  // read, when none matches, or when nothing was read. Rate rules: over
-  // their rate in `rates` (without one: never), they decide; under it, they
-  // take a token and the next rule decides. Audit rules never decide.
+                      Action malformed_action = Action::drop, Action mapped_ipv6 = Action::drop);
+  // A packet from a mapped_ipv6_source is dropped before any rule when
+  // mapped_ipv6 is drop (malformed or not). A malformed packet: the first rule whose readable
+  // fields match decides; the malformed action when that rule needs a field that could not be read,
+  // when none matches, or when nothing was read. Rate rules: over their rate in `rates` (without
+  // one: never), they decide; under it, they take a token and the next rule decides. Audit rules
+  // never decide.
   Verdict classify(const PacketFields& p, RateModel* rates = nullptr) const;
 
  private:
   std::vector<Rule> rules_;  // sorted by (priority, id)
   Action default_action_;
   Action malformed_action_;
+  Action mapped_ipv6_;
 };
 
 }  // namespace xdpfw

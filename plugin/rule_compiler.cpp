@@ -437,6 +437,7 @@ CompiledRuleset compile_sorted(const std::vector<const Rule*>& rules, const Poli
   CompiledRuleset out;
   out.header.default_action = static_cast<uint8_t>(policy.default_action);
   out.header.malformed_action = static_cast<uint8_t>(policy.malformed_action);
+  out.header.mapped_action = static_cast<uint8_t>(policy.mapped_ipv6);
 
   // A rule whose match fields equal a better rule's can never decide a
   // packet: it gets no place in the tables (it keeps its id and counters).

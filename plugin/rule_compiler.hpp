@@ -31,6 +31,10 @@ struct Policy {
   Action default_action = Action::pass;    // no rule matched
   Action malformed_action = Action::drop;  // the parser could not read the packet
   bool audit = false;  // every drop verdict is counted, reported as "would drop", passed
+  // An IPv4-mapped (::ffff:0:0/96) or IPv4-compatible (::/96 but :: and ::1)
+  // IPv6 source: drop, before any rule sees it, or pass to the rules
+  // (docs/DATAPATH.md, "IPv4 addresses in IPv6 sources").
+  Action mapped_ipv6 = Action::drop;
   bool operator==(const Policy&) const = default;
 };
 

@@ -134,7 +134,8 @@ class FakeDatapath : public Datapath {
     std::vector<Rule> sorted = rules_;
     Membership m = membership();
     if (!p.sets) p.sets = &m;
-    return ReferenceClassifier(sorted, policy_.default_action, policy_.malformed_action)
+    return ReferenceClassifier(sorted, policy_.default_action, policy_.malformed_action,
+                               policy_.mapped_ipv6)
         .classify(p);
   }
   const std::vector<Rule>& rules() const { return rules_; }

@@ -183,7 +183,7 @@ std::string hex(const std::vector<uint8_t>& b) {
 const xdpfw_stat outcome_stats[] = {XDPFW_STAT_MATCH_DROP,     XDPFW_STAT_MATCH_PASS,
                                     XDPFW_STAT_DEFAULT_DROP,   XDPFW_STAT_DEFAULT_PASS,
                                     XDPFW_STAT_MALFORMED_DROP, XDPFW_STAT_MALFORMED_PASS,
-                                    XDPFW_STAT_NON_IP};
+                                    XDPFW_STAT_MAPPED_DROP,    XDPFW_STAT_NON_IP};
 
 void run_seed(uint64_t seed, int frames) {
   RuleGen gen(seed);
@@ -196,7 +196,8 @@ void run_seed(uint64_t seed, int frames) {
   Policy policy{(seed & 1) ? Action::drop : Action::pass, (seed & 2) ? Action::pass : Action::drop};
   DatapathFixture fx;
   fx.dp.apply(rules, policy);
-  ReferenceClassifier ref(rules, policy.default_action, policy.malformed_action);
+  ReferenceClassifier ref(rules, policy.default_action, policy.malformed_action,
+                          policy.mapped_ipv6);
   int bad = 0, malformed = 0, non_ip = 0, matched = 0, decided_malformed = 0;
   for (int i = 0; i < frames && bad < 5; ++i) {
     PacketSpec spec = random_encapsulation(gen.packet(rules), gen.rng());
@@ -219,6 +220,7 @@ void run_seed(uint64_t seed, int frames) {
       outcome = rule
                     ? (act == Action::drop ? XDPFW_STAT_MATCH_DROP : XDPFW_STAT_MATCH_PASS)
                     : (act == Action::drop ? XDPFW_STAT_MALFORMED_DROP : XDPFW_STAT_MALFORMED_PASS);
+      if (v.mapped) outcome = XDPFW_STAT_MAPPED_DROP;  // its reason moves all the same
       ++malformed;
       decided_malformed += rule.has_value();
     } else {
@@ -227,6 +229,7 @@ void run_seed(uint64_t seed, int frames) {
       rule = v.rule_id;
       outcome = rule ? (act == Action::drop ? XDPFW_STAT_MATCH_DROP : XDPFW_STAT_MATCH_PASS)
                      : (act == Action::drop ? XDPFW_STAT_DEFAULT_DROP : XDPFW_STAT_DEFAULT_PASS);
+      if (v.mapped) outcome = XDPFW_STAT_MAPPED_DROP;
       matched += rule.has_value();
     }
     Stats before = fx.dp.stats();

@@ -143,7 +143,7 @@ std::string series_of(const std::string& stat) {
       {"set_members", "xdpfw_set_members_total"}};
   static const std::set<std::string> verdicts = {"match_drop",   "match_pass",     "default_drop",
                                                  "default_pass", "malformed_drop", "malformed_pass",
-                                                 "non_ip"};
+                                                 "mapped_drop",  "non_ip"};
   static const std::set<std::string> reasons = {
       "bad_l2",         "vlan_too_deep",   "ipv4_truncated",     "ipv4_bad_header",
       "ipv6_truncated", "ipv6_bad_header", "ipv6_ext_truncated", "ipv6_ext_too_many",

@@ -69,6 +69,18 @@ BOOST_AUTO_TEST_CASE(config_section) {
                  .find("x.conf:9: unknown key 'colour' in [plugin.xdpfw]") == 0u);
 }
 
+// mapped-ipv6: IPv4-mapped and -compatible IPv6 sources dropped by default,
+// passed to the rules on request (docs/DATAPATH.md).
+BOOST_AUTO_TEST_CASE(mapped_ipv6_key) {
+  BOOST_TEST((FirewallConfig{}.policy.mapped_ipv6 == Action::drop));
+  BOOST_TEST((parse_firewall_config("x.conf", {{"mapped-ipv6", "pass", 1}}).policy.mapped_ipv6 ==
+              Action::pass));
+  BOOST_TEST((parse_firewall_config("x.conf", {{"mapped-ipv6", "drop", 1}}).policy.mapped_ipv6 ==
+              Action::drop));
+  BOOST_TEST(config_error({{"mapped-ipv6", "allow", 2}}) ==
+             "x.conf:2: mapped-ipv6: 'allow' is not pass or drop");
+}
+
 BOOST_AUTO_TEST_CASE(rules_file_assigns_ids_and_priorities) {
   auto rs = parse_rules_text(
       "rules.conf",

@@ -99,4 +99,32 @@ BOOST_AUTO_TEST_CASE(default_action_applies_when_nothing_matches) {
   BOOST_TEST(!v.rule_id);
 }
 
+// IPv4-mapped and -compatible IPv6 sources: dropped before any rule unless
+// mapped-ipv6 is pass; ::, ::1 and other addresses are not such sources.
+BOOST_AUTO_TEST_CASE(mapped_ipv6_sources_are_dropped_before_the_rules) {
+  std::vector<Rule> rules = {parse_rule("id 1 prio 1 action pass")};
+  ReferenceClassifier drop(rules, Action::pass);
+  ReferenceClassifier pass(rules, Action::pass, Action::drop, Action::pass);
+  for (const char* src : {"::ffff:198.18.0.7", "::ffff:0.0.0.0", "::198.18.0.7", "::0.0.0.2"}) {
+    PacketFields p = pkt6(src, "2001:db8::1", proto_udp, 1, 2);
+    BOOST_TEST_INFO(src);
+    BOOST_TEST(mapped_ipv6_source(p));
+    Verdict v = drop.classify(p);
+    BOOST_TEST((v.action == Action::drop && v.mapped && !v.rule_id));
+    p.readable = Readable::no_proto;  // malformed, its addresses read
+    BOOST_TEST(drop.classify(p).mapped);
+    p.readable = Readable::all;
+    v = pass.classify(p);
+    BOOST_TEST((!v.mapped && v.rule_id == 1u));
+  }
+  for (const char* src : {"::", "::1", "2001:db8::7", "::fffe:198.18.0.7", "1::198.18.0.7"}) {
+    BOOST_TEST_INFO(src);
+    PacketFields p = pkt6(src, "::ffff:198.18.0.7", proto_udp, 1, 2);
+    BOOST_TEST(!mapped_ipv6_source(p));
+    BOOST_TEST((drop.classify(p).rule_id == 1u));
+  }
+  PacketFields v4 = pkt4("0.0.0.0", "198.18.0.1", proto_udp, 1, 2);  // IPv4 never
+  BOOST_TEST(!mapped_ipv6_source(v4));
+}
+
 BOOST_AUTO_TEST_SUITE_END()

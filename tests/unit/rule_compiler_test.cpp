@@ -205,6 +205,10 @@ BOOST_AUTO_TEST_CASE(policy_in_header) {
   auto c = compile_rules({}, Policy{Action::drop, Action::pass});
   BOOST_TEST(c.header.default_action == XDPFW_ACTION_DROP);
   BOOST_TEST(c.header.malformed_action == XDPFW_ACTION_PASS);
+  BOOST_TEST(c.header.mapped_action == XDPFW_ACTION_DROP);  // by default
+  Policy p;
+  p.mapped_ipv6 = Action::pass;
+  BOOST_TEST(compile_rules({}, p).header.mapped_action == XDPFW_ACTION_PASS);
 }
 
 BOOST_AUTO_TEST_CASE(limits_are_enforced_with_the_rule_named) {
