@@ -1,6 +1,7 @@
 // request_parser.cpp: see request_parser.hpp.
 #include "request_parser.hpp"
 
+#include <algorithm>
 #include <cctype>
 
 #include "text.hpp"
@@ -27,6 +28,9 @@ std::optional<std::string> RequestParser::feed(std::string_view data, std::vecto
 
     std::string_view line = buf_;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    // A NUL byte ends a string in C and in many a client's mind: a line
+    // holding one is refused, never cut there ("... action drop\0 prio 1").
+    bool nul = line.find('\0') != std::string_view::npos;
     if (in_payload_) {
       bool end = tag_.empty() ? trim(line).empty() : trim(line) == tag_;
       if (end) {
@@ -37,10 +41,24 @@ std::optional<std::string> RequestParser::feed(std::string_view data, std::vecto
       } else {
         if (pending_.payload->size() + line.size() + 1 > max_payload_)
           return "payload larger than " + std::to_string(max_payload_) + " bytes";
+        if (nul && !pending_.error)
+          pending_.error = pending_.line + ": payload line " +
+                           std::to_string(std::count(pending_.payload->begin(),
+                                                     pending_.payload->end(), '\n') +
+                                          1) +
+                           " holds a NUL byte: refused, nothing was applied";
         pending_.payload->append(line).push_back('\n');
       }
     } else {
       std::string_view cmd = trim(line);
+      if (nul) {
+        std::string shown(cmd.substr(0, cmd.find('\0')));
+        out.push_back(Request{shown + "\\x00...", std::nullopt,
+                              "the request line holds a NUL byte (after '" + shown +
+                                  "'): refused, nothing was run"});
+        buf_.clear();
+        continue;
+      }
       size_t at = cmd.rfind("<<");
       std::string_view tag = at == std::string_view::npos ? "" : cmd.substr(at + 2);
       if (at != std::string_view::npos && is_tag(tag)) {
@@ -62,9 +80,10 @@ std::optional<Request> RequestParser::finish() {
   if (!buf_.empty()) feed("\n", out);
   if (in_payload_) {
     in_payload_ = false;
-    if (!tag_.empty())
-      pending_.error = pending_.line + ": the payload ended before its end line '" + tag_ +
-                       "': nothing was applied";
+    // Cut short, whatever its form: a truncated payload never applies.
+    pending_.error = pending_.line + ": the payload ended before its end " +
+                     (tag_.empty() ? std::string("(an empty line)") : "line '" + tag_ + "'") +
+                     ": nothing was applied";
     out.push_back(std::move(pending_));
     pending_ = Request{};
   }

@@ -60,14 +60,38 @@ BOOST_AUTO_TEST_CASE(tagged_payload_cut_off_is_an_error) {
              "rule replace: the payload ended before its end line 'EOF': nothing was applied");
 }
 
-BOOST_AUTO_TEST_CASE(open_payload_completed_at_end) {
+BOOST_AUTO_TEST_CASE(open_payload_cut_off_is_an_error) {
+  // A bare "<<" payload cut by the end of input is refused like a tagged
+  // one: "rule replace <<" and one line of a file must not replace the set.
   RequestParser p(1024, 1024);
   std::vector<Request> out;
-  BOOST_TEST(!p.feed("count <<\na\n", out));
+  BOOST_TEST(!p.feed("rule replace <<\nproto tcp action drop\n", out));
   BOOST_TEST(out.empty());
   auto last = p.finish();
   BOOST_TEST_REQUIRE(last.has_value());
-  BOOST_TEST(*last->payload == "a\n");
+  BOOST_TEST_REQUIRE(last->error.has_value());
+  BOOST_TEST(*last->error ==
+             "rule replace: the payload ended before its end (an empty line): nothing was "
+             "applied");
+}
+
+BOOST_AUTO_TEST_CASE(a_nul_byte_refuses_its_line_or_payload) {
+  RequestParser p(1024, 1024);
+  std::vector<Request> out;
+  using namespace std::string_literals;
+  BOOST_TEST(!p.feed("rule add src 198.18.0.5 action drop\0 prio 1\nversion\n"s, out));
+  BOOST_TEST_REQUIRE(out.size() == 2u);
+  BOOST_TEST_REQUIRE(out[0].error.has_value());
+  BOOST_TEST(*out[0].error ==
+             "the request line holds a NUL byte (after 'rule add src 198.18.0.5 action drop'): "
+             "refused, nothing was run");
+  BOOST_TEST(out[0].line.find('\0') == std::string::npos);
+  BOOST_TEST(!out[1].error);  // the next line is served
+  BOOST_TEST(!p.feed("rule replace <<E\nproto tcp action drop\nx\0y\nE\n"s, out));
+  BOOST_TEST_REQUIRE(out.size() == 3u);
+  BOOST_TEST_REQUIRE(out[2].error.has_value());
+  BOOST_TEST(*out[2].error ==
+             "rule replace: payload line 2 holds a NUL byte: refused, nothing was applied");
 }
 
 BOOST_AUTO_TEST_CASE(limits) {

@@ -1,6 +1,8 @@
 // Rules from a file or a directory (rules_file.hpp): which files of a
 // directory count and in what order, where each line comes from, errors
 // with FILE:LINE, priorities and ids across files.
+#include <sys/stat.h>
+
 #include <boost/test/unit_test.hpp>
 
 #include "rules_file.hpp"
@@ -133,6 +135,112 @@ BOOST_AUTO_TEST_CASE(the_watch_reads_a_settled_change) {
   BOOST_TEST(src.status().applied == 1u);
   BOOST_TEST(src.origins().at(list[0].id) == file.string() + ":1");
   BOOST_TEST(!src.changed(read_rules_source(file.string())));
+}
+
+namespace {
+std::string refusal(const fs::path& p, uint64_t max = default_rules_max_bytes) {
+  try {
+    RulesText src = read_rules_source(p.string(), max);
+    parse_rules_text(src.path, src.text, true, &src);
+  } catch (const RuleError& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+// Rules are root's input: a file or folder another user may write is
+// refused with its path (a link is judged by its target); a folder above
+// may be shared with the sticky bit, as /tmp.
+BOOST_AUTO_TEST_CASE(sources_others_may_write_are_refused) {
+  TempDir t;
+  fs::path file = t / "fw.rules";
+  write_file(file, "prio 0 action pass\n");
+  fs::permissions(file, fs::perms(0644));
+  BOOST_TEST(refusal(file) == "");
+  fs::permissions(file, fs::perms(0666));
+  BOOST_TEST(refusal(file) == "rules " + file.string() +
+                                  " can be written by every user (mode 0666): refused (chmod "
+                                  "go-w " +
+                                  file.string() + ")");
+  fs::permissions(file, fs::perms(0644));
+
+  fs::path d = t / "rules.d";
+  fs::create_directories(d);
+  write_file(d / "10-a.rules", "proto tcp dport 22 action pass\n");
+  fs::permissions(d, fs::perms(0755));
+  BOOST_TEST(refusal(d) == "");
+  fs::permissions(d, fs::perms(01777));  // even sticky: anyone may add a file
+  BOOST_TEST(
+      refusal(d).find("rules " + d.string() + " can be written by every user (mode 1777)") == 0u,
+      refusal(d));
+  fs::permissions(d, fs::perms(0755));
+  // A link followed to a file in a folder others may write (no sticky bit).
+  fs::path open_dir = t / "open";
+  fs::create_directories(open_dir);
+  write_file(open_dir / "x.rules", "proto tcp dport 23 action drop\n");
+  fs::permissions(open_dir, fs::perms(0777));
+  fs::create_symlink(open_dir / "x.rules", d / "20-x.rules");
+  std::string why = refusal(d);
+  BOOST_TEST(why.find("rules " + (d / "20-x.rules").string() + " (a link to " +
+                      (open_dir / "x.rules").string() + "): the folder above it " +
+                      open_dir.string() + " can be written by every user (mode 0777)") == 0u,
+             why);
+  fs::permissions(open_dir, fs::perms(01777));  // a sticky folder above is fine
+  BOOST_TEST(refusal(d) == "");
+}
+
+// A file every user may read is quoted in errors; one they may not (a link
+// to a root-only file) is not: its line number and size only.
+BOOST_AUTO_TEST_CASE(text_of_files_others_cannot_read_is_not_quoted) {
+  TempDir t;
+  fs::path d = t / "rules.d";
+  fs::create_directories(d);
+  fs::path secret = t / "secret";
+  std::string text = "root:$y$j9T$secretsecret:19000:0:99999:7:::";
+  write_file(secret, text + "\n");
+  fs::permissions(secret, fs::perms(0640));
+  fs::create_symlink(secret, d / "95-x.rules");
+  std::string why = refusal(d);
+  BOOST_TEST(why == (d / "95-x.rules").string() + ":1: not a rule (" + std::to_string(text.size()) +
+                        " bytes; the file is not readable by every user, so its text is not "
+                        "shown)",
+             why);
+  BOOST_TEST(why.find("secret") == std::string::npos);
+  fs::permissions(secret, fs::perms(0644));
+  why = refusal(d);
+  BOOST_TEST(why.find("'root:$y$j9T$secretsecret:19000:0:99999:7:::'") != std::string::npos, why);
+  // Control bytes are shown, not passed on (a NUL cut the message before).
+  fs::remove(d / "95-x.rules");
+  write_file(d / "10-nul.rules", std::string("proto tcp dport 22\0x action drop\n", 33));
+  why = refusal(d);
+  BOOST_TEST(why.find("'22\\x00x'") != std::string::npos, why);
+}
+
+// rules-max-size: a file, or the files of a folder together, larger than
+// the limit are refused after reading at most limit + 1 bytes (a sparse
+// file of 1 GiB is not read whole).
+BOOST_AUTO_TEST_CASE(sources_larger_than_the_limit_are_refused) {
+  TempDir t;
+  fs::path big = t / "big.rules";
+  write_file(big, "");
+  fs::resize_file(big, 1ull << 30);  // sparse
+  BOOST_TEST(refusal(big) == big.string() +
+                                 " is larger than rules-max-size (16777216 bytes): "
+                                 "refused");
+  fs::path d = t / "rules.d";
+  fs::create_directories(d);
+  std::string line = "proto tcp dport 22 action pass # " + std::string(570, '.') + "\n";
+  write_file(d / "10-a.rules", line);
+  write_file(d / "20-b.rules", line);
+  BOOST_TEST(refusal(d, 2048) == "");
+  BOOST_TEST(refusal(d, 1024) == d.string() +
+                                     " (its files together, up to 20-b.rules) is larger than "
+                                     "rules-max-size (1024 bytes): refused");
+  // A FIFO is refused, not waited on.
+  fs::path fifo = t / "fifo.rules";
+  BOOST_TEST_REQUIRE(mkfifo(fifo.c_str(), 0644) == 0);
+  BOOST_TEST(refusal(fifo) == fifo.string() + ": not a regular file: refused");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
