@@ -79,7 +79,8 @@ void send_all(int fd, const std::string& s) {
 }  // namespace
 
 // An empty line between replies when there are several.
-int request(const std::string& sock, const std::vector<std::string>& requests) {
+int request(const std::string& sock, const std::vector<std::string>& requests, size_t quiet,
+            std::vector<std::string>* kept) {
   int fd = connect_agent(sock);
   std::string text;
   for (const std::string& r : requests) text += r + "\n";
@@ -110,7 +111,12 @@ int request(const std::string& sock, const std::vector<std::string>& requests) {
   current.append(in, pos);
   int rc = 0;
   bool printed = false;
-  for (const std::string& reply : replies) {
+  for (size_t i = 0; i < replies.size(); ++i) {
+    const std::string& reply = replies[i];
+    if (i + quiet >= requests.size() && kept) {
+      kept->push_back(reply);
+      continue;
+    }
     if (reply.rfind("ERR", 0) == 0) {
       std::fprintf(stderr, "xdpfw-ctl: %s",
                    reply.substr(reply.rfind("ERR: ", 0) == 0 ? 5 : 0).c_str());

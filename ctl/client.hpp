@@ -18,7 +18,9 @@ struct UsageError : std::runtime_error {
 // Sends the requests (each one line, or a line with its payload), reads
 // until the agent closes, and reports each reply: errors on stderr, the
 // rest on stdout. Returns the exit status (0, 1 an error reply, 3 gone).
-int request(const std::string& sock, const std::vector<std::string>& requests);
+// quiet: the last quiet replies are not printed but kept, for the caller.
+int request(const std::string& sock, const std::vector<std::string>& requests, size_t quiet = 0,
+            std::vector<std::string>* kept = nullptr);
 
 // The live event stream, to stdout or appended to a file, until Ctrl-C.
 int monitor(const std::string& sock, const std::string& append);

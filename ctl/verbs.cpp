@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "client.hpp"
@@ -139,10 +140,22 @@ const std::vector<Verb> verb_table = {
      "no word",
      {{"status [--json]",
        "rules and their source (a refused change), a replace\non trial and its time left, "
-       "interfaces, sets"}},
+       "interfaces, sets; exit 4 while a rules change is\nrefused or an interface is in error"}},
      {},
      {},
-     "show status"},
+     "",
+     [](const Call& c) {
+       // The status as asked, and its JSON form, not printed, for the exit
+       // status: health checks act on it.
+       std::vector<std::string> kept;
+       int rc = request(c.sock, {"show status" + c.json(), "show status json"}, 1, &kept);
+       if (rc != 0 || kept.size() != 1) return rc;
+       auto j = nlohmann::json::parse(kept[0], nullptr, false);
+       if (j.is_discarded()) return 0;
+       bool refused = j.value("/source/result"_json_pointer, std::string()) == "refused";
+       bool errors = j.value("/interfaces/errors"_json_pointer, 0) > 0;
+       return refused || errors ? 4 : 0;
+     }},
     {"list",
      {"json"},
      0,
@@ -353,7 +366,7 @@ std::string usage() {
   return out + "Socket: --socket PATH, else $XDPFW_SOCKET, else " + xdpfw::default_socket_path +
          ".\n"
          "Exit: 0 done; 1 the agent answered an error; 2 bad usage; 3 no agent reachable\n"
-         "or the agent went away.\n";
+         "or the agent went away; 4 (status) a rules change refused or an interface in error.\n";
 }
 
 Call parse_line(const std::vector<std::string>& args) {

@@ -9,7 +9,8 @@
 // usage. Socket: --socket PATH, else $XDPFW_SOCKET, else /run/xdpfw/xdpfw.sock.
 // Exit: 0 ok; 1 the agent answered an error (printed on stderr); 2 bad usage;
 // 3 no agent reachable, or the agent went away before its answer was complete
-// (for monitor: the event stream ended without Ctrl-C).
+// (for monitor: the event stream ended without Ctrl-C); 4 (status) the
+// agent reports a refused rules change or an interface in error.
 #include <cstdio>
 #include <string>
 #include <vector>

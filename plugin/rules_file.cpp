@@ -117,11 +117,12 @@ RulesText read_rules_source(const std::string& path, uint64_t max_bytes) {
     for (const std::string& name : names) {
       std::string file = (fs::path(path) / name).string();
       check_trusted(file);
-      std::string text =
-          read_bounded(file, max_bytes - std::min<uint64_t>(max_bytes, src.text.size()));
+      // Each file read up to the limit + 1 bytes, and no further once the
+      // files together pass it.
+      std::string text = read_bounded(file, max_bytes);
+      if (text.size() > max_bytes) throw too_large(file);
       if (src.text.size() + text.size() > max_bytes)
-        throw too_large(src.text.empty() ? file
-                                         : path + " (its files together, up to " + name + ")");
+        throw too_large(path + " (its files together, up to " + name + ")");
       if (!text.empty() && text.back() != '\n') text += '\n';
       add(file, std::move(text), true);
     }

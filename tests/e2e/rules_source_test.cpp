@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "e2e/traffic.hpp"
+#include "rules_file.hpp"
 
 using namespace xdpfw::test;
 using nlohmann::json;
@@ -42,9 +43,15 @@ struct Host {
   bool passes(uint16_t port) { return got(port) == 5; }
   bool dropped(uint16_t port) { return got(port) == 0; }
   json source() { return json::parse(fw.ask("show rules-source json")); }
-  std::string ctl(const std::string& args) {
-    return shell(std::string(XDPFW_CTL_BIN) + " --socket " + fw.sock.string() + " " + args +
-                 " 2>&1");
+  std::string ctl(const std::string& args, int* status = nullptr) {
+    return shell(
+        std::string(XDPFW_CTL_BIN) + " --socket " + fw.sock.string() + " " + args + " 2>&1",
+        status);
+  }
+  int ctl_exit(const std::string& args) {
+    int st = 0;
+    ctl(args, &st);  // shell() gives the exit status
+    return st;
   }
   // Until COND holds (the watch delay, a reading, a compile); the seconds
   // it took.
@@ -147,6 +154,8 @@ BOOST_AUTO_TEST_CASE(a_watched_directory_reaches_the_datapath) {
       status);
   json st = json::parse(r.ctl("status --json"));
   BOOST_TEST(st["source"]["result"] == "refused");
+  BOOST_TEST(r.ctl_exit("status") == 4);  // for health checks
+  BOOST_TEST(r.ctl_exit("status --json") == 4);
   BOOST_TEST(st["rules"] == json::parse(r.fw.ask("rule list json")).size());
   BOOST_TEST(st["rules"].get<size_t>() >= 1u);
   // Mended: applied.
@@ -156,6 +165,7 @@ BOOST_AUTO_TEST_CASE(a_watched_directory_reaches_the_datapath) {
   status = r.ctl("status");
   BOOST_TEST(status.find("source " + r.d.string() + ": applied at ") != std::string::npos, status);
   BOOST_TEST(status.find("refused") == std::string::npos, status);
+  BOOST_TEST(r.ctl_exit("status") == 0);
   BOOST_TEST(r.fw.ask("show metrics").find("xdpfw_rules_source_refused 0") != std::string::npos);
 
   // Removed.
@@ -201,6 +211,80 @@ BOOST_AUTO_TEST_CASE(a_kubelet_configmap_update_is_applied) {
   BOOST_TEST(h.dropped(5001));
   json s = h.source();
   BOOST_TEST(s["files"].size() == 1u, s.dump());  // "..data" and its folders are not rules
+}
+
+// Rules are root's input: a file another user owns is refused with its
+// path; a link to a root-only file (as /etc/shadow) is refused without a
+// byte of it in the status, the log or xdpfw-ctl; a sparse file of 1 GiB
+// is refused after reading rules-max-size, and the agent answers all along.
+BOOST_AUTO_TEST_CASE(untrusted_or_oversized_sources_are_refused) {
+  Rig r;
+  auto refused_with = [&](const std::string& text) {
+    r.until([&] {
+      json s = r.source();
+      return s["result"] == "refused" &&
+             s["message"].get<std::string>().find(text) != std::string::npos;
+    });
+  };
+  fs::path other = r.d / "30-other.rules";
+  write_file(other, "prio 0 action pass\n");
+  BOOST_TEST_REQUIRE(chown(other.c_str(), 65534, 65534) == 0);
+  refused_with("rules " + other.string() + " is owned by uid 65534, neither root nor the agent's");
+  BOOST_TEST(r.dropped(5000));  // its 'prio 0 action pass' never ran
+  BOOST_TEST(r.ctl_exit("status") == 4);
+  fs::remove(other);
+  r.until([&] { return r.source()["result"] == "applied"; });
+
+  fs::path secret = r.rules.path / "shadow";
+  write_file(secret, "root:$y$j9T$hushhushhush:19000:0:99999:7:::\n");
+  fs::permissions(secret, fs::perms(0640));
+  fs::create_symlink(secret, r.d / "95-x.rules");
+  refused_with((r.d / "95-x.rules").string() + ":1: not a rule (");
+  for (const std::string& seen :
+       {r.fw.ask("show rules-source"), r.fw.ask("show status json"), r.ctl("status"), r.fw.log()})
+    BOOST_TEST(seen.find("hush") == std::string::npos, seen);
+  fs::remove(r.d / "95-x.rules");
+  BOOST_TEST_REQUIRE(wait_until([&] { return r.source()["result"] == "applied"; }, 10),
+                     r.source().dump());
+
+  fs::path big = r.d / "40-big.rules";
+  write_file(big, "");
+  fs::resize_file(big, 1ull << 30);  // sparse: no disk, 1 GiB to read
+  refused_with(big.string() + " is larger than rules-max-size (16777216 bytes): refused");
+  BOOST_TEST(r.fw.ask("version").find("xdpfw-host ") == 0u);
+  BOOST_TEST(r.dropped(5000));
+  fs::remove(big);
+  r.until([&] { return r.source()["result"] == "applied"; });
+}
+
+// A ConfigMap as kubelet mounts it: read-only, its folders mode 0777. The
+// read-only mount is what makes them safe: the same folders writable are
+// refused.
+BOOST_AUTO_TEST_CASE(a_read_only_configmap_with_open_folders_is_trusted) {
+  TempDir vol;
+  must("mount -t tmpfs -o mode=0777 xdpfw-cm " + quote(vol.path.string()));
+  struct Unmount {
+    fs::path at;
+    ~Unmount() { shell("umount -l " + quote(at.string()) + " 2>&1"); }
+  } unmount{vol.path};
+  fs::create_directories(vol.path / "..2026_12_07_10_00_00.1");
+  write_file(vol.path / "..2026_12_07_10_00_00.1" / "fw.rules",
+             "prio 10 proto udp dport 5000 action drop\n");
+  fs::permissions(vol.path / "..2026_12_07_10_00_00.1", fs::perms(0777));
+  fs::create_directory_symlink("..2026_12_07_10_00_00.1", vol.path / "..data");
+  fs::create_symlink("..data/fw.rules", vol.path / "fw.rules");
+  std::string why;
+  try {
+    xdpfw::read_rules_source(vol.path.string());
+  } catch (const std::exception& e) {
+    why = e.what();
+  }
+  BOOST_TEST(why.find("can be written by every user (mode 0777)") != std::string::npos, why);
+  must("mount -o remount,ro,bind " + quote(vol.path.string()));
+  Host h("interfaces = fwt*\nrules = " + vol.path.string(), "");
+  BOOST_TEST(h.source()["result"] == "applied", h.source().dump());
+  BOOST_TEST(h.dropped(5000));
+  BOOST_TEST(h.passes(5001));
 }
 
 // A rules file (not a directory) changed while the agent was stopped wins
