@@ -57,13 +57,16 @@ std::string ControlServer::admit(ControlSession& s) {
   const size_t all = l.max_clients;
   const size_t ro_slots = all - admin_reserve(all), member_slots = all - root_reserve(all);
   const int level = rank(me);
+  // A uid at its cap makes no room for itself: refused (with its level's
+  // reason when its level's slots are all taken too).
+  std::string over_cap;
   if (level < 2) {
     size_t mine = 0, cap = per_uid_cap(l);
     for (const auto& o : sessions_)
       mine += o.get() != &s && o->admitted() && o->info().uid == me.uid;
     if (mine >= cap)
-      return "too many clients of uid " + std::to_string(me.uid) + " (limit " +
-             std::to_string(cap) + " per uid, max-clients-per-uid)";
+      over_cap = "too many clients of uid " + std::to_string(me.uid) + " (limit " +
+                 std::to_string(cap) + " per uid, max-clients-per-uid)";
   }
   for (;;) {
     size_t total = 0, read_only = 0, below_root = 0;
@@ -84,7 +87,8 @@ std::string ControlServer::admit(ControlSession& s) {
       full = "too many clients (limit " + std::to_string(member_slots) +
              " for the socket's group; the other " + std::to_string(all - member_slots) +
              " are kept for root)";
-    if (full.empty()) return "";
+    if (full.empty()) return over_cap;
+    if (!over_cap.empty()) return full;
     // Room is made by closing an idle client of this uid, else of the
     // lowest level, the longest idle first; never one above the newcomer.
     auto order = [&](const ControlSession& o) {

@@ -91,49 +91,62 @@ std::string ask(RawClient& c, const std::string& line) {
   return out;
 }
 
-}  // namespace
-
-BOOST_AUTO_TEST_SUITE(control_slots)
-
-// One group member opens as many idle connections as it can: it gets
-// max-clients minus the slots kept for root (40 - 2), every extra one is
-// told "ERR: too many clients of uid 65534" (no silent close), and root's
-// xdpfw-ctl status works while they are held. A second member still gets
-// in under max-clients-per-uid.
-BOOST_AUTO_TEST_CASE(a_group_member_cannot_lock_root_out) {
-  NetNs ns;
-  FirewallAgent fw(ns, "", "", "socket-group = nogroup\nmax-clients = 40\n");
-  fw.start();
-  auto greedy = connect_as(65534, fw.sock, 60);
+// One group member (uid 65534) opens N idle connections on FW: REFUSED of
+// them must be told REASON (no silent close, no reset), the others held
+// silent; root's xdpfw-ctl status works while they are held.
+void greedy_member(FirewallAgent& fw, int n, size_t refused_n, const std::string& reason) {
+  auto greedy = connect_as(65534, fw.sock, n);
   BOOST_TEST_REQUIRE(
-      wait_until([&] { return count(fw.log(), "uid 65534 gid 65534 connected") == 60; }), fw.log());
+      wait_until([&] { return count(fw.log(), "uid 65534 gid 65534 connected") == size_t(n); }),
+      fw.log());
   std::vector<std::string> got(greedy.size());
   std::vector<int> end(greedy.size());
   auto refused = [&] {
-    size_t n = 0;
+    size_t k = 0;
     for (size_t i = 0; i < greedy.size(); ++i) {
       if (end[i] == 0) got[i] += take(*greedy[i], &end[i]);
-      n += end[i] != 0;
+      k += end[i] != 0;
     }
-    return n;
+    return k;
   };
-  BOOST_TEST(wait_until([&] { return refused() == 22; }), refused());
+  BOOST_TEST(wait_until([&] { return refused() == refused_n; }), refused());
   for (size_t i = 0; i < greedy.size(); ++i) {
     if (end[i] == 0) {
       BOOST_TEST(got[i] == "");  // held, idle
       continue;
     }
     BOOST_TEST(end[i] == 1, "connection " << i << " ended by errno " << end[i]);
-    BOOST_TEST(got[i] ==
-                   "ERR: too many clients of uid 65534 (limit 38 per uid, max-clients-per-uid); "
-                   "try again later\n\n",
-               got[i]);
+    BOOST_TEST(got[i] == "ERR: " + reason + "; try again later\n\n", got[i]);
   }
   std::string err;
   BOOST_TEST(ctl(fw.sock, "status", &err) == 0, err);
   BOOST_TEST(ctl(fw.sock, "status", &err) == 0, err);
-  BOOST_TEST(refused() == 22u);  // nobody else was closed
-  greedy.clear();
+  BOOST_TEST(refused() == refused_n);  // none of the held ones was closed
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(control_slots)
+
+// Default limits: one member's 100 idle connections, 64 held
+// (max-clients-per-uid), 36 told so.
+BOOST_AUTO_TEST_CASE(a_group_member_is_capped_per_uid) {
+  NetNs ns;
+  FirewallAgent fw(ns, "", "", "socket-group = nogroup\n");
+  fw.start();
+  greedy_member(fw, 100, 36,
+                "too many clients of uid 65534 (limit 64 per uid, max-clients-per-uid)");
+}
+
+// max-clients = 40: a member gets at most 38 (the per-uid cap is never more
+// than max-clients less the 2 slots kept for root), root still gets in.
+BOOST_AUTO_TEST_CASE(a_group_member_cannot_lock_root_out) {
+  NetNs ns;
+  FirewallAgent fw(ns, "", "", "socket-group = nogroup\nmax-clients = 40\n");
+  fw.start();
+  greedy_member(fw, 60, 22,
+                "too many clients (limit 38 for the socket's group; the other 2 are kept for "
+                "root)");
 }
 
 BOOST_AUTO_TEST_CASE(max_clients_per_uid_caps_each_member) {
