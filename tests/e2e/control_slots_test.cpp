@@ -206,6 +206,29 @@ BOOST_AUTO_TEST_CASE(a_full_socket_sheds_its_longest_idle_client) {
   BOOST_TEST(fw.log().find("to make room for client pid") != std::string::npos, fw.log());
 }
 
+// Whom a newcomer pushes out: an idle client of its own uid before the
+// longer-idle ones of others, and never root's. max-clients = 4 (one slot
+// root's): idle root, then member 65533, then two of member 65534 (in
+// that order); a third of 65534 closes the first of its own.
+BOOST_AUTO_TEST_CASE(a_newcomer_sheds_its_own_uid_first_and_never_root) {
+  NetNs ns;
+  FirewallAgent fw(ns, "", "", "socket-group = nogroup\nmax-clients = 4\n");
+  fw.start();
+  RawClient root(fw.sock);
+  BOOST_TEST_REQUIRE(root.connected);
+  auto other = connect_as(65533, fw.sock, 1);
+  auto mine = connect_as(65534, fw.sock, 2);
+  for (RawClient* c : {&root, other[0].get(), mine[0].get(), mine[1].get()})
+    BOOST_TEST_REQUIRE(ask(*c, "show status").find("ERR") == std::string::npos);
+  auto late = connect_as(65534, fw.sock, 1);
+  BOOST_TEST(ask(*late[0], "show status").find("ERR") == std::string::npos);
+  std::string told;
+  BOOST_TEST(mine[0]->read_until_closed(told, 20));
+  BOOST_TEST(told.starts_with("ERR: closed to make room for a new client: too many clients"), told);
+  for (RawClient* c : {&root, other[0].get(), mine[1].get()})
+    BOOST_TEST(ask(*c, "show status").find("ERR") == std::string::npos);
+}
+
 // Every slot busy (each client is in the middle of a line): nothing can be
 // shed, so a newcomer is refused, and it reads the ERR line whatever it
 // does: a request sent after the refusal meets no closed socket (EPIPE),
