@@ -14,6 +14,7 @@
 #include <deque>
 #include <filesystem>
 #include <stdexcept>
+#include <tuple>
 
 #include "log.hpp"
 
@@ -50,9 +51,78 @@ void ControlServer::shed() {
   }
 }
 
+std::string ControlServer::admit(ControlSession& s) {
+  const ClientInfo& me = s.info();
+  const ControlLimits& l = limits_;
+  const size_t all = l.max_clients;
+  const size_t ro_slots = all - admin_reserve(all), member_slots = all - root_reserve(all);
+  const int level = rank(me);
+  // A uid at its cap makes no room for itself: refused (with its level's
+  // reason when its level's slots are all taken too).
+  std::string over_cap;
+  if (level < 2) {
+    size_t mine = 0, cap = per_uid_cap(l);
+    for (const auto& o : sessions_)
+      mine += o.get() != &s && o->admitted() && o->info().uid == me.uid;
+    if (mine >= cap)
+      over_cap = "too many clients of uid " + std::to_string(me.uid) + " (limit " +
+                 std::to_string(cap) + " per uid, max-clients-per-uid)";
+  }
+  for (;;) {
+    size_t total = 0, read_only = 0, below_root = 0;
+    for (const auto& o : sessions_) {
+      if (o.get() == &s || !o->admitted()) continue;
+      int k = rank(o->info());
+      ++total;
+      read_only += k == 0;
+      below_root += k < 2;
+    }
+    std::string full;
+    if (total >= all)
+      full = "too many clients (limit " + std::to_string(all) + ")";
+    else if (level == 0 && read_only >= ro_slots)
+      full = "too many read-only clients (limit " + std::to_string(ro_slots) +
+             "; the other slots are kept for administrators)";
+    else if (level == 1 && below_root >= member_slots)
+      full = "too many clients (limit " + std::to_string(member_slots) +
+             " for the socket's group; the other " + std::to_string(all - member_slots) +
+             " are kept for root)";
+    if (full.empty()) return over_cap;
+    if (!over_cap.empty()) return full;
+    // Room is made by closing an idle client of this uid, else of the
+    // lowest level, the longest idle first; never one above the newcomer.
+    auto order = [&](const ControlSession& o) {
+      return std::make_tuple(o.info().uid != me.uid, rank(o.info()), o.last_active());
+    };
+    std::shared_ptr<ControlSession> idlest;
+    for (const auto& o : sessions_)
+      if (o.get() != &s && o->idle() && rank(o->info()) <= level &&
+          (!idlest || order(*o) < order(*idlest)))
+        idlest = o;
+    if (!idlest) return full;
+    auto idle_s = std::chrono::duration_cast<std::chrono::seconds>(
+                      std::chrono::steady_clock::now() - idlest->last_active())
+                      .count();
+    log_warn("control: " + full + ": closed idle client pid " + std::to_string(idlest->pid()) +
+             " uid " + std::to_string(idlest->info().uid) + " (idle " + std::to_string(idle_s) +
+             " s) to make room for client pid " + std::to_string(me.pid) + " uid " +
+             std::to_string(me.uid));
+    idlest->evict("closed to make room for a new client: " + full +
+                  ", and this connection was the longest idle (" + std::to_string(idle_s) + " s)");
+    if (idlest->admitted()) return full;  // (cannot happen: it was idle)
+  }
+}
+
+size_t ControlServer::turned_away() const {
+  size_t n = 0;
+  for (const auto& s : sessions_) n += s->turned_away();
+  return n;
+}
+
 ControlServer::Counts ControlServer::counts() const {
   Counts c;
-  for (const auto& s : sessions_) ++(s->admin() ? c.admins : c.read_only);
+  for (const auto& s : sessions_)
+    if (s->admitted()) ++(s->admin() ? c.admins : c.read_only);
   c.watchers = streams_.size();
   c.held_bytes = held_;
   return c;

@@ -55,9 +55,16 @@ class ControlServer : private SessionOwner {
   boost::asio::io_context& io() override { return io_; }
   const ControlLimits& limits() const override { return limits_; }
   gid_t socket_gid() const override { return gid_; }
-  size_t clients() const override { return sessions_.size(); }
-  size_t read_only_clients() const override { return counts().read_only; }
+  // The slots: max-clients in all; read-only clients (and watchers) get
+  // all but admin_reserve(), group members all but root_reserve(), and no
+  // uid but root's (or the agent's) more than per_uid_cap(). A newcomer
+  // over its uid's cap is refused; one that finds its slots taken first
+  // closes idle clients (ControlSession::idle()) to make room: of its own
+  // uid first, then of the lowest level, the longest idle first, never of
+  // a level above its own.
+  std::string admit(ControlSession& s) override;
   size_t watchers() const override { return streams_.size(); }
+  size_t turned_away() const override;
   Reply dispatch(const Request& r, const ClientInfo& c) override { return dispatch_(r, c); }
   void charge(ptrdiff_t delta) override;
   void stream_opened(uint64_t id, std::shared_ptr<ControlSession> s) override { streams_[id] = s; }

@@ -27,21 +27,50 @@ void ControlSession::start() {
            (info_.admin ? " connected" : " connected read-only"));
   const ControlLimits& l = owner_.limits();
   if (!info_.admin) parser_.set_limits(l.max_line, l.max_payload / 4);
-  size_t ro_slots = l.max_clients - admin_reserve(l.max_clients);
-  std::string refusal;
-  if (owner_.clients() > l.max_clients)
-    refusal = "too many clients (limit " + std::to_string(l.max_clients) + ")";
-  else if (!info_.admin && owner_.read_only_clients() > ro_slots)
-    refusal = "too many read-only clients (limit " + std::to_string(ro_slots) +
-              "; the other slots are kept for administrators)";
+  std::string refusal = owner_.admit(*this);
   if (!refusal.empty()) {
-    log_warn("control: refusing client pid " + std::to_string(info_.pid) + ": " + refusal);
-    send("ERR: " + refusal + "; try again later\n\n");
-    state_ = State::closing;
+    log_warn("control: refusing client pid " + std::to_string(info_.pid) + " uid " +
+             std::to_string(info_.uid) + ": " + refusal);
+    turn_away("ERR: " + refusal + "; try again later\n\n", owner_.turned_away() < max_turned_away);
+    if (state_ == State::draining) read();
     return;
   }
+  admitted_ = true;
   arm_idle();
   read();
+}
+
+bool ControlSession::idle() const {
+  return admitted() && state_ == State::reading && !input_done_ && requests_.empty() &&
+         out_.empty() && parser_.buffered() == 0 && !broken_;
+}
+
+void ControlSession::evict(const std::string& why) {
+  if (!idle()) return;
+  turn_away("ERR: " + why + "; connection closed\n\n", owner_.turned_away() < max_turned_away);
+  // (An idle client's socket is being read: a draining one goes on so.)
+}
+
+void ControlSession::turn_away(std::string text, bool lingering) {
+  admitted_ = false;
+  idle_.cancel();
+  requests_.clear();
+  queued_in_ = 0;
+  if (!lingering) {
+    send(std::move(text));
+    if (state_ == State::closed) return;
+    state_ = State::closing;
+    maybe_close();
+    return;
+  }
+  state_ = State::draining;
+  drained_ = 0;
+  send(std::move(text));
+  if (state_ == State::closed) return;
+  idle_.expires_after(turned_away_linger);
+  idle_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec) self->close();
+  });
 }
 
 int ControlSession::stream_write(std::string data) {
@@ -137,6 +166,7 @@ void ControlSession::on_read(boost::system::error_code ec, size_t n) {
     return;
   }
   arm_idle();
+  last_active_ = std::chrono::steady_clock::now();
   std::vector<Request> reqs;
   broken_ = parser_.feed(std::string_view(rbuf_.data(), n), reqs);
   for (Request& r : reqs) queue(std::move(r));
@@ -248,6 +278,7 @@ void ControlSession::write() {
                         return;
                       }
                       self->queued_ -= n;
+                      self->last_active_ = std::chrono::steady_clock::now();
                       self->recharge();
                       bool big = false;
                       for (; self->writing_; --self->writing_) {
@@ -262,6 +293,7 @@ void ControlSession::write() {
                       } else if (self->state_ == State::draining) {
                         boost::system::error_code ignored;
                         self->sock_.shutdown(stream::socket::shutdown_send, ignored);
+                        if (self->input_done_) self->close();  // its input had ended already
                       } else {
                         self->maybe_close();
                       }
@@ -302,7 +334,8 @@ ClientInfo identify_peer(int fd, gid_t socket_gid, GetSockOpt get) {
       groups.resize(len / sizeof(gid_t) + 1);  // the kernel said how many
     }
   }
-  info.admin = cred.uid == 0 || cred.uid == geteuid() || in_group;
+  info.root = cred.uid == 0 || cred.uid == geteuid();
+  info.admin = info.root || in_group;
   return info;
 }
 

@@ -27,7 +27,14 @@ struct ClientInfo {
   uid_t uid = static_cast<uid_t>(-1);  // -1: the kernel did not say
   gid_t gid = static_cast<gid_t>(-1);
   bool admin = false;  // root, the agent's user, or in the socket's group
+  bool root = false;   // root or the agent's user: may take every slot
 };
+
+// Who may take a slot from whom: read-only 0, group member 1, root (and
+// the agent's user) 2.
+inline int rank(const ClientInfo& c) {
+  return c.root ? 2 : c.admin ? 1 : 0;
+}
 
 // Who is on the other end of a Unix socket, from SO_PEERCRED and
 // SO_PEERGROUPS. Whatever the kernel does not answer counts against the
@@ -39,6 +46,19 @@ ClientInfo identify_peer(int fd, gid_t socket_gid, GetSockOpt get = ::getsockopt
 // administrator always gets in: an eighth of max-clients, at least one.
 inline size_t admin_reserve(size_t max_clients) {
   return max_clients < 2 ? 0 : std::max<size_t>(1, max_clients / 8);
+}
+
+// Slots no group member may take, kept for root and the agent's user: a
+// sixteenth of max-clients, at least one and at most 16. (Within the
+// administrators' reserve: read-only clients cannot take them either.)
+inline size_t root_reserve(size_t max_clients) {
+  return max_clients < 2 ? 0 : std::clamp<size_t>(max_clients / 16, 1, 16);
+}
+
+// Clients one uid may hold (root and the agent's user excepted):
+// max-clients-per-uid, never more than the slots a group member may take.
+inline size_t per_uid_cap(const ControlLimits& l) {
+  return std::min(l.max_clients_per_uid, l.max_clients - root_reserve(l.max_clients));
 }
 
 struct Reply {
@@ -57,9 +77,11 @@ class SessionOwner {
   virtual boost::asio::io_context& io() = 0;
   virtual const ControlLimits& limits() const = 0;
   virtual gid_t socket_gid() const = 0;
-  virtual size_t clients() const = 0;            // sessions now, this one included
-  virtual size_t read_only_clients() const = 0;  // of them
-  virtual size_t watchers() const = 0;           // live streams now
+  // Whether a new session gets a slot: "" when it does (idle clients may
+  // have been closed to make room), else why not.
+  virtual std::string admit(ControlSession& s) = 0;
+  virtual size_t watchers() const = 0;     // live streams now
+  virtual size_t turned_away() const = 0;  // refused or evicted, not yet closed
   virtual Reply dispatch(const Request& r, const ClientInfo& c) = 0;
   // The bytes the session holds changed by delta (the server may close
   // the client holding the most, this one too).
@@ -80,8 +102,22 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
   void start();
 
   bool admin() const { return info_.admin; }
+  const ClientInfo& info() const { return info_; }
   size_t held() const { return held_; }
   pid_t pid() const { return info_.pid; }
+  // Holds a slot: admitted and not yet closed or turned away.
+  bool admitted() const { return admitted_ && state_ != State::closed; }
+  // Turned away (refused or evicted), its input being drained before the
+  // close: holds no slot, but a descriptor.
+  bool turned_away() const { return !admitted_ && state_ != State::closed; }
+  // Connected with nothing under way: no request read in part or waiting,
+  // no reply unwritten, not a live stream. Such a client may be closed to
+  // make room for a new one.
+  bool idle() const;
+  // When it last sent something or took a reply.
+  std::chrono::steady_clock::time_point last_active() const { return last_active_; }
+  // Closes an idle client to make room for a new one; WHY is its ERR line.
+  void evict(const std::string& why);
 
   // A stream: queued while the client keeps up, dropped (1) beyond a
   // bounded backlog so that a slow watcher costs nobody else anything.
@@ -127,6 +163,14 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
   // every reply is written.
   void maybe_close();
 
+  // Tells the client TEXT (an ERR reply) and takes its slot: its writing
+  // side is shut once the text is written and its input read and discarded
+  // (bounded) until it closes, so that a request it sends meanwhile never
+  // meets a closed socket (EPIPE) and none is left unread at the close (a
+  // reset). Past max_turned_away of them, it is closed once the text is
+  // written.
+  void turn_away(std::string text, bool lingering);
+
   SessionOwner& owner_;
   stream::socket sock_;
   boost::asio::steady_timer idle_;
@@ -149,6 +193,14 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
   static constexpr size_t stream_backlog = 1 << 20;
   size_t drained_ = 0;
   static constexpr size_t drain_limit = 16 << 20;
+  bool admitted_ = false;
+  std::chrono::steady_clock::time_point last_active_ = std::chrono::steady_clock::now();
+
+ public:
+  // How long a turned-away client's input is drained at most, and how
+  // many are drained at once.
+  static constexpr std::chrono::seconds turned_away_linger{5};
+  static constexpr size_t max_turned_away = 128;
 };
 
 }  // namespace xdpfw::host

@@ -145,6 +145,8 @@ void apply_host_section(HostConfig& cfg, const std::string& file, const IniSecti
       }
     } else if (e.key == "max-clients") {
       cfg.limits.max_clients = parse_number(file, e, 1, 100000);
+    } else if (e.key == "max-clients-per-uid") {
+      cfg.limits.max_clients_per_uid = parse_number(file, e, 1, 100000);
     } else if (e.key == "max-line") {
       cfg.limits.max_line = parse_number(file, e, 256, 64 << 20);
     } else if (e.key == "max-payload") {
@@ -168,7 +170,8 @@ void apply_host_section(HostConfig& cfg, const std::string& file, const IniSecti
     } else {
       throw ConfigError(where(file, e.line) + "unknown key '" + e.key +
                         "' in [host] (expected plugin, socket, socket-group, socket-mode, "
-                        "log-level, max-clients, max-line, max-payload, max-output, max-memory, "
+                        "log-level, max-clients, max-clients-per-uid, max-line, max-payload, "
+                        "max-output, max-memory, "
                         "idle-timeout, netlink-rcvbuf, metrics-listen)");
     }
   }

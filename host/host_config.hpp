@@ -43,6 +43,9 @@ struct ControlLimits {
   size_t max_line = 64 * 1024;
   size_t max_payload = 16 * 1024 * 1024;
   size_t max_clients = 1024;
+  // Clients of one uid (root and the agent's own uid excepted); never more
+  // than max_clients minus the slots kept for root (per_uid_cap()).
+  size_t max_clients_per_uid = 64;
   unsigned idle_timeout_s = 300;
   size_t max_output = 64 * 1024 * 1024;  // unread reply bytes before a client is dropped
   // All clients together: unread replies plus input not yet run. Past it the

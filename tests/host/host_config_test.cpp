@@ -56,6 +56,7 @@ BOOST_AUTO_TEST_CASE(errors_name_file_and_line) {
       {"[host]\ncolour = red\n", "x.conf:2: unknown key 'colour' in [host]"},
       {"max-clients = lots\n", "x.conf:1: max-clients: 'lots' is not a number 1-100000"},
       {"\n\nmax-clients = 0\n", "x.conf:3: max-clients: '0' is not a number"},
+      {"max-clients-per-uid = 0\n", "x.conf:1: max-clients-per-uid: '0' is not a number 1-100000"},
       {"max-memory = 1024\n", "x.conf:1: max-memory: '1024' is not a number 1048576-"},
       {"socket-mode = 0999\n", "x.conf:1: socket-mode: '0999' is not a number 0-511 in octal"},
       {"socket = relative.sock\n", "x.conf:1: socket: 'relative.sock' is not an absolute path"},
@@ -80,7 +81,7 @@ BOOST_AUTO_TEST_CASE(values_are_applied) {
   for (const auto& s : parse_ini("x.conf",
                                  "plugin = /a.so\nplugin = /b.so\nsocket-mode = 0600\n"
                                  "socket-group = adm\nmax-line = 1024\nidle-timeout = 9\n"
-                                 "max-memory = 2097152\n"))
+                                 "max-memory = 2097152\nmax-clients-per-uid = 7\n"))
     apply_host_section(cfg, "x.conf", s);
   BOOST_TEST(cfg.limits.max_memory == 2097152u);
   BOOST_TEST(cfg.plugins == (std::vector<std::string>{"/a.so", "/b.so"}));
@@ -88,6 +89,8 @@ BOOST_AUTO_TEST_CASE(values_are_applied) {
   BOOST_TEST(cfg.socket_group == "adm");
   BOOST_TEST(cfg.limits.max_line == 1024u);
   BOOST_TEST(cfg.limits.idle_timeout_s == 9u);
+  BOOST_TEST(cfg.limits.max_clients_per_uid == 7u);
+  BOOST_TEST(HostConfig{}.limits.max_clients_per_uid == 64u);
 }
 
 BOOST_AUTO_TEST_CASE(metrics_listen) {
