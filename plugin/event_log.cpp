@@ -26,11 +26,26 @@ EventLog::~EventLog() {
 }
 
 bool EventLog::open_file() {
+  // The file it replaces (logrotate moved it away): a new file takes its
+  // mode and group, so that who may read the log stays who could.
+  struct stat was {};
+  bool had = fd_ >= 0 && ::fstat(fd_, &was) == 0;
   if (fd_ >= 0) ::close(fd_);
   // Never through a symlink, never into a FIFO or device: only a regular
   // file of its own is appended to.
-  fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
-               0640);
+  constexpr int flags = O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
+  fd_ = ::open(path_.c_str(), flags);
+  bool created = false;
+  if (fd_ < 0 && errno == ENOENT) {
+    fd_ = ::open(path_.c_str(), flags | O_CREAT | O_EXCL, 0640);
+    created = fd_ >= 0;
+  }
+  if (created) {
+    // 0640 whatever the umask (the unit's is 0077), or the old file's.
+    if (::fchmod(fd_, had ? (was.st_mode & 07777) : 0640) != 0 ||
+        (had && ::fchown(fd_, static_cast<uid_t>(-1), was.st_gid) != 0))
+      last_error_ = "chmod/chown " + path_ + ": " + std::strerror(errno);
+  }
   struct stat st {};
   if (fd_ >= 0 && (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode))) {
     ::close(fd_);

@@ -133,15 +133,28 @@ BOOST_AUTO_TEST_CASE(reopen_and_vanished_folder) {
   Pair p;
   FirewallAgent fw(p.fw_ns, "interfaces = fw*\nevent-rate = 100000\nevent-burst = 100000\n",
                    "id 1 proto udp dport 6000 action drop\n");
+  mode_t mask = umask(077);  // the agent's, as the unit sets it
   fw.start_attached("fwt0");
+  umask(mask);
   int tx = sender(p.peer_ns, AF_INET, 6001);
   until_logged(fw, tx, AF_INET, "198.18.0.1", 7001);
+
+  // Made 0640 whatever the agent's umask (the unit's is 0077).
+  struct stat st {};
+  BOOST_TEST_REQUIRE(stat(fw.log_file().c_str(), &st) == 0);
+  BOOST_TEST((st.st_mode & 07777) == 0640u);
+  // An administrator's mode and group (chgrp adm) outlive a rotation.
+  BOOST_TEST_REQUIRE(chmod(fw.log_file().c_str(), 0644) == 0);
+  BOOST_TEST_REQUIRE(chown(fw.log_file().c_str(), 0, 65534) == 0);
 
   // logrotate: move the file, then "log reopen" (and SIGUSR1).
   fs::rename(fw.log_file(), fw.log_dir() / "old.json");
   BOOST_TEST(fw.ask("log reopen") == "reopened " + fw.log_file().string() + "\n\n");
   until_logged(fw, tx, AF_INET, "198.18.0.1", 7002);
   BOOST_TEST(read_file(fw.log_dir() / "old.json").find("7002") == std::string::npos);
+  BOOST_TEST_REQUIRE(stat(fw.log_file().c_str(), &st) == 0);
+  BOOST_TEST((st.st_mode & 07777) == 0644u);
+  BOOST_TEST(st.st_gid == 65534u);
   fw.host->signal(SIGUSR1);
   BOOST_TEST(wait_until([&] { return stat_of(fw, "log_reopens") == 2; }));
 
