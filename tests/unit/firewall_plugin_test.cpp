@@ -69,6 +69,22 @@ BOOST_AUTO_TEST_CASE(config_section) {
                  .find("x.conf:9: unknown key 'colour' in [plugin.xdpfw]") == 0u);
 }
 
+// rules-max-size: bytes, K or M, 1K to 1024M.
+BOOST_AUTO_TEST_CASE(rules_max_size_key) {
+  BOOST_TEST(FirewallConfig{}.rules_max_bytes == 16u << 20);
+  for (auto [v, bytes] : {std::pair<const char*, uint64_t>{"4096", 4096},
+                          {"2K", 2048},
+                          {"64M", 64ull << 20},
+                          {"1024m", 1ull << 30}})
+    BOOST_TEST(parse_firewall_config("x.conf", {{"rules-max-size", v, 1}}).rules_max_bytes == bytes,
+               v);
+  for (const char* bad : {"0", "1023", "2G", "1025M", "-1", "lots"})
+    BOOST_TEST(config_error({{"rules-max-size", bad, 7}}) ==
+                   "x.conf:7: rules-max-size: '" + std::string(bad) +
+                       "' is not a size from 1K to 1024M (N bytes, NK or NM)",
+               bad);
+}
+
 // mapped-ipv6: IPv4-mapped and -compatible IPv6 sources dropped by default,
 // passed to the rules on request (docs/DATAPATH.md).
 BOOST_AUTO_TEST_CASE(mapped_ipv6_key) {
