@@ -580,6 +580,14 @@ BOOST_AUTO_TEST_CASE(a_reload_adds_and_removes_the_configs_sets) {
   // reload alike, the set and its elements stay.
   std::string why = what_of([&] { rig.fw->check_reload(rig.config()); });
   BOOST_TEST(why.find("src: set 'admins' goes with this reload") != std::string::npos, why);
+  BOOST_TEST(why.find((rig.dir / "rules.conf").string() + ":3: rule ") != std::string::npos,
+             why);  // the rule's FILE:LINE
+  write_file(rig.dir / "rules.conf",
+             std::string(two_rules) + "\nprio 1 dst @nowhere action drop\n");
+  why = what_of([&] { rig.fw->check_reload(declared); });
+  BOOST_TEST(why.find((rig.dir / "rules.conf").string() + ":4: rule ") != std::string::npos, why);
+  BOOST_TEST(why.find("dst: no set 'nowhere'") != std::string::npos, why);
+  write_file(rig.dir / "rules.conf", with_admins);
   BOOST_CHECK_THROW(rig.fw->reload(rig.config()), std::exception);
   BOOST_TEST(rig.fw->sets().find("admins")->elems.size() == 2u);
   BOOST_TEST(rig.dp->rules().size() == 3u);
