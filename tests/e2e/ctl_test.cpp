@@ -12,7 +12,7 @@
 using namespace xdpfw::test;
 using nlohmann::json;
 
-namespace {
+namespace ctl_rig {  // named: the fixture is a base of the test cases
 
 struct Ctl {
   explicit Ctl(const fs::path& sock) : sock(sock) {}
@@ -33,16 +33,21 @@ struct Ctl {
   fs::path sock;
 };
 
-}  // namespace
+// An agent with no rules, started, and xdpfw-ctl pointed at it.
+struct Started {
+  NetNs ns;
+  FirewallAgent fw{ns, ""};
+  Ctl ctl{(fw.start(), fw.sock)};
+  std::string out, err;
+};
+
+}  // namespace ctl_rig
+
+using namespace ctl_rig;
 
 BOOST_AUTO_TEST_SUITE(ctl)
 
-BOOST_AUTO_TEST_CASE(subcommands_flags_and_errors) {
-  NetNs ns;
-  FirewallAgent fw(ns, "");
-  fw.start();
-  Ctl ctl(fw.sock);
-  std::string out, err;
+BOOST_FIXTURE_TEST_CASE(subcommands_flags_and_errors, Started) {
   // The original design's own example.
   BOOST_TEST(ctl.run("add --src 127.0.0.1 --dport 8080 --proto tcp --action drop", &out) == 0);
   BOOST_TEST(out == "id 1\n");
@@ -113,12 +118,7 @@ BOOST_AUTO_TEST_CASE(subcommands_flags_and_errors) {
              3);
 }
 
-BOOST_AUTO_TEST_CASE(stray_words_are_refused_and_options_go_anywhere) {
-  NetNs ns;
-  FirewallAgent fw(ns, "");
-  fw.start();
-  Ctl ctl(fw.sock);
-  std::string out, err;
+BOOST_FIXTURE_TEST_CASE(stray_words_are_refused_and_options_go_anywhere, Started) {
   BOOST_TEST_REQUIRE(ctl.run("add --proto udp --dport 53 --action pass", &out) == 0);
   // Every subcommand refuses words it does not take: exit 2, the word named,
   // nothing sent to the agent.
@@ -207,12 +207,7 @@ BOOST_AUTO_TEST_CASE(stray_words_are_refused_and_options_go_anywhere) {
 // its verb table and by the running agent: verbs, options per verb, values
 // of the rule fields (a list value too), rule ids and set names the agent
 // has, files; nothing, and no wait, when the agent does not answer.
-BOOST_AUTO_TEST_CASE(the_completion_reads_the_verb_table_and_the_agent) {
-  NetNs ns;
-  FirewallAgent fw(ns, "");
-  fw.start();
-  Ctl ctl(fw.sock);
-  std::string out, err;
+BOOST_FIXTURE_TEST_CASE(the_completion_reads_the_verb_table_and_the_agent, Started) {
   BOOST_TEST_REQUIRE(ctl.run("add --proto tcp --dport 22 --action drop", &out) == 0);
   BOOST_TEST_REQUIRE(ctl.run("add --proto udp --action pass", &out) == 0);
   BOOST_TEST_REQUIRE(ctl.run("set create admins", &out) == 0);
@@ -279,12 +274,7 @@ BOOST_AUTO_TEST_CASE(the_completion_reads_the_verb_table_and_the_agent) {
 
 // A ban for ever as fail2ban and operators write it: "-1" and "-1s" are
 // words (not options), as are 0 and none.
-BOOST_AUTO_TEST_CASE(permanent_timeouts_reach_the_agent) {
-  NetNs ns;
-  FirewallAgent fw(ns, "");
-  fw.start();
-  Ctl ctl(fw.sock);
-  std::string out, err;
+BOOST_FIXTURE_TEST_CASE(permanent_timeouts_reach_the_agent, Started) {
   BOOST_TEST_REQUIRE(ctl.run("set create bans timeout 1h", &out, &err) == 0, err);
   int n = 1;
   for (const char* t : {"-1", "-1s", "0", "none"}) {
@@ -304,12 +294,7 @@ BOOST_AUTO_TEST_CASE(permanent_timeouts_reach_the_agent) {
 // The agent-side 'reload' command: answers "reloaded..." or ERR (as SIGHUP
 // would refuse the file). Needs the agent's reload command ('raw help' lists
 // it); without it this case fails on the first check.
-BOOST_AUTO_TEST_CASE(reload_asks_the_agent) {
-  NetNs ns;
-  FirewallAgent fw(ns, "");
-  fw.start();
-  Ctl ctl(fw.sock);
-  std::string out, err;
+BOOST_FIXTURE_TEST_CASE(reload_asks_the_agent, Started) {
   ctl.run("raw help", &out);
   BOOST_TEST_REQUIRE(out.find("reload") != std::string::npos,
                      "the agent has no 'reload' command yet:\n"
@@ -326,12 +311,7 @@ BOOST_AUTO_TEST_CASE(reload_asks_the_agent) {
   BOOST_TEST(ctl.run("reload", &out, &err) == 0, err);
 }
 
-BOOST_AUTO_TEST_CASE(replace_check_save_flush_with_files) {
-  NetNs ns;
-  FirewallAgent fw(ns, "");
-  fw.start();
-  Ctl ctl(fw.sock);
-  std::string out, err;
+BOOST_FIXTURE_TEST_CASE(replace_check_save_flush_with_files, Started) {
   // A rules file as operators write them (the shipped example's shape):
   // comments, blank lines, a line that is the default end tag.
   fs::path file = fw.dir / "site.rules";
