@@ -128,6 +128,9 @@ int request(const std::string& sock, const std::vector<std::string>& requests, s
     }
   }
   if (!current.empty() || replies.size() < requests.size()) {
+    // An ERR and then the close: the agent said why it closed (a refused
+    // client, a limit), it did not go away.
+    if (current.empty() && !replies.empty() && replies.back().rfind("ERR", 0) == 0) return 1;
     if (!current.empty()) std::fputs(current.c_str(), stdout);
     std::fflush(stdout);
     std::fprintf(stderr,
