@@ -1,23 +1,12 @@
 // command_registry.cpp: see command_registry.hpp.
 #include "command_registry.hpp"
 
+#include "text.hpp"
+
 #include <algorithm>
 #include <stdexcept>
 
 namespace xdpfw::host {
-
-std::vector<std::string> split_words(std::string_view s) {
-  std::vector<std::string> out;
-  size_t i = 0;
-  while (i < s.size()) {
-    while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
-    size_t j = i;
-    while (j < s.size() && s[j] != ' ' && s[j] != '\t') ++j;
-    if (j > i) out.emplace_back(s.substr(i, j - i));
-    i = j;
-  }
-  return out;
-}
 
 std::string Command::name() const {
   std::string n;
@@ -27,7 +16,8 @@ std::string Command::name() const {
 
 uint64_t CommandRegistry::add(uint64_t owner, std::string_view name, std::string usage,
                               bool mutates, CommandFn fn) {
-  auto words = split_words(name);
+  std::vector<std::string> words;
+  for (std::string_view w : split_words(name)) words.emplace_back(w);
   if (words.empty()) throw std::invalid_argument("a command needs a name");
   for (const auto& c : commands_)
     if (c.words == words)

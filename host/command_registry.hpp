@@ -46,6 +46,4 @@ class CommandRegistry {
   uint64_t next_id_ = 1;
 };
 
-std::vector<std::string> split_words(std::string_view s);
-
 }  // namespace xdpfw::host

@@ -9,6 +9,7 @@
 #include "libnl_link_monitor.hpp"
 #include "log.hpp"
 #include "sd_notify.hpp"
+#include "text.hpp"
 #include "utc_time.hpp"
 
 namespace asio = boost::asio;
@@ -490,7 +491,8 @@ CommandResult Host::cmd_quit(std::string_view, const std::string*) {
 Reply Host::dispatch(const Request& r, const ClientInfo& c) {
   auto found = commands_.find(r.line);
   if (!found) {
-    std::string first = split_words(r.line).empty() ? r.line : split_words(r.line)[0];
+    auto words = split_words(r.line);
+    std::string first = words.empty() ? r.line : std::string(words[0]);
     for (char& ch : first)
       if (static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) >= 0x7f) ch = '?';
     if (first.size() > 64) first = first.substr(0, 64) + "...";

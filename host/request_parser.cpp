@@ -42,20 +42,20 @@ std::optional<std::string> RequestParser::feed(std::string_view data, std::vecto
         if (pending_.payload->size() + line.size() + 1 > max_payload_)
           return "payload larger than " + std::to_string(max_payload_) + " bytes";
         if (nul && !pending_.error)
-          pending_.error = pending_.line + ": payload line " +
-                           std::to_string(std::count(pending_.payload->begin(),
-                                                     pending_.payload->end(), '\n') +
-                                          1) +
-                           " holds a NUL byte: refused, nothing was applied";
+          pending_.error =
+              pending_.line + ": payload line " +
+              std::to_string(std::count(pending_.payload->begin(), pending_.payload->end(), '\n') +
+                             1) +
+              " holds a NUL byte: refused, nothing was applied";
         pending_.payload->append(line).push_back('\n');
       }
     } else {
       std::string_view cmd = trim(line);
       if (nul) {
         std::string shown(cmd.substr(0, cmd.find('\0')));
-        out.push_back(Request{shown + "\\x00...", std::nullopt,
-                              "the request line holds a NUL byte (after '" + shown +
-                                  "'): refused, nothing was run"});
+        out.push_back(Request{
+            shown + "\\x00...", std::nullopt,
+            "the request line holds a NUL byte (after '" + shown + "'): refused, nothing was run"});
         buf_.clear();
         continue;
       }

@@ -13,19 +13,6 @@
 #include <sstream>
 
 namespace xdpfw {
-std::vector<std::string_view> split_words(std::string_view s) {
-  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r'; };
-  std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i < s.size()) {
-    while (i < s.size() && space(s[i])) ++i;
-    size_t j = i;
-    while (j < s.size() && !space(s[j])) ++j;
-    if (j > i) out.push_back(s.substr(i, j - i));
-    i = j;
-  }
-  return out;
-}
 
 std::string quote(std::string_view v) {
   // Control bytes (a NUL, an escape sequence) are shown, not passed on to

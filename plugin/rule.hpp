@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "text.hpp"
+
 namespace xdpfw {
 
 enum class Family : uint8_t { v4 = 0, v6 = 1 };
@@ -143,8 +145,8 @@ std::string format_tcp_flags(const TcpFlags& f);
 std::string format_ct(uint8_t states);
 
 // The words of a line of the grammars above (rules, set commands, state
-// files): split on spaces, tabs and carriage returns.
-std::vector<std::string_view> split_words(std::string_view s);
+// files): the host's one splitter (host/text.hpp).
+using host::split_words;
 // 'v', as error messages show a word.
 std::string quote(std::string_view v);
 
