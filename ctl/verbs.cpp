@@ -236,15 +236,14 @@ const std::vector<Verb> verb_table = {
      {},
      0,
      1,
-     "nothing or -",
-     {{"save [-]", "write the rules to the agent's rules file; -: print them"}},
+     "nothing, - or a NAME",
+     {{"save [-|NAME]",
+       "write the rules to the agent's rules file; -: print them;\nNAME: to STATE-DIR/saved/NAME"}},
      {words("-")},
      {},
      "",
      [](const Call& c) {
-       if (c.words.size() > 1 && c.words[1] != "-")
-         throw UsageError("save: unexpected '" + c.words[1] + "' (expected nothing or -)");
-       return request(c.sock, {c.words.size() > 1 ? "save -" : "save"});
+       return request(c.sock, {c.words.size() > 1 ? "save " + c.words[1] : "save"});
      }},
     {"reload",
      {},

@@ -349,6 +349,13 @@ BOOST_FIXTURE_TEST_CASE(replace_check_save_flush_with_files, Started) {
   BOOST_TEST(ctl.run("flush", &out) == 0);
   BOOST_TEST(out == "flushed 3 rule(s)\n");
   BOOST_TEST(ctl.run("save - extra", &out, &err) == 2);
+  // save NAME: into the state folder's saved/, as the agent allows it.
+  BOOST_TEST(ctl.run("save backup.rules", &out, &err) == 0, err);
+  BOOST_TEST(
+      out == "saved 0 rule(s) to " + (fw.dir / "state" / "saved" / "backup.rules").string() + "\n",
+      out);
+  BOOST_TEST(ctl.run("save ../x", &out, &err) == 1);
+  BOOST_TEST(err.find("xdpfw-ctl: save: '../x' is not a file name") == 0u, err);
 }
 
 BOOST_AUTO_TEST_CASE(monitor_sees_real_traffic) {
