@@ -53,8 +53,9 @@ std::optional<std::string> RequestParser::feed(std::string_view data, std::vecto
       std::string_view cmd = trim(line);
       if (nul) {
         std::string shown(cmd.substr(0, cmd.find('\0')));
+        // The line as far as the NUL: within max-line, as every line is.
         out.push_back(Request{
-            shown + "\\x00...", std::nullopt,
+            shown, std::nullopt,
             "the request line holds a NUL byte (after '" + shown + "'): refused, nothing was run"});
         buf_.clear();
         continue;
