@@ -160,7 +160,7 @@ BOOST_AUTO_TEST_CASE(save_writes_nothing_outside_its_own_files) {
   fs::path folder = saved / "a-folder";
   fs::create_directories(folder);
   o.fw.ask("rule add proto tcp dport 22 action drop");  // the state files exist
-  std::map<fs::path, std::string> own;  // the agent's own files, as they are
+  std::map<fs::path, std::string> own;                  // the agent's own files, as they are
   for (const auto& e : fs::directory_iterator(state))
     if (e.is_regular_file()) own[e.path()] = read_file(e.path());
   BOOST_TEST_REQUIRE(own.count(state / "rules.state"));
@@ -178,8 +178,8 @@ BOOST_AUTO_TEST_CASE(save_writes_nothing_outside_its_own_files) {
       {"save link.rules", "ERR: save: " + link.string() + " is a symbolic link: refused"},
       {"save " + folder.string(), "ERR: save: " + folder.string() + " is not a regular file"},
       // The agent's own state files, by path: never a target.
-      {"save " + (state / "rules.state").string(), "ERR: save: " + (state / "rules.state").string() +
-                                                       " is neither the rules file"},
+      {"save " + (state / "rules.state").string(),
+       "ERR: save: " + (state / "rules.state").string() + " is neither the rules file"},
       {"save " + (state / "sets.journal").string(), "ERR: save: "},
       {"save " + (state / "rules-file.applied").string(), "ERR: save: "},
       {"save " + (state / "agent.lock").string(), "ERR: save: "},
