@@ -56,17 +56,17 @@ void ControlSession::turn_away(std::string text, bool lingering) {
   idle_.cancel();
   requests_.clear();
   queued_in_ = 0;
+  if (lingering) {
+    state_ = State::draining;
+    drained_ = 0;
+  }
+  send(std::move(text));
+  if (state_ == State::closed) return;
   if (!lingering) {
-    send(std::move(text));
-    if (state_ == State::closed) return;
     state_ = State::closing;
     maybe_close();
     return;
   }
-  state_ = State::draining;
-  drained_ = 0;
-  send(std::move(text));
-  if (state_ == State::closed) return;
   idle_.expires_after(turned_away_linger);
   idle_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
     if (!ec) self->close();

@@ -98,14 +98,8 @@ FirewallService::FirewallService(const FirewallConfig& cfg, Log log, FirewallPar
                 dp_->replaced_pins() +
                 "); replaced them: rule counters and statistics start from zero");
   if ((dp_->resumed() || !dp_->replaced_pins().empty()) && rules_state_.read_state()) {
-    std::string applied = state_file("rules-file.applied"), text;
-    try {  // as the journals: only a file the agent wrote (else: changed)
-      if (std::filesystem::exists(std::filesystem::symlink_status(applied)))
-        text = read_file_nofollow(applied, true);
-    } catch (const FileError& e) {
-      log_(0, std::string("state-dir: ") + e.what() + " (read as if absent)");
-    }
-    source_.set_applied_text(text);
+    // As the journals: only a file the agent wrote (else: changed).
+    source_.set_applied_text(rules_state_.read_own(state_file("rules-file.applied")).value_or(""));
     saved_rules_file_text_ = source_.applied_text();
     install(read_state());
     store_.raise_id_high_water(resumed_id_high_water_);

@@ -29,12 +29,9 @@ std::string read_bounded(const std::string& path, uint64_t max) {
     throw RuleError(path + ": not a regular file: refused");
   }
   std::string out;
-  out.resize(static_cast<size_t>(std::min<uint64_t>(max + 1, uint64_t(st.st_size) + 1)));
-  size_t got = 0;
-  while (got <= max) {
-    if (got == out.size())
-      out.resize(static_cast<size_t>(std::min<uint64_t>(max + 1, got * 2 + 4096)));
-    ssize_t n = ::read(fd, out.data() + got, out.size() - got);
+  char buf[65536];
+  while (out.size() <= max) {
+    ssize_t n = ::read(fd, buf, std::min<uint64_t>(sizeof buf, max + 1 - out.size()));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       int e = errno;
@@ -42,10 +39,9 @@ std::string read_bounded(const std::string& path, uint64_t max) {
       throw RuleError(path + ": cannot read the rules file: " + std::strerror(e));
     }
     if (n == 0) break;
-    got += static_cast<size_t>(n);
+    out.append(buf, static_cast<size_t>(n));
   }
   ::close(fd);
-  out.resize(got);
   return out;
 }
 

@@ -43,39 +43,36 @@ CommandOutput FirewallService::save(const std::string& arg) {
   auto normal = [](const std::string& p) { return fs::path(p).lexically_normal(); };
   bool state = cfg_.state_dir != "none" && !cfg_.state_dir.empty();
   fs::path saved = state ? normal(cfg_.state_dir) / "saved" : fs::path();
+  std::string saved_name = state ? saved.string() : "STATE-DIR/saved";
   std::string path;
   if (arg.empty() || (!cfg_.rules_file.empty() && normal(arg) == normal(cfg_.rules_file))) {
     if (cfg_.rules_file.empty())
       return {false, "save: no rules file configured; give a name: save NAME (written to " +
-                         (state ? saved.string() : std::string("STATE-DIR/saved")) + "/NAME)"};
+                         saved_name + "/NAME)"};
     if (source_.directory())
       return {false, "save: the rules are the directory " + cfg_.rules_file +
                          ": its files are the policy and the agent does not write into it ('save "
                          "-' prints the running rules; 'save NAME' writes them to " +
-                         (state ? saved.string() : std::string("STATE-DIR/saved")) + "/NAME)"};
+                         saved_name + "/NAME)"};
     path = cfg_.rules_file;
   } else {
-    fs::path p = arg.front() == '/' ? normal(arg) : fs::path(arg);
+    bool absolute = arg.front() == '/';
+    fs::path p = absolute ? normal(arg) : fs::path(arg);
     std::string name = p.filename().string();
-    if (arg.front() == '/' && (!state || p.parent_path() != saved))
+    if (absolute && (!state || p.parent_path() != saved))
       return {false,
               "save: " + arg + " is neither the rules file (" +
                   (cfg_.rules_file.empty() ? std::string("none configured") : cfg_.rules_file) +
-                  ") nor a file of " +
-                  (state ? saved.string() : std::string("STATE-DIR/saved (state-dir none)")) +
+                  ") nor a file of " + saved_name +
                   "/ (the agent's own state files are never a save target)"};
     bool plain = !name.empty() && name.size() <= 128 && name[0] != '.' &&
                  name.find_first_not_of(
                      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                      "0123456789._-") == std::string::npos;
-    if (arg.front() != '/' && (!plain || p != fs::path(name)))
+    if (!plain || (!absolute && p != fs::path(name)))  // "a/b", "../x": not a name
       return {false, "save: '" + arg +
                          "' is not a file name (expected letters, digits, '.', '_' or '-', not "
                          "starting with '.'; or the rules file's path)"};
-    if (!plain)
-      return {false, "save: " + arg + ": '" + name +
-                         "' is not a file name (expected letters, digits, '.', '_' or '-', not "
-                         "starting with '.')"};
     if (!state) return {false, "save: state-dir is none: there is no saved/ folder to write to"};
     try {
       make_private_dir(saved.string(), 0700, "state-dir");

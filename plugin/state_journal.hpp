@@ -39,6 +39,9 @@ class StateJournal {
   // The snapshot's text; nullopt when there is none, or when it is not a
   // regular file owned by the agent's user (logged as an error).
   std::optional<std::string> read_state() const;
+  // A file of the state folder: its text; nullopt when absent, or when it
+  // is not a regular file owned by the agent's user (logged as an error).
+  std::optional<std::string> read_own(const std::string& path) const;
   // The journal's whole lines in order (a last line without its newline,
   // cut by a crash, is left out); counts them as the journal's length.
   std::vector<std::string> read_journal();
@@ -55,7 +58,6 @@ class StateJournal {
 
  private:
   void close_journal();
-  std::optional<std::string> read_own(const std::string& path) const;
 
   std::string dir_, name_;
   Log log_;
