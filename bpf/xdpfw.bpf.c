@@ -233,16 +233,16 @@ struct classify_ctx {
 	__u32 best_counter;
 	__u32 slot; /* with the view: slot + XDPFW_SLOTS * view */
 	__u8 best_action;
-	__u8 best_flags; /* the best rule's enum xdpfw_cand_flags */
+	__u16 best_flags; /* the best rule's enum xdpfw_cand_flags */
 	/* Malformed packets: the candidate fields the packet lacks (a value,
 	 * not a branch: the verifier sees one state either way); the best
 	 * rule's record is read again afterwards to see whether it needs one. */
-	__u8 skip;
+	__u16 skip;
 };
 
 static __always_inline void and_summary(struct classify_ctx *c, __u32 fam, __u32 field, __u32 v)
 {
-	__u32 idx = ((c->slot * 2 + fam) * XDPFW_SUMMARY_FIELDS + field) * XDPFW_SUMMARY_SPACE + v;
+	__u32 idx = c->rs->summary_block[fam & 1][field] * XDPFW_SUMMARY_SPACE + v;
 	struct xdpfw_tmask *t = bpf_map_lookup_elem(&xdpfw_summary, &idx);
 
 	if (!t) {
@@ -282,9 +282,9 @@ static __always_inline void candidates(struct classify_ctx *c, __u32 fam)
 /* Does the candidate match, on the fields it constrains other than those in
  * skip (the ones a malformed packet lacks: enum xdpfw_cand_flags)? */
 static __always_inline int cand_matches(const struct xdpfw_cand *r, const struct xdpfw_pkt *p,
-					__u32 fam, __u8 skip)
+					__u32 fam, __u16 skip)
 {
-	__u8 flags = r->flags & ~skip;
+	__u16 flags = r->flags & ~skip;
 
 	if ((p->src[0] ^ r->src[0]) & r->src_mask[0])
 		return 0;
@@ -455,10 +455,10 @@ static __always_inline int sets_hold(const struct xdpfw_cand *r, const struct xd
 	if (!st)
 		return 0;
 	if (r->set_src &&
-	    in_set(r->set_src, p->src, p->family, ps, st) == !!(r->set_neg & XDPFW_SET_NEG_SRC))
+	    in_set(r->set_src, p->src, p->family, ps, st) == !!(r->flags & XDPFW_CAND_SET_NEG_SRC))
 		return 0;
 	if (r->set_dst &&
-	    in_set(r->set_dst, p->dst, p->family, ps, st) == !!(r->set_neg & XDPFW_SET_NEG_DST))
+	    in_set(r->set_dst, p->dst, p->family, ps, st) == !!(r->flags & XDPFW_CAND_SET_NEG_DST))
 		return 0;
 	return 1;
 }
@@ -709,8 +709,9 @@ struct classify_out {
 	__u32 best_counter;
 	__u32 probes;
 	__u8 best_action;
-	__u8 best_flags;
-	__u8 pad[6];
+	__u8 pad;
+	__u16 best_flags;
+	__u8 pad2[4];
 };
 
 /* The classifier as a global function: the verifier checks it once, for any

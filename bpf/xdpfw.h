@@ -67,14 +67,12 @@ enum xdpfw_cand_flags {
 	XDPFW_CAND_CT = 1 << 3,	       /* connection state in ct (with L4) */
 	XDPFW_CAND_RATE = 1 << 4,      /* decides only over its rate (xdpfw_rate) */
 	XDPFW_CAND_LOG = 1 << 5,       /* its verdicts are reported as events */
-	XDPFW_CAND_SET = 1 << 6,       /* an address in a set (set_src, set_dst, set_neg) */
+	XDPFW_CAND_SET = 1 << 6,       /* an address in a set (set_src, set_dst) */
+	XDPFW_CAND_SET_NEG_SRC = 1 << 7, /* src !@NAME: the source must not be in set_src */
+	XDPFW_CAND_SET_NEG_DST = 1 << 8, /* dst !@NAME */
+	/* bits 9-15 are free (a u16 since layout 6) */
 };
 
-/* Which set references of a candidate are negated (xdpfw_cand.set_neg). */
-enum xdpfw_set_neg {
-	XDPFW_SET_NEG_SRC = 1 << 0, /* src !@NAME: the source must not be in set_src */
-	XDPFW_SET_NEG_DST = 1 << 1,
-};
 /* What a malformed packet cannot be checked against: its L4 header. */
 #define XDPFW_CAND_NEEDS_L4 (XDPFW_CAND_L4 | XDPFW_CAND_TCP_FLAGS | XDPFW_CAND_CT)
 
@@ -124,6 +122,11 @@ struct xdpfw_ruleset {
 	/* enum xdpfw_action for an IPv4-mapped or -compatible IPv6 source,
 	 * before any rule (docs/DATAPATH.md); was a pad: 0 (pass) in old pins */
 	__u8 mapped_action;
+	/* Per family and summary field read (summaries): the block of
+	 * xdpfw_summary holding its XDPFW_SUMMARY_SPACE masks. Blocks are
+	 * allocated to the fields in use, not per slot (layout 6). */
+	__u16 summary_block[2][XDPFW_SUMMARY_FIELDS];
+	__u32 pad;
 	struct xdpfw_tmask noport[2];	  /* tables holding a rule that needs no ports */
 	struct xdpfw_tmask proto[2][256]; /* tables that may match this protocol */
 	struct xdpfw_table tables[2][XDPFW_MAX_TABLES];
@@ -174,15 +177,14 @@ struct xdpfw_cand {
 	__u16 sport_lo, sport_hi; /* icmp: type */
 	__u16 dport_lo, dport_hi; /* icmp: code */
 	__u32 counter;
+	__u16 flags; /* enum xdpfw_cand_flags */
 	__u8 proto;
-	__u8 flags;  /* enum xdpfw_cand_flags */
 	__u8 action; /* enum xdpfw_action */
 	__u8 tcp_set;
 	__u8 tcp_mask;
 	__u8 ct; /* enum xdpfw_ct_state bits */
 	__u8
 	    rate_plen; /* rate per source prefix of this length (IPv4: at most 32); 0: one bucket */
-	__u8 set_neg;  /* enum xdpfw_set_neg */
 	__u16 set_src; /* address sets (xdpfw_set_tags index); 0: none */
 	__u16 set_dst;
 	__u64 rate_cost_ns;  /* credit one packet takes */
@@ -240,10 +242,10 @@ struct xdpfw_set_elem {
  * 0 is the layout of the first package, whose config had a zero pad here;
  * 1 added the views of malformed packets (xdpfw_rulesets x3, key slots);
  * 2 the conditions of candidates (ct, tcp flags, rate, audit) and audit mode;
- * 3 address sets (set_src, set_dst, set_neg of candidates);
+ * 3 address sets (set_src, set_dst and the SET_NEG flags of candidates);
  * 4 full-length set elements in xdpfw_set_hosts, no longer in the trie;
  * 5 the kinds of elements beside each set's tag (enum xdpfw_set_kinds). */
-#define XDPFW_MAP_LAYOUT 5
+#define XDPFW_MAP_LAYOUT 6
 
 /* Global run-time settings (one entry). */
 struct xdpfw_config {

@@ -1,5 +1,8 @@
 /* xdpfw_maps.h: the maps of the XDP program. Sizes marked "set at load" are
- * overridden by user space before load (plugin/datapath.cpp). */
+ * overridden by user space before load (plugin/datapath.cpp): the maps that
+ * hold rules, counters and set elements are sized to what they hold, and a
+ * program with larger (or smaller) ones replaces this one when that changes
+ * (docs/DATAPATH.md, "Map sizes"). The sizes below are placeholders. */
 #ifndef XDPFW_MAPS_H
 #define XDPFW_MAPS_H
 
@@ -23,14 +26,14 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, XDPFW_SLOTS * 2 * XDPFW_SUMMARY_FIELDS * XDPFW_SUMMARY_SPACE);
+	__uint(max_entries, 1); /* set at load: blocks of XDPFW_SUMMARY_SPACE */
 	__type(key, __u32);
 	__type(value, struct xdpfw_tmask);
 } xdpfw_summary SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, XDPFW_DEFAULT_MAX_ENTRIES); /* set at load */
+	__uint(max_entries, 1); /* set at load */
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct xdpfw_key4);
 	__type(value, struct xdpfw_bucket);
@@ -38,7 +41,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, XDPFW_DEFAULT_MAX_ENTRIES); /* set at load */
+	__uint(max_entries, 1); /* set at load */
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct xdpfw_key6);
 	__type(value, struct xdpfw_bucket);
@@ -46,14 +49,14 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, XDPFW_SLOTS *XDPFW_DEFAULT_MAX_RULES); /* set at load */
+	__uint(max_entries, 1); /* set at load: counter index * 2 + slot */
 	__type(key, __u32);
 	__type(value, struct xdpfw_cand);
 } xdpfw_cands SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, XDPFW_DEFAULT_MAX_RULES); /* set at load */
+	__uint(max_entries, 1); /* set at load */
 	__type(key, __u32);
 	__type(value, struct xdpfw_rule_counters);
 } xdpfw_rule_counters SEC(".maps");
@@ -77,7 +80,7 @@ struct {
  * (docs/DATAPATH.md, "Rate limits"). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, XDPFW_RATE_BUCKETS);
+	__uint(max_entries, 1); /* set at load */
 	__type(key, struct xdpfw_rate_key);
 	__type(value, struct xdpfw_rate_state);
 } xdpfw_rate SEC(".maps");
@@ -93,7 +96,7 @@ struct {
 } xdpfw_set_tags SEC(".maps");
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, XDPFW_DEFAULT_SET_ELEMENTS); /* set at load */
+	__uint(max_entries, 1); /* set at load */
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct xdpfw_set_key);
 	__type(value, struct xdpfw_set_elem);
@@ -105,7 +108,7 @@ struct {
  * answer is the trie's. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, XDPFW_DEFAULT_SET_ELEMENTS); /* set at load */
+	__uint(max_entries, 1); /* set at load */
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct xdpfw_set_key);
 	__type(value, struct xdpfw_set_elem);

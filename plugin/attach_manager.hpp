@@ -29,6 +29,9 @@ class Attacher {
   virtual AttachOutcome attach(int ifindex, const std::string& name, AttachMode mode,
                                bool takeover) = 0;
   virtual void detach(int ifindex) = 0;
+  // The program the links point to now (it changes when the datapath's maps
+  // are resized); 0: the one each attach answered.
+  virtual uint32_t prog_id() const { return 0; }
 };
 
 struct Interface {
@@ -60,6 +63,11 @@ class AttachManager {
   std::optional<std::string> set_manual(const std::string& name, Interface::Manual how);
 
   const std::map<int, Interface>& interfaces() const { return ifaces_; }
+  // The program on an attached interface now.
+  uint32_t prog_id(const Interface& i) const {
+    uint32_t now = attacher_.prog_id();
+    return i.attached && now ? now : i.prog_id;
+  }
   size_t detach_all();  // answers how many were attached
 
  private:

@@ -6,11 +6,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <type_traits>
 #include <utility>
 
 #include <linux/perf_event.h>
@@ -44,6 +46,58 @@ void update_batch(int fd, const void* keys, const void* vals, size_t n, const ch
   check(bpf_map_update_batch(fd, keys, vals, &count, &o), std::string("update ") + what);
 }
 
+// Every element of a hash map (plain or LRU) into another of the same key
+// and value sizes.
+void copy_hash(int from, int to, size_t key_size, size_t value_size, const char* what) {
+  constexpr uint32_t chunk = 4096;
+  std::vector<char> keys(chunk * key_size), vals(chunk * value_size);
+  uint64_t in = 0, out = 0;  // the kernel's cursor (a bucket index)
+  for (bool first = true;; first = false) {
+    __u32 count = chunk;
+    LIBBPF_OPTS(bpf_map_batch_opts, o);
+    errno = 0;
+    int rc = bpf_map_lookup_batch(from, first ? nullptr : &in, &out, keys.data(), vals.data(),
+                                  &count, &o);
+    int err = rc < 0 ? errno : 0;
+    if (rc < 0 && err != ENOENT)
+      throw DatapathError(std::string("read ") + what + ": " + errstr(err));
+    update_batch(to, keys.data(), vals.data(), count, what);
+    if (err == ENOENT) return;
+    in = out;
+  }
+}
+
+// Entries 0 to n-1 of an array map: read from one (the values, n x
+// value_size bytes, are returned) and written to the other.
+std::vector<char> copy_array(int from, int to, uint32_t n, size_t value_size, const char* what) {
+  std::vector<__u32> keys(n);
+  std::vector<char> vals(n * value_size);
+  for (uint32_t i = 0; i < n; ++i) keys[i] = i;
+  constexpr uint32_t chunk = 65536;
+  for (uint32_t i = 0; i < n; i += chunk) {
+    __u32 count = std::min(chunk, n - i);
+    LIBBPF_OPTS(bpf_map_batch_opts, o);
+    __u32 in = i - 1, out = 0;
+    errno = 0;
+    int rc = bpf_map_lookup_batch(from, i == 0 ? nullptr : &in, &out, &keys[i],
+                                  &vals[i * value_size], &count, &o);
+    if (rc < 0 && errno != ENOENT)
+      throw DatapathError(std::string("read ") + what + ": " + errstr(errno));
+  }
+  update_batch(to, keys.data(), vals.data(), n, what);
+  return vals;
+}
+
+// Capacity for need: as it is while need fits (and, with shrink, is not
+// far below it); else a quarter more than need, in steps of 64, and at
+// least min. The slack keeps a rule added and deleted in a loop from
+// resizing each time.
+uint32_t room(uint32_t need, uint32_t now, uint32_t min, bool shrink) {
+  if (need <= now && !(shrink && now > min && need < now / 4)) return now;
+  uint64_t want = (static_cast<uint64_t>(need) * 5 / 4 + 63) / 64 * 64;
+  return static_cast<uint32_t>(std::max<uint64_t>(want, min));
+}
+
 void delete_batch(int fd, const void* keys, size_t n, const char* what) {
   if (n == 0) return;
   LIBBPF_OPTS(bpf_map_batch_opts, o);
@@ -62,35 +116,27 @@ const char* stat_name(xdpfw_stat s) {
   return s >= 0 && s < XDPFW_STAT_MAX ? names[s] : "unknown";
 }
 
+namespace {
+// The smallest maps: what an agent with no rules holds.
+constexpr uint32_t kMinCounters = 256, kMinBuckets = 256, kMinSetHosts = 256, kMinRate = 64;
+}  // namespace
+
 KernelDatapath::KernelDatapath(const DatapathOptions& opts) : opts_(opts) {
   ncpus_ = libbpf_num_possible_cpus();
   if (ncpus_ <= 0) throw DatapathError("cannot count possible CPUs: " + errstr(ncpus_));
   if (opts_.max_rules == 0 || opts_.max_entries < XDPFW_SLOTS)
     throw DatapathError("max_rules and max_entries must be positive");
+  if (opts_.max_set_elements == 0 || opts_.max_set_elements > (1u << 31))
+    throw DatapathError("max_set_elements must be 1 to 2^31");
   no_ct_ = conntrack_unavailable();
-  skel_ = xdpfw_bpf__open();
-  if (!skel_) throw DatapathError("cannot open the BPF object: " + errstr(errno));
+  cap_.counters = kMinCounters;
+  cap_.buckets[0] = cap_.buckets[1] = kMinBuckets;
+  cap_.set_hosts = kMinSetHosts;
+  cap_.rate = kMinRate;
+  if (!opts_.pin_dir.empty())
+    if (auto pinned = pinned_capacity()) cap_ = *pinned;
+  skel_ = open_program(cap_, nullptr);
   try {
-    // Without the kfunc the program's ct code is dead, and the verifier
-    // drops it: the program loads on any kernel.
-    skel_->rodata->xdpfw_ct_ok = no_ct_.empty();
-    check(bpf_map__set_max_entries(skel_->maps.xdpfw_buckets_v4, opts_.max_entries),
-          "size xdpfw_buckets_v4");
-    check(bpf_map__set_max_entries(skel_->maps.xdpfw_buckets_v6, opts_.max_entries),
-          "size xdpfw_buckets_v6");
-    check(bpf_map__set_max_entries(skel_->maps.xdpfw_rule_counters, opts_.max_rules),
-          "size xdpfw_rule_counters");
-    check(bpf_map__set_max_entries(skel_->maps.xdpfw_cands, XDPFW_SLOTS * opts_.max_rules),
-          "size xdpfw_cands");
-    if (opts_.max_set_elements == 0 || opts_.max_set_elements > (1u << 31))
-      throw DatapathError("max_set_elements must be 1 to 2^31");
-    check(bpf_map__set_max_entries(skel_->maps.xdpfw_sets,
-                                   static_cast<uint32_t>(opts_.max_set_elements)),
-          "size xdpfw_sets");
-    // As many as the trie: a set of hosts only fills it alone.
-    check(bpf_map__set_max_entries(skel_->maps.xdpfw_set_hosts,
-                                   static_cast<uint32_t>(opts_.max_set_elements)),
-          "size xdpfw_set_hosts");
     if (!opts_.pin_dir.empty()) pin_maps();
     errno = 0;
     int rc = xdpfw_bpf__load(skel_);
@@ -115,6 +161,82 @@ KernelDatapath::KernelDatapath(const DatapathOptions& opts) : opts_(opts) {
     xdpfw_bpf__destroy(skel_);
     throw;
   }
+}
+
+// The program with its maps sized for c. With shared, the maps that do not
+// depend on the content (config, statistics, events, the sets' tags and
+// trie, the rule-set headers) are that program's own, not new ones.
+::xdpfw_bpf* KernelDatapath::open_program(const Capacity& c, const ::xdpfw_bpf* shared) const {
+  ::xdpfw_bpf* s = xdpfw_bpf__open();
+  if (!s) throw DatapathError("cannot open the BPF object: " + errstr(errno));
+  try {
+    // Without the kfunc the program's ct code is dead, and the verifier
+    // drops it: the program loads on any kernel.
+    s->rodata->xdpfw_ct_ok = no_ct_.empty();
+    auto size = [](bpf_map* m, uint64_t n) {
+      check(bpf_map__set_max_entries(m, static_cast<uint32_t>(std::max<uint64_t>(n, 1))),
+            std::string("size ") + bpf_map__name(m));
+    };
+    size(s->maps.xdpfw_buckets_v4, c.buckets[0]);
+    size(s->maps.xdpfw_buckets_v6, c.buckets[1]);
+    size(s->maps.xdpfw_rule_counters, c.counters);
+    size(s->maps.xdpfw_cands, 2ull * c.counters);
+    size(s->maps.xdpfw_summary, static_cast<uint64_t>(c.summary_blocks) * XDPFW_SUMMARY_SPACE);
+    size(s->maps.xdpfw_set_hosts, c.set_hosts);
+    size(s->maps.xdpfw_rate, c.rate);
+    // A trie without preallocation takes memory per element: its size is
+    // the limit.
+    size(s->maps.xdpfw_sets, opts_.max_set_elements);
+    if (shared) {
+      std::pair<bpf_map*, const bpf_map*> same[] = {
+          {s->maps.xdpfw_config, shared->maps.xdpfw_config},
+          {s->maps.xdpfw_rulesets, shared->maps.xdpfw_rulesets},
+          {s->maps.xdpfw_stats, shared->maps.xdpfw_stats},
+          {s->maps.xdpfw_event_bucket, shared->maps.xdpfw_event_bucket},
+          {s->maps.xdpfw_events, shared->maps.xdpfw_events},
+          {s->maps.xdpfw_set_tags, shared->maps.xdpfw_set_tags},
+          {s->maps.xdpfw_sets, shared->maps.xdpfw_sets}};
+      for (auto [mine, theirs] : same)
+        check(bpf_map__reuse_fd(mine, bpf_map__fd(theirs)),
+              std::string("reuse ") + bpf_map__name(mine));
+    }
+  } catch (...) {
+    xdpfw_bpf__destroy(s);
+    throw;
+  }
+  return s;
+}
+
+// The sizes of maps pinned by an earlier run of this layout (nullopt: none,
+// or another layout, which is replaced: docs/DATAPATH.md, "Map sizes").
+std::optional<KernelDatapath::Capacity> KernelDatapath::pinned_capacity() const {
+  auto info = [&](const char* name) -> std::optional<bpf_map_info> {
+    int fd = bpf_obj_get((opts_.pin_dir + "/" + name).c_str());
+    if (fd < 0) return std::nullopt;
+    bpf_map_info i{};
+    __u32 len = sizeof i;
+    int rc = bpf_obj_get_info_by_fd(fd, &i, &len);
+    xdpfw_config c{};
+    __u32 zero = 0;
+    bool ours = std::string(name) != "xdpfw_config" ||
+                (bpf_map_lookup_elem(fd, &zero, &c) == 0 && c.layout == XDPFW_MAP_LAYOUT);
+    close(fd);
+    if (rc < 0 || !ours) return std::nullopt;
+    return i;
+  };
+  if (!info("xdpfw_config")) return std::nullopt;
+  auto counters = info("xdpfw_rule_counters"), v4 = info("xdpfw_buckets_v4"),
+       v6 = info("xdpfw_buckets_v6"), summary = info("xdpfw_summary"),
+       hosts = info("xdpfw_set_hosts"), rate = info("xdpfw_rate");
+  if (!counters || !v4 || !v6 || !summary || !hosts || !rate) return std::nullopt;
+  Capacity c;
+  c.counters = counters->max_entries;
+  c.buckets[0] = v4->max_entries;
+  c.buckets[1] = v6->max_entries;
+  c.summary_blocks = summary->max_entries / XDPFW_SUMMARY_SPACE;
+  c.set_hosts = hosts->max_entries;
+  c.rate = rate->max_entries;
+  return c;
 }
 
 KernelDatapath::~KernelDatapath() {
@@ -228,6 +350,10 @@ void KernelDatapath::resume() {
   check(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.xdpfw_rulesets), &active_, &hdr),
         "read xdpfw_rulesets");
   generation_ = hdr.generation;
+  // The summary blocks the active slot reads stay its own.
+  for (int fam = 0; fam < 2; ++fam)
+    for (int f = 0; f < XDPFW_SUMMARY_FIELDS; ++f)
+      if ((hdr.summaries[fam] >> f) & 1) slots_[active_].block[fam][f] = hdr.summary_block[fam][f];
   // Every rule of the active slot sits in a bucket; its candidate record
   // names its id (the low half of order) and its counter index.
   int cands_fd = bpf_map__fd(skel_->maps.xdpfw_cands);
@@ -238,6 +364,7 @@ void KernelDatapath::resume() {
     const void* prev = nullptr;
     while (bpf_map_get_next_key(fd, prev, &next) == 0) {
       xdpfw_bucket b{};
+      ++slots_[next.slot % XDPFW_SLOTS].counted[std::is_same_v<K, xdpfw_key6>];
       if (next.slot == active_ && bpf_map_lookup_elem(fd, &next, &b) == 0)
         for (uint32_t j = 0; j < b.n && j < XDPFW_BUCKET_SIZE; ++j) {
           xdpfw_cand c{};
@@ -345,6 +472,11 @@ int KernelDatapath::elements_fd(const Prefix& p) const {
 }
 
 void KernelDatapath::write_element(uint32_t tag, const Prefix& p, uint64_t expires_ns, bool fresh) {
+  if (full_length(p)) {
+    Capacity n = need(nullptr);
+    ++n.set_hosts;
+    fit(n);
+  }
   int fd = elements_fd(p);
   xdpfw_set_key k = set_key(tag, p);
   xdpfw_set_elem e{expires_ns, 0};
@@ -469,8 +601,10 @@ std::vector<std::pair<uint32_t, Prefix>> KernelDatapath::set_elements() const {
   return out;
 }
 
+// Two records per counter index, one per slot: the index does not depend on
+// the map's size, so a resized map is a copy.
 uint32_t KernelDatapath::cand_index(uint32_t slot, uint32_t rule_id) const {
-  return slot * opts_.max_rules + counter_index_.at(rule_id);
+  return counter_index_.at(rule_id) * XDPFW_SLOTS + slot;
 }
 
 xdpfw_bucket KernelDatapath::to_bucket(uint32_t slot, const Bucket& b) const {
@@ -497,6 +631,8 @@ uint32_t KernelDatapath::alloc_counter_index() {
     s = next_counter_index_++;
   }
   // A slot is reused only once no slot's entries point at it: zero it.
+  // (One past the map's end is zero in the larger map it will be in.)
+  if (s >= cap_.counters) return s;
   std::vector<xdpfw_rule_counters> zeros(ncpus_);
   errno = 0;
   check(
@@ -567,41 +703,247 @@ void KernelDatapath::write_slot(uint32_t slot, const std::shared_ptr<CompiledRul
     cval.push_back(v);
   }
 
-  // Candidate masks: only the entries that changed.
+  // Candidate masks: a field kept in its block, only the entries that
+  // changed; a field new to the slot (or a full rewrite), all of them.
+  bool keep[2][XDPFW_SUMMARY_FIELDS];
+  assign_blocks(slot, next, full, keep);
   std::vector<__u32> sidx;
   std::vector<xdpfw_tmask> sval;
   const xdpfw_tmask zero{};
-  for (uint32_t fam = 0; fam < 2; ++fam) {
-    const auto& a = cur.summary[fam];
-    const auto& b = next.summary[fam];
-    if (!full && a.empty() && b.empty()) continue;
-    uint32_t base = (slot * 2 + fam) * XDPFW_SUMMARY_FIELDS * XDPFW_SUMMARY_SPACE;
-    for (uint32_t i = 0; i < XDPFW_SUMMARY_FIELDS * XDPFW_SUMMARY_SPACE; ++i) {
-      const xdpfw_tmask& was = a.empty() ? zero : a[i];
-      const xdpfw_tmask& want = b.empty() ? zero : b[i];
-      if (!full && std::memcmp(&was, &want, sizeof want) == 0) continue;
-      sidx.push_back(base + i);
-      sval.push_back(want);
+  for (uint32_t fam = 0; fam < 2; ++fam)
+    for (uint32_t f = 0; f < XDPFW_SUMMARY_FIELDS; ++f) {
+      int32_t block = st.block[fam][f];
+      if (block < 0) continue;
+      const auto& a = cur.summary[fam];
+      const auto& b = next.summary[fam];
+      for (uint32_t v = 0; v < XDPFW_SUMMARY_SPACE; ++v) {
+        uint32_t i = f * XDPFW_SUMMARY_SPACE + v;
+        const xdpfw_tmask& was = a.empty() ? zero : a[i];
+        const xdpfw_tmask& want = b.empty() ? zero : b[i];
+        if (keep[fam][f] && std::memcmp(&was, &want, sizeof want) == 0) continue;
+        sidx.push_back(static_cast<uint32_t>(block) * XDPFW_SUMMARY_SPACE + v);
+        sval.push_back(want);
+      }
     }
-  }
 
   int fd4 = bpf_map__fd(skel_->maps.xdpfw_buckets_v4);
   int fd6 = bpf_map__fd(skel_->maps.xdpfw_buckets_v6);
   update_batch(bpf_map__fd(skel_->maps.xdpfw_cands), cidx.data(), cval.data(), cidx.size(),
                "xdpfw_cands");
   records_written_ += cidx.size();
+  // No packet reads this slot: deletes first, so that it never holds more
+  // buckets than the old set or the new one (the maps are sized for that).
+  delete_batch(fd4, d4.del_keys.data(), d4.del_keys.size(), "xdpfw_buckets_v4");
+  delete_batch(fd6, d6.del_keys.data(), d6.del_keys.size(), "xdpfw_buckets_v6");
   update_batch(fd4, d4.upsert_keys.data(), d4.upsert_vals.data(), d4.upsert_keys.size(),
                "xdpfw_buckets_v4");
   update_batch(fd6, d6.upsert_keys.data(), d6.upsert_vals.data(), d6.upsert_keys.size(),
                "xdpfw_buckets_v6");
   update_batch(bpf_map__fd(skel_->maps.xdpfw_summary), sidx.data(), sval.data(), sidx.size(),
                "xdpfw_summary");
-  delete_batch(fd4, d4.del_keys.data(), d4.del_keys.size(), "xdpfw_buckets_v4");
-  delete_batch(fd6, d6.del_keys.data(), d6.del_keys.size(), "xdpfw_buckets_v6");
 
   for (uint32_t v = 0; v < XDPFW_VIEWS; ++v) write_header(slot, v, view_of(next, v).header);
   st.compiled = next_ptr;
   st.known = true;
+}
+
+// The summary blocks slot reads once it holds next: a field it read before
+// keeps its block (keep: only changed entries need writing, unless full);
+// a new one takes the lowest block neither slot uses.
+void KernelDatapath::assign_blocks(uint32_t slot, const CompiledRuleset& next, bool full,
+                                   bool keep[2][XDPFW_SUMMARY_FIELDS]) {
+  SlotState& st = slots_[slot];
+  std::vector<bool> taken(cap_.summary_blocks);
+  auto take = [&](int32_t b) {
+    if (b >= 0 && static_cast<uint32_t>(b) < taken.size()) taken[b] = true;
+  };
+  for (auto& fam : slots_[slot ^ 1].block)
+    for (int32_t b : fam) take(b);
+  for (int fam = 0; fam < 2; ++fam)
+    for (int f = 0; f < XDPFW_SUMMARY_FIELDS; ++f) {
+      bool used = (next.header.summaries[fam] >> f) & 1;
+      int32_t& b = st.block[fam][f];
+      keep[fam][f] = used && b >= 0 && !full;
+      if (!used) b = -1;
+      take(b);
+    }
+  for (int fam = 0; fam < 2; ++fam)
+    for (int f = 0; f < XDPFW_SUMMARY_FIELDS; ++f) {
+      int32_t& b = st.block[fam][f];
+      if (!((next.header.summaries[fam] >> f) & 1) || b >= 0) continue;
+      auto it = std::find(taken.begin(), taken.end(), false);
+      if (it == taken.end())
+        throw DatapathError("no free block in xdpfw_summary (" +
+                            std::to_string(cap_.summary_blocks) + " blocks)");
+      b = static_cast<int32_t>(it - taken.begin());
+      *it = true;
+    }
+}
+
+uint32_t KernelDatapath::slot_buckets(uint32_t slot, int fam) const {
+  const SlotState& st = slots_[slot];
+  if (!st.known) return st.counted[fam];
+  uint32_t n = 0;
+  for (uint32_t v = 0; v < XDPFW_VIEWS; ++v) {
+    const CompiledRuleset& c = view_of(*st.compiled, v);
+    n += static_cast<uint32_t>(fam ? c.v6.size() : c.v4.size());
+  }
+  return n;
+}
+
+uint32_t KernelDatapath::slot_blocks(uint32_t slot) const {
+  uint32_t n = 0;
+  for (const auto& fam : slots_[slot].block)
+    for (int32_t b : fam) n += b >= 0;
+  return n;
+}
+
+uint32_t KernelDatapath::host_elements() const {
+  uint32_t n = 0;
+  for (const auto& [tag, c] : element_counts_) n += c.hosts;
+  return n;
+}
+
+namespace {
+// Token buckets of xdpfw_rate a rule set may fill: one per rate rule, or
+// the most the map may hold with "per src".
+uint32_t rate_buckets(const CompiledRuleset& c) {
+  uint32_t n = 0;
+  for (const auto& [id, r] : c.cands)
+    if (r.flags & XDPFW_CAND_RATE) {
+      if (r.rate_plen) return XDPFW_RATE_BUCKETS;
+      ++n;
+    }
+  return n;
+}
+
+uint32_t summary_fields(const CompiledRuleset& c) {
+  return __builtin_popcount(c.header.summaries[0]) + __builtin_popcount(c.header.summaries[1]);
+}
+}  // namespace
+
+KernelDatapath::Capacity KernelDatapath::need(const CompiledRuleset* next) const {
+  Capacity n;
+  n.counters = next_counter_index_;
+  const CompiledRuleset& live = *slots_[active_].compiled;
+  // The other slot holds next after the flip, and the live one too after
+  // the catch-up: the larger of the two sets, then next twice.
+  for (int fam = 0; fam < 2; ++fam) {
+    uint32_t now = slot_buckets(active_, fam), want = 0;
+    for (uint32_t v = 0; v < XDPFW_VIEWS; ++v) {
+      const CompiledRuleset& c = view_of(next ? *next : live, v);
+      want += static_cast<uint32_t>(fam ? c.v6.size() : c.v4.size());
+    }
+    n.buckets[fam] = std::max(now, want) + want;
+  }
+  uint32_t now_blocks = slot_blocks(active_), want_blocks = summary_fields(next ? *next : live);
+  n.summary_blocks = std::max(now_blocks, want_blocks) + want_blocks;
+  // The highest block in use stays inside the map (a resize copies blocks).
+  for (const auto& fam : slots_[active_].block)
+    for (int32_t b : fam) n.summary_blocks = std::max<uint32_t>(n.summary_blocks, b + 1);
+  n.set_hosts = host_elements();
+  n.rate = std::max(rate_buckets(live), next ? rate_buckets(*next) : 0);
+  return n;
+}
+
+// Resizes the maps when need does not fit in them, or, with shrink, when
+// they are more than four times what it needs.
+void KernelDatapath::fit(const Capacity& need, bool shrink) {
+  Capacity want;
+  want.counters = room(need.counters, cap_.counters, kMinCounters, shrink);
+  want.counters = std::max(want.counters, next_counter_index_);
+  for (int fam = 0; fam < 2; ++fam)
+    want.buckets[fam] = room(need.buckets[fam], cap_.buckets[fam], kMinBuckets, shrink);
+  // Blocks are 1 MiB each: no slack.
+  want.summary_blocks = need.summary_blocks > cap_.summary_blocks ||
+                                (shrink && need.summary_blocks < cap_.summary_blocks)
+                            ? need.summary_blocks
+                            : cap_.summary_blocks;
+  want.set_hosts = room(need.set_hosts, cap_.set_hosts, kMinSetHosts, shrink);
+  want.rate =
+      need.rate >= XDPFW_RATE_BUCKETS
+          ? XDPFW_RATE_BUCKETS
+          : std::min<uint32_t>(room(need.rate, cap_.rate, kMinRate, shrink), XDPFW_RATE_BUCKETS);
+  if (!(want == cap_)) resize(want);
+}
+
+// A program with maps of the sizes want replaces this one: its maps get a
+// copy of every element (same keys and indexes), the links move to it (see
+// on_program_change), and once no packet runs the old one any more, the
+// packets that one counted meanwhile are added and it goes. Every packet
+// meets the old program or the new one, both holding the same rules.
+void KernelDatapath::resize(const Capacity& want) {
+  ::xdpfw_bpf* next = open_program(want, skel_);
+  const Capacity was = cap_;
+  std::vector<char> counted;
+  const size_t counter_size = sizeof(xdpfw_rule_counters) * ncpus_;
+  const uint32_t counters = std::min(was.counters, want.counters);
+  try {
+    errno = 0;
+    check(xdpfw_bpf__load(next), "load the XDP program with resized maps");
+    auto fd = [](const bpf_map* m) { return bpf_map__fd(m); };
+    const auto& a = skel_->maps;
+    const auto& b = next->maps;
+    copy_hash(fd(a.xdpfw_buckets_v4), fd(b.xdpfw_buckets_v4), sizeof(xdpfw_key4),
+              sizeof(xdpfw_bucket), "xdpfw_buckets_v4");
+    copy_hash(fd(a.xdpfw_buckets_v6), fd(b.xdpfw_buckets_v6), sizeof(xdpfw_key6),
+              sizeof(xdpfw_bucket), "xdpfw_buckets_v6");
+    copy_hash(fd(a.xdpfw_set_hosts), fd(b.xdpfw_set_hosts), sizeof(xdpfw_set_key),
+              sizeof(xdpfw_set_elem), "xdpfw_set_hosts");
+    copy_hash(fd(a.xdpfw_rate), fd(b.xdpfw_rate), sizeof(xdpfw_rate_key), sizeof(xdpfw_rate_state),
+              "xdpfw_rate");
+    copy_array(fd(a.xdpfw_cands), fd(b.xdpfw_cands), XDPFW_SLOTS * counters, sizeof(xdpfw_cand),
+               "xdpfw_cands");
+    copy_array(fd(a.xdpfw_summary), fd(b.xdpfw_summary),
+               std::min(was.summary_blocks, want.summary_blocks) * XDPFW_SUMMARY_SPACE,
+               sizeof(xdpfw_tmask), "xdpfw_summary");
+    counted = copy_array(fd(a.xdpfw_rule_counters), fd(b.xdpfw_rule_counters), counters,
+                         counter_size, "xdpfw_rule_counters");
+  } catch (...) {
+    xdpfw_bpf__destroy(next);
+    throw;
+  }
+  ::xdpfw_bpf* old = skel_;
+  skel_ = next;
+  cap_ = want;
+  ++resizes_;
+  if (program_changed_) program_changed_(prog_fd());
+  if (!opts_.pin_dir.empty())
+    for (bpf_map* m : {next->maps.xdpfw_buckets_v4, next->maps.xdpfw_buckets_v6,
+                       next->maps.xdpfw_set_hosts, next->maps.xdpfw_rate, next->maps.xdpfw_cands,
+                       next->maps.xdpfw_summary, next->maps.xdpfw_rule_counters}) {
+      // Each pin is replaced whole (rename): a crash between two leaves
+      // maps of both sizes, each holding the same rules.
+      std::string path = pin_path(m), tmp = path + "_new";  // bpffs names take no dot
+      unlink(tmp.c_str());
+      errno = 0;
+      check(bpf_obj_pin(bpf_map__fd(m), tmp.c_str()), "pin " + tmp);
+      if (rename(tmp.c_str(), path.c_str()) != 0)
+        throw DatapathError("cannot replace the pin " + path + ": " + errstr(errno));
+    }
+  if (grace_.joinable()) grace_.join();  // its descriptors are the old program's
+  wait_for_readers();
+  // What the old program counted after the copy.
+  std::vector<char> now(counted.size());
+  int from = bpf_map__fd(old->maps.xdpfw_rule_counters);
+  int to = bpf_map__fd(next->maps.xdpfw_rule_counters);
+  for (uint32_t i = 0; i < counters; ++i) {
+    char* before = &counted[i * counter_size];
+    if (bpf_map_lookup_elem(from, &i, now.data()) != 0 ||
+        std::memcmp(now.data(), before, counter_size) == 0)
+      continue;
+    std::vector<xdpfw_rule_counters> add(ncpus_), sum(ncpus_);
+    if (bpf_map_lookup_elem(to, &i, sum.data()) != 0) continue;
+    for (int c = 0; c < ncpus_; ++c) {
+      xdpfw_rule_counters x, y;
+      std::memcpy(&x, now.data() + c * sizeof x, sizeof x);
+      std::memcpy(&y, before + c * sizeof y, sizeof y);
+      sum[c].packets += x.packets - y.packets;
+      sum[c].bytes += x.bytes - y.bytes;
+    }
+    bpf_map_update_elem(to, &i, sum.data(), BPF_ANY);
+  }
+  xdpfw_bpf__destroy(old);
 }
 
 // Before a slot of unknown content is rewritten: delete every bucket of the
@@ -622,7 +964,11 @@ void KernelDatapath::purge_slot(uint32_t slot) {
   };
   purge(skel_->maps.xdpfw_buckets_v4, xdpfw_key4{});
   purge(skel_->maps.xdpfw_buckets_v6, xdpfw_key6{});
-  slots_[slot].compiled = std::make_shared<CompiledRuleset>();
+  SlotState& st = slots_[slot];
+  st.compiled = std::make_shared<CompiledRuleset>();
+  st.counted[0] = st.counted[1] = 0;
+  for (auto& fam : st.block)
+    for (int32_t& b : fam) b = -1;
 }
 
 void KernelDatapath::apply(const std::vector<Rule>& rules, const Policy& policy) {
@@ -652,6 +998,7 @@ void KernelDatapath::apply(const std::vector<Rule>& rules, const Policy& policy)
   ++generation_;
   uint32_t standby = active_ ^ 1;
   try {
+    fit(need(next.get()));
     write_slot(standby, next);
   } catch (...) {
     // The active slot is untouched: packets still see the old set.
@@ -744,11 +1091,12 @@ void KernelDatapath::write_delta(uint32_t slot, const CompiledDelta& d) {
   }
   for (uint32_t fam = 0; fam < 2; ++fam) {
     if (d.summary[fam].empty()) continue;
-    uint32_t base = (slot * 2 + fam) * XDPFW_SUMMARY_FIELDS * XDPFW_SUMMARY_SPACE;
     std::vector<__u32> idx;
     std::vector<xdpfw_tmask> val;
     for (uint32_t i : d.summary[fam]) {
-      idx.push_back(base + i);
+      int32_t block = slots_[slot].block[fam][i / XDPFW_SUMMARY_SPACE];
+      if (block < 0) continue;  // a field the slot does not read
+      idx.push_back(static_cast<uint32_t>(block) * XDPFW_SUMMARY_SPACE + i % XDPFW_SUMMARY_SPACE);
       val.push_back(c.summary[fam][i]);
     }
     update_batch(bpf_map__fd(skel_->maps.xdpfw_summary), idx.data(), val.data(), idx.size(),
@@ -783,6 +1131,10 @@ void KernelDatapath::write_delta(uint32_t slot, const CompiledDelta& d) {
 void KernelDatapath::write_header(uint32_t slot, uint32_t view, const xdpfw_ruleset& h) {
   xdpfw_ruleset hdr = h;
   hdr.generation = generation_;
+  for (int fam = 0; fam < 2; ++fam)
+    for (int f = 0; f < XDPFW_SUMMARY_FIELDS; ++f)
+      hdr.summary_block[fam][f] =
+          view == 0 ? static_cast<uint16_t>(std::max(slots_[slot].block[fam][f], 0)) : 0;
   uint32_t idx = slot + XDPFW_SLOTS * view;
   errno = 0;
   check(bpf_map_update_elem(bpf_map__fd(skel_->maps.xdpfw_rulesets), &idx, &hdr, BPF_ANY),
@@ -795,6 +1147,11 @@ bool KernelDatapath::add_in_place(const Rule& r) {
   if (r.ct && !no_ct_.empty()) return false;  // apply() says why
   need_conntrack(r);
   CompiledRuleset& c = *slots_[active_].compiled;
+  // Room first: a counter index, and a bucket per view in each slot.
+  Capacity n = need(nullptr);
+  if (free_counter_indexes_.empty()) n.counters = next_counter_index_ + 1;
+  for (int fam = 0; fam < 2; ++fam) n.buckets[fam] += 2 * XDPFW_VIEWS;
+  fit(n);
   // Plan on the shared set (nothing written if it does not fit), then the
   // counter index, then the kernel.
   auto d = xdpfw::add_in_place(c, r);
@@ -860,6 +1217,17 @@ void KernelDatapath::settle() {
     reap();
   else if (grace_done_)
     finish_catch_up();
+  // Shrinking waits for both slots to hold the same set; free counter
+  // indexes at the top no longer count.
+  if (catch_up_ || !slots_[0].known || !slots_[1].known || slots_[0].compiled != slots_[1].compiled)
+    return;
+  std::sort(free_counter_indexes_.begin(), free_counter_indexes_.end());
+  while (!free_counter_indexes_.empty() &&
+         free_counter_indexes_.back() + 1 == next_counter_index_) {
+    free_counter_indexes_.pop_back();
+    --next_counter_index_;
+  }
+  fit(need(nullptr), true);
 }
 
 std::optional<RuleCounters> KernelDatapath::rule_counters(uint32_t rule_id) const {

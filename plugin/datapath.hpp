@@ -34,6 +34,8 @@ class DatapathError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Limits, not allocations: the maps are sized to what they hold and resized
+// as that changes (docs/DATAPATH.md, "Map sizes").
 struct DatapathOptions {
   uint32_t max_rules = XDPFW_DEFAULT_MAX_RULES;      // rule counters (one index per rule)
   uint32_t max_entries = XDPFW_DEFAULT_MAX_ENTRIES;  // buckets per family map, both slots
@@ -48,7 +50,7 @@ struct DatapathOptions {
   // the host's namespace must not leave it there.
   bool enable_conntrack = false;
   // Elements of all address sets together (xdpfw_sets and xdpfw_set_hosts
-  // are each this large).
+  // each hold at most this many).
   uint64_t max_set_elements = XDPFW_DEFAULT_SET_ELEMENTS;
 };
 
@@ -130,8 +132,27 @@ class KernelDatapath : public Datapath {
   KernelDatapath(const KernelDatapath&) = delete;
   KernelDatapath& operator=(const KernelDatapath&) = delete;
 
+  // The program in use. It changes when the maps are resized: a program
+  // with maps of the new sizes replaces it (see on_program_change).
   int prog_fd() const;
   int events_map_fd() const;
+
+  // What the maps sized to their content have room for.
+  struct Capacity {
+    uint32_t counters = 0;        // xdpfw_rule_counters; xdpfw_cands holds 2 records each
+    uint32_t buckets[2] = {};     // xdpfw_buckets_v4 and _v6: both slots, every view
+    uint32_t summary_blocks = 0;  // xdpfw_summary, in blocks of XDPFW_SUMMARY_SPACE masks
+    uint32_t set_hosts = 0;       // xdpfw_set_hosts
+    uint32_t rate = 0;            // xdpfw_rate
+    bool operator==(const Capacity&) const = default;
+  };
+  const Capacity& capacity() const { return cap_; }
+  // Times the maps were resized so far.
+  uint64_t resizes() const { return resizes_; }
+  // Called with the new program's fd once it holds everything the old one
+  // did, before the old one goes: whoever attached the old program moves
+  // its links (bpf_link_update, one atomic switch per interface).
+  void on_program_change(std::function<void(int prog_fd)> f) { program_changed_ = std::move(f); }
   // Pinned maps of an earlier run found in pin_dir and reused.
   bool resumed() const override { return resumed_; }
   const std::string& replaced_pins() const override { return replaced_; }
@@ -151,6 +172,7 @@ class KernelDatapath : public Datapath {
   // DatapathError (the next apply() rewrites both slots).
   bool add_in_place(const Rule& r) override;
   bool remove_in_place(const Rule& r) override;
+  // Also shrinks maps that hold far less than they have room for.
   void settle() override;
 
   // What the slots hold (in sync after apply() returns and its catch-up is
@@ -201,7 +223,24 @@ class KernelDatapath : public Datapath {
     // What the slot's maps hold; in sync, both slots share one object.
     std::shared_ptr<CompiledRuleset> compiled = std::make_shared<CompiledRuleset>();
     bool known = true;  // false after a failed write or a resume: rewrite fully
+    // The xdpfw_summary block of each (family, field) the slot reads; -1: none.
+    int32_t block[2][XDPFW_SUMMARY_FIELDS] = {{-1, -1, -1}, {-1, -1, -1}};
+    uint32_t counted[2] = {};  // buckets per family while not known (resume)
   };
+  ::xdpfw_bpf* open_program(const Capacity& c, const ::xdpfw_bpf* shared) const;
+  std::optional<Capacity> pinned_capacity() const;
+  uint32_t slot_buckets(uint32_t slot, int fam) const;
+  uint32_t slot_blocks(uint32_t slot) const;
+  uint32_t host_elements() const;
+  // Room for the active slot as it is and next in the other one (in sync:
+  // next in both).
+  Capacity need(const CompiledRuleset* next) const;
+  // Resizes when need does not fit (grow), or, with shrink, when it takes
+  // far less than there is.
+  void fit(const Capacity& need, bool shrink = false);
+  void resize(const Capacity& want);
+  void assign_blocks(uint32_t slot, const CompiledRuleset& next, bool full,
+                     bool keep[2][XDPFW_SUMMARY_FIELDS]);
 
   void write_slot(uint32_t slot, const std::shared_ptr<CompiledRuleset>& next);
   void write_delta(uint32_t slot, const CompiledDelta& d);
@@ -227,6 +266,9 @@ class KernelDatapath : public Datapath {
 
   DatapathOptions opts_;
   ::xdpfw_bpf* skel_ = nullptr;
+  Capacity cap_;
+  uint64_t resizes_ = 0;
+  std::function<void(int)> program_changed_;
   int ncpus_ = 0;
   uint64_t generation_ = 0;
   uint64_t records_written_ = 0;

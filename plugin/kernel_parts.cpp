@@ -1,6 +1,8 @@
 // kernel_parts.cpp: see kernel_parts.hpp.
 #include "kernel_parts.hpp"
 
+#include <cstdio>
+
 #include <linux/magic.h>
 #include <sys/mount.h>
 #include <sys/statfs.h>
@@ -61,8 +63,14 @@ FirewallParts kernel_parts(const FirewallConfig& cfg) {
   // The lock before the maps are touched.
   p.lock = std::make_unique<AgentLock>(prepare_pin_dir(cfg.pin_root, "maps"), cfg.state_dir);
   auto dp = std::make_unique<KernelDatapath>(options(cfg));
-  p.attacher = std::make_unique<XdpAttacher>(dp->prog_fd(), prepare_pin_dir(cfg.pin_root, "links"),
-                                             cfg.persistent);
+  auto attacher = std::make_unique<XdpAttacher>(
+      dp->prog_fd(), prepare_pin_dir(cfg.pin_root, "links"), cfg.persistent);
+  // Resized maps come with a program of their own: the links follow it.
+  dp->on_program_change([a = attacher.get()](int fd) {
+    for (const std::string& why : a->retarget(fd))
+      std::fprintf(stderr, "xdpfw: a link keeps the previous program (%s)\n", why.c_str());
+  });
+  p.attacher = std::move(attacher);
   p.datapath = std::move(dp);
   return p;
 }

@@ -419,11 +419,11 @@ xdpfw_cand make_cand(const Rule& r) {
     c.flags |= XDPFW_CAND_SET;
     if (r.src_set) {
       c.set_src = r.src_set->id;
-      if (r.src_set->negate) c.set_neg |= XDPFW_SET_NEG_SRC;
+      if (r.src_set->negate) c.flags |= XDPFW_CAND_SET_NEG_SRC;
     }
     if (r.dst_set) {
       c.set_dst = r.dst_set->id;
-      if (r.dst_set->negate) c.set_neg |= XDPFW_SET_NEG_DST;
+      if (r.dst_set->negate) c.flags |= XDPFW_CAND_SET_NEG_DST;
     }
   }
   c.action = static_cast<uint8_t>(*r.action);
@@ -605,8 +605,8 @@ std::optional<LookupResult> lookup_compiled(const CompiledRuleset& set, const Pa
   // The program's conditions on a candidate matched on its fields: true
   // when it decides.
   auto decides = [&](const xdpfw_cand& r, int found) {
-    if ((r.flags & XDPFW_CAND_SET) && !sets_hold(r.set_src, r.set_neg & XDPFW_SET_NEG_SRC,
-                                                 r.set_dst, r.set_neg & XDPFW_SET_NEG_DST, p))
+    if ((r.flags & XDPFW_CAND_SET) && !sets_hold(r.set_src, r.flags & XDPFW_CAND_SET_NEG_SRC,
+                                                 r.set_dst, r.flags & XDPFW_CAND_SET_NEG_DST, p))
       return false;
     if (found == 2) return r.action != XDPFW_ACTION_AUDIT;
     if ((r.flags & XDPFW_CAND_CT) && !(r.ct & p.ct)) return false;

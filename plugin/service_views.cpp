@@ -60,15 +60,15 @@ CommandOutput show_interfaces(const FirewallService& fw, bool json) {
                      {"manual", manual_name(i.manual)},
                      {"attached", i.attached},
                      {"mode", i.mode},
-                     {"prog_id", i.prog_id},
+                     {"prog_id", fw.attachments().prog_id(i)},
                      {"since", since},
                      {"last_error", i.last_error}});
     } else {
       o << i.name << " ifindex " << i.ifindex << " kind " << (i.kind.empty() ? "-" : i.kind)
         << " selected " << (i.selected ? "yes" : "no") << " manual " << manual_name(i.manual)
         << " attached " << (i.attached ? "yes" : "no") << " mode "
-        << (i.mode.empty() ? "-" : i.mode) << " prog " << i.prog_id << " since " << since
-        << " error " << (i.last_error.empty() ? "-" : i.last_error) << "\n";
+        << (i.mode.empty() ? "-" : i.mode) << " prog " << fw.attachments().prog_id(i) << " since "
+        << since << " error " << (i.last_error.empty() ? "-" : i.last_error) << "\n";
     }
   }
   return {true, json ? arr.dump() : o.str()};

@@ -109,6 +109,18 @@ AttachOutcome XdpAttacher::attach(int ifindex, const std::string& name, AttachMo
   return o;
 }
 
+std::vector<std::string> XdpAttacher::retarget(int prog_fd) {
+  std::vector<std::string> failed;
+  for (auto& [idx, fd] : links_)
+    if (bpf_link_update(fd, prog_fd, nullptr) != 0)
+      failed.push_back("ifindex " + std::to_string(idx) + ": " + std::strerror(errno));
+  prog_fd_ = prog_fd;
+  bpf_prog_info info{};
+  __u32 len = sizeof info;
+  if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) == 0) prog_id_ = info.id;
+  return failed;
+}
+
 void XdpAttacher::detach(int ifindex) {
   auto it = links_.find(ifindex);
   if (it == links_.end()) return;

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <map>
+#include <string>
+#include <vector>
 
 #include "attach_manager.hpp"
 
@@ -19,6 +21,11 @@ class XdpAttacher : public Attacher {
   AttachOutcome attach(int ifindex, const std::string& name, AttachMode mode,
                        bool takeover) override;
   void detach(int ifindex) override;
+  // Moves every link to another program (the datapath's after its maps were
+  // resized): one atomic switch per interface. Returns the interfaces whose
+  // link refused, each with why (they keep the old program).
+  std::vector<std::string> retarget(int prog_fd);
+  uint32_t prog_id() const override { return prog_id_; }
 
  private:
   std::string pin_path(int ifindex) const;
