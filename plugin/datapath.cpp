@@ -473,7 +473,7 @@ int KernelDatapath::elements_fd(const Prefix& p) const {
 
 void KernelDatapath::write_element(uint32_t tag, const Prefix& p, uint64_t expires_ns, bool fresh) {
   if (full_length(p)) {
-    Capacity n = need(nullptr);
+    Capacity n = need(nullptr, 0);
     ++n.set_hosts;
     fit(n);
   }
@@ -822,7 +822,8 @@ uint32_t summary_fields(const CompiledRuleset& c) {
 }
 }  // namespace
 
-KernelDatapath::Capacity KernelDatapath::need(const CompiledRuleset* next) const {
+KernelDatapath::Capacity KernelDatapath::need(const CompiledRuleset* next,
+                                              uint32_t next_rate) const {
   Capacity n;
   n.counters = next_counter_index_;
   const CompiledRuleset& live = *slots_[active_].compiled;
@@ -842,7 +843,7 @@ KernelDatapath::Capacity KernelDatapath::need(const CompiledRuleset* next) const
   for (const auto& fam : slots_[active_].block)
     for (int32_t b : fam) n.summary_blocks = std::max<uint32_t>(n.summary_blocks, b + 1);
   n.set_hosts = host_elements();
-  n.rate = std::max(rate_buckets(live), next ? rate_buckets(*next) : 0);
+  n.rate = std::max(live_rate_, next_rate);
   return n;
 }
 
@@ -973,6 +974,7 @@ void KernelDatapath::purge_slot(uint32_t slot) {
 
 void KernelDatapath::apply(const std::vector<Rule>& rules, const Policy& policy) {
   auto next = std::make_shared<CompiledRuleset>(compile_rules(rules, policy, limits()));
+  const uint32_t next_rate = rate_buckets(*next);
   for (const Rule& r : rules) need_conntrack(r);
   finish_catch_up();
 
@@ -998,7 +1000,7 @@ void KernelDatapath::apply(const std::vector<Rule>& rules, const Policy& policy)
   ++generation_;
   uint32_t standby = active_ ^ 1;
   try {
-    fit(need(next.get()));
+    fit(need(next.get(), next_rate));
     write_slot(standby, next);
   } catch (...) {
     // The active slot is untouched: packets still see the old set.
@@ -1012,6 +1014,7 @@ void KernelDatapath::apply(const std::vector<Rule>& rules, const Policy& policy)
   config_.audit = policy.audit;
   write_config();
   active_ = standby;
+  live_rate_ = next_rate;
 
   // Packets see the new set from here. The old slot is brought up to date
   // for the next flip once no XDP run can be reading it any more: the wait
@@ -1148,10 +1151,13 @@ bool KernelDatapath::add_in_place(const Rule& r) {
   need_conntrack(r);
   CompiledRuleset& c = *slots_[active_].compiled;
   // Room first: a counter index, and a bucket per view in each slot.
-  Capacity n = need(nullptr);
+  Capacity n = need(nullptr, 0);
   if (free_counter_indexes_.empty()) n.counters = next_counter_index_ + 1;
   for (int fam = 0; fam < 2; ++fam) n.buckets[fam] += 2 * XDPFW_VIEWS;
+  if (r.rate)
+    n.rate = r.per ? XDPFW_RATE_BUCKETS : std::min<uint32_t>(n.rate + 1, XDPFW_RATE_BUCKETS);
   fit(n);
+  live_rate_ = n.rate;
   // Plan on the shared set (nothing written if it does not fit), then the
   // counter index, then the kernel.
   auto d = xdpfw::add_in_place(c, r);
@@ -1227,7 +1233,7 @@ void KernelDatapath::settle() {
     free_counter_indexes_.pop_back();
     --next_counter_index_;
   }
-  fit(need(nullptr), true);
+  fit(need(nullptr, 0), true);
 }
 
 std::optional<RuleCounters> KernelDatapath::rule_counters(uint32_t rule_id) const {

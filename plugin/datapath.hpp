@@ -234,7 +234,8 @@ class KernelDatapath : public Datapath {
   uint32_t host_elements() const;
   // Room for the active slot as it is and next in the other one (in sync:
   // next in both).
-  Capacity need(const CompiledRuleset* next) const;
+  // next_rate: the rate buckets next may fill (see rate_buckets).
+  Capacity need(const CompiledRuleset* next, uint32_t next_rate) const;
   // Resizes when need does not fit (grow), or, with shrink, when it takes
   // far less than there is.
   void fit(const Capacity& need, bool shrink = false);
@@ -268,6 +269,7 @@ class KernelDatapath : public Datapath {
   ::xdpfw_bpf* skel_ = nullptr;
   Capacity cap_;
   uint64_t resizes_ = 0;
+  uint32_t live_rate_ = 0;  // rate buckets the live set may fill (rate_buckets)
   std::function<void(int)> program_changed_;
   int ncpus_ = 0;
   uint64_t generation_ = 0;
