@@ -477,7 +477,7 @@ CompiledRuleset compile_sorted(const std::vector<const Rule*>& rules, const Poli
   // packet: it gets no place in the tables (it keeps its id and counters).
   std::vector<const Rule*> placed;
   placed.reserve(rules.size());
-  out.matches.reserve(rules.size());
+  out.matches.reserve(rules.size() + rules.size() / 8 + 16);  // as cands, below
   for (const Rule* r : rules) {
     MatchKey mk = match_key(*r);
     if (auto& m = out.matches[mk]; ++m.count == 1) {
@@ -505,10 +505,11 @@ CompiledRuleset compile_sorted(const std::vector<const Rule*>& rules, const Poli
       if (!fam || *fam == Family::v6) out.header.ct[XDPFW_FAMILY_V6] = 1;
     }
   }
-  out.matches.shrink_to_fit();  // reserved for every rule, duplicates included
   if (view) return out;
 
-  out.cands.reserve(placed.size());
+  // Room for the rules added in place after this compile: the first of them
+  // does not copy every record (capacity not written to is no RSS).
+  out.cands.reserve(placed.size() + placed.size() / 8 + 16);
   for (const Rule* r : placed) out.cands.emplace(r->id, make_cand(*r));
   return out;
 }
