@@ -9,8 +9,11 @@
 #include <cctype>
 #include <charconv>
 #include <cstdio>
+#include <deque>
 #include <iterator>
+#include <mutex>
 #include <sstream>
+#include <unordered_map>
 
 namespace xdpfw {
 
@@ -168,6 +171,17 @@ uint8_t parse_per(std::string_view v) {
   throw RuleError("per: " + quote(v) + " is not a source (expected src or src/N with N 1-128)");
 }
 
+// The interned names: a deque, so that a name's place never moves.
+struct SetNames {
+  std::mutex mu;
+  std::deque<std::string> names{""};
+  std::unordered_map<std::string_view, uint32_t> index{{"", 0}};
+};
+SetNames& set_names() {
+  static SetNames* all = new SetNames;  // never destroyed: rules in statics may outlive it
+  return *all;
+}
+
 // src/dst: a prefix, or a set reference "@NAME" / "!@NAME".
 void parse_address_field(std::string_view v, std::string_view field, std::optional<Prefix>& prefix,
                          std::optional<SetRef>& set) {
@@ -178,7 +192,7 @@ void parse_address_field(std::string_view v, std::string_view field, std::option
       throw RuleError(std::string(field) + ": " + quote(v) +
                       " is not a set reference (expected @NAME or !@NAME, NAME 1-32 of "
                       "letters, digits, '_', '.', '-')");
-    set = SetRef{std::string(name.substr(1)), negate, 0};
+    set = SetRef{SetName(name.substr(1)), negate, 0};
     return;
   }
   prefix = parse_prefix(v, field);
@@ -198,6 +212,24 @@ bool is_icmp_proto(uint8_t p) {
 }
 
 }  // namespace
+
+SetName::SetName(std::string_view name) {
+  SetNames& all = set_names();
+  std::lock_guard lock(all.mu);
+  if (auto it = all.index.find(name); it != all.index.end()) {
+    i_ = it->second;
+    return;
+  }
+  all.names.emplace_back(name);
+  i_ = static_cast<uint32_t>(all.names.size() - 1);
+  all.index.emplace(all.names.back(), i_);
+}
+
+const std::string& SetName::str() const {
+  SetNames& all = set_names();
+  std::lock_guard lock(all.mu);
+  return all.names[i_];
+}
 
 bool valid_set_name(std::string_view name) {
   if (name.empty() || name.size() > 32 || !std::isalnum(static_cast<unsigned char>(name[0])))

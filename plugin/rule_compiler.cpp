@@ -7,12 +7,47 @@
 #include <algorithm>
 #include <array>
 #include <functional>
-#include <unordered_set>
+#include <unordered_map>
 
 #include "reference_classifier.hpp"
 #include "rule_fields.hpp"
 
 namespace xdpfw {
+
+PackedBucket::PackedBucket(const Bucket& b) : more(b.more) {
+  assign(b.ids, static_cast<uint8_t>(b.n));
+}
+
+PackedBucket::operator Bucket() const {
+  Bucket b;
+  b.n = n;
+  b.more = more;
+  std::copy(ids(), ids() + n, b.ids);
+  return b;
+}
+
+void PackedBucket::assign(const uint32_t* ids, uint8_t count) {
+  if (count > kInline) {
+    auto* p = new uint32_t[count];
+    std::copy(ids, ids + count, p);
+    release();
+    std::memcpy(w_, &p, sizeof p);
+  } else {
+    uint32_t tmp[kInline] = {};
+    std::copy(ids, ids + count, tmp);
+    release();
+    std::memcpy(w_, tmp, sizeof w_);
+  }
+  n = count;
+}
+
+void PackedBucket::push_back(uint32_t id) {
+  uint32_t all[XDPFW_BUCKET_SIZE];
+  std::copy(ids(), ids() + n, all);
+  all[n] = id;
+  assign(all, static_cast<uint8_t>(n + 1));
+}
+
 namespace {
 
 constexpr uint32_t kSpace = XDPFW_SUMMARY_SPACE;
@@ -265,12 +300,12 @@ class FamilyBuilder {
       t.sport_mask = port_mask(tb.tuple.sp);
       t.dport_mask = port_mask(tb.tuple.dp);
     }
-    out.reserve(buckets_.size());
-    for (auto& [k, b] : buckets_) {
-      K key = k;
-      key.table = static_cast<uint8_t>(rank[k.table]);
-      out.emplace(key, b);
-    }
+    // Renumbered where they lie: no second copy of the buckets.
+    counts_.clear();
+    counts_.shrink_to_fit();
+    auto entries = buckets_.release();
+    for (auto& [k, b] : entries) k.table = static_cast<uint8_t>(rank[k.table]);
+    out = BucketMap<K>::from_unique(std::move(entries));
 
     // Candidate masks. Per table and field: every value, or the union of
     // its rules' ranges.
@@ -364,8 +399,7 @@ class FamilyBuilder {
       prev.chain = static_cast<uint8_t>(link - 1);
       buckets_[prev].more = true;
     }
-    Bucket& b = buckets_[key];
-    b.ids[b.n++] = r.id;
+    buckets_[key].push_back(r.id);
     Table& tb = tables_[table];
     tb.min_order = std::min(tb.min_order, r.order());
     tb.rules.push_back(&r);
@@ -377,9 +411,9 @@ class FamilyBuilder {
 
   int fam_;
   const CompileLimits& limits_;
-  std::vector<Table> tables_;  // in creation order; key.table = index here
-  BucketMap<K> buckets_;       // every link of every chain
-  std::unordered_map<K, uint32_t, KeyHash<K>, KeyEq<K>> counts_;  // chain 0 key -> rules
+  std::vector<Table> tables_;                          // in creation order; key.table = index here
+  BucketMap<K> buckets_;                               // every link of every chain
+  FlatMap<K, uint32_t, KeyHash<K>, KeyEq<K>> counts_;  // chain 0 key -> rules
 };
 
 xdpfw_cand make_cand(const Rule& r) {
@@ -443,7 +477,7 @@ CompiledRuleset compile_sorted(const std::vector<const Rule*>& rules, const Poli
   // packet: it gets no place in the tables (it keeps its id and counters).
   std::vector<const Rule*> placed;
   placed.reserve(rules.size());
-  out.matches.reserve(rules.size());
+  out.matches.reserve(rules.size() + rules.size() / 8 + 16);  // as cands, below
   for (const Rule* r : rules) {
     MatchKey mk = match_key(*r);
     if (auto& m = out.matches[mk]; ++m.count == 1) {
@@ -473,7 +507,9 @@ CompiledRuleset compile_sorted(const std::vector<const Rule*>& rules, const Poli
   }
   if (view) return out;
 
-  out.cands.reserve(placed.size());
+  // Room for the rules added in place after this compile: the first of them
+  // does not copy every record (capacity not written to is no RSS).
+  out.cands.reserve(placed.size() + placed.size() / 8 + 16);
   for (const Rule* r : placed) out.cands.emplace(r->id, make_cand(*r));
   return out;
 }
@@ -499,14 +535,17 @@ CompiledRuleset compile_rules(const std::vector<Rule>& input, const Policy& poli
   std::vector<const Rule*> rules;
   rules.reserve(input.size());
   {
-    std::unordered_set<uint32_t> ids;
+    std::vector<uint32_t> ids;  // sorted: no hash set of 100,000 nodes
     ids.reserve(input.size());
     for (const Rule& r : input) {
       if (r.id == 0) throw CompileError("a rule has no id");
       if (!r.priority) throw CompileError(rule_name(r) + ": no priority");
-      if (!ids.insert(r.id).second) throw CompileError(rule_name(r) + ": id used twice");
+      ids.push_back(r.id);
       rules.push_back(&r);
     }
+    std::sort(ids.begin(), ids.end());
+    if (auto twice = std::adjacent_find(ids.begin(), ids.end()); twice != ids.end())
+      throw CompileError("rule " + std::to_string(*twice) + ": id used twice");
   }
   // The store keeps its list in this order: sorted here only when it is not.
   auto by_order = [](const Rule* a, const Rule* b) { return a->order() < b->order(); };
@@ -647,7 +686,7 @@ std::optional<LookupResult> lookup_compiled(const CompiledRuleset& set, const Pa
       if (best && best->order <= t.min_order) break;
       ++probes;
       Tuple tu = table_tuple(t);
-      auto find_in = [&](const auto& map, auto k, uint8_t chain) -> const Bucket* {
+      auto find_in = [&](const auto& map, auto k, uint8_t chain) -> const PackedBucket* {
         fill_key(k, static_cast<uint8_t>(i), tu, t.src_mask, t.dst_mask, p.src, p.dst, p.proto,
                  blind ? 0 : p.sport, blind ? 0 : p.dport);
         k.chain = chain;
@@ -660,10 +699,10 @@ std::optional<LookupResult> lookup_compiled(const CompiledRuleset& set, const Pa
       };
       bool done = false;
       for (uint32_t link = 0; link < XDPFW_MAX_CHAIN && !done; ++link) {
-        const Bucket* b = find_bucket(static_cast<uint8_t>(link));
+        const PackedBucket* b = find_bucket(static_cast<uint8_t>(link));
         if (!b) break;
         for (uint32_t j = 0; j < b->n && !done; ++j) {
-          auto it = set.cands.find(b->ids[j]);
+          auto it = set.cands.find(b->ids()[j]);
           if (it == set.cands.end() || (best && it->second.order >= best->order)) {
             done = true;
           } else if (int found = cand_matches(it->second, p); found && decides(it->second, found)) {
@@ -787,8 +826,8 @@ auto& of_family(Set& c) {
 
 // The links of the chain under k (chain 0 first), as far as they go.
 template <typename K>
-std::vector<std::pair<K, const Bucket*>> chain_of(const BucketMap<K>& buckets, K k) {
-  std::vector<std::pair<K, const Bucket*>> links;
+std::vector<std::pair<K, const PackedBucket*>> chain_of(const BucketMap<K>& buckets, K k) {
+  std::vector<std::pair<K, const PackedBucket*>> links;
   for (uint32_t link = 0; link < XDPFW_MAX_CHAIN; ++link) {
     k.chain = static_cast<uint8_t>(link);
     auto it = buckets.find(k);
@@ -806,10 +845,10 @@ std::vector<std::pair<K, const Bucket*>> chain_of(const BucketMap<K>& buckets, K
 // link would have to shift).
 template <typename K>
 std::vector<std::pair<K, Bucket>> plan_chain_insert(
-    const CandidateMap& recs, const std::vector<std::pair<K, const Bucket*>>& links, const Rule& r,
-    bool new_link) {
+    const CandidateMap& recs, const std::vector<std::pair<K, const PackedBucket*>>& links,
+    const Rule& r, bool new_link) {
   auto order = [&](uint32_t id) { return recs.at(id).order; };
-  auto with = [&](const Bucket& b) {
+  auto with = [&](const PackedBucket& b) {
     Bucket nb = b;
     uint32_t at = nb.n;
     while (at > 0 && order(nb.ids[at - 1]) > r.order()) --at;
@@ -820,7 +859,7 @@ std::vector<std::pair<K, Bucket>> plan_chain_insert(
   };
   size_t j = 0;  // the first link with a rule after r
   while (j < links.size() &&
-         !std::any_of(links[j].second->ids, links[j].second->ids + links[j].second->n,
+         !std::any_of(links[j].second->ids(), links[j].second->ids() + links[j].second->n,
                       [&](uint32_t id) { return order(id) > r.order(); }))
     ++j;
   if (j == links.size()) {  // after every rule of the chain
@@ -838,7 +877,7 @@ std::vector<std::pair<K, Bucket>> plan_chain_insert(
   const auto& [k, b] = links[j];
   if (b->n < XDPFW_BUCKET_SIZE) return {{k, with(*b)}};
   // Full: r may still end the link before, if it goes before all of this one.
-  if (j > 0 && order(b->ids[0]) > r.order() && links[j - 1].second->n < XDPFW_BUCKET_SIZE)
+  if (j > 0 && order(b->ids()[0]) > r.order() && links[j - 1].second->n < XDPFW_BUCKET_SIZE)
     return {{links[j - 1].first, with(*links[j - 1].second)}};
   return {};
 }
@@ -916,10 +955,11 @@ std::optional<std::pair<K, Bucket>> plan_remove(const CompiledRuleset& c, int fa
     const xdpfw_table& t = c.header.tables[fam][i];
     if (!table_tuple(t).admits(nat)) continue;
     for (const auto& [k, b] : chain_of(buckets, rule_key<K>(t, i, r))) {
-      auto pos = std::find(b->ids, b->ids + b->n, r.id);
-      if (pos == b->ids + b->n) continue;
+      const uint32_t* ids = b->ids();
+      auto pos = std::find(ids, ids + b->n, r.id);
+      if (pos == ids + b->n) continue;
       Bucket nb = *b;
-      std::copy(pos + 1, b->ids + b->n, nb.ids + (pos - b->ids));
+      std::copy(pos + 1, ids + b->n, nb.ids + (pos - ids));
       --nb.n;
       nb.ids[nb.n] = 0;
       return std::make_pair(k, nb);
@@ -944,18 +984,19 @@ std::optional<std::pair<K, Bucket>> plan_swap(const CompiledRuleset& c, const Ca
     auto links = chain_of(buckets, rule_key<K>(t, i, r));
     for (size_t j = 0; j < links.size(); ++j) {
       const auto& [k, b] = links[j];
-      auto pos = std::find(b->ids, b->ids + b->n, was);
-      if (pos == b->ids + b->n) continue;
+      const uint32_t* ids = b->ids();
+      auto pos = std::find(ids, ids + b->n, was);
+      if (pos == ids + b->n) continue;
       if (now_order < t.min_order) return std::nullopt;
       Bucket nb = *b;
-      nb.ids[pos - b->ids] = now;
+      nb.ids[pos - ids] = now;
       std::sort(nb.ids, nb.ids + nb.n, [&](uint32_t a, uint32_t x) { return order(a) < order(x); });
       // Still sorted along the chain: within this link's neighbours.
       if (j > 0 && links[j - 1].second->n &&
-          order(links[j - 1].second->ids[links[j - 1].second->n - 1]) > now_order)
+          order(links[j - 1].second->ids()[links[j - 1].second->n - 1]) > now_order)
         return std::nullopt;
       if (j + 1 < links.size() && links[j + 1].second->n &&
-          order(links[j + 1].second->ids[0]) < now_order)
+          order(links[j + 1].second->ids()[0]) < now_order)
         return std::nullopt;
       return std::make_pair(k, nb);
     }
@@ -1176,10 +1217,10 @@ std::string check_family(const CompiledRuleset& c, const CandidateMap& recs, int
       uint64_t last = 0;
       for (const auto& [lk, lb] : chain_of(buckets, k))
         for (uint32_t j = 0; j < lb->n; ++j) {
-          auto it = recs.find(lb->ids[j]);
+          auto it = recs.find(lb->ids()[j]);
           if (it == recs.end()) continue;  // reported below
           if (it->second.order <= last && (lk.chain || j))
-            return "a chain out of order at rule " + std::to_string(lb->ids[j]);
+            return "a chain out of order at rule " + std::to_string(lb->ids()[j]);
           last = it->second.order;
         }
     }
@@ -1199,18 +1240,19 @@ std::string check_family(const CompiledRuleset& c, const CandidateMap& recs, int
       auto it = buckets.find(next);
       if (it == buckets.end()) return "a chain that says more but ends";
       // Sorted across links too: this link's rules before the next one's.
-      const Bucket& nb = it->second;
-      if (b.n && nb.n && recs.count(b.ids[b.n - 1]) && recs.count(nb.ids[0]) &&
-          recs.at(b.ids[b.n - 1]).order >= recs.at(nb.ids[0]).order)
+      const uint32_t *ids = b.ids(), *next_ids = it->second.ids();
+      if (b.n && it->second.n && recs.count(ids[b.n - 1]) && recs.count(next_ids[0]) &&
+          recs.at(ids[b.n - 1]).order >= recs.at(next_ids[0]).order)
         return "a chain out of order between links " + std::to_string(k.chain) + " and " +
                std::to_string(k.chain + 1);
     }
+    const uint32_t* ids = b.ids();
     for (uint32_t j = 0; j < b.n; ++j) {
-      ++seen[b.ids[j]];
-      auto it = recs.find(b.ids[j]);
-      if (it == recs.end()) return "rule " + std::to_string(b.ids[j]) + " in a bucket, no record";
-      if (j > 0 && recs.at(b.ids[j - 1]).order >= it->second.order)
-        return "a bucket out of order at rule " + std::to_string(b.ids[j]);
+      ++seen[ids[j]];
+      auto it = recs.find(ids[j]);
+      if (it == recs.end()) return "rule " + std::to_string(ids[j]) + " in a bucket, no record";
+      if (j > 0 && recs.at(ids[j - 1]).order >= it->second.order)
+        return "a bucket out of order at rule " + std::to_string(ids[j]);
     }
   }
   for (const Rule* r : placed) {
@@ -1228,8 +1270,8 @@ std::string check_family(const CompiledRuleset& c, const CandidateMap& recs, int
         k.chain = static_cast<uint8_t>(link);
         auto it = buckets.find(k);
         if (it == buckets.end()) break;
-        found = std::find(it->second.ids, it->second.ids + it->second.n, r->id) !=
-                it->second.ids + it->second.n;
+        const uint32_t* ids = it->second.ids();
+        found = std::find(ids, ids + it->second.n, r->id) != ids + it->second.n;
       }
       if (!found) continue;
       if (r->order() < t.min_order) return where(*r) + "better than its table's min_order";
@@ -1260,9 +1302,9 @@ std::string check_set(const CompiledRuleset& c, const CandidateMap& recs,
   std::sort(sorted.begin(), sorted.end(),
             [](const Rule* a, const Rule* b) { return a->order() < b->order(); });
   // Placed: exactly the best rule of each match key.
-  std::unordered_map<MatchKey, CompiledRuleset::Match, MatchKeyHash> count;
+  FlatMap<MatchKey, CompiledRuleset::Match, MatchKeyHash> count;
   std::vector<const Rule*> placed;
-  std::unordered_map<MatchKey, CompiledRuleset::Shadowed, MatchKeyHash> shadowed;
+  FlatMap<MatchKey, CompiledRuleset::Shadowed, MatchKeyHash> shadowed;
   for (const Rule* r : sorted) {
     MatchKey mk = match_key(*r);
     if (auto& m = count[mk]; ++m.count == 1) {

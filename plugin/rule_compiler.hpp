@@ -7,6 +7,7 @@
 // involved, so it is unit-tested directly.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -15,10 +16,10 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "flat_map.hpp"
 #include "rule.hpp"
 #include "xdpfw.h"
 
@@ -76,12 +77,70 @@ struct Bucket {
   }
 };
 
+// A bucket as a compiled set keeps it (most buckets of exact rules hold
+// one rule): up to three ids inline, more in an array of their own; 16
+// bytes instead of Bucket's 72. Converts to and from Bucket.
+class PackedBucket {
+ public:
+  uint8_t n = 0;
+  bool more = false;
+
+  PackedBucket() = default;
+  PackedBucket(const Bucket& b);  // NOLINT(google-explicit-constructor): as the map's value
+  PackedBucket(const PackedBucket& o) : n(0), more(o.more) { assign(o.ids(), o.n); }
+  PackedBucket(PackedBucket&& o) noexcept : n(o.n), more(o.more) {
+    std::memcpy(w_, o.w_, sizeof w_);
+    o.n = 0;
+  }
+  PackedBucket& operator=(const PackedBucket& o) {
+    if (this != &o) {
+      more = o.more;
+      assign(o.ids(), o.n);
+    }
+    return *this;
+  }
+  PackedBucket& operator=(PackedBucket&& o) noexcept {
+    if (this != &o) {
+      release();
+      n = o.n;
+      more = o.more;
+      std::memcpy(w_, o.w_, sizeof w_);
+      o.n = 0;
+    }
+    return *this;
+  }
+  ~PackedBucket() { release(); }
+
+  operator Bucket() const;  // NOLINT(google-explicit-constructor): the datapath reads Buckets
+  const uint32_t* ids() const { return n <= kInline ? w_ : heap(); }
+  void push_back(uint32_t id);  // at most XDPFW_BUCKET_SIZE
+  bool operator==(const PackedBucket& o) const {
+    return n == o.n && more == o.more && std::equal(ids(), ids() + n, o.ids());
+  }
+
+ private:
+  static constexpr uint32_t kInline = 3;
+  uint32_t* heap() const {
+    uint32_t* p;
+    std::memcpy(&p, w_, sizeof p);
+    return p;
+  }
+  void release() {
+    if (n > kInline) delete[] heap();
+    n = 0;
+  }
+  void assign(const uint32_t* ids, uint8_t count);
+  // n <= kInline: the ids; else the bytes of a pointer to n ids.
+  uint32_t w_[kInline] = {};
+};
+static_assert(sizeof(PackedBucket) == 16);
+
 template <typename K>
-using BucketMap = std::unordered_map<K, Bucket, KeyHash<K>, KeyEq<K>>;
+using BucketMap = FlatMap<K, PackedBucket, KeyHash<K>, KeyEq<K>>;
 
 // A candidate record; its counter field is filled in by the datapath, which
 // owns the counter slots.
-using CandidateMap = std::unordered_map<uint32_t, xdpfw_cand>;  // by rule id
+using CandidateMap = FlatMap<uint32_t, xdpfw_cand>;  // by rule id
 
 // A rule's match fields, byte for byte: rules with equal keys are duplicates
 // (only the best of them can ever decide a packet). The compiler's key, not
@@ -113,8 +172,8 @@ struct CompiledRuleset {
     bool operator==(const Match&) const = default;
   };
   using Shadowed = std::vector<std::pair<uint64_t, uint8_t>>;
-  std::unordered_map<MatchKey, Match, MatchKeyHash> matches;
-  std::unordered_map<MatchKey, Shadowed, MatchKeyHash> shadowed;
+  FlatMap<MatchKey, Match, MatchKeyHash> matches;
+  FlatMap<MatchKey, Shadowed, MatchKeyHash> shadowed;
   // Per family: XDPFW_SUMMARY_FIELDS x XDPFW_SUMMARY_SPACE masks, field-major;
   // empty when the family has no table (all zero), and in views.
   std::vector<xdpfw_tmask> summary[2];

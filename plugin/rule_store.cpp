@@ -73,7 +73,7 @@ std::vector<Rule> RuleStore::with_added(Rule r, uint32_t* id_out) const {
 
 void RuleStore::insert(const Rule& r) {
   rules_.insert(std::upper_bound(rules_.begin(), rules_.end(), r, before), r);
-  ids_.insert(r.id);
+  ids_.try_emplace(r.id);
   high_water_id_ = std::max(high_water_id_, r.id);
 }
 
@@ -133,7 +133,7 @@ void RuleStore::commit(std::vector<Rule> rules) {
   ids_.clear();
   ids_.reserve(rules_.size());
   for (const Rule& r : rules_) {
-    ids_.insert(r.id);
+    ids_.try_emplace(r.id);
     high_water_id_ = std::max(high_water_id_, r.id);
   }
 }

@@ -7,9 +7,9 @@
 #include <algorithm>
 #include <map>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
+#include "flat_map.hpp"
 #include "rule.hpp"
 #include "rules_file.hpp"
 
@@ -73,9 +73,9 @@ class RuleStore {
   uint32_t next_id() const;
   uint32_t last_priority() const;
 
-  std::vector<Rule> rules_;           // sorted by (priority, id)
-  std::unordered_set<uint32_t> ids_;  // of rules_
-  uint32_t high_water_id_ = 0;        // every id ever given or held; never reused
+  std::vector<Rule> rules_;      // sorted by (priority, id)
+  FlatMap<uint32_t, bool> ids_;  // of rules_ (a set: the value is unused)
+  uint32_t high_water_id_ = 0;   // every id ever given or held; never reused
 };
 
 }  // namespace xdpfw

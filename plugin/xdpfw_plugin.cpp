@@ -1,6 +1,8 @@
 // xdpfw_plugin.cpp: libxdpfw.so, the firewall as an xdpfw-host plugin: the
 // C ABI of host/xdpfw_plugin.h on one side, the FirewallService on the
 // other. No exception crosses into the host.
+#include <malloc.h>
+
 #include <cstddef>
 #include <cstring>
 #include <functional>
@@ -92,6 +94,12 @@ void xdpfw_reopen(void* state) {
 
 int xdpfw_init(const xdpfw_host_api* api, const xdpfw_config_section* cfg, void** state, char* err,
                size_t err_len) {
+  // A fixed mmap threshold: glibc's own rises (up to 32 MiB) after the first
+  // big free, so that the transients of a 100,000-rule replace (the parsed
+  // list, the compiler's tables, the datapath's batches) land in the heap and
+  // stay in the RSS after they are freed. From 1 MiB up they are mappings of
+  // their own, given back on free (docs/ARCHITECTURE.md, "Agent memory").
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   auto s = std::make_unique<State>();
   s->api = api;
   try {

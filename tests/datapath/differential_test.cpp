@@ -183,8 +183,8 @@ void check_sets(uint64_t seed, size_t nrules, bool conditions) {
   }
   for (Rule& r : rules) {
     if (rng() % 3) continue;
-    SetRef ref{"s" + std::to_string(1 + rng() % 3), rng() % 4 == 0, 0};
-    ref.id = static_cast<uint16_t>(ref.name[1] - '0');
+    SetRef ref{SetName("s" + std::to_string(1 + rng() % 3)), rng() % 4 == 0, 0};
+    ref.id = static_cast<uint16_t>(ref.name.str()[1] - '0');
     if (rng() % 2) {
       r.src.reset();
       r.src_set = ref;
