@@ -874,6 +874,8 @@ void KernelDatapath::fit(const Capacity& need, bool shrink) {
 // packets that one counted meanwhile are added and it goes. Every packet
 // meets the old program or the new one, both holding the same rules.
 void KernelDatapath::resize(const Capacity& want) {
+  // A catch-up writing the old slot finishes first: the copy must see it.
+  if (grace_.joinable()) grace_.join();
   ::xdpfw_bpf* next = open_program(want, skel_);
   const Capacity was = cap_;
   std::vector<char> counted;
@@ -922,7 +924,6 @@ void KernelDatapath::resize(const Capacity& want) {
       if (rename(tmp.c_str(), path.c_str()) != 0)
         throw DatapathError("cannot replace the pin " + path + ": " + errstr(errno));
     }
-  if (grace_.joinable()) grace_.join();  // its descriptors are the old program's
   wait_for_readers();
   // What the old program counted after the copy.
   std::vector<char> now(counted.size());
@@ -1018,20 +1019,35 @@ void KernelDatapath::apply(const std::vector<Rule>& rules, const Policy& policy)
 
   // Packets see the new set from here. The old slot is brought up to date
   // for the next flip once no XDP run can be reading it any more: the wait
-  // (an RCU grace period, tens of ms on a busy machine) runs on a thread of
-  // its own so that the caller has its answer now; the next apply (or the
-  // destructor) finishes it first.
+  // (an RCU grace period, tens of ms on a busy machine) and the writes
+  // (at 100,000 rules, a tenth of a second or more) run on a thread of
+  // their own, so that the caller has its answer now and the agent's loop
+  // goes on serving; the next change (or the destructor) waits for it.
   catch_up_ = CatchUp{standby ^ 1, std::move(next), std::move(wanted)};
   start_grace();
 }
 
+// The thread waits for a grace period, and with a catch-up due writes the
+// old slot. Meanwhile the loop's thread reads what the thread does not
+// change and changes nothing it reads: everything that writes a slot, the
+// counter indexes or the maps' sizes joins it first (in_sync, apply,
+// finish_catch_up, resize).
 void KernelDatapath::start_grace() {
   int outer = bpf_map__fd(skel_->maps.xdpfw_sync);
   int inner = bpf_map__fd(skel_->maps.xdpfw_sync_inner);
   grace_ok_ = false;
   grace_done_ = false;
+  catch_up_tried_ = false;
   grace_ = std::thread([this, outer, inner] {
     grace_ok_ = sync_with_readers(outer, inner) == 0;
+    if (grace_ok_ && catch_up_) {
+      catch_up_tried_ = true;
+      try {
+        write_slot(catch_up_->slot, catch_up_->next);
+      } catch (...) {
+        slots_[catch_up_->slot].known = false;  // rewritten whole before use
+      }
+    }
     grace_done_ = true;
   });
 }
@@ -1202,12 +1218,15 @@ void KernelDatapath::finish_catch_up() {
   if (grace_.joinable()) grace_.join();
   CatchUp c = std::move(*catch_up_);
   catch_up_.reset();
-  if (!grace_ok_) wait_for_readers();  // throws if the kernel refuses again
-  try {
-    write_slot(c.slot, c.next);
-  } catch (const DatapathError&) {
-    slots_[c.slot].known = false;
+  if (!catch_up_tried_) {  // the grace period failed on the thread
+    wait_for_readers();    // throws if the kernel refuses again
+    try {
+      write_slot(c.slot, c.next);
+    } catch (const DatapathError&) {
+      slots_[c.slot].known = false;
+    }
   }
+  catch_up_tried_ = false;
   for (auto it = counter_index_.begin(); it != counter_index_.end();) {
     if (!c.wanted.count(it->first)) {
       free_counter_indexes_.push_back(it->second);

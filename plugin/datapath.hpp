@@ -273,7 +273,7 @@ class KernelDatapath : public Datapath {
   std::function<void(int)> program_changed_;
   int ncpus_ = 0;
   uint64_t generation_ = 0;
-  uint64_t records_written_ = 0;
+  std::atomic<uint64_t> records_written_{0};  // also by the catch-up's thread
   uint32_t active_ = 0;
   SlotState slots_[XDPFW_SLOTS];
   std::unordered_map<uint32_t, uint32_t> counter_index_;  // rule id -> its counters' index
@@ -292,6 +292,7 @@ class KernelDatapath : public Datapath {
   std::thread grace_;
   std::atomic<bool> grace_ok_{false};
   std::atomic<bool> grace_done_{true};
+  std::atomic<bool> catch_up_tried_{false};  // the thread wrote (or tried) the old slot
   uint32_t next_counter_index_ = 0;
   // Elements in the maps per key tag (the tag and the family bit): which
   // maps a lookup asks (xdpfw_set_tags). Exact: every write and erase goes
