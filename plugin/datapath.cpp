@@ -31,13 +31,6 @@ void check(int rc, const std::string& what) {
   if (rc < 0) throw DatapathError(what + ": " + errstr(errno ? errno : rc));
 }
 
-template <typename K>
-struct Diff {
-  std::vector<K> upsert_keys;
-  std::vector<xdpfw_bucket> upsert_vals;
-  std::vector<K> del_keys;
-};
-
 void update_batch(int fd, const void* keys, const void* vals, size_t n, const char* what) {
   if (n == 0) return;
   LIBBPF_OPTS(bpf_map_batch_opts, o);
@@ -89,13 +82,24 @@ std::vector<char> copy_array(int from, int to, uint32_t n, size_t value_size, co
 }
 
 // Capacity for need: as it is while need fits (and, with shrink, is not
-// far below it); else a quarter more than need, in steps of 64, and at
+// far below it); else an eighth more than need, in steps of 64, and at
 // least min. The slack keeps a rule added and deleted in a loop from
 // resizing each time.
 uint32_t room(uint32_t need, uint32_t now, uint32_t min, bool shrink) {
   if (need <= now && !(shrink && now > min && need < now / 4)) return now;
-  uint64_t want = (static_cast<uint64_t>(need) * 5 / 4 + 63) / 64 * 64;
+  uint64_t want = (static_cast<uint64_t>(need) * 9 / 8 + 63) / 64 * 64;
   return static_cast<uint32_t>(std::max<uint64_t>(want, min));
+}
+
+// The same for a hash map without preallocation: its elements take memory
+// as they come, and its bucket array is max_entries rounded up to a power of
+// two (16 bytes each), so the power of two itself is the size to take.
+uint32_t hash_room(uint32_t need, uint32_t now, uint32_t min, bool shrink) {
+  uint32_t r = room(need, now, min, shrink);
+  if (r == now) return now;
+  uint64_t p = 1;
+  while (p < r) p <<= 1;
+  return static_cast<uint32_t>(std::min<uint64_t>(p, 1u << 31));
 }
 
 void delete_batch(int fd, const void* keys, size_t n, const char* what) {
@@ -105,6 +109,31 @@ void delete_batch(int fd, const void* keys, size_t n, const char* what) {
   errno = 0;
   check(bpf_map_delete_batch(fd, keys, &count, &o), std::string("delete ") + what);
 }
+
+struct Deletion {};
+
+// Writes (or, with V = Deletion, deletes) of one map, sent in batches.
+template <typename K, typename V>
+struct Batch {
+  static constexpr size_t kSize = 8192;
+  int fd;
+  const char* what;
+  std::vector<K> keys{};
+  std::vector<V> values{};
+  void add(const K& k, const V& v = {}) {
+    keys.push_back(k);
+    if constexpr (!std::is_same_v<V, Deletion>) values.push_back(v);
+    if (keys.size() >= kSize) flush();
+  }
+  void flush() {
+    if constexpr (std::is_same_v<V, Deletion>)
+      delete_batch(fd, keys.data(), keys.size(), what);
+    else
+      update_batch(fd, keys.data(), values.data(), keys.size(), what);
+    keys.clear();
+    values.clear();
+  }
+};
 
 }  // namespace
 
@@ -664,51 +693,73 @@ void KernelDatapath::write_slot(uint32_t slot, const std::shared_ptr<CompiledRul
   const CompiledRuleset& next = *next_ptr;
   st.known = false;  // until every write below succeeded
 
-  // Keys carry the slot and the view (slot + XDPFW_SLOTS * view).
-  auto diff = [&](const auto& now, const auto& want, auto& d, uint32_t kslot) {
-    for (const auto& [k, b] : want) {
-      auto it = now.find(k);
-      if (!full && it != now.end() && it->second == b) continue;
-      auto key = k;
-      key.slot = static_cast<uint8_t>(kslot);
-      d.upsert_keys.push_back(key);
-      d.upsert_vals.push_back(to_bucket(slot, b));
-    }
-    if (full) return;
-    for (const auto& [k, b] : now)
-      if (!want.count(k)) {
-        auto key = k;
-        key.slot = static_cast<uint8_t>(kslot);
-        d.del_keys.push_back(key);
-      }
+  // Writes go out in batches of a few thousand: a full write at 100,000
+  // rules never holds all its records and buckets in memory at once.
+  auto batch = [&](int fd, const char* what, auto key, auto value) {
+    return Batch<decltype(key), decltype(value)>{fd, what};
   };
-  Diff<xdpfw_key4> d4;
-  Diff<xdpfw_key6> d6;
-  for (uint32_t v = 0; v < XDPFW_VIEWS; ++v) {
-    const CompiledRuleset& a = view_of(cur, v);
-    const CompiledRuleset& b = view_of(next, v);
-    diff(a.v4, b.v4, d4, slot + XDPFW_SLOTS * v);
-    diff(a.v6, b.v6, d6, slot + XDPFW_SLOTS * v);
+  int fd4 = bpf_map__fd(skel_->maps.xdpfw_buckets_v4);
+  int fd6 = bpf_map__fd(skel_->maps.xdpfw_buckets_v6);
+
+  // No packet reads this slot: deletes first, so that it never holds more
+  // buckets than the old set or the new one (the maps are sized for that).
+  // Keys carry the slot and the view (slot + XDPFW_SLOTS * view).
+  if (!full) {
+    auto dels = [&](const auto& now, const auto& want, auto& out, uint32_t kslot) {
+      for (const auto& [k, b] : now)
+        if (!want.count(k)) {
+          auto key = k;
+          key.slot = static_cast<uint8_t>(kslot);
+          out.add(key);
+        }
+    };
+    auto d4 = batch(fd4, "xdpfw_buckets_v4", xdpfw_key4{}, Deletion{});
+    auto d6 = batch(fd6, "xdpfw_buckets_v6", xdpfw_key6{}, Deletion{});
+    for (uint32_t v = 0; v < XDPFW_VIEWS; ++v) {
+      dels(view_of(cur, v).v4, view_of(next, v).v4, d4, slot + XDPFW_SLOTS * v);
+      dels(view_of(cur, v).v6, view_of(next, v).v6, d6, slot + XDPFW_SLOTS * v);
+    }
+    d4.flush();
+    d6.flush();
   }
 
   // Candidate records: new rules, and ids whose rule changed.
-  std::vector<__u32> cidx;
-  std::vector<xdpfw_cand> cval;
+  auto cands = batch(bpf_map__fd(skel_->maps.xdpfw_cands), "xdpfw_cands", __u32{}, xdpfw_cand{});
   for (const auto& [id, c] : next.cands) {
     auto now = cur.cands.find(id);  // both are hash maps: a lookup, not a merge
     if (!full && now != cur.cands.end() && std::memcmp(&now->second, &c, sizeof c) == 0) continue;
     xdpfw_cand v = c;
     v.counter = counter_index_.at(id);
-    cidx.push_back(cand_index(slot, id));
-    cval.push_back(v);
+    cands.add(cand_index(slot, id), v);
+    ++records_written_;
   }
+  cands.flush();
+
+  // Buckets new or changed.
+  auto ups = [&](const auto& now, const auto& want, auto& out, uint32_t kslot) {
+    for (const auto& [k, b] : want) {
+      auto it = now.find(k);
+      if (!full && it != now.end() && it->second == b) continue;
+      auto key = k;
+      key.slot = static_cast<uint8_t>(kslot);
+      out.add(key, to_bucket(slot, b));
+    }
+  };
+  auto u4 = batch(fd4, "xdpfw_buckets_v4", xdpfw_key4{}, xdpfw_bucket{});
+  auto u6 = batch(fd6, "xdpfw_buckets_v6", xdpfw_key6{}, xdpfw_bucket{});
+  for (uint32_t v = 0; v < XDPFW_VIEWS; ++v) {
+    ups(view_of(cur, v).v4, view_of(next, v).v4, u4, slot + XDPFW_SLOTS * v);
+    ups(view_of(cur, v).v6, view_of(next, v).v6, u6, slot + XDPFW_SLOTS * v);
+  }
+  u4.flush();
+  u6.flush();
 
   // Candidate masks: a field kept in its block, only the entries that
   // changed; a field new to the slot (or a full rewrite), all of them.
   bool keep[2][XDPFW_SUMMARY_FIELDS];
   assign_blocks(slot, next, full, keep);
-  std::vector<__u32> sidx;
-  std::vector<xdpfw_tmask> sval;
+  auto masks =
+      batch(bpf_map__fd(skel_->maps.xdpfw_summary), "xdpfw_summary", __u32{}, xdpfw_tmask{});
   const xdpfw_tmask zero{};
   for (uint32_t fam = 0; fam < 2; ++fam)
     for (uint32_t f = 0; f < XDPFW_SUMMARY_FIELDS; ++f) {
@@ -721,26 +772,10 @@ void KernelDatapath::write_slot(uint32_t slot, const std::shared_ptr<CompiledRul
         const xdpfw_tmask& was = a.empty() ? zero : a[i];
         const xdpfw_tmask& want = b.empty() ? zero : b[i];
         if (keep[fam][f] && std::memcmp(&was, &want, sizeof want) == 0) continue;
-        sidx.push_back(static_cast<uint32_t>(block) * XDPFW_SUMMARY_SPACE + v);
-        sval.push_back(want);
+        masks.add(static_cast<uint32_t>(block) * XDPFW_SUMMARY_SPACE + v, want);
       }
     }
-
-  int fd4 = bpf_map__fd(skel_->maps.xdpfw_buckets_v4);
-  int fd6 = bpf_map__fd(skel_->maps.xdpfw_buckets_v6);
-  update_batch(bpf_map__fd(skel_->maps.xdpfw_cands), cidx.data(), cval.data(), cidx.size(),
-               "xdpfw_cands");
-  records_written_ += cidx.size();
-  // No packet reads this slot: deletes first, so that it never holds more
-  // buckets than the old set or the new one (the maps are sized for that).
-  delete_batch(fd4, d4.del_keys.data(), d4.del_keys.size(), "xdpfw_buckets_v4");
-  delete_batch(fd6, d6.del_keys.data(), d6.del_keys.size(), "xdpfw_buckets_v6");
-  update_batch(fd4, d4.upsert_keys.data(), d4.upsert_vals.data(), d4.upsert_keys.size(),
-               "xdpfw_buckets_v4");
-  update_batch(fd6, d6.upsert_keys.data(), d6.upsert_vals.data(), d6.upsert_keys.size(),
-               "xdpfw_buckets_v6");
-  update_batch(bpf_map__fd(skel_->maps.xdpfw_summary), sidx.data(), sval.data(), sidx.size(),
-               "xdpfw_summary");
+  masks.flush();
 
   for (uint32_t v = 0; v < XDPFW_VIEWS; ++v) write_header(slot, v, view_of(next, v).header);
   st.compiled = next_ptr;
@@ -854,13 +889,13 @@ void KernelDatapath::fit(const Capacity& need, bool shrink) {
   want.counters = room(need.counters, cap_.counters, kMinCounters, shrink);
   want.counters = std::max(want.counters, next_counter_index_);
   for (int fam = 0; fam < 2; ++fam)
-    want.buckets[fam] = room(need.buckets[fam], cap_.buckets[fam], kMinBuckets, shrink);
+    want.buckets[fam] = hash_room(need.buckets[fam], cap_.buckets[fam], kMinBuckets, shrink);
   // Blocks are 1 MiB each: no slack.
   want.summary_blocks = need.summary_blocks > cap_.summary_blocks ||
                                 (shrink && need.summary_blocks < cap_.summary_blocks)
                             ? need.summary_blocks
                             : cap_.summary_blocks;
-  want.set_hosts = room(need.set_hosts, cap_.set_hosts, kMinSetHosts, shrink);
+  want.set_hosts = hash_room(need.set_hosts, cap_.set_hosts, kMinSetHosts, shrink);
   want.rate =
       need.rate >= XDPFW_RATE_BUCKETS
           ? XDPFW_RATE_BUCKETS
@@ -1167,6 +1202,11 @@ bool KernelDatapath::add_in_place(const Rule& r) {
   need_conntrack(r);
   CompiledRuleset& c = *slots_[active_].compiled;
   // Room first: a counter index, and a bucket per view in each slot.
+  // Indexes of deleted rules waiting for their grace period are cheaper to
+  // wait for (tens of ms) than a resize.
+  if (free_counter_indexes_.empty() && next_counter_index_ >= cap_.counters &&
+      (!grace_covers_.empty() || !retired_.empty()))
+    drain_retired();
   Capacity n = need(nullptr, 0);
   if (free_counter_indexes_.empty()) n.counters = next_counter_index_ + 1;
   for (int fam = 0; fam < 2; ++fam) n.buckets[fam] += 2 * XDPFW_VIEWS;

@@ -96,8 +96,12 @@ BOOST_FIXTURE_TEST_CASE(rules_added_one_by_one_grow_the_maps, DatapathFixture) {
   BOOST_TEST(dp.resizes() >= 1u);
   BOOST_TEST(dp.capacity().counters >= 601u);
   for (uint32_t i : {0u, 300u, 599u}) BOOST_TEST(run(tcp_from(i)) == XDP_DROP);
-  uint64_t before = dp.resizes();
   Rule extra = port_rules(700).back();
+  // The first may need room; the next ones reuse it.
+  BOOST_TEST_REQUIRE(dp.add_in_place(extra));
+  BOOST_TEST_REQUIRE(dp.remove_in_place(extra));
+  dp.settle();
+  uint64_t before = dp.resizes();
   for (int i = 0; i < 50; ++i) {
     BOOST_TEST_REQUIRE(dp.add_in_place(extra));
     BOOST_TEST_REQUIRE(dp.remove_in_place(extra));
