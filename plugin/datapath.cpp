@@ -60,25 +60,47 @@ void copy_hash(int from, int to, size_t key_size, size_t value_size, const char*
   }
 }
 
-// Entries 0 to n-1 of an array map: read from one (the values, n x
-// value_size bytes, are returned) and written to the other.
-std::vector<char> copy_array(int from, int to, uint32_t n, size_t value_size, const char* what) {
+// Entries 0 to n-1 of an array map, n x value_size bytes.
+std::vector<char> read_array(int fd, uint32_t n, size_t value_size, const char* what) {
   std::vector<__u32> keys(n);
   std::vector<char> vals(n * value_size);
-  for (uint32_t i = 0; i < n; ++i) keys[i] = i;
   constexpr uint32_t chunk = 65536;
   for (uint32_t i = 0; i < n; i += chunk) {
     __u32 count = std::min(chunk, n - i);
     LIBBPF_OPTS(bpf_map_batch_opts, o);
     __u32 in = i - 1, out = 0;
     errno = 0;
-    int rc = bpf_map_lookup_batch(from, i == 0 ? nullptr : &in, &out, &keys[i],
-                                  &vals[i * value_size], &count, &o);
+    int rc = bpf_map_lookup_batch(fd, i == 0 ? nullptr : &in, &out, &keys[i], &vals[i * value_size],
+                                  &count, &o);
     if (rc < 0 && errno != ENOENT)
       throw DatapathError(std::string("read ") + what + ": " + errstr(errno));
   }
-  update_batch(to, keys.data(), vals.data(), n, what);
   return vals;
+}
+
+void write_array(int fd, const std::vector<char>& vals, uint32_t n, const char* what) {
+  std::vector<__u32> keys(n);
+  for (uint32_t i = 0; i < n; ++i) keys[i] = i;
+  update_batch(fd, keys.data(), vals.data(), n, what);
+}
+
+// Entries 0 to n-1 of an array map, read from one (returned) and written to
+// the other.
+std::vector<char> copy_array(int from, int to, uint32_t n, size_t value_size, const char* what) {
+  std::vector<char> vals = read_array(from, n, value_size, what);
+  write_array(to, vals, n, what);
+  return vals;
+}
+
+// Per CPU, what now counts beyond before, added to into.
+void add_counted(const char* now, const char* before, std::vector<xdpfw_rule_counters>& into) {
+  for (size_t c = 0; c < into.size(); ++c) {
+    xdpfw_rule_counters x, y;
+    std::memcpy(&x, now + c * sizeof x, sizeof x);
+    std::memcpy(&y, before + c * sizeof y, sizeof y);
+    into[c].packets += x.packets - y.packets;
+    into[c].bytes += x.bytes - y.bytes;
+  }
 }
 
 // Capacity for need: as it is while need fits (and, with shrink, is not
@@ -86,7 +108,7 @@ std::vector<char> copy_array(int from, int to, uint32_t n, size_t value_size, co
 // least min. The slack keeps a rule added and deleted in a loop from
 // resizing each time.
 uint32_t room(uint32_t need, uint32_t now, uint32_t min, bool shrink) {
-  if (need <= now && !(shrink && now > min && need < now / 4)) return now;
+  if (now && need <= now && !(shrink && now > min && need < now / 4)) return now;
   uint64_t want = (static_cast<uint64_t>(need) * 9 / 8 + 63) / 64 * 64;
   return static_cast<uint32_t>(std::max<uint64_t>(want, min));
 }
@@ -96,7 +118,7 @@ uint32_t room(uint32_t need, uint32_t now, uint32_t min, bool shrink) {
 // two (16 bytes each), so the power of two itself is the size to take.
 uint32_t hash_room(uint32_t need, uint32_t now, uint32_t min, bool shrink) {
   uint32_t r = room(need, now, min, shrink);
-  if (r == now) return now;
+  if (now && r == now) return now;
   uint64_t p = 1;
   while (p < r) p <<= 1;
   return static_cast<uint32_t>(std::min<uint64_t>(p, 1u << 31));
@@ -194,7 +216,8 @@ KernelDatapath::KernelDatapath(const DatapathOptions& opts) : opts_(opts) {
 
 // The program with its maps sized for c. With shared, the maps that do not
 // depend on the content (config, statistics, events, the sets' tags and
-// trie, the rule-set headers) are that program's own, not new ones.
+// trie) are that program's own, not new ones. The rule-set headers are
+// each program's own: they name summary blocks of its own map.
 ::xdpfw_bpf* KernelDatapath::open_program(const Capacity& c, const ::xdpfw_bpf* shared) const {
   ::xdpfw_bpf* s = xdpfw_bpf__open();
   if (!s) throw DatapathError("cannot open the BPF object: " + errstr(errno));
@@ -219,7 +242,6 @@ KernelDatapath::KernelDatapath(const DatapathOptions& opts) : opts_(opts) {
     if (shared) {
       std::pair<bpf_map*, const bpf_map*> same[] = {
           {s->maps.xdpfw_config, shared->maps.xdpfw_config},
-          {s->maps.xdpfw_rulesets, shared->maps.xdpfw_rulesets},
           {s->maps.xdpfw_stats, shared->maps.xdpfw_stats},
           {s->maps.xdpfw_event_bucket, shared->maps.xdpfw_event_bucket},
           {s->maps.xdpfw_events, shared->maps.xdpfw_events},
@@ -932,6 +954,8 @@ void KernelDatapath::resize(const Capacity& want) {
               "xdpfw_rate");
     copy_array(fd(a.xdpfw_cands), fd(b.xdpfw_cands), XDPFW_SLOTS * counters, sizeof(xdpfw_cand),
                "xdpfw_cands");
+    copy_array(fd(a.xdpfw_rulesets), fd(b.xdpfw_rulesets), XDPFW_SLOTS * XDPFW_VIEWS,
+               sizeof(xdpfw_ruleset), "xdpfw_rulesets");
     copy_array(fd(a.xdpfw_summary), fd(b.xdpfw_summary),
                std::min(was.summary_blocks, want.summary_blocks) * XDPFW_SUMMARY_SPACE,
                sizeof(xdpfw_tmask), "xdpfw_summary");
@@ -946,19 +970,7 @@ void KernelDatapath::resize(const Capacity& want) {
   cap_ = want;
   ++resizes_;
   if (program_changed_) program_changed_(prog_fd());
-  if (!opts_.pin_dir.empty())
-    for (bpf_map* m : {next->maps.xdpfw_buckets_v4, next->maps.xdpfw_buckets_v6,
-                       next->maps.xdpfw_set_hosts, next->maps.xdpfw_rate, next->maps.xdpfw_cands,
-                       next->maps.xdpfw_summary, next->maps.xdpfw_rule_counters}) {
-      // Each pin is replaced whole (rename): a crash between two leaves
-      // maps of both sizes, each holding the same rules.
-      std::string path = pin_path(m), tmp = path + "_new";  // bpffs names take no dot
-      unlink(tmp.c_str());
-      errno = 0;
-      check(bpf_obj_pin(bpf_map__fd(m), tmp.c_str()), "pin " + tmp);
-      if (rename(tmp.c_str(), path.c_str()) != 0)
-        throw DatapathError("cannot replace the pin " + path + ": " + errstr(errno));
-    }
+  repin_sized();
   wait_for_readers();
   // What the old program counted after the copy.
   std::vector<char> now(counted.size());
@@ -969,15 +981,111 @@ void KernelDatapath::resize(const Capacity& want) {
     if (bpf_map_lookup_elem(from, &i, now.data()) != 0 ||
         std::memcmp(now.data(), before, counter_size) == 0)
       continue;
-    std::vector<xdpfw_rule_counters> add(ncpus_), sum(ncpus_);
+    std::vector<xdpfw_rule_counters> sum(ncpus_);
     if (bpf_map_lookup_elem(to, &i, sum.data()) != 0) continue;
-    for (int c = 0; c < ncpus_; ++c) {
-      xdpfw_rule_counters x, y;
-      std::memcpy(&x, now.data() + c * sizeof x, sizeof x);
-      std::memcpy(&y, before + c * sizeof y, sizeof y);
-      sum[c].packets += x.packets - y.packets;
-      sum[c].bytes += x.bytes - y.bytes;
+    add_counted(now.data(), before, sum);
+    bpf_map_update_elem(to, &i, sum.data(), BPF_ANY);
+  }
+  xdpfw_bpf__destroy(old);
+}
+
+// The pins of the maps each program has of its own, replaced by this
+// program's. Each pin is replaced whole (rename): a crash between two
+// leaves maps of two programs, each holding the same rules.
+void KernelDatapath::repin_sized() {
+  if (opts_.pin_dir.empty()) return;
+  const auto& m = skel_->maps;
+  for (bpf_map* map : {m.xdpfw_rulesets, m.xdpfw_buckets_v4, m.xdpfw_buckets_v6, m.xdpfw_set_hosts,
+                       m.xdpfw_rate, m.xdpfw_cands, m.xdpfw_summary, m.xdpfw_rule_counters}) {
+    std::string path = pin_path(map), tmp = path + "_new";  // bpffs names take no dot
+    unlink(tmp.c_str());
+    errno = 0;
+    check(bpf_obj_pin(bpf_map__fd(map), tmp.c_str()), "pin " + tmp);
+    if (rename(tmp.c_str(), path.c_str()) != 0)
+      throw DatapathError("cannot replace the pin " + path + ": " + errstr(errno));
+  }
+}
+
+// Deletes and replaces leave counter indexes scattered (a replace by a set
+// of other rules holds both sets' indexes until its catch-up): the maps
+// cannot shrink below the highest one in use. This rewrites both slots,
+// with the indexes renumbered 0 to n-1, into a program whose maps are sized
+// for the set, and moves the links to it as resize() does; each rule's
+// counters move with it. Both slots must hold the same known set.
+void KernelDatapath::compact() {
+  drain_retired();
+  const std::shared_ptr<CompiledRuleset> set = slots_[active_].compiled;
+  std::vector<std::pair<uint32_t, uint32_t>> order;  // old index, rule id
+  order.reserve(counter_index_.size());
+  for (const auto& [id, idx] : counter_index_) order.emplace_back(idx, id);
+  std::sort(order.begin(), order.end());
+  const auto n = static_cast<uint32_t>(order.size());
+  Capacity want;
+  want.counters = room(n, 0, kMinCounters, false);
+  for (int fam = 0; fam < 2; ++fam)
+    want.buckets[fam] = hash_room(2 * slot_buckets(active_, fam), 0, kMinBuckets, false);
+  want.summary_blocks = 2 * summary_fields(*set);
+  want.set_hosts = hash_room(host_elements(), 0, kMinSetHosts, false);
+  want.rate = live_rate_ >= XDPFW_RATE_BUCKETS
+                  ? XDPFW_RATE_BUCKETS
+                  : std::min<uint32_t>(room(live_rate_, 0, kMinRate, false), XDPFW_RATE_BUCKETS);
+
+  ::xdpfw_bpf* const old = skel_;
+  const Capacity was = cap_;
+  auto was_index = counter_index_;
+  const SlotState was_slots[XDPFW_SLOTS] = {slots_[0], slots_[1]};
+  const uint32_t was_next = next_counter_index_;
+  const size_t cs = sizeof(xdpfw_rule_counters) * ncpus_;
+  ::xdpfw_bpf* next = open_program(want, old);
+  std::vector<char> counted;
+  try {
+    errno = 0;
+    check(xdpfw_bpf__load(next), "load the XDP program with resized maps");
+    counted =
+        read_array(bpf_map__fd(old->maps.xdpfw_rule_counters), was_next, cs, "xdpfw_rule_counters");
+    std::vector<char> moved(n * cs);
+    for (uint32_t i = 0; i < n; ++i) {
+      std::memcpy(&moved[i * cs], &counted[order[i].first * cs], cs);
+      counter_index_[order[i].second] = i;
     }
+    write_array(bpf_map__fd(next->maps.xdpfw_rule_counters), moved, n, "xdpfw_rule_counters");
+    copy_hash(bpf_map__fd(old->maps.xdpfw_set_hosts), bpf_map__fd(next->maps.xdpfw_set_hosts),
+              sizeof(xdpfw_set_key), sizeof(xdpfw_set_elem), "xdpfw_set_hosts");
+    copy_hash(bpf_map__fd(old->maps.xdpfw_rate), bpf_map__fd(next->maps.xdpfw_rate),
+              sizeof(xdpfw_rate_key), sizeof(xdpfw_rate_state), "xdpfw_rate");
+    skel_ = next;
+    cap_ = want;
+    for (SlotState& st : slots_) st = SlotState{};
+    slots_[0].known = slots_[1].known = false;
+    write_slot(0, set);
+    write_slot(1, set);
+  } catch (...) {
+    skel_ = old;
+    cap_ = was;
+    counter_index_ = std::move(was_index);
+    slots_[0] = was_slots[0];  // the old program's maps are as they were
+    slots_[1] = was_slots[1];
+    xdpfw_bpf__destroy(next);
+    throw;
+  }
+  next_counter_index_ = n;
+  free_counter_indexes_.clear();
+  ++resizes_;
+  if (program_changed_) program_changed_(prog_fd());
+  repin_sized();
+  wait_for_readers();
+  // What the old program counted after the read, under the new indexes.
+  std::vector<char> now(cs);
+  int from = bpf_map__fd(old->maps.xdpfw_rule_counters);
+  int to = bpf_map__fd(next->maps.xdpfw_rule_counters);
+  for (uint32_t i = 0; i < n; ++i) {
+    uint32_t o = order[i].first;
+    if (bpf_map_lookup_elem(from, &o, now.data()) != 0 ||
+        std::memcmp(now.data(), &counted[o * cs], cs) == 0)
+      continue;
+    std::vector<xdpfw_rule_counters> sum(ncpus_);
+    if (bpf_map_lookup_elem(to, &i, sum.data()) != 0) continue;
+    add_counted(now.data(), &counted[o * cs], sum);
     bpf_map_update_elem(to, &i, sum.data(), BPF_ANY);
   }
   xdpfw_bpf__destroy(old);
@@ -1292,7 +1400,10 @@ void KernelDatapath::settle() {
     free_counter_indexes_.pop_back();
     --next_counter_index_;
   }
-  fit(need(nullptr, 0), true);
+  if (next_counter_index_ > counter_index_.size() * 3 / 2 + kMinCounters)
+    compact();
+  else
+    fit(need(nullptr, 0), true);
 }
 
 std::optional<RuleCounters> KernelDatapath::rule_counters(uint32_t rule_id) const {

@@ -240,6 +240,8 @@ class KernelDatapath : public Datapath {
   // far less than there is.
   void fit(const Capacity& need, bool shrink = false);
   void resize(const Capacity& want);
+  void compact();
+  void repin_sized();
   void assign_blocks(uint32_t slot, const CompiledRuleset& next, bool full,
                      bool keep[2][XDPFW_SUMMARY_FIELDS]);
 

@@ -75,6 +75,47 @@ BOOST_FIXTURE_TEST_CASE(maps_grow_with_the_rules_and_shrink_when_they_go, Datapa
   BOOST_TEST(dp.resizes() == grown + 1);
 }
 
+// A replace by a set of other rules holds both sets' counter indexes until
+// its catch-up; settle then renumbers them densely in maps sized for the
+// set, each rule's counters moved with it.
+BOOST_FIXTURE_TEST_CASE(scattered_counter_indexes_are_compacted, DatapathFixture) {
+  auto a = port_rules(3000);
+  dp.apply(a, Policy{});
+  BOOST_TEST(run(udp4(53), 4) == XDP_DROP);
+  std::vector<Rule> b = {a[0]};  // rule 1 stays
+  for (uint32_t i = 0; i < 3000; ++i)
+    b.push_back(parse_rule("id " + std::to_string(20000 + i) + " prio 5 dst 198.18." +
+                           std::to_string(i / 250) + "." + std::to_string(i % 250) +
+                           " proto udp dport 99 action drop"));
+  dp.apply(b, Policy{});
+  BOOST_TEST(run(PacketSpec{.f = fields4("198.18.255.1", "198.18.3.7", 17, 40000, 99)}, 2) ==
+             XDP_DROP);
+  uint32_t spread = dp.capacity().counters;
+  BOOST_TEST(spread >= 6001u);  // both sets' indexes
+  uint64_t before = dp.resizes();
+  for (int i = 0; i < 100 && dp.resizes() == before; ++i) {
+    usleep(20000);
+    dp.settle();
+  }
+  BOOST_TEST(dp.resizes() == before + 1);
+  BOOST_TEST(dp.capacity().counters < 4000u);
+  BOOST_TEST(hits(1) == 4u);
+  BOOST_TEST(hits(20000 + 757) == 2u);
+  BOOST_TEST(run(udp4(53)) == XDP_DROP);
+  BOOST_TEST(hits(1) == 5u);
+  BOOST_TEST(run(PacketSpec{.f = fields4("198.18.255.1", "198.18.3.7", 17, 40000, 99)}) ==
+             XDP_DROP);
+  BOOST_TEST(hits(20000 + 757) == 3u);
+  BOOST_TEST(run(tcp_from(1234)) == XDP_PASS);  // set a is gone
+  // In sync and dense: nothing more to do; and in-place changes still fit.
+  dp.settle();
+  BOOST_TEST(dp.resizes() == before + 1);
+  Rule extra = parse_rule("id 30000 prio 7 proto udp dport 4242 action drop");
+  BOOST_TEST(dp.add_in_place(extra));
+  BOOST_TEST(run(udp4(4242)) == XDP_DROP);
+  BOOST_TEST(hits(30000) == 1u);
+}
+
 // In-place adds grow the maps too, without a recompile; adding and
 // deleting the same rule in a loop does not resize each time.
 BOOST_FIXTURE_TEST_CASE(rules_added_one_by_one_grow_the_maps, DatapathFixture) {
