@@ -369,6 +369,7 @@ void AddressSets::load(std::string_view name, const std::vector<SetItem>& items)
     uint32_t new_tag = tag(next, next.gen);
     auto done = next.elems.begin();
     try {
+      dp_.reserve_elements(next.elems.size());
       for (; done != next.elems.end(); ++done)
         dp_.write_element(new_tag, prefix_of(done->first), done->second.eff, true);
       dp_.switch_set_tag(s.id, new_tag);
@@ -523,6 +524,7 @@ void AddressSets::sync() {
   for (auto& [name, s] : sets_) {
     uint32_t was = dp_.set_tag(s.id);
     s.gen = was == tag(s, 0) ? 1 : 0;
+    dp_.reserve_elements(s.elems.size());
     for (auto& [k, e] : s.elems) dp_.write_element(tag(s, s.gen), prefix_of(k), e.eff, true);
     dp_.switch_set_tag(s.id, tag(s, s.gen));
     live.insert(tag(s, s.gen));

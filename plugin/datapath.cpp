@@ -522,6 +522,12 @@ int KernelDatapath::elements_fd(const Prefix& p) const {
   return bpf_map__fd(full_length(p) ? skel_->maps.xdpfw_set_hosts : skel_->maps.xdpfw_sets);
 }
 
+void KernelDatapath::reserve_elements(uint64_t n) {
+  Capacity c = need(nullptr, 0);
+  c.set_hosts = static_cast<uint32_t>(std::min<uint64_t>(c.set_hosts + n, opts_.max_set_elements));
+  fit(c);
+}
+
 void KernelDatapath::write_element(uint32_t tag, const Prefix& p, uint64_t expires_ns, bool fresh) {
   if (full_length(p)) {
     Capacity n = need(nullptr, 0);

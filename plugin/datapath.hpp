@@ -105,6 +105,9 @@ class Datapath {
   // xdpfw_sets (or xdpfw_set_hosts) under a tag, and the live tag of each set id. Throw
   // DatapathError.
   virtual uint64_t max_set_elements() const = 0;
+  // Room for n more elements, made at once (a set load or a sync writes
+  // many: one resize instead of one per doubling).
+  virtual void reserve_elements(uint64_t n) { (void)n; }
   // fresh: a new element (hits from zero); else its hits are kept.
   virtual void write_element(uint32_t tag, const Prefix& p, uint64_t expires_ns, bool fresh) = 0;
   virtual void erase_element(uint32_t tag, const Prefix& p) = 0;
@@ -195,6 +198,7 @@ class KernelDatapath : public Datapath {
   // the locked-memory limit of an agent without CAP_IPC_LOCK.
   size_t event_ring_pages() const;
   uint64_t max_set_elements() const override { return opts_.max_set_elements; }
+  void reserve_elements(uint64_t n) override;
   void write_element(uint32_t tag, const Prefix& p, uint64_t expires_ns, bool fresh) override;
   void erase_element(uint32_t tag, const Prefix& p) override;
   uint64_t element_hits(uint32_t tag, const Prefix& p) const override;
