@@ -4,6 +4,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -293,6 +294,7 @@ std::optional<KernelDatapath::Capacity> KernelDatapath::pinned_capacity() const 
 KernelDatapath::~KernelDatapath() {
   if (grace_.joinable()) grace_.join();
   if (events_) perf_buffer__free(events_);
+  if (events_fd_ >= 0) close(events_fd_);
   xdpfw_bpf__destroy(skel_);
 }
 
@@ -454,8 +456,15 @@ uint64_t KernelDatapath::map_memory() const {
 int KernelDatapath::prog_fd() const {
   return bpf_program__fd(skel_->progs.xdpfw_main);
 }
+// A descriptor of its own: every program shares the map, but a resize
+// closes the old program's descriptors, and a perf buffer keeps the one it
+// was given (it deletes its entries through it when freed).
 int KernelDatapath::events_map_fd() const {
-  return bpf_map__fd(skel_->maps.xdpfw_events);
+  if (events_fd_ < 0) {
+    events_fd_ = fcntl(bpf_map__fd(skel_->maps.xdpfw_events), F_DUPFD_CLOEXEC, 0);
+    if (events_fd_ < 0) throw DatapathError("cannot duplicate the events map: " + errstr(errno));
+  }
+  return events_fd_;
 }
 
 CompileLimits KernelDatapath::limits() const {
@@ -1078,7 +1087,15 @@ void KernelDatapath::compact() {
   free_counter_indexes_.clear();
   ++resizes_;
   if (program_changed_) program_changed_(prog_fd());
+  // Unlike a resize's copies, the new maps number rules otherwise: pins of
+  // both programs together would not agree. Until every pin is replaced,
+  // the config names no layout, so that a run starting after a crash in
+  // between replaces them all (docs/DATAPATH.md, "Map sizes").
+  config_.layout = 0;
+  write_config();
   repin_sized();
+  config_.layout = XDPFW_MAP_LAYOUT;
+  write_config();
   wait_for_readers();
   // What the old program counted after the read, under the new indexes.
   std::vector<char> now(cs);

@@ -315,6 +315,7 @@ class KernelDatapath : public Datapath {
   std::string no_ct_;          // why ct rules cannot be used ("" : they can)
   bool conntrack_on_ = false;  // conntrack_table made by this process
   ::perf_buffer* events_ = nullptr;
+  mutable int events_fd_ = -1;  // the events map, duplicated (events_map_fd)
   const std::function<void(const xdpfw_event&)>* each_event_ = nullptr;
   uint64_t events_lost_ = 0;
 };

@@ -2,6 +2,8 @@
 // small with no rules, grown by a program with larger maps when rules or
 // set elements arrive, shrunk when they go; rules, verdicts, counters and
 // set elements carry over every resize.
+#include <unistd.h>
+
 #include <boost/test/unit_test.hpp>
 #include <string>
 
@@ -27,6 +29,14 @@ PacketSpec tcp_from(uint32_t i) {
                    "198.18.255.2", 6, 40000, 80)};
 }
 
+bool wait_until_events(KernelDatapath& dp, uint32_t& seen, uint32_t want) {
+  for (int i = 0; i < 100 && seen < want; ++i) {
+    dp.read_events([&](const xdpfw_event& e) { seen += e.kind == XDPFW_EVENT_UNMATCHED; });
+    if (seen < want) usleep(10000);
+  }
+  return seen >= want;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(map_sizes)
@@ -45,6 +55,8 @@ BOOST_FIXTURE_TEST_CASE(maps_grow_with_the_rules_and_shrink_when_they_go, Datapa
   dp.apply(few, Policy{});
   BOOST_TEST(run(udp4(53), 5) == XDP_DROP);
   uint64_t idle = dp.map_memory();
+  dp.set_event_limit(1000, 1000);
+  dp.events_fd();  // the perf buffer, opened before the resizes
   auto many = port_rules(5000);
   dp.apply(many, Policy{});
   BOOST_TEST(dp.resizes() >= 1u);
@@ -73,6 +85,11 @@ BOOST_FIXTURE_TEST_CASE(maps_grow_with_the_rules_and_shrink_when_they_go, Datapa
   // Settled and small: nothing more to do.
   dp.settle();
   BOOST_TEST(dp.resizes() == grown + 1);
+  // Events still reach the perf buffer opened before: the map is shared.
+  dp.read_events([](const xdpfw_event&) {});
+  uint32_t unmatched = 0;
+  run(udp4(54), 3);
+  BOOST_TEST(wait_until_events(dp, unmatched, 3));
 }
 
 // A replace by a set of other rules holds both sets' counter indexes until
