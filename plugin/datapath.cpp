@@ -737,27 +737,31 @@ void KernelDatapath::write_slot(uint32_t slot, const std::shared_ptr<CompiledRul
   };
   int fd4 = bpf_map__fd(skel_->maps.xdpfw_buckets_v4);
   int fd6 = bpf_map__fd(skel_->maps.xdpfw_buckets_v6);
+  // f(the view's buckets now, as they will be, a family's batch, the key
+  // with the view's slot) over every view and both families; then the
+  // batches go out. Keys carry the slot and the view (slot + XDPFW_SLOTS * view).
+  auto each_view = [&](auto& b4, auto& b6, auto f) {
+    for (uint32_t v = 0; v < XDPFW_VIEWS; ++v) {
+      auto in_slot = [kslot = static_cast<uint8_t>(slot + XDPFW_SLOTS * v)](auto k) {
+        k.slot = kslot;
+        return k;
+      };
+      f(view_of(cur, v).v4, view_of(next, v).v4, b4, in_slot);
+      f(view_of(cur, v).v6, view_of(next, v).v6, b6, in_slot);
+    }
+    b4.flush();
+    b6.flush();
+  };
 
   // No packet reads this slot: deletes first, so that it never holds more
   // buckets than the old set or the new one (the maps are sized for that).
-  // Keys carry the slot and the view (slot + XDPFW_SLOTS * view).
   if (!full) {
-    auto dels = [&](const auto& now, const auto& want, auto& out, uint32_t kslot) {
-      for (const auto& [k, b] : now)
-        if (!want.count(k)) {
-          auto key = k;
-          key.slot = static_cast<uint8_t>(kslot);
-          out.add(key);
-        }
-    };
     auto d4 = batch(fd4, "xdpfw_buckets_v4", xdpfw_key4{}, Deletion{});
     auto d6 = batch(fd6, "xdpfw_buckets_v6", xdpfw_key6{}, Deletion{});
-    for (uint32_t v = 0; v < XDPFW_VIEWS; ++v) {
-      dels(view_of(cur, v).v4, view_of(next, v).v4, d4, slot + XDPFW_SLOTS * v);
-      dels(view_of(cur, v).v6, view_of(next, v).v6, d6, slot + XDPFW_SLOTS * v);
-    }
-    d4.flush();
-    d6.flush();
+    each_view(d4, d6, [&](const auto& now, const auto& want, auto& out, auto in_slot) {
+      for (const auto& [k, b] : now)
+        if (!want.count(k)) out.add(in_slot(k));
+    });
   }
 
   // Candidate records: new rules, and ids whose rule changed.
@@ -773,23 +777,14 @@ void KernelDatapath::write_slot(uint32_t slot, const std::shared_ptr<CompiledRul
   cands.flush();
 
   // Buckets new or changed.
-  auto ups = [&](const auto& now, const auto& want, auto& out, uint32_t kslot) {
-    for (const auto& [k, b] : want) {
-      auto it = now.find(k);
-      if (!full && it != now.end() && it->second == b) continue;
-      auto key = k;
-      key.slot = static_cast<uint8_t>(kslot);
-      out.add(key, to_bucket(slot, b));
-    }
-  };
   auto u4 = batch(fd4, "xdpfw_buckets_v4", xdpfw_key4{}, xdpfw_bucket{});
   auto u6 = batch(fd6, "xdpfw_buckets_v6", xdpfw_key6{}, xdpfw_bucket{});
-  for (uint32_t v = 0; v < XDPFW_VIEWS; ++v) {
-    ups(view_of(cur, v).v4, view_of(next, v).v4, u4, slot + XDPFW_SLOTS * v);
-    ups(view_of(cur, v).v6, view_of(next, v).v6, u6, slot + XDPFW_SLOTS * v);
-  }
-  u4.flush();
-  u6.flush();
+  each_view(u4, u6, [&](const auto& now, const auto& want, auto& out, auto in_slot) {
+    for (const auto& [k, b] : want) {
+      auto it = now.find(k);
+      if (full || it == now.end() || !(it->second == b)) out.add(in_slot(k), to_bucket(slot, b));
+    }
+  });
 
   // Candidate masks: a field kept in its block, only the entries that
   // changed; a field new to the slot (or a full rewrite), all of them.
