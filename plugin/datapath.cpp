@@ -293,6 +293,10 @@ std::optional<KernelDatapath::Capacity> KernelDatapath::pinned_capacity() const 
 
 KernelDatapath::~KernelDatapath() {
   if (grace_.joinable()) grace_.join();
+  if (bg_) {
+    bg_->thread.join();
+    xdpfw_bpf__destroy(bg_->skel);
+  }
   if (events_) perf_buffer__free(events_);
   if (events_fd_ >= 0) close(events_fd_);
   xdpfw_bpf__destroy(skel_);
@@ -541,7 +545,7 @@ void KernelDatapath::write_element(uint32_t tag, const Prefix& p, uint64_t expir
   if (full_length(p)) {
     Capacity n = need(nullptr, 0);
     ++n.set_hosts;
-    fit(n);
+    fit(n, false, true);
   }
   int fd = elements_fd(p);
   xdpfw_set_key k = set_key(tag, p);
@@ -915,24 +919,38 @@ KernelDatapath::Capacity KernelDatapath::need(const CompiledRuleset* next,
 }
 
 // Resizes the maps when need does not fit in them, or, with shrink, when
-// they are more than four times what it needs.
-void KernelDatapath::fit(const Capacity& need, bool shrink) {
+// they are more than four times what it needs. A map that must grow for
+// one more rule or element (one_more) doubles: a stream of adds pays one
+// program load per doubling, not one per eighth.
+void KernelDatapath::fit(const Capacity& need, bool shrink, bool one_more) {
+  Capacity want = wanted(need, shrink, one_more);
+  if (!(want == cap_)) resize(want);
+}
+
+KernelDatapath::Capacity KernelDatapath::wanted(const Capacity& need, bool shrink,
+                                                bool one_more) const {
+  auto grown = [&](uint32_t r, uint32_t now) {
+    return static_cast<uint32_t>(one_more && r > now ? std::max<uint64_t>(r, 2ull * now) : r);
+  };
   Capacity want;
-  want.counters = room(need.counters, cap_.counters, kMinCounters, shrink);
+  want.counters = grown(room(need.counters, cap_.counters, kMinCounters, shrink), cap_.counters);
   want.counters = std::max(want.counters, next_counter_index_);
   for (int fam = 0; fam < 2; ++fam)
-    want.buckets[fam] = hash_room(need.buckets[fam], cap_.buckets[fam], kMinBuckets, shrink);
+    want.buckets[fam] = grown(hash_room(need.buckets[fam], cap_.buckets[fam], kMinBuckets, shrink),
+                              cap_.buckets[fam]);
   // Blocks are 1 MiB each: no slack.
   want.summary_blocks = need.summary_blocks > cap_.summary_blocks ||
                                 (shrink && need.summary_blocks < cap_.summary_blocks)
                             ? need.summary_blocks
                             : cap_.summary_blocks;
-  want.set_hosts = hash_room(need.set_hosts, cap_.set_hosts, kMinSetHosts, shrink);
+  want.set_hosts = static_cast<uint32_t>(std::min<uint64_t>(
+      grown(hash_room(need.set_hosts, cap_.set_hosts, kMinSetHosts, shrink), cap_.set_hosts),
+      opts_.max_set_elements));
   want.rate =
       need.rate >= XDPFW_RATE_BUCKETS
           ? XDPFW_RATE_BUCKETS
           : std::min<uint32_t>(room(need.rate, cap_.rate, kMinRate, shrink), XDPFW_RATE_BUCKETS);
-  if (!(want == cap_)) resize(want);
+  return want;
 }
 
 // A program with maps of the sizes want replaces this one: its maps get a
@@ -940,17 +958,17 @@ void KernelDatapath::fit(const Capacity& need, bool shrink) {
 // on_program_change), and once no packet runs the old one any more, the
 // packets that one counted meanwhile are added and it goes. Every packet
 // meets the old program or the new one, both holding the same rules.
-void KernelDatapath::resize(const Capacity& want) {
+void KernelDatapath::resize(const Capacity& want, ::xdpfw_bpf* loaded) {
   // A catch-up writing the old slot finishes first: the copy must see it.
   if (grace_.joinable()) grace_.join();
-  ::xdpfw_bpf* next = open_program(want, skel_);
+  ::xdpfw_bpf* next = loaded ? loaded : open_program(want, skel_);
   const Capacity was = cap_;
   std::vector<char> counted;
   const size_t counter_size = sizeof(xdpfw_rule_counters) * ncpus_;
   const uint32_t counters = std::min(was.counters, want.counters);
   try {
     errno = 0;
-    check(xdpfw_bpf__load(next), "load the XDP program with resized maps");
+    if (!loaded) check(xdpfw_bpf__load(next), "load the XDP program with resized maps");
     auto fd = [](const bpf_map* m) { return bpf_map__fd(m); };
     const auto& a = skel_->maps;
     const auto& b = next->maps;
@@ -1022,7 +1040,23 @@ void KernelDatapath::repin_sized() {
 // with the indexes renumbered 0 to n-1, into a program whose maps are sized
 // for the set, and moves the links to it as resize() does; each rule's
 // counters move with it. Both slots must hold the same known set.
-void KernelDatapath::compact() {
+// The sizes compact() writes the set into.
+KernelDatapath::Capacity KernelDatapath::compact_size() const {
+  const CompiledRuleset& set = *slots_[active_].compiled;
+  const auto n = static_cast<uint32_t>(counter_index_.size());
+  Capacity want;
+  want.counters = room(n, 0, kMinCounters, false);
+  for (int fam = 0; fam < 2; ++fam)
+    want.buckets[fam] = hash_room(2 * slot_buckets(active_, fam), 0, kMinBuckets, false);
+  want.summary_blocks = 2 * summary_fields(set);
+  want.set_hosts = hash_room(host_elements(), 0, kMinSetHosts, false);
+  want.rate = live_rate_ >= XDPFW_RATE_BUCKETS
+                  ? XDPFW_RATE_BUCKETS
+                  : std::min<uint32_t>(room(live_rate_, 0, kMinRate, false), XDPFW_RATE_BUCKETS);
+  return want;
+}
+
+void KernelDatapath::compact(::xdpfw_bpf* loaded) {
   drain_retired();
   const std::shared_ptr<CompiledRuleset> set = slots_[active_].compiled;
   std::vector<std::pair<uint32_t, uint32_t>> order;  // old index, rule id
@@ -1030,15 +1064,7 @@ void KernelDatapath::compact() {
   for (const auto& [id, idx] : counter_index_) order.emplace_back(idx, id);
   std::sort(order.begin(), order.end());
   const auto n = static_cast<uint32_t>(order.size());
-  Capacity want;
-  want.counters = room(n, 0, kMinCounters, false);
-  for (int fam = 0; fam < 2; ++fam)
-    want.buckets[fam] = hash_room(2 * slot_buckets(active_, fam), 0, kMinBuckets, false);
-  want.summary_blocks = 2 * summary_fields(*set);
-  want.set_hosts = hash_room(host_elements(), 0, kMinSetHosts, false);
-  want.rate = live_rate_ >= XDPFW_RATE_BUCKETS
-                  ? XDPFW_RATE_BUCKETS
-                  : std::min<uint32_t>(room(live_rate_, 0, kMinRate, false), XDPFW_RATE_BUCKETS);
+  const Capacity want = compact_size();
 
   ::xdpfw_bpf* const old = skel_;
   const Capacity was = cap_;
@@ -1046,11 +1072,11 @@ void KernelDatapath::compact() {
   const SlotState was_slots[XDPFW_SLOTS] = {slots_[0], slots_[1]};
   const uint32_t was_next = next_counter_index_;
   const size_t cs = sizeof(xdpfw_rule_counters) * ncpus_;
-  ::xdpfw_bpf* next = open_program(want, old);
+  ::xdpfw_bpf* next = loaded ? loaded : open_program(want, old);
   std::vector<char> counted;
   try {
     errno = 0;
-    check(xdpfw_bpf__load(next), "load the XDP program with resized maps");
+    if (!loaded) check(xdpfw_bpf__load(next), "load the XDP program with resized maps");
     counted =
         read_array(bpf_map__fd(old->maps.xdpfw_rule_counters), was_next, cs, "xdpfw_rule_counters");
     std::vector<char> moved(n * cs);
@@ -1338,7 +1364,7 @@ bool KernelDatapath::add_in_place(const Rule& r) {
   for (int fam = 0; fam < 2; ++fam) n.buckets[fam] += 2 * XDPFW_VIEWS;
   if (r.rate)
     n.rate = r.per ? XDPFW_RATE_BUCKETS : std::min<uint32_t>(n.rate + 1, XDPFW_RATE_BUCKETS);
-  fit(n);
+  fit(n, false, true);
   live_rate_ = n.rate;
   // Plan on the shared set (nothing written if it does not fit), then the
   // counter index, then the kernel.
@@ -1418,10 +1444,36 @@ void KernelDatapath::settle() {
     free_counter_indexes_.pop_back();
     --next_counter_index_;
   }
-  if (next_counter_index_ > counter_index_.size() * 3 / 2 + kMinCounters)
-    compact();
-  else
-    fit(need(nullptr, 0), true);
+  // Shrinking and compaction are upkeep: their program is verified on a
+  // thread (0.3-0.4 s), and used here only if the sizes it was made for are
+  // still the ones wanted.
+  const bool compacting = next_counter_index_ > counter_index_.size() * 3 / 2 + kMinCounters;
+  const Capacity want = compacting ? compact_size() : wanted(need(nullptr, 0), true, false);
+  if (bg_) {
+    if (!bg_->done) return;
+    bg_->thread.join();
+    std::unique_ptr<BackgroundLoad> bg = std::move(bg_);
+    if (bg->rc != 0 || bg->compact != compacting || !(bg->want == want)) {
+      xdpfw_bpf__destroy(bg->skel);
+      return;
+    }
+    if (compacting)
+      compact(bg->skel);
+    else
+      resize(want, bg->skel);
+    return;
+  }
+  if (!compacting && want == cap_) return;
+  auto bg = std::make_unique<BackgroundLoad>();
+  bg->want = want;
+  bg->compact = compacting;
+  bg->skel = open_program(want, skel_);
+  BackgroundLoad* b = bg.get();
+  bg->thread = std::thread([b] {
+    b->rc = xdpfw_bpf__load(b->skel);
+    b->done = true;
+  });
+  bg_ = std::move(bg);
 }
 
 std::optional<RuleCounters> KernelDatapath::rule_counters(uint32_t rule_id) const {

@@ -242,9 +242,12 @@ class KernelDatapath : public Datapath {
   Capacity need(const CompiledRuleset* next, uint32_t next_rate) const;
   // Resizes when need does not fit (grow), or, with shrink, when it takes
   // far less than there is.
-  void fit(const Capacity& need, bool shrink = false);
-  void resize(const Capacity& want);
-  void compact();
+  void fit(const Capacity& need, bool shrink = false, bool one_more = false);
+  Capacity wanted(const Capacity& need, bool shrink, bool one_more) const;
+  // loaded: a program opened for want and loaded already (settle's).
+  void resize(const Capacity& want, ::xdpfw_bpf* loaded = nullptr);
+  void compact(::xdpfw_bpf* loaded = nullptr);
+  Capacity compact_size() const;
   void repin_sized();
   void assign_blocks(uint32_t slot, const CompiledRuleset& next, bool full,
                      bool keep[2][XDPFW_SUMMARY_FIELDS]);
@@ -277,6 +280,16 @@ class KernelDatapath : public Datapath {
   uint64_t resizes_ = 0;
   uint32_t live_rate_ = 0;  // rate buckets the live set may fill (rate_buckets)
   std::function<void(int)> program_changed_;
+  // A program for smaller maps (or a compaction) being verified on a thread.
+  struct BackgroundLoad {
+    Capacity want;
+    bool compact = false;
+    ::xdpfw_bpf* skel = nullptr;
+    std::thread thread;
+    std::atomic<bool> done{false};
+    int rc = 0;
+  };
+  std::unique_ptr<BackgroundLoad> bg_;
   int ncpus_ = 0;
   uint64_t generation_ = 0;
   std::atomic<uint64_t> records_written_{0};  // also by the catch-up's thread
