@@ -587,13 +587,27 @@ void SummaryMasks::or_range(size_t first, size_t n, const xdpfw_tmask& m) {
   bool any = false;
   for (uint64_t w : m.w) any |= w != 0;
   if (!any) return;
-  std::vector<const Page*> done;
-  for (size_t p = first / kPage; p < (first + n) / kPage; ++p) {
+  const size_t lo = first / kPage, hi = (first + n) / kPage;
+  // Each distinct page of the range once; one shared outside the range too
+  // (another field, a copy of this object) is copied first.
+  std::vector<std::pair<Page*, std::shared_ptr<Page>>> done;  // was, is
+  for (size_t p = lo; p < hi; ++p) {
     Page* page = pages_[p].get();
-    if (std::find(done.begin(), done.end(), page) != done.end()) continue;
-    done.push_back(page);
-    for (xdpfw_tmask& t : *page)
+    auto it =
+        std::find_if(done.begin(), done.end(), [&](const auto& d) { return d.first == page; });
+    if (it != done.end()) {
+      pages_[p] = it->second;
+      continue;
+    }
+    long inside = std::count_if(pages_.begin() + static_cast<long>(lo),
+                                pages_.begin() + static_cast<long>(hi),
+                                [&](const auto& q) { return q.get() == page; });
+    std::shared_ptr<Page> now =
+        pages_[p].use_count() > inside ? std::make_shared<Page>(*page) : pages_[p];
+    for (xdpfw_tmask& t : *now)
       for (int w = 0; w < XDPFW_MASK_WORDS; ++w) t.w[w] |= m.w[w];
+    done.emplace_back(page, now);
+    pages_[p] = now;
   }
 }
 
@@ -956,7 +970,7 @@ template <typename K>
 std::vector<std::pair<K, Bucket>> plan_chain_insert(
     const CandidateMap& recs, const std::vector<std::pair<K, const PackedBucket*>>& links,
     const Rule& r, bool new_link) {
-  auto order = [&](uint32_t id) { return recs.at(id).order; };
+  auto order = [&](uint32_t id) { return recs.order(id); };
   auto with = [&](const PackedBucket& b) {
     Bucket nb = b;
     uint32_t at = nb.n;
@@ -1089,7 +1103,7 @@ std::optional<std::pair<K, Bucket>> plan_swap(const CompiledRuleset& c, const Ca
                                               uint64_t now_order) {
   const BucketMap<K>& buckets = of_family<K>(c);
   Tuple nat = natural(r);
-  auto order = [&](uint32_t id) { return id == now ? now_order : recs.at(id).order; };
+  auto order = [&](uint32_t id) { return id == now ? now_order : recs.order(id); };
   for (uint32_t i = 0; i < c.header.ntables[fam]; ++i) {
     const xdpfw_table& t = c.header.tables[fam][i];
     if (!table_tuple(t).admits(nat)) continue;
@@ -1156,7 +1170,7 @@ std::optional<Commit> prepare_swap(CompiledRuleset& c, const CandidateMap& recs,
       !(p6 = plan_swap<xdpfw_key6>(c, recs, XDPFW_FAMILY_V6, r, was, now, me.first)))
     return std::nullopt;
   const bool own = &recs == &c.cands;
-  std::pair<uint64_t, uint8_t> old{recs.at(was).order, recs.at(was).action};
+  std::pair<uint64_t, uint8_t> old{recs.order(was), recs.at(was).action};
   return Commit([&c, mk, r, now, me, was, old, own, p4, p6] {
     CompiledRuleset::Match& mt = c.matches.at(mk);
     CompiledDelta d;
@@ -1188,7 +1202,7 @@ std::optional<Commit> prepare_add(CompiledRuleset& c, const CandidateMap& recs, 
   MatchKey mk = match_key(r);
   std::pair<uint64_t, uint8_t> me{r.order(), static_cast<uint8_t>(r.action.value_or(Action::drop))};
   if (auto m = c.matches.find(mk); m != c.matches.end()) {
-    if (recs.at(m->second.placed).order < r.order())  // shadowed: nothing to write
+    if (recs.order(m->second.placed) < r.order())  // shadowed: nothing to write
       return Commit([&c, mk, me] {
         auto& others = c.shadowed[mk];
         others.insert(std::upper_bound(others.begin(), others.end(), me), me);
@@ -1354,7 +1368,7 @@ std::string check_family(const CompiledRuleset& c, const CandidateMap& recs, int
       // Sorted across links too: this link's rules before the next one's.
       const uint32_t *ids = b.ids(), *next_ids = it->second.ids();
       if (b.n && it->second.n && recs.count(ids[b.n - 1]) && recs.count(next_ids[0]) &&
-          recs.at(ids[b.n - 1]).order >= recs.at(next_ids[0]).order)
+          recs.order(ids[b.n - 1]) >= recs.order(next_ids[0]))
         return "a chain out of order between links " + std::to_string(k.chain) + " and " +
                std::to_string(k.chain + 1);
     }
@@ -1363,7 +1377,7 @@ std::string check_family(const CompiledRuleset& c, const CandidateMap& recs, int
       ++seen[ids[j]];
       auto it = recs.find(ids[j]);
       if (it == recs.end()) return "rule " + std::to_string(ids[j]) + " in a bucket, no record";
-      if (j > 0 && recs.at(ids[j - 1]).order >= it->second.order)
+      if (j > 0 && recs.order(ids[j - 1]) >= it->second.order)
         return "a bucket out of order at rule " + std::to_string(ids[j]);
     }
   }

@@ -205,6 +205,11 @@ class CandidateMap {
   size_t count(uint32_t id) const { return entries_.count(id); }
   bool contains(uint32_t id) const { return entries_.contains(id); }
   xdpfw_cand at(uint32_t id) const { return unpack(id, entries_.at(id)); }
+  // at(id).order without unpacking the rest (the in-place planning's sort key).
+  uint64_t order(uint32_t id) const {
+    const Packed& p = entries_.at(id);
+    return (uint64_t{p.order[1]} << 32) | p.order[0];
+  }
   // False (nothing changed) when id has a record already.
   bool emplace(uint32_t id, const xdpfw_cand& c);
   size_t erase(uint32_t id) {
