@@ -214,12 +214,27 @@ void FirewallService::settle() {
     log_(0, std::string("datapath: finishing the last change: ") + e.what() +
                 " (the next change retries it)");
   }
+  give_back_heap();
   try {
     sets_.reap();  // (no journal line: an expired element is not restored)
   } catch (const std::exception& e) {
     log_(0, std::string("address sets: reaping expired elements: ") + e.what() +
                 " (the datapath ignores them: they have expired)");
   }
+}
+
+// The catch-up of a big replace (dp_->settle) frees its batches on a timer
+// tick, long after the host trimmed the heap behind the answer: what they
+// leave free below the mmap threshold stays in the RSS (4 MiB after 100,000
+// rules) until something trims. Trimmed when the heap's free bytes grew by
+// 4 MiB over their lowest since the last trim: mallinfo2 reads the free
+// lists only, and a heap that stays fragmented is not trimmed every tick.
+void FirewallService::give_back_heap() {
+  size_t free_now = mallinfo2().fordblks;
+  heap_free_low_ = std::min(heap_free_low_, free_now);
+  if (free_now < heap_free_low_ + (size_t{4} << 20)) return;
+  malloc_trim(0);
+  heap_free_low_ = mallinfo2().fordblks;
 }
 
 std::unordered_map<uint32_t, RuleCounters> FirewallService::rule_counters() const {

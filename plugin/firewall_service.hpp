@@ -208,6 +208,8 @@ class FirewallService {
   };
   std::optional<PendingRevert> pending_;
   std::unordered_map<uint32_t, RuleCounters> carried_;  // see rule_counters()
+  void give_back_heap();      // malloc_trim when the heap holds much more free
+  size_t heap_free_low_ = 0;  // free heap bytes: the lowest since the last trim
 };
 
 }  // namespace xdpfw

@@ -277,8 +277,7 @@ class FamilyBuilder {
 
   // Tables sorted by their best rule, keys renumbered to match; header,
   // buckets and summaries written.
-  void finish(xdpfw_ruleset& hdr, BucketMap<K>& out, std::vector<xdpfw_tmask>& summary,
-              bool summaries) {
+  void finish(xdpfw_ruleset& hdr, BucketMap<K>& out, SummaryMasks& summary, bool summaries) {
     size_t n = tables_.size();
     hdr.ntables[fam_] = static_cast<uint32_t>(n);
     if (n == 0) return;
@@ -309,7 +308,7 @@ class FamilyBuilder {
 
     // Candidate masks. Per table and field: every value, or the union of
     // its rules' ranges.
-    if (summaries) summary.assign(XDPFW_SUMMARY_FIELDS * kSpace, xdpfw_tmask{});
+    if (summaries) summary.assign_zero(XDPFW_SUMMARY_FIELDS * kSpace, kSpace);
     xdpfw_tmask every[XDPFW_SUMMARY_FIELDS] = {};
     bool narrows[XDPFW_SUMMARY_FIELDS] = {};
     std::vector<std::pair<uint32_t, uint32_t>> ranges;
@@ -346,19 +345,18 @@ class FamilyBuilder {
           }
         }
         std::sort(ranges.begin(), ranges.end());
-        xdpfw_tmask* field = &summary[f * kSpace];
         uint32_t next = 0;  // values below are set already
         for (auto [lo, hi] : ranges)
-          for (uint32_t v = std::max(lo, next); v <= hi; ++v) set_bit(field[v], bit), next = v + 1;
+          for (uint32_t v = std::max(lo, next); v <= hi; ++v)
+            set_bit(summary.mut(f * kSpace + v), bit), next = v + 1;
       }
     }
     for (int f = 0; f < XDPFW_SUMMARY_FIELDS && summaries; ++f) {
-      xdpfw_tmask* field = &summary[f * kSpace];
-      for (uint32_t v = 0; v < kSpace; ++v)
-        for (int w = 0; w < XDPFW_MASK_WORDS; ++w) field[v].w[w] |= every[f].w[w];
+      summary.or_range(f * kSpace, kSpace, every[f]);
       // With one table, a probe costs less than reading the masks.
       if (narrows[f] && n > 1) hdr.summaries[fam_] |= static_cast<uint8_t>(1u << f);
     }
+    if (summaries) summary.share();
   }
 
   size_t buckets() const { return buckets_.size(); }
@@ -516,6 +514,131 @@ CompiledRuleset compile_sorted(const std::vector<const Rule*>& rules, const Poli
 
 }  // namespace
 
+// ---- CandidateMap: records packed ----
+
+bool CandidateMap::emplace(uint32_t id, const xdpfw_cand& c) {
+  if (entries_.contains(id)) return false;
+  Packed p{};
+  auto prefix_len = [](const uint32_t mask[4]) {
+    int len = 0;
+    for (int i = 0; i < 4; ++i) len += __builtin_popcount(mask[i]);
+    uint32_t want[4];
+    make_mask(static_cast<uint8_t>(len), want);
+    if (std::memcmp(want, mask, sizeof want) != 0)
+      throw std::logic_error("candidate record with a mask that is not a prefix");
+    return static_cast<uint8_t>(len);
+  };
+  if (c.counter != 0) throw std::logic_error("candidate record with a counter index");
+  p.order[0] = static_cast<uint32_t>(c.order);
+  p.order[1] = static_cast<uint32_t>(c.order >> 32);
+  std::memcpy(p.src, c.src, sizeof p.src);
+  std::memcpy(p.dst, c.dst, sizeof p.dst);
+  p.src_len = prefix_len(c.src_mask);
+  p.dst_len = prefix_len(c.dst_mask);
+  p.sport_lo = c.sport_lo, p.sport_hi = c.sport_hi;
+  p.dport_lo = c.dport_lo, p.dport_hi = c.dport_hi;
+  p.flags = c.flags, p.set_src = c.set_src, p.set_dst = c.set_dst;
+  p.proto = c.proto, p.action = c.action, p.tcp_set = c.tcp_set, p.tcp_mask = c.tcp_mask;
+  p.ct = c.ct, p.rate_plen = c.rate_plen;
+  if (c.rate_cost_ns || c.rate_burst_ns) rates_.emplace(id, Rate{c.rate_cost_ns, c.rate_burst_ns});
+  entries_.emplace(id, p);
+  return true;
+}
+
+xdpfw_cand CandidateMap::unpack(uint32_t id, const Packed& p) const {
+  xdpfw_cand c{};
+  c.order = (uint64_t{p.order[1]} << 32) | p.order[0];
+  std::memcpy(c.src, p.src, sizeof c.src);
+  std::memcpy(c.dst, p.dst, sizeof c.dst);
+  make_mask(p.src_len, c.src_mask);
+  make_mask(p.dst_len, c.dst_mask);
+  c.sport_lo = p.sport_lo, c.sport_hi = p.sport_hi;
+  c.dport_lo = p.dport_lo, c.dport_hi = p.dport_hi;
+  c.flags = p.flags, c.set_src = p.set_src, c.set_dst = p.set_dst;
+  c.proto = p.proto, c.action = p.action, c.tcp_set = p.tcp_set, c.tcp_mask = p.tcp_mask;
+  c.ct = p.ct, c.rate_plen = p.rate_plen;
+  if (!rates_.empty())
+    if (auto r = rates_.find(id); r != rates_.end()) {
+      c.rate_cost_ns = r->second.cost_ns;
+      c.rate_burst_ns = r->second.burst_ns;
+    }
+  return c;
+}
+
+// ---- SummaryMasks: pages shared ----
+
+xdpfw_tmask& SummaryMasks::mut(size_t i) {
+  std::shared_ptr<Page>& p = pages_[i / kPage];
+  if (p.use_count() > 1) p = std::make_shared<Page>(*p);
+  return (*p)[i % kPage];
+}
+
+void SummaryMasks::assign_zero(size_t n, size_t group) {
+  pages_.clear();
+  pages_.reserve(n / kPage);
+  std::shared_ptr<Page> zero;
+  for (size_t i = 0; i < n / kPage; ++i) {
+    if (i % (group / kPage) == 0) zero = std::make_shared<Page>();
+    pages_.push_back(zero);
+  }
+}
+
+void SummaryMasks::or_range(size_t first, size_t n, const xdpfw_tmask& m) {
+  bool any = false;
+  for (uint64_t w : m.w) any |= w != 0;
+  if (!any) return;
+  const size_t lo = first / kPage, hi = (first + n) / kPage;
+  // Each distinct page of the range once; one shared outside the range too
+  // (another field, a copy of this object) is copied first.
+  std::vector<std::pair<Page*, std::shared_ptr<Page>>> done;  // was, is
+  for (size_t p = lo; p < hi; ++p) {
+    Page* page = pages_[p].get();
+    auto it =
+        std::find_if(done.begin(), done.end(), [&](const auto& d) { return d.first == page; });
+    if (it != done.end()) {
+      pages_[p] = it->second;
+      continue;
+    }
+    long inside = std::count_if(pages_.begin() + static_cast<long>(lo),
+                                pages_.begin() + static_cast<long>(hi),
+                                [&](const auto& q) { return q.get() == page; });
+    std::shared_ptr<Page> now =
+        pages_[p].use_count() > inside ? std::make_shared<Page>(*page) : pages_[p];
+    for (xdpfw_tmask& t : *now)
+      for (int w = 0; w < XDPFW_MASK_WORDS; ++w) t.w[w] |= m.w[w];
+    done.emplace_back(page, now);
+    pages_[p] = now;
+  }
+}
+
+void SummaryMasks::share() {
+  std::vector<std::shared_ptr<Page>*> seen;          // distinct pages so far
+  FlatMap<uint64_t, std::vector<uint32_t>> by_hash;  // content hash -> indexes into seen
+  for (auto& p : pages_) {
+    uint64_t h = std::hash<std::string_view>{}(
+        std::string_view(reinterpret_cast<const char*>(p->data()), sizeof(Page)));
+    auto& same = by_hash[h];
+    bool found = false;
+    for (uint32_t s : same)
+      if (seen[s]->get() == p.get() || std::memcmp(seen[s]->get(), p.get(), sizeof(Page)) == 0) {
+        p = *seen[s];
+        found = true;
+        break;
+      }
+    if (!found) {
+      same.push_back(static_cast<uint32_t>(seen.size()));
+      seen.push_back(&p);
+    }
+  }
+}
+
+size_t SummaryMasks::distinct_pages() const {
+  std::vector<const Page*> all;
+  for (const auto& p : pages_) all.push_back(p.get());
+  std::sort(all.begin(), all.end());
+  return static_cast<size_t>(std::unique(all.begin(), all.end()) - all.begin());
+}
+
 CompiledRuleset compile_rules(const std::vector<Rule>& input, const Policy& policy,
                               const CompileLimits& limits) {
   if (input.size() > limits.max_rules)
@@ -619,8 +742,8 @@ int cand_matches(const xdpfw_cand& c, const PacketFields& p) {
 // A rule that matched without deciding, as the program keeps it.
 struct Pending {
   uint64_t order;
-  const xdpfw_cand* cand;
-  bool token;  // else an audit match
+  uint8_t rate_plen;  // a copy: the records are unpacked into temporaries
+  bool token;         // else an audit match
 };
 
 }  // namespace
@@ -652,12 +775,12 @@ std::optional<LookupResult> lookup_compiled(const CompiledRuleset& set, const Pa
     if (r.flags & XDPFW_CAND_RATE) {
       uint32_t id = static_cast<uint32_t>(r.order);
       if (!rates || !rates->over(id, r.rate_burst_ns / r.rate_cost_ns, r.rate_plen, p)) {
-        pending.push_back({r.order, &r, true});
+        pending.push_back({r.order, r.rate_plen, true});
         return false;
       }
     }
     if (r.action == XDPFW_ACTION_AUDIT) {
-      pending.push_back({r.order, &r, false});
+      pending.push_back({r.order, r.rate_plen, false});
       return false;
     }
     return true;
@@ -721,7 +844,7 @@ std::optional<LookupResult> lookup_compiled(const CompiledRuleset& set, const Pa
     if (best && q.order >= best->order) continue;
     uint32_t id = static_cast<uint32_t>(q.order);
     if (q.token && rates)
-      rates->take(id, q.cand->rate_plen, p);
+      rates->take(id, q.rate_plen, p);
     else if (!q.token && audits)
       audits->push_back(id);
   }
@@ -847,7 +970,7 @@ template <typename K>
 std::vector<std::pair<K, Bucket>> plan_chain_insert(
     const CandidateMap& recs, const std::vector<std::pair<K, const PackedBucket*>>& links,
     const Rule& r, bool new_link) {
-  auto order = [&](uint32_t id) { return recs.at(id).order; };
+  auto order = [&](uint32_t id) { return recs.order(id); };
   auto with = [&](const PackedBucket& b) {
     Bucket nb = b;
     uint32_t at = nb.n;
@@ -940,7 +1063,10 @@ void apply_add(CompiledRuleset& c, int fam, const Rule& r,
   for (int f = 0; f < XDPFW_SUMMARY_FIELDS && !sum.empty(); ++f) {  // views have none
     auto [lo, hi] = field_range(r, fam, f);
     for (uint32_t v = lo; v <= hi; ++v)
-      if (set(sum[f * kSpace + v])) d.summary[fam].push_back(f * kSpace + v);
+      if (!has_bit(sum[f * kSpace + v], table)) {  // a shared page is copied only to change
+        set_bit(sum.mut(f * kSpace + v), table);
+        d.summary[fam].push_back(f * kSpace + v);
+      }
   }
 }
 
@@ -977,7 +1103,7 @@ std::optional<std::pair<K, Bucket>> plan_swap(const CompiledRuleset& c, const Ca
                                               uint64_t now_order) {
   const BucketMap<K>& buckets = of_family<K>(c);
   Tuple nat = natural(r);
-  auto order = [&](uint32_t id) { return id == now ? now_order : recs.at(id).order; };
+  auto order = [&](uint32_t id) { return id == now ? now_order : recs.order(id); };
   for (uint32_t i = 0; i < c.header.ntables[fam]; ++i) {
     const xdpfw_table& t = c.header.tables[fam][i];
     if (!table_tuple(t).admits(nat)) continue;
@@ -1044,7 +1170,7 @@ std::optional<Commit> prepare_swap(CompiledRuleset& c, const CandidateMap& recs,
       !(p6 = plan_swap<xdpfw_key6>(c, recs, XDPFW_FAMILY_V6, r, was, now, me.first)))
     return std::nullopt;
   const bool own = &recs == &c.cands;
-  std::pair<uint64_t, uint8_t> old{recs.at(was).order, recs.at(was).action};
+  std::pair<uint64_t, uint8_t> old{recs.order(was), recs.at(was).action};
   return Commit([&c, mk, r, now, me, was, old, own, p4, p6] {
     CompiledRuleset::Match& mt = c.matches.at(mk);
     CompiledDelta d;
@@ -1076,7 +1202,7 @@ std::optional<Commit> prepare_add(CompiledRuleset& c, const CandidateMap& recs, 
   MatchKey mk = match_key(r);
   std::pair<uint64_t, uint8_t> me{r.order(), static_cast<uint8_t>(r.action.value_or(Action::drop))};
   if (auto m = c.matches.find(mk); m != c.matches.end()) {
-    if (recs.at(m->second.placed).order < r.order())  // shadowed: nothing to write
+    if (recs.order(m->second.placed) < r.order())  // shadowed: nothing to write
       return Commit([&c, mk, me] {
         auto& others = c.shadowed[mk];
         others.insert(std::upper_bound(others.begin(), others.end(), me), me);
@@ -1242,7 +1368,7 @@ std::string check_family(const CompiledRuleset& c, const CandidateMap& recs, int
       // Sorted across links too: this link's rules before the next one's.
       const uint32_t *ids = b.ids(), *next_ids = it->second.ids();
       if (b.n && it->second.n && recs.count(ids[b.n - 1]) && recs.count(next_ids[0]) &&
-          recs.at(ids[b.n - 1]).order >= recs.at(next_ids[0]).order)
+          recs.order(ids[b.n - 1]) >= recs.order(next_ids[0]))
         return "a chain out of order between links " + std::to_string(k.chain) + " and " +
                std::to_string(k.chain + 1);
     }
@@ -1251,7 +1377,7 @@ std::string check_family(const CompiledRuleset& c, const CandidateMap& recs, int
       ++seen[ids[j]];
       auto it = recs.find(ids[j]);
       if (it == recs.end()) return "rule " + std::to_string(ids[j]) + " in a bucket, no record";
-      if (j > 0 && recs.at(ids[j - 1]).order >= it->second.order)
+      if (j > 0 && recs.order(ids[j - 1]) >= it->second.order)
         return "a bucket out of order at rule " + std::to_string(ids[j]);
     }
   }

@@ -1,6 +1,8 @@
 // The compiler: tables, buckets, candidate masks, limits with errors naming
 // the rule, and agreement with the reference on random and ClassBench rule
 // sets (run through the user-space copy of the XDP lookup).
+#include <arpa/inet.h>
+
 #include <boost/test/unit_test.hpp>
 
 #include "common/classbench.hpp"
@@ -551,6 +553,78 @@ BOOST_AUTO_TEST_CASE(malformed_packets_are_decided_by_their_readable_fields) {
     BOOST_TEST((got.rule_id == k.rule));
   }
   BOOST_TEST(check_invariants(c, rs) == "");
+}
+
+// Records are kept packed (masks as prefix lengths, rate fields aside)
+// and read back whole: check_invariants compares each with make_cand.
+BOOST_AUTO_TEST_CASE(packed_records_read_back_whole) {
+  auto rs = rules({"src 2001:db8:8000::/35 dst 2001:db8::/33 action drop",
+                   "proto tcp tcp-flags syn,!ack rate 1000/s burst 100 per src/24 log action drop",
+                   "src 198.18.0.1 proto udp sport 53 dport 1000-2000 action pass",
+                   "src 2001:db8::1 proto icmpv6 action audit"});
+  auto c = compile_rules(rs, Policy{});
+  BOOST_TEST(check_invariants(c, rs) == "");
+  xdpfw_cand rate = c.cands.at(2);
+  BOOST_TEST(rate.rate_cost_ns == 1000000u);
+  BOOST_TEST(rate.rate_plen == 24u);
+  BOOST_TEST(rate.src_mask[0] == 0u);
+  for (const auto& [id, r] : c.cands) BOOST_TEST((id == 2) == (r.rate_burst_ns != 0));
+  // A rule that goes takes its rate fields with it.
+  CandidateMap m = c.cands;
+  m.erase(2);
+  xdpfw_cand again = rate;
+  again.flags = 0;
+  again.rate_cost_ns = again.rate_burst_ns = 0;
+  BOOST_TEST(m.emplace(2, again));
+  BOOST_TEST(m.at(2).rate_cost_ns == 0u);
+  BOOST_TEST(!m.emplace(2, again));  // one record per id
+  // Only prefix masks pack.
+  xdpfw_cand odd{};
+  odd.src_mask[0] = htonl(0xff00ff00u);
+  BOOST_CHECK_THROW(m.emplace(99, odd), std::logic_error);
+}
+
+// Summary pages: equal pages are one, and a write copies a shared page.
+BOOST_AUTO_TEST_CASE(summary_pages_are_shared_and_copied_on_write) {
+  std::vector<Rule> rs;
+  for (uint32_t i = 0; i < 1000; ++i) {
+    Rule r = parse_rule("src 198.18." + std::to_string(i / 250) + "." + std::to_string(i % 250) +
+                        " proto tcp dport " + std::to_string(1000 + i) + " action drop");
+    r.id = i + 1;
+    r.priority = 100;
+    rs.push_back(r);
+  }
+  rs.push_back(rules({"src 198.18.0.0/24 action pass"})[0]);
+  rs.back().id = 2000;
+  auto c = compile_rules(rs, Policy{});
+  BOOST_TEST(check_invariants(c, rs) == "");
+  const SummaryMasks& s = c.summary[XDPFW_FAMILY_V4];
+  BOOST_REQUIRE(!s.empty());
+  BOOST_TEST(s.size() == size_t{XDPFW_SUMMARY_FIELDS} * XDPFW_SUMMARY_SPACE);
+  BOOST_TEST(s.distinct_pages() < 16u);  // of 768
+
+  SummaryMasks t;
+  t.assign_zero(4 * SummaryMasks::kPage, 2 * SummaryMasks::kPage);
+  BOOST_TEST(t.distinct_pages() == 2u);
+  t.mut(SummaryMasks::kPage + 3).w[0] = 1;
+  BOOST_TEST(t.distinct_pages() == 3u);
+  BOOST_TEST(t[3].w[0] == 0u);
+  BOOST_TEST(t[SummaryMasks::kPage + 3].w[0] == 1u);
+  xdpfw_tmask m{};
+  m.w[1] = 4;
+  t.or_range(2 * SummaryMasks::kPage, 2 * SummaryMasks::kPage, m);
+  BOOST_TEST(t[3].w[1] == 0u);
+  BOOST_TEST(t[3 * SummaryMasks::kPage].w[1] == 4u);
+  SummaryMasks u = t;  // copies share pages; a write to one leaves the other
+  u.mut(3).w[0] = 7;
+  BOOST_TEST(t[3].w[0] == 0u);
+  BOOST_TEST(u[3].w[0] == 7u);
+  u.or_range(2 * SummaryMasks::kPage, SummaryMasks::kPage, xdpfw_tmask{{8, 0}});
+  BOOST_TEST(t[2 * SummaryMasks::kPage].w[0] == 0u);
+  BOOST_TEST(u[2 * SummaryMasks::kPage].w[0] == 8u);
+  BOOST_TEST(u[3 * SummaryMasks::kPage].w[0] == 0u);  // outside the range: not ORed
+  t.share();
+  BOOST_TEST(t.distinct_pages() == 3u);  // zero, the one with a bit, the two ORed
 }
 
 BOOST_AUTO_TEST_SUITE_END()
