@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "flat_map.hpp"
 #include "rule.hpp"
 #include "rule_compiler.hpp"
 #include "xdpfw.h"
@@ -295,13 +296,13 @@ class KernelDatapath : public Datapath {
   std::atomic<uint64_t> records_written_{0};  // also by the catch-up's thread
   uint32_t active_ = 0;
   SlotState slots_[XDPFW_SLOTS];
-  std::unordered_map<uint32_t, uint32_t> counter_index_;  // rule id -> its counters' index
+  FlatMap<uint32_t, uint32_t> counter_index_;  // rule id -> its counters' index
   std::vector<uint32_t> free_counter_indexes_;
   // The old slot's update, due once the grace period after a flip is over.
   struct CatchUp {
     uint32_t slot;
     std::shared_ptr<CompiledRuleset> next;
-    std::unordered_map<uint32_t, bool> wanted;
+    std::vector<uint32_t> wanted;  // ids of the rules it keeps, sorted
   };
   std::optional<CatchUp> catch_up_;
   // Counter indexes of rules removed in place, free after an RCU grace period
