@@ -59,18 +59,18 @@ enum xdpfw_table_flags {
 	XDPFW_TABLE_DPORT = 1 << 2, /* exact dport (icmp code) in the key */
 };
 
-/* What a candidate rule constrains, checked in the bucket scan. */
+/* What a candidate rule constrains, checked in the bucket scan. A u16 since
+ * layout 6: bits 9-15 are free. */
 enum xdpfw_cand_flags {
-	XDPFW_CAND_PROTO = 1 << 0,     /* proto compared */
-	XDPFW_CAND_L4 = 1 << 1,	       /* packet must carry ports (icmp: type/code) */
-	XDPFW_CAND_TCP_FLAGS = 1 << 2, /* (tcp_flags & tcp_mask) == tcp_set (with L4) */
-	XDPFW_CAND_CT = 1 << 3,	       /* connection state in ct (with L4) */
-	XDPFW_CAND_RATE = 1 << 4,      /* decides only over its rate (xdpfw_rate) */
-	XDPFW_CAND_LOG = 1 << 5,       /* its verdicts are reported as events */
-	XDPFW_CAND_SET = 1 << 6,       /* an address in a set (set_src, set_dst) */
+	XDPFW_CAND_PROTO = 1 << 0,	 /* proto compared */
+	XDPFW_CAND_L4 = 1 << 1,		 /* packet must carry ports (icmp: type/code) */
+	XDPFW_CAND_TCP_FLAGS = 1 << 2,	 /* (tcp_flags & tcp_mask) == tcp_set (with L4) */
+	XDPFW_CAND_CT = 1 << 3,		 /* connection state in ct (with L4) */
+	XDPFW_CAND_RATE = 1 << 4,	 /* decides only over its rate (xdpfw_rate) */
+	XDPFW_CAND_LOG = 1 << 5,	 /* its verdicts are reported as events */
+	XDPFW_CAND_SET = 1 << 6,	 /* an address in a set (set_src, set_dst) */
 	XDPFW_CAND_SET_NEG_SRC = 1 << 7, /* src !@NAME: the source must not be in set_src */
 	XDPFW_CAND_SET_NEG_DST = 1 << 8, /* dst !@NAME */
-	/* bits 9-15 are free (a u16 since layout 6) */
 };
 
 /* What a malformed packet cannot be checked against: its L4 header. */
