@@ -976,10 +976,7 @@ void KernelDatapath::resize(const Capacity& want, ::xdpfw_bpf* loaded) {
               sizeof(xdpfw_bucket), "xdpfw_buckets_v4");
     copy_hash(fd(a.xdpfw_buckets_v6), fd(b.xdpfw_buckets_v6), sizeof(xdpfw_key6),
               sizeof(xdpfw_bucket), "xdpfw_buckets_v6");
-    copy_hash(fd(a.xdpfw_set_hosts), fd(b.xdpfw_set_hosts), sizeof(xdpfw_set_key),
-              sizeof(xdpfw_set_elem), "xdpfw_set_hosts");
-    copy_hash(fd(a.xdpfw_rate), fd(b.xdpfw_rate), sizeof(xdpfw_rate_key), sizeof(xdpfw_rate_state),
-              "xdpfw_rate");
+    copy_elements(skel_, next);
     copy_array(fd(a.xdpfw_cands), fd(b.xdpfw_cands), XDPFW_SLOTS * counters, sizeof(xdpfw_cand),
                "xdpfw_cands");
     copy_array(fd(a.xdpfw_rulesets), fd(b.xdpfw_rulesets), XDPFW_SLOTS * XDPFW_VIEWS,
@@ -996,18 +993,49 @@ void KernelDatapath::resize(const Capacity& want, ::xdpfw_bpf* loaded) {
   ::xdpfw_bpf* old = skel_;
   skel_ = next;
   cap_ = want;
+  std::vector<uint32_t> same(counters);  // every index stays
+  for (uint32_t i = 0; i < counters; ++i) same[i] = i;
+  switch_from(old, counted, same, false);
+}
+
+// The sets' single addresses and the rate buckets, as they are, into to.
+void KernelDatapath::copy_elements(const ::xdpfw_bpf* from, ::xdpfw_bpf* to) const {
+  copy_hash(bpf_map__fd(from->maps.xdpfw_set_hosts), bpf_map__fd(to->maps.xdpfw_set_hosts),
+            sizeof(xdpfw_set_key), sizeof(xdpfw_set_elem), "xdpfw_set_hosts");
+  copy_hash(bpf_map__fd(from->maps.xdpfw_rate), bpf_map__fd(to->maps.xdpfw_rate),
+            sizeof(xdpfw_rate_key), sizeof(xdpfw_rate_state), "xdpfw_rate");
+}
+
+// The tail of a resize or a compaction, skel_ being the new program: the
+// links move to it, the pins are replaced, and once no packet runs old any
+// more, what old counted after counted was read is added under the new
+// indexes (new index i was old_index[i]); then old goes. renumbered: the
+// new maps number rules otherwise, and pins of both programs together would
+// not agree: until every pin is replaced, the config names no layout, so
+// that a run starting after a crash in between replaces them all
+// (docs/DATAPATH.md, "Map sizes").
+void KernelDatapath::switch_from(::xdpfw_bpf* old, const std::vector<char>& counted,
+                                 const std::vector<uint32_t>& old_index, bool renumbered) {
   ++resizes_;
   if (program_changed_) program_changed_(prog_fd());
+  if (renumbered) {
+    config_.layout = 0;
+    write_config();
+  }
   repin_sized();
+  if (renumbered) {
+    config_.layout = XDPFW_MAP_LAYOUT;
+    write_config();
+  }
   wait_for_readers();
-  // What the old program counted after the copy.
-  std::vector<char> now(counted.size());
+  const size_t cs = sizeof(xdpfw_rule_counters) * ncpus_;
+  std::vector<char> now(cs);
   int from = bpf_map__fd(old->maps.xdpfw_rule_counters);
-  int to = bpf_map__fd(next->maps.xdpfw_rule_counters);
-  for (uint32_t i = 0; i < counters; ++i) {
-    char* before = &counted[i * counter_size];
-    if (bpf_map_lookup_elem(from, &i, now.data()) != 0 ||
-        std::memcmp(now.data(), before, counter_size) == 0)
+  int to = bpf_map__fd(skel_->maps.xdpfw_rule_counters);
+  for (uint32_t i = 0; i < old_index.size(); ++i) {
+    uint32_t o = old_index[i];
+    const char* before = &counted[o * cs];
+    if (bpf_map_lookup_elem(from, &o, now.data()) != 0 || std::memcmp(now.data(), before, cs) == 0)
       continue;
     std::vector<xdpfw_rule_counters> sum(ncpus_);
     if (bpf_map_lookup_elem(to, &i, sum.data()) != 0) continue;
@@ -1085,10 +1113,7 @@ void KernelDatapath::compact(::xdpfw_bpf* loaded) {
       counter_index_[order[i].second] = i;
     }
     write_array(bpf_map__fd(next->maps.xdpfw_rule_counters), moved, n, "xdpfw_rule_counters");
-    copy_hash(bpf_map__fd(old->maps.xdpfw_set_hosts), bpf_map__fd(next->maps.xdpfw_set_hosts),
-              sizeof(xdpfw_set_key), sizeof(xdpfw_set_elem), "xdpfw_set_hosts");
-    copy_hash(bpf_map__fd(old->maps.xdpfw_rate), bpf_map__fd(next->maps.xdpfw_rate),
-              sizeof(xdpfw_rate_key), sizeof(xdpfw_rate_state), "xdpfw_rate");
+    copy_elements(old, next);
     skel_ = next;
     cap_ = want;
     for (SlotState& st : slots_) st = SlotState{};
@@ -1106,33 +1131,9 @@ void KernelDatapath::compact(::xdpfw_bpf* loaded) {
   }
   next_counter_index_ = n;
   free_counter_indexes_.clear();
-  ++resizes_;
-  if (program_changed_) program_changed_(prog_fd());
-  // Unlike a resize's copies, the new maps number rules otherwise: pins of
-  // both programs together would not agree. Until every pin is replaced,
-  // the config names no layout, so that a run starting after a crash in
-  // between replaces them all (docs/DATAPATH.md, "Map sizes").
-  config_.layout = 0;
-  write_config();
-  repin_sized();
-  config_.layout = XDPFW_MAP_LAYOUT;
-  write_config();
-  wait_for_readers();
-  // What the old program counted after the read, under the new indexes.
-  std::vector<char> now(cs);
-  int from = bpf_map__fd(old->maps.xdpfw_rule_counters);
-  int to = bpf_map__fd(next->maps.xdpfw_rule_counters);
-  for (uint32_t i = 0; i < n; ++i) {
-    uint32_t o = order[i].first;
-    if (bpf_map_lookup_elem(from, &o, now.data()) != 0 ||
-        std::memcmp(now.data(), &counted[o * cs], cs) == 0)
-      continue;
-    std::vector<xdpfw_rule_counters> sum(ncpus_);
-    if (bpf_map_lookup_elem(to, &i, sum.data()) != 0) continue;
-    add_counted(now.data(), &counted[o * cs], sum);
-    bpf_map_update_elem(to, &i, sum.data(), BPF_ANY);
-  }
-  xdpfw_bpf__destroy(old);
+  std::vector<uint32_t> old_index(n);
+  for (uint32_t i = 0; i < n; ++i) old_index[i] = order[i].first;
+  switch_from(old, counted, old_index, true);
 }
 
 // Before a slot of unknown content is rewritten: delete every bucket of the
@@ -1439,7 +1440,8 @@ void KernelDatapath::settle() {
   // indexes at the top no longer count.
   if (catch_up_ || !slots_[0].known || !slots_[1].known || slots_[0].compiled != slots_[1].compiled)
     return;
-  std::sort(free_counter_indexes_.begin(), free_counter_indexes_.end());
+  if (!std::is_sorted(free_counter_indexes_.begin(), free_counter_indexes_.end()))
+    std::sort(free_counter_indexes_.begin(), free_counter_indexes_.end());
   while (!free_counter_indexes_.empty() &&
          free_counter_indexes_.back() + 1 == next_counter_index_) {
     free_counter_indexes_.pop_back();

@@ -248,6 +248,9 @@ class KernelDatapath : public Datapath {
   // loaded: a program opened for want and loaded already (settle's).
   void resize(const Capacity& want, ::xdpfw_bpf* loaded = nullptr);
   void compact(::xdpfw_bpf* loaded = nullptr);
+  void copy_elements(const ::xdpfw_bpf* from, ::xdpfw_bpf* to) const;
+  void switch_from(::xdpfw_bpf* old, const std::vector<char>& counted,
+                   const std::vector<uint32_t>& old_index, bool renumbered);
   Capacity compact_size() const;
   void repin_sized();
   void assign_blocks(uint32_t slot, const CompiledRuleset& next, bool full,
